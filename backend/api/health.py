@@ -1,0 +1,22 @@
+"""Health and version information."""
+from __future__ import annotations
+
+import platform
+
+from flask import Blueprint, current_app, jsonify
+
+from backend import __version__
+from backend.runtime import environment_info
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/test")
+def health():
+    """Status, library versions, device, threads and queue length."""
+    info = {"status": "ok", "version": __version__, "python": platform.python_version()}
+    info.update(environment_info())
+    manager = current_app.extensions.get("jobs")
+    info["queue_length"] = manager.queue_length() if manager is not None else 0
+    info["running_job_id"] = manager.running_job_id() if manager is not None else None
+    return jsonify(info)

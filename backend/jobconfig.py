@@ -86,7 +86,7 @@ class JobConfig:
         _check_int(self, "seed", low=0, high=2**31 - 1)
         _check_int(self, "batch_size", low=1, high=4096, optional=True)
         _check_int(self, "max_samples", low=20, optional=True)
-        _check_int(self, "latency_runs", low=5, high=1000)
+        _check_int(self, "latency_runs", low=30, high=1000)
         _check_float(self, "temperature", low=0.0, low_open=True, high=100.0)
         _check_float(self, "alpha", low=0.0, high=1.0)
         _check_float(self, "sparsity", low=0.0, high=1.0, high_open=True)

@@ -1,1 +1,33 @@
-"""HTTP blueprints, one per concern."""
+"""HTTP blueprints, one per concern, and the wiring of the job service into the app."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask_socketio import SocketIO
+
+# Settings of the service, beyond backend/config.py; a test dict or KD_* variables may set them.
+SERVICE_DEFAULTS = {"MAX_ZIP_ENTRIES": 20_000, "MAX_UNCOMPRESSED_MB": 1024, "CANCEL_WAIT_S": 5.0,
+                    "PROGRESS_INTERVAL_S": 0.1, "HEARTBEAT_S": 1.0}
+
+
+def register_service(app: "Flask", socketio: "SocketIO") -> None:
+    """Job manager (app.extensions["jobs"]), Socket.IO handlers, upload-aware requests and blueprints."""
+    import os
+
+    from backend.api import dashboard, openapi, results, sockets, testing, training, uploads
+    from backend.jobs import JobManager
+
+    for key, default in SERVICE_DEFAULTS.items():
+        env = os.environ.get(f"KD_{key}")
+        app.config.setdefault(key, type(default)(env) if env else default)
+    app.request_class = uploads.UploadRequest
+    emit = sockets.init_sockets(app, socketio)
+    app.extensions["jobs"] = JobManager(
+        app.config["DATA_DIR"], app.config["UPLOAD_DIR"], emit=emit, workers=app.config["WORKERS"],
+        torch_threads=app.config["TORCH_THREADS"], start=app.config["START_WORKERS"],
+        cancel_wait_s=float(app.config["CANCEL_WAIT_S"]), heartbeat_s=float(app.config["HEARTBEAT_S"]),
+        progress_interval_s=float(app.config["PROGRESS_INTERVAL_S"]))
+    for module in (dashboard, openapi, training, results, testing, uploads):
+        app.register_blueprint(module.bp)

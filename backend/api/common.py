@@ -1,0 +1,82 @@
+"""Helpers shared by the blueprints: the job manager, JSON bodies, picking a job."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+
+from backend.api.errors import ApiError
+from backend.jobs import SUCCEEDED, JobManager, JobNotFound, JobRecord
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+def manager() -> JobManager:
+    """The app's job manager."""
+    return current_app.extensions["jobs"]
+
+
+def json_body(*, required: bool = True) -> dict[str, Any]:
+    """The request's JSON object; 400 when it is not one (an empty body is {} unless required)."""
+    if not request.get_data(cache=True):
+        if required:
+            raise ApiError(400, "invalid_body", "The request body must be a JSON object.")
+        return {}
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_body", "The request body must be a JSON object.")
+    return data
+
+
+def arg(name: str, body: dict[str, Any] | None = None) -> Any:
+    """A parameter from the JSON body, else from the query string."""
+    if body is not None and body.get(name) is not None:
+        return body[name]
+    return request.args.get(name)
+
+
+def get_job(job_id: Any) -> JobRecord:
+    """A job by id, or 404."""
+    if not isinstance(job_id, str):
+        raise ApiError(400, "invalid_option", "job_id must be a string.", field="job_id")
+    try:
+        return manager().get(job_id)
+    except JobNotFound:
+        raise ApiError(404, "job_not_found", f"No job with id {job_id!r}; GET /jobs lists the jobs.") from None
+
+
+def finished_job(body: dict[str, Any] | None = None) -> JobRecord:
+    """The job named by job_id, else the latest succeeded one (of model_name, if given); 404/409 otherwise."""
+    job_id = arg("job_id", body)
+    if job_id not in (None, ""):
+        record = get_job(job_id)
+        if record.state != SUCCEEDED:
+            raise ApiError(409, "job_not_succeeded", f"Job {record.id} is {record.state}; results exist only for "
+                           "succeeded jobs.", state=record.state)
+        return record
+    model_name = model_filter(arg("model_name", body))
+    record = manager().latest_succeeded(model_name)
+    if record is None:
+        which = f" for {model_name}" if model_name else ""
+        raise ApiError(404, "no_results", f"No succeeded job{which} yet: start one with POST /train and wait "
+                       "for it to finish (GET /jobs shows its state).")
+    return record
+
+
+def model_filter(name: Any) -> str | None:
+    from backend.models.registry import UnknownModelError, resolve_model_name
+
+    if name in (None, ""):
+        return None
+    try:
+        return resolve_model_name(name)
+    except UnknownModelError as exc:
+        raise ApiError(400, "invalid_option", str(exc), field="model_name") from None
+
+
+def artifact(record: JobRecord, name: str):
+    """Path of a job artifact, or 404 naming it."""
+    try:
+        return manager().artifact_path(record, name)
+    except FileNotFoundError:
+        raise ApiError(404, "artifact_missing", f"Job {record.id} has no {name} file.") from None

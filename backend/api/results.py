@@ -1,0 +1,83 @@
+"""Results of succeeded jobs: the report, MATLAB data, plots and the download bundle."""
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from flask import Blueprint, jsonify, request, send_file
+
+from backend.api.common import TRUE_WORDS, arg, artifact, finished_job, json_body, manager
+from backend.api.errors import ApiError
+from backend.jobs import JobRecord, jsonable
+
+bp = Blueprint("results", __name__)
+
+
+@bp.get("/evaluate")
+def evaluate():
+    """The full report of ?job_id= (default: the latest succeeded job)."""
+    return jsonify(_report(finished_job()))
+
+
+@bp.get("/matlab_metrics")
+def matlab_metrics():
+    """{"matlab_data": ...} of one job, or with ?all=1 the latest job of every model."""
+    from backend.metrics.matlab import matlab_all_models
+
+    if str(request.args.get("all", "")).lower() in TRUE_WORDS:
+        latest = manager().latest_succeeded_per_model()
+        if not latest:
+            finished_job()  # the same 404 as for a single job
+        reports = {model: _report(record) for model, record in latest.items()}
+        return jsonify({"matlab_data": jsonable(matlab_all_models(reports))})
+    return jsonify({"matlab_data": _matlab_of(finished_job())})
+
+
+def _matlab_of(record: JobRecord) -> dict[str, Any]:
+    """The job's matlab_metrics.json, or computed from its report when the file is absent."""
+    from backend.metrics.matlab import matlab_data
+
+    if "matlab" in record.artifacts:
+        data = json.loads(artifact(record, "matlab").read_text(encoding="utf-8"))
+    else:
+        data = matlab_data(_report(record))
+    if isinstance(data, dict) and set(data) == {"matlab_data"}:
+        data = data["matlab_data"]
+    return jsonable(data)
+
+
+@bp.route("/visualize", methods=["GET", "POST"])
+def visualize():
+    """A PNG plot of a job: JSON {job_id?, kind} (or the same as query parameters)."""
+    from backend.metrics.plots import PLOT_KINDS, render_plot
+
+    body = json_body(required=False) if request.method == "POST" else None
+    kind = arg("kind", body)
+    if kind not in PLOT_KINDS:
+        raise ApiError(400, "invalid_option", f"kind must be one of {list(PLOT_KINDS)}, got {kind!r}.", field="kind")
+    record = finished_job(body)
+    if f"plots/{kind}" in record.artifacts:
+        png = artifact(record, f"plots/{kind}").read_bytes()
+    else:
+        png = render_plot(_report(record), kind)
+    return send_file(io.BytesIO(png), mimetype="image/png", download_name=f"{record.id}_{kind}.png")
+
+
+@bp.get("/download")
+def download():
+    """The job's bundle: student model, report, MATLAB data, CSV, plots, README."""
+    record = finished_job()
+    path = artifact(record, "bundle")
+    return send_file(path, mimetype="application/zip", as_attachment=True,
+                     download_name=f"{record.model_name}_{record.id}.zip")
+
+
+def _report(record: JobRecord) -> dict[str, Any]:
+    try:
+        return jsonable(manager().report(record))
+    except (FileNotFoundError, ValueError):
+        raise ApiError(404, "artifact_missing", f"The report of job {record.id} is missing or unreadable.") from None
+
+
+

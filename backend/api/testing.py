@@ -1,0 +1,154 @@
+"""Self-checks: build a model and run it (/test_model), run the metrics code (/test_metrics), list models."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import fields
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from backend.api.common import json_body
+from backend.api.errors import ApiError
+from backend.jobconfig import BUILTIN_DATASETS, DEFAULT_DATASET, JobConfig
+from backend.jobs import jsonable
+from backend.models.registry import PRESETS, UnknownModelError, get_model_spec, list_models
+
+bp = Blueprint("testing", __name__)
+_torch_lock = threading.Lock()  # one self-check at a time: they are CPU-heavy
+# Reference figures (DESIGN.md section 8): torchvision at 224x224, 1000 classes.
+REFERENCE = {"resnet18": {"parameters": 11_689_512, "gmacs": 1.814},
+             "mobilenetv2": {"parameters": 3_504_872, "gmacs": 0.301}}
+
+
+@bp.get("/models")
+def models():
+    """Ids, aliases, family, presets, datasets that fit, defaults per preset."""
+    from backend.models.presets import defaults
+
+    job_defaults = {f.name: f.default for f in fields(JobConfig) if f.name != "model_name"
+                    and not callable(f.default) and f.default is not f.default_factory}
+    out = []
+    for spec in list_models():
+        out.append({"id": spec.id, "display_name": spec.display_name, "family": spec.family,
+                    "aliases": list(spec.aliases), "source": spec.source,
+                    "default_structural_ratio": spec.default_structural_ratio, "presets": list(PRESETS),
+                    "datasets": list(BUILTIN_DATASETS[spec.family]), "default_dataset": DEFAULT_DATASET[spec.family],
+                    "upload_kinds": _upload_kinds(spec.family),
+                    "preset_defaults": {p: _safe_defaults(defaults, spec.id, p) for p in PRESETS}})
+    return jsonify({"models": out, "options": jsonable(job_defaults)})
+
+
+def _upload_kinds(family: str) -> list[str]:
+    from backend.data.uploads import DATASET_KINDS
+
+    return list(DATASET_KINDS[family])
+
+
+def _safe_defaults(defaults, model_id: str, preset: str) -> dict[str, Any]:
+    try:
+        return defaults(model_id, preset)
+    except KeyError:
+        return {}
+
+
+@bp.post("/test_model")
+def test_model():
+    """Build the named model, run one forward pass; parameters, layers, size and timing."""
+    body = json_body()
+    try:
+        spec = get_model_spec(body.get("model_name"))
+    except UnknownModelError as exc:
+        raise ApiError(400, "invalid_option", str(exc), field="model_name") from None
+    with _torch_lock:
+        return jsonify(jsonable(_check_model(spec)))
+
+
+def _check_model(spec) -> dict[str, Any]:
+    import torch
+
+    from backend.metrics.compression import count_layers, count_parameters
+    from backend.metrics.efficiency import model_size
+    from backend.models import build_for_test
+
+    start = time.perf_counter()
+    model, example_batch, predict = build_for_test(spec.id)
+    built_s = time.perf_counter() - start
+    batch = example_batch(1)
+    model.eval()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        output = predict(model, batch)
+    forward_s = time.perf_counter() - start
+    return {"status": "ok", "model_name": spec.id, "display_name": spec.display_name, "family": spec.family,
+            "source": spec.source, "parameters": count_parameters(model), "layers": count_layers(model),
+            "size": model_size(model), "forward_pass": {
+                "ok": True, "batch_size": 1, "inputs": {k: list(v.shape) for k, v in batch.items()
+                                                        if hasattr(v, "shape")},
+                "output_shape": list(getattr(output, "shape", [])), "seconds": forward_s},
+            "build_seconds": built_s, "torch_threads": torch.get_num_threads()}
+
+
+@bp.get("/test_metrics")
+def test_metrics():
+    """Run the metrics on reference torchvision models and on a small teacher/student pair."""
+    with _torch_lock:
+        return jsonify(jsonable(_metrics_check()))
+
+
+def _metrics_check() -> dict[str, Any]:
+    start = time.perf_counter()
+    reference = {name: _reference_check(name) for name in REFERENCE}
+    pair = _small_pair_check()
+    ok = all(r["parameters_match"] and r["gmacs_match"] for r in reference.values())
+    return {"status": "ok" if ok else "mismatch", "reference_checks": reference, "small_pair": pair,
+            "seconds": time.perf_counter() - start}
+
+
+def _reference_check(name: str) -> dict[str, Any]:
+    """Parameters and MACs of an untrained torchvision model at 224x224 against the published figures."""
+    import torch
+    from torchvision import models as tvm
+
+    from backend.metrics.complexity import count_flops
+    from backend.metrics.compression import count_parameters
+
+    model = {"resnet18": tvm.resnet18, "mobilenetv2": tvm.mobilenet_v2}[name](weights=None).eval()
+    params = count_parameters(model)["total"]
+    flops = count_flops(model, lambda m, b: m(b["pixel_values"]), {"pixel_values": torch.zeros(1, 3, 224, 224)})
+    gmacs = flops["macs_per_sample"] / 1e9
+    ref = REFERENCE[name]
+    return {"parameters": params, "reference_parameters": ref["parameters"],
+            "parameters_match": params == ref["parameters"], "gmacs": round(gmacs, 4),
+            "reference_gmacs": ref["gmacs"], "gmacs_match": abs(gmacs - ref["gmacs"]) / ref["gmacs"] < 0.01,
+            "input": "1x3x224x224"}
+
+
+def _small_pair_check() -> dict[str, Any]:
+    """Every metric of measure_pair on a small CNN and a half-width, 30%-pruned copy, on random data."""
+    import torch
+    from torch import nn
+    from torch.nn.utils import prune
+
+    from backend.metrics.measure import measure_pair
+
+    def cnn(width: int) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
+                             nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 4))
+
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    teacher, student = cnn(32), cnn(16)
+    for module in (student[0], student[2], student[6]):
+        prune.l1_unstructured(module, "weight", amount=0.3)
+        prune.remove(module, "weight")
+    x, y = torch.rand(64, 3, 32, 32, generator=gen), torch.randint(0, 4, (64,), generator=gen)
+    batches = [({"pixel_values": x[i:i + 16]}, y[i:i + 16]) for i in range(0, 64, 16)]
+    result = measure_pair(teacher.eval(), student.eval(), predict=lambda m, b: m(b["pixel_values"]).argmax(-1),
+                          test_batches=batches, example_batch=lambda bs: {"pixel_values": torch.rand(bs, 3, 32, 32)},
+                          class_names=["a", "b", "c", "d"], latency_runs=30)
+    result.pop("predictions", None)
+    result["setup"] = ("untrained 2-conv CNN (width 32) vs a width-16 copy with 30% L1 unstructured pruning, "
+                       "64 random 3x32x32 inputs with random labels: checks the measuring code; the accuracy "
+                       "figures mean nothing")
+    return result

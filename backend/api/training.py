@@ -1,0 +1,114 @@
+"""Training jobs: start, cancel, list, inspect."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from backend.api.common import arg, get_job, json_body, manager
+from backend.api.errors import ApiError
+from backend.data.uploads import DATASET_KINDS, TEACHER_KINDS, UploadNotFound, resolve_upload
+from backend.jobconfig import ConfigError, JobConfig
+from backend.jobs import STATES, JobStateError
+from backend.models.registry import get_model_spec
+
+bp = Blueprint("training", __name__)
+
+
+@bp.post("/train")
+def train():
+    """Validate the options and queue a job; 202 at once."""
+    body = json_body()
+    try:
+        config = JobConfig.from_dict(body)
+    except ConfigError as exc:
+        raise ApiError(400, "invalid_option", str(exc), field=exc.field) from None
+    _check_uploads(config)
+    record = manager().submit(config)
+    answer = {"job_id": record.id, "status": record.state, "model_name": config.model_name,
+              "queue_position": manager().queue_position(record.id), "config": config.to_dict(),
+              "links": {"job": f"/jobs/{record.id}", "cancel": "/cancel_training",
+                        "evaluate": f"/evaluate?job_id={record.id}"}}
+    return jsonify(answer), 202, {"Location": f"/jobs/{record.id}"}
+
+
+def _check_uploads(config: JobConfig) -> None:
+    """Uploads named in the options exist and fit the model."""
+    family = get_model_spec(config.model_name).family
+    if config.dataset_is_upload:
+        _check_upload("dataset", config.dataset, DATASET_KINDS[family], f"a {family} dataset")
+    if config.teacher_upload_id is not None:
+        _check_upload("teacher_upload_id", config.teacher_upload_id, TEACHER_KINDS, "a checkpoint or model ZIP")
+
+
+def _check_upload(field: str, upload_id: str, kinds: tuple[str, ...], what: str) -> None:
+    try:
+        _, meta = resolve_upload(current_app.config["UPLOAD_DIR"], upload_id)
+    except UploadNotFound as exc:
+        raise ApiError(404, "upload_not_found", str(exc), field=field) from None
+    if meta.get("kind") not in kinds:
+        raise ApiError(400, "invalid_option", f"{field}: upload {upload_id} is a {meta.get('kind')}, not {what} "
+                       f"(valid kinds: {list(kinds)}).", field=field)
+
+
+@bp.post("/cancel_training")
+def cancel_training():
+    """Cancel the named job (default: the running one)."""
+    body = json_body(required=False)
+    job_id = arg("job_id", body)
+    if job_id not in (None, ""):
+        get_job(job_id)  # 404 for an unknown id
+    try:
+        record = manager().cancel(job_id or None)
+    except JobStateError as exc:
+        raise ApiError(409, "conflict", str(exc), state=exc.state) from None
+    status = record.state if record.finished else "cancelling"
+    return jsonify({"job_id": record.id, "status": status, "state": record.state, "phase": record.phase})
+
+
+@bp.get("/jobs")
+def list_jobs():
+    """Jobs, newest first; filters state, model_name, limit."""
+    state = request.args.get("state") or None
+    if state is not None and state not in STATES:
+        raise ApiError(400, "invalid_option", f"state must be one of {list(STATES)}.", field="state")
+    limit = _limit(request.args.get("limit"))
+    model_name = _model_name(request.args.get("model_name"))
+    jobs = [_public(r) for r in manager().list_jobs(state=state, model_name=model_name, limit=limit)]
+    return jsonify({"jobs": jobs, "count": len(jobs), "queue_length": manager().queue_length(),
+                    "running_job_id": manager().running_job_id()})
+
+
+@bp.get("/jobs/<job_id>")
+def job_detail(job_id: str):
+    """One job: state, phase, progress, timings, error, artifacts."""
+    return jsonify(_public(get_job(job_id)))
+
+
+def _public(record) -> dict[str, Any]:
+    data = record.to_public()
+    data["queue_position"] = manager().queue_position(record.id)
+    return data
+
+
+def _limit(raw: str | None) -> int:
+    if raw in (None, ""):
+        return 50
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise ApiError(400, "invalid_option", "limit must be an integer between 1 and 1000.", field="limit")
+    return value
+
+
+def _model_name(raw: str | None) -> str | None:
+    from backend.models.registry import UnknownModelError, resolve_model_name
+
+    if raw in (None, ""):
+        return None
+    try:
+        return resolve_model_name(raw)
+    except UnknownModelError as exc:
+        raise ApiError(400, "invalid_option", str(exc), field="model_name") from None

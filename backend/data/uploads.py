@@ -1,0 +1,664 @@
+"""Uploaded files: hostile until checked, stored under server-made names, read back by the pipeline.
+
+An upload lives in `<upload_dir>/<upload_id>/` with the file (`upload.<ext>`) and a `meta.json`.
+It is written to `<upload_dir>/.staging/<upload_id>/` first and renamed into place only after
+every check passed, so a refused file leaves nothing behind. No uploaded code ever runs:
+checkpoints load with `torch.load(weights_only=True)`, arrays with `allow_pickle=False`, and
+ZIP entries are read one by one, never with `extractall`.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import time
+import uuid
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator, Mapping
+
+import numpy as np
+
+UPLOAD_ID_RE = re.compile(r"^upl_[0-9a-f]{32}$")
+EXTENSIONS = {".csv": "csv", ".zip": "zip", ".pt": "checkpoint", ".pth": "checkpoint",
+              ".safetensors": "safetensors", ".npz": "npz"}
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# Files that could carry code; a model folder never needs them.
+CODE_EXTENSIONS = {".py", ".pyc", ".pyo", ".pyd", ".so", ".dll", ".dylib", ".sh", ".bat", ".exe"}
+IGNORED_PARTS = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
+STAGING = ".staging"
+META = "meta.json"
+# What each kind is good for in POST /train.
+DATASET_KINDS = {"text": ("csv",), "vision": ("image_zip", "npz")}
+TEACHER_KINDS = ("checkpoint", "safetensors", "model_zip")
+
+
+class UploadError(ValueError):
+    """An upload that was refused; the message says what is wrong with it."""
+
+    status = 400
+    code = "invalid_upload"
+
+
+class UnsupportedUpload(UploadError):
+    """A file type this service does not take."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class UploadTooLarge(UploadError):
+    """A file over the size limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UploadNotFound(UploadError, LookupError):
+    """An upload_id that names no stored upload."""
+
+    status = 404
+    code = "upload_not_found"
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Bounds on what one upload may make the server read or write."""
+
+    max_bytes: int = 200 * 1024 * 1024
+    max_zip_entries: int = 20_000
+    max_uncompressed_bytes: int = 1024 * 1024 * 1024
+    max_ratio: float = 200.0  # uncompressed / compressed, per entry above 1 MiB
+    max_image_pixels: int = 4096 * 4096
+    max_csv_rows: int = 1_000_000
+
+
+# ---------------------------------------------------------------- storing
+
+
+def save_upload(upload_dir: str | Path, filename: str | None, stream: IO[bytes],
+                limits: UploadLimits = UploadLimits()) -> dict[str, Any]:
+    """Check an incoming file and store it; returns its meta (upload_id, kind, what was found)."""
+    ext = file_extension(filename)
+    if ext not in EXTENSIONS:
+        raise UnsupportedUpload(f"Unsupported file type {ext or '(none)'!r}; accepted: {sorted(EXTENSIONS)}.")
+    upload_dir = Path(upload_dir)
+    upload_id = "upl_" + uuid.uuid4().hex
+    staging = upload_dir / STAGING / upload_id
+    staging.mkdir(parents=True)
+    try:
+        stored = staging / f"upload{ext}"
+        size, digest = _copy_limited(stream, stored, limits.max_bytes)
+        if size == 0:
+            raise UploadError("The file is empty.")
+        details = _INSPECTORS[EXTENSIONS[ext]](stored, limits)
+        meta = {"upload_id": upload_id, **details, "filename": display_name(filename),
+                "stored_name": stored.name, "size_bytes": size, "sha256": digest,
+                "created_at": time.time()}
+        (staging / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        os.replace(staging, upload_dir / upload_id)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return meta
+
+
+def resolve_upload(upload_dir: str | Path, upload_id: Any) -> tuple[Path, dict[str, Any]]:
+    """The stored file and meta of an upload; UploadNotFound when there is none."""
+    if not isinstance(upload_id, str) or not UPLOAD_ID_RE.match(upload_id):
+        raise UploadNotFound(f"Unknown upload_id {upload_id!r}; upload ids look like 'upl_<32 hex digits>'.")
+    folder = Path(upload_dir) / upload_id
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UploadNotFound(f"Unknown upload_id {upload_id!r}: no such upload.") from None
+    path = folder / meta["stored_name"]
+    if not path.is_file():
+        raise UploadNotFound(f"The file of upload {upload_id!r} is missing.")
+    return path, meta
+
+
+def list_uploads(upload_dir: str | Path) -> list[dict[str, Any]]:
+    """Meta of every stored upload, newest first."""
+    metas = []
+    for folder in Path(upload_dir).glob("upl_*"):
+        try:
+            metas.append(json.loads((folder / META).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return sorted(metas, key=lambda m: m.get("created_at", 0), reverse=True)
+
+
+def file_extension(filename: str | None) -> str:
+    """Lower-case extension of the client's file name (the only thing taken from it)."""
+    return Path(str(filename or "").replace("\\", "/")).suffix.lower()
+
+
+def display_name(filename: str | None) -> str:
+    """The client's base name, cleaned, for display only; never used as a path."""
+    base = str(filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return re.sub(r"[\x00-\x1f\x7f]", "", base)[:200]
+
+
+def _copy_limited(stream: IO[bytes], target: Path, max_bytes: int) -> tuple[int, str]:
+    """Copy at most max_bytes; UploadTooLarge past that."""
+    digest, size = hashlib.sha256(), 0
+    with open(target, "xb") as out:
+        while chunk := stream.read(1024 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                raise UploadTooLarge(f"The file is larger than the limit of {max_bytes // (1024 * 1024)} MB.")
+            digest.update(chunk)
+            out.write(chunk)
+    return size, digest.hexdigest()
+
+
+# ---------------------------------------------------------------- ZIP safety
+
+
+def open_checked_zip(path: str | Path, limits: UploadLimits = UploadLimits()) -> zipfile.ZipFile:
+    """Open a ZIP and refuse it unless every entry is safe to read."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UploadError(f"Not a readable ZIP file ({exc}).") from None
+    try:
+        check_zip_entries(zf.infolist(), limits)
+    except BaseException:
+        zf.close()
+        raise
+    return zf
+
+
+def check_zip_entries(infos: list[zipfile.ZipInfo], limits: UploadLimits) -> None:
+    """Refuse absolute paths, '..', links, special files, encryption, duplicates and bombs."""
+    if len(infos) > limits.max_zip_entries:
+        raise UploadError(f"The ZIP has {len(infos)} entries; at most {limits.max_zip_entries} are allowed.")
+    total, seen = 0, set()
+    for info in infos:
+        name = _safe_entry_name(info.filename)
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if kind == stat.S_IFLNK:
+            raise UploadError(f"The ZIP entry {info.filename!r} is a symbolic link; links are refused.")
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            raise UploadError(f"The ZIP entry {info.filename!r} is not a regular file or folder.")
+        if info.flag_bits & 0x1:
+            raise UploadError(f"The ZIP entry {info.filename!r} is encrypted; encrypted ZIPs are refused.")
+        key = name.rstrip("/").lower()
+        if key in seen:
+            raise UploadError(f"The ZIP has the entry {info.filename!r} more than once.")
+        seen.add(key)
+        total += info.file_size
+        if total > limits.max_uncompressed_bytes:
+            raise UploadError(f"The ZIP unpacks to more than {limits.max_uncompressed_bytes // 2**20} MB; refused.")
+        if info.file_size > 2**20 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            raise UploadError(f"The ZIP entry {info.filename!r} has a compression ratio above "
+                              f"{limits.max_ratio:g}:1 (a ZIP bomb?); refused.")
+
+
+def _safe_entry_name(name: str) -> str:
+    """The entry's name with '/' separators; UploadError for absolute or escaping paths."""
+    clean = name.replace("\\", "/")
+    if "\x00" in clean or clean.startswith("/") or re.match(r"^[A-Za-z]:", clean):
+        raise UploadError(f"The ZIP entry {name!r} has an absolute path; refused.")
+    if ".." in clean.split("/"):
+        raise UploadError(f"The ZIP entry {name!r} points outside its folder ('..'); refused.")
+    return clean
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int | None = None) -> bytes:
+    """Read one entry, never more than it declared (nor than `limit`)."""
+    cap = info.file_size if limit is None else min(info.file_size, limit)
+    with zf.open(info) as fh:
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise UploadError(f"The ZIP entry {info.filename!r} is larger than it declares or allowed; refused.")
+    return data
+
+
+def _file_entries(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """Regular file entries, less OS clutter (__MACOSX, .DS_Store, hidden files)."""
+    entries = []
+    for info in zf.infolist():
+        parts = info.filename.replace("\\", "/").split("/")
+        if info.is_dir() or any(p in IGNORED_PARTS or p.startswith("._") for p in parts) or parts[-1].startswith("."):
+            continue
+        entries.append(info)
+    return entries
+
+
+def _common_root(names: list[str]) -> str:
+    """'folder/' when every name sits in one top folder, else ''."""
+    tops = {n.split("/", 1)[0] for n in names}
+    if len(tops) == 1 and all("/" in n for n in names):
+        return tops.pop() + "/"
+    return ""
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def load_text_csv(path: str | Path, max_rows: int = UploadLimits.max_csv_rows
+                  ) -> tuple[list[str], list[int], list[str]]:
+    """(texts, label indices, class names) of a CSV with `text` and `label` columns."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh, delimiter=_csv_delimiter(fh.readline()))
+            fh.seek(0)
+            header = next(reader, None)
+            if not header:
+                raise UploadError("The CSV is empty; it needs a header row with 'text' and 'label' columns.")
+            columns = {h.strip().lower(): i for i, h in enumerate(header)}
+            missing = [c for c in ("text", "label") if c not in columns]
+            if missing:
+                raise UploadError(f"The CSV has no {' or '.join(repr(m) for m in missing)} column; "
+                                  f"found columns {[h.strip() for h in header]}.")
+            texts, raw = _csv_rows(reader, columns["text"], columns["label"], max_rows)
+    except UnicodeDecodeError:
+        raise UploadError("The CSV is not UTF-8 text.") from None
+    except csv.Error as exc:
+        raise UploadError(f"The CSV cannot be parsed: {exc}.") from None
+    class_names = _class_names(raw)
+    index = {name: i for i, name in enumerate(class_names)}
+    return texts, [index[r] for r in raw], class_names
+
+
+def _csv_delimiter(header_line: str) -> str:
+    """Comma, semicolon or tab: whichever the header line uses."""
+    counts = {d: header_line.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _csv_rows(reader: Iterator[list[str]], text_col: int, label_col: int, max_rows: int
+              ) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    for line_no, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) <= max(text_col, label_col):
+            raise UploadError(f"CSV line {line_no} has {len(row)} field(s); the text and label columns are missing.")
+        text, label = row[text_col].strip(), row[label_col].strip()
+        if not text or not label:
+            raise UploadError(f"CSV line {line_no} has an empty {'text' if not text else 'label'}.")
+        texts.append(text)
+        labels.append(label)
+        if len(texts) > max_rows:
+            raise UploadError(f"The CSV has more than {max_rows} rows.")
+    if not texts:
+        raise UploadError("The CSV has a header but no data rows.")
+    return texts, labels
+
+
+def _class_names(raw_labels: list[str]) -> list[str]:
+    """Sorted distinct labels (numerically when they are all integers); at least two."""
+    distinct = set(raw_labels)
+    if len(distinct) < 2:
+        raise UploadError(f"The data has only one class ({next(iter(distinct))!r}); at least two are needed.")
+    if all(re.fullmatch(r"[+-]?\d+", d) for d in distinct):
+        return sorted(distinct, key=int)
+    return sorted(distinct)
+
+
+def _inspect_csv(path: Path, limits: UploadLimits) -> dict[str, Any]:
+    texts, labels, names = load_text_csv(path, limits.max_csv_rows)
+    counts = Counter(labels)
+    return {"kind": "csv", "use_as": "dataset", "family": "text", "rows": len(texts), "classes": len(names),
+            "class_names": names[:100], "rows_per_class": {names[i]: counts[i] for i in sorted(counts)[:100]}}
+
+
+# ---------------------------------------------------------------- ZIP: images or a model folder
+
+
+def _inspect_zip(path: Path, limits: UploadLimits) -> dict[str, Any]:
+    with open_checked_zip(path, limits) as zf:
+        entries = _file_entries(zf)
+        if _model_root(entries) is not None:
+            return _inspect_model_zip(zf, entries)
+        return _inspect_image_zip(zf, entries, limits)
+
+
+def _image_classes(entries: list[zipfile.ZipInfo]) -> dict[str, list[zipfile.ZipInfo]]:
+    """Class folder -> image entries, for 'class/img' or 'root/class/img' layouts."""
+    images = [e for e in entries if Path(e.filename).suffix.lower() in IMAGE_EXTENSIONS]
+    if not images:
+        raise UploadError(f"The ZIP has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in class folders.")
+    names = [e.filename.replace("\\", "/") for e in images]
+    root = _common_root(names)
+    if root and all("/" not in n[len(root):] for n in names):
+        root = ""  # 'cls/img' with one class only: say so below, not "no class folder"
+    classes: dict[str, list[zipfile.ZipInfo]] = {}
+    for info, name in zip(images, names):
+        rest = name[len(root):]
+        if "/" not in rest:
+            raise UploadError(f"The image {name!r} is not inside a class folder; put each class's images in "
+                              "a folder named after the class.")
+        classes.setdefault(rest.split("/", 1)[0], []).append(info)
+    if len(classes) < 2:
+        raise UploadError(f"The ZIP has only one class folder ({next(iter(classes))!r}); at least two are needed.")
+    return dict(sorted(classes.items()))
+
+
+def _open_image(data: bytes, name: str, max_pixels: int):
+    """A decoded RGB PIL image; UploadError naming the entry when it cannot be read."""
+    from PIL import Image
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        if img.width * img.height > max_pixels:
+            raise UploadError(f"The image {name!r} is {img.width}x{img.height}; at most {max_pixels} pixels allowed.")
+        img.load()
+        return img.convert("RGB")
+    except UploadError:
+        raise
+    except Exception as exc:  # PIL raises many types for corrupt files
+        raise UploadError(f"The image {name!r} cannot be read ({type(exc).__name__}).") from None
+
+
+def _inspect_image_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: UploadLimits) -> dict[str, Any]:
+    classes = _image_classes(entries)
+    for infos in classes.values():
+        for info in infos:
+            _open_image(_read_member(zf, info), info.filename, limits.max_image_pixels)
+    counts = {name: len(infos) for name, infos in classes.items()}
+    return {"kind": "image_zip", "use_as": "dataset", "family": "vision", "images": sum(counts.values()),
+            "classes": len(counts), "class_names": list(counts)[:100], "images_per_class": dict(list(counts.items())[:100])}
+
+
+def load_image_zip(path: str | Path, image_size: int, limits: UploadLimits = UploadLimits()
+                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images float32 [N,3,S,S] in [0,1], labels int64 [N], class names) from a ZIP of class folders."""
+    from PIL import Image
+
+    if Path(path).suffix.lower() == ".npz":  # the other image-dataset upload kind
+        return load_image_npz(path, image_size, limits)
+    with open_checked_zip(path, limits) as zf:
+        classes = _image_classes(_file_entries(zf))
+        count = sum(len(v) for v in classes.values())
+        images = np.empty((count, 3, image_size, image_size), dtype=np.float32)
+        labels = np.empty(count, dtype=np.int64)
+        i = 0
+        for label, infos in enumerate(classes.values()):
+            for info in infos:
+                img = _open_image(_read_member(zf, info), info.filename, limits.max_image_pixels)
+                img = img.resize((image_size, image_size), Image.BILINEAR)
+                images[i] = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
+                labels[i] = label
+                i += 1
+    return images, labels, list(classes)
+
+
+def _model_root(entries: list[zipfile.ZipInfo]) -> str | None:
+    """The folder prefix holding config.json ('' for the ZIP's top), or None if there is none."""
+    names = [e.filename.replace("\\", "/") for e in entries]
+    if "config.json" in names:
+        return ""
+    root = _common_root(names)
+    return root if root and root + "config.json" in names else None
+
+
+def _check_no_code(entries: list[zipfile.ZipInfo]) -> None:
+    for info in entries:
+        if Path(info.filename).suffix.lower() in CODE_EXTENSIONS:
+            raise UploadError(f"The model ZIP contains code ({info.filename!r}); code files are refused.")
+
+
+def _weight_entries(entries: list[zipfile.ZipInfo], root: str) -> list[zipfile.ZipInfo]:
+    """Weight files directly in the model folder: *.safetensors, else pytorch_model*.bin."""
+    def folder(info: zipfile.ZipInfo) -> str:
+        name = info.filename.replace("\\", "/")
+        return name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+
+    direct = [e for e in entries if folder(e) == root]
+    safetensors = [e for e in direct if e.filename.endswith(".safetensors")]
+    return safetensors or [e for e in direct if re.search(r"pytorch_model[^/]*\.bin$", e.filename)]
+
+
+def _inspect_model_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> dict[str, Any]:
+    _check_no_code(entries)
+    root = _model_root(entries)
+    config = _model_config(zf, zf.getinfo(next(e.filename for e in entries
+                                                if e.filename.replace("\\", "/") == root + "config.json")))
+    weights = _weight_entries(entries, root)
+    if not weights:
+        raise UploadError("The model ZIP has config.json but no weights (model.safetensors or pytorch_model.bin).")
+    fmt = "safetensors" if weights[0].filename.endswith(".safetensors") else "bin"
+    params = tensors = 0
+    for info in weights:
+        data = _read_member(zf, info)
+        counts = _safetensors_counts(data, info.filename) if fmt == "safetensors" else _bin_counts(data, info.filename)
+        tensors, params = tensors + counts[0], params + counts[1]
+    arch = (config.get("architectures") or [None])[0]
+    return {"kind": "model_zip", "use_as": "teacher", "architecture": arch, "model_type": config.get("model_type"),
+            "model_hint": _hint_from_config(config), "weights_format": fmt, "weight_files": len(weights),
+            "tensors": tensors, "parameters": params, "files": len(entries)}
+
+
+def _model_config(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> dict[str, Any]:
+    try:
+        config = json.loads(_read_member(zf, info, limit=2**20))
+    except (ValueError, UnicodeDecodeError):
+        raise UploadError("The model's config.json is not valid JSON.") from None
+    if not isinstance(config, dict):
+        raise UploadError("The model's config.json must hold a JSON object.")
+    if config.get("auto_map"):
+        raise UploadError("The model's config.json asks for custom code (auto_map); custom code is refused.")
+    return config
+
+
+def extract_model_zip(path: str | Path, dest: str | Path, limits: UploadLimits = UploadLimits()) -> Path:
+    """Safely extract a save_pretrained folder from a ZIP into dest; returns the folder with config.json."""
+    dest = Path(dest).resolve()
+    dest.mkdir(parents=True, exist_ok=True)
+    with open_checked_zip(path, limits) as zf:
+        entries = _file_entries(zf)
+        root = _model_root(entries)
+        if root is None:
+            raise UploadError("The ZIP holds no model folder (no config.json).")
+        _check_no_code(entries)
+        for info in entries:
+            name = info.filename.replace("\\", "/")
+            if not name.startswith(root):
+                continue
+            target = (dest / name[len(root):]).resolve()
+            if dest not in target.parents:
+                raise UploadError(f"The ZIP entry {info.filename!r} points outside its folder; refused.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                _copy_capped(src, out, info.file_size, info.filename)
+    return dest
+
+
+def _copy_capped(src: IO[bytes], out: IO[bytes], cap: int, name: str) -> None:
+    written = 0
+    while chunk := src.read(1024 * 1024):
+        written += len(chunk)
+        if written > cap:
+            raise UploadError(f"The ZIP entry {name!r} is larger than it declares; refused.")
+        out.write(chunk)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _safetensors_counts(data: bytes, name: str) -> tuple[int, int]:
+    """(tensors, parameters) from a safetensors header, without loading the weights."""
+    try:
+        from safetensors.torch import load as st_load
+
+        state = st_load(data)
+    except Exception as exc:
+        raise UploadError(f"{name!r} is not a valid safetensors file ({type(exc).__name__}).") from None
+    return len(state), sum(t.numel() for t in state.values())
+
+
+def _bin_counts(data: bytes, name: str) -> tuple[int, int]:
+    state = _weights_only_load(io.BytesIO(data), name)
+    return len(state), sum(t.numel() for t in state.values())
+
+
+def _weights_only_load(source: Any, name: str) -> dict[str, Any]:
+    """A state dict loaded with torch.load(weights_only=True); UploadError otherwise."""
+    import torch
+
+    try:
+        obj = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UploadError(f"{name!r} cannot be loaded with torch.load(weights_only=True): "
+                          f"{type(exc).__name__}. Save a state_dict, not a pickled model.") from None
+    return state_dict_of(obj, name)
+
+
+def state_dict_of(obj: Any, name: str = "checkpoint") -> dict[str, Any]:
+    """The tensor mapping inside a loaded checkpoint (plain, or under state_dict/model_state_dict/model)."""
+    import torch
+
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+        tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    raise UploadError(f"{name!r} holds no state dict of tensors.")
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The state dict of an uploaded .pt/.pth/.safetensors file, loaded without running code."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:
+            raise UploadError(f"Not a valid safetensors file ({type(exc).__name__}).") from None
+    return _weights_only_load(path, path.name)
+
+
+def _inspect_checkpoint(path: Path, limits: UploadLimits) -> dict[str, Any]:
+    state = load_checkpoint(path)
+    kind = "safetensors" if path.suffix == ".safetensors" else "checkpoint"
+    dtypes = sorted({str(t.dtype).replace("torch.", "") for t in state.values()})
+    return {"kind": kind, "use_as": "teacher", "tensors": len(state),
+            "parameters": sum(t.numel() for t in state.values()), "dtypes": dtypes, "model_hint": model_hint(state)}
+
+
+def model_hint(state: Mapping[str, Any]) -> str | None:
+    """Which of the four models a state dict looks like, from its key names; None when unsure."""
+    keys = set(state)
+    if any(k.startswith(("distilbert.", "transformer.layer.")) for k in keys):
+        return "distilbert"
+    if any(k.startswith(("encoder.block.", "decoder.block.")) for k in keys) or "shared.weight" in keys:
+        return "t5-small"
+    if any(k.startswith("layer4.") for k in keys) and "conv1.weight" in keys:
+        return "resnet18"
+    if any(k.startswith("features.") for k in keys) and any(k.startswith("classifier.") for k in keys):
+        return "mobilenetv2"
+    return None
+
+
+def _hint_from_config(config: Mapping[str, Any]) -> str | None:
+    return {"distilbert": "distilbert", "t5": "t5-small"}.get(str(config.get("model_type", "")).lower())
+
+
+# ---------------------------------------------------------------- NPZ arrays
+
+
+def _npz_arrays(path: str | Path, limits: UploadLimits) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """(x, y, class names or None) from an .npz, checked as a ZIP first (it is one)."""
+    open_checked_zip(path, limits).close()
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = {k.lower(): k for k in npz.files}
+            x_key = keys.get("x") or keys.get("images")
+            y_key = keys.get("y") or keys.get("labels")
+            if x_key is None or y_key is None:
+                raise UploadError(f"The .npz needs arrays 'x' (or 'images') and 'y' (or 'labels'); found {npz.files}.")
+            names = npz[keys["class_names"]] if "class_names" in keys else None
+            x, y = npz[x_key], npz[y_key]
+    except UploadError:
+        raise
+    except Exception as exc:
+        raise UploadError(f"The .npz cannot be read without pickle ({type(exc).__name__}).") from None
+    return x, y, ([str(n) for n in names.tolist()] if names is not None else None)
+
+
+def _check_npz(x: np.ndarray, y: np.ndarray) -> None:
+    if x.dtype.kind not in "uif" or x.ndim not in (3, 4):
+        raise UploadError(f"'x' must be numeric images [N,H,W], [N,H,W,C] or [N,C,H,W]; got {x.dtype} {list(x.shape)}.")
+    if x.ndim == 4 and x.shape[-1] not in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        raise UploadError(f"'x' has {list(x.shape)}: cannot tell the channel axis (1, 3 or 4 channels).")
+    if y.ndim != 1 or len(y) != len(x):
+        raise UploadError(f"'y' must be a vector of {len(x)} labels; got shape {list(y.shape)}.")
+    if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
+        raise UploadError(f"'y' must hold integer class labels; got {y.dtype}.")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise UploadError("'x' contains NaN or infinite values.")
+
+
+def _inspect_npz(path: Path, limits: UploadLimits) -> dict[str, Any]:
+    x, y, names = _npz_arrays(path, limits)
+    _check_npz(x, y)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise UploadError(f"The data has only one class ({classes[0]!r}); at least two are needed.")
+    return {"kind": "npz", "use_as": "dataset", "family": "vision", "images": int(len(x)),
+            "classes": int(len(classes)), "image_shape": [int(s) for s in x.shape[1:]],
+            "class_names": (names or [str(c) for c in classes.tolist()])[:100]}
+
+
+def load_image_npz(path: str | Path, image_size: int, limits: UploadLimits = UploadLimits()
+                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images float32 [N,3,S,S] in [0,1], labels int64 [N], class names) from an .npz of arrays."""
+    import torch
+    import torch.nn.functional as F
+
+    x, y, names = _npz_arrays(path, limits)
+    _check_npz(x, y)
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        x = x.transpose(0, 3, 1, 2)
+    x = x.astype(np.float32)
+    if x.max(initial=0.0) > 1.0:
+        x = x / 255.0
+    x = np.clip(x[:, :3] if x.shape[1] >= 3 else np.repeat(x, 3, axis=1), 0.0, 1.0)
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    if t.shape[-2:] != (image_size, image_size):
+        t = F.interpolate(t, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+    classes, labels = np.unique(y.astype(np.int64), return_inverse=True)
+    if names is None or len(names) != len(classes):
+        names = [str(c) for c in classes.tolist()]
+    return t.clamp(0, 1).numpy(), labels.astype(np.int64), names
+
+
+def load_image_dataset(path: str | Path, meta: Mapping[str, Any], image_size: int
+                       ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images of an uploaded image dataset, ZIP of class folders or .npz."""
+    if meta.get("kind") == "npz":
+        return load_image_npz(path, image_size)
+    if meta.get("kind") == "image_zip":
+        return load_image_zip(path, image_size)
+    raise UploadError(f"Upload {meta.get('upload_id')} is a {meta.get('kind')}, not an image dataset.")
+
+
+_INSPECTORS: dict[str, Callable[[Path, UploadLimits], dict[str, Any]]] = {
+    "csv": _inspect_csv, "zip": _inspect_zip, "checkpoint": _inspect_checkpoint,
+    "safetensors": _inspect_checkpoint, "npz": _inspect_npz,
+}
+
+__all__ = [
+    "UploadError", "UnsupportedUpload", "UploadTooLarge", "UploadNotFound", "UploadLimits",
+    "save_upload", "resolve_upload", "list_uploads", "load_text_csv", "load_image_zip", "load_image_npz",
+    "load_image_dataset", "extract_model_zip", "load_checkpoint", "state_dict_of", "model_hint",
+    "open_checked_zip", "check_zip_entries", "DATASET_KINDS", "TEACHER_KINDS",
+]

@@ -276,7 +276,9 @@ class JobManager:
             log.exception("job %s failed", job_id)
             self._end(job_id, FAILED, relay, error=f"{type(exc).__name__}: {exc}", error_type="error")
         else:
-            self._end(job_id, SUCCEEDED, relay, artifacts=artifacts, summary=_summary(result.report))
+            done = {"job_id": job_id, "phase": "done", "percent": 100.0, "overall_percent": 100.0,
+                    "elapsed_s": relay.elapsed_s()}
+            self._end(job_id, SUCCEEDED, relay, artifacts=artifacts, summary=_summary(result.report), progress=done)
         finally:
             gc.collect()
 
@@ -320,13 +322,13 @@ def _summary(report: Any) -> dict[str, Any]:
     if not isinstance(report, dict):
         return {}
     perf = report.get("student_model_performance") or {}
-    eff = report.get("efficiency_improvements") or {}
-    keys = ("accuracy", "f1_macro")
-    summary = {k: perf.get(k) for k in keys if isinstance(perf.get(k), (int, float))}
-    for k in ("parameter_reduction_percent", "size_reduction_percent", "speedup_batch_1", "speedup_batch_32"):
-        if isinstance(eff.get(k), (int, float)):
-            summary[k] = eff[k]
-    return jsonable(summary)
+    derived = (report.get("teacher_vs_student_comparison") or {}).get("derived") or {}
+    speedup = derived.get("speedup") if isinstance(derived.get("speedup"), dict) else {}
+    picks = {"student_accuracy": perf.get("accuracy"), "student_f1_macro": perf.get("f1_macro"),
+             "teacher_accuracy": derived.get("accuracy_teacher"),
+             "compression_ratio": derived.get("compression_ratio"), "parameter_ratio": derived.get("parameter_ratio"),
+             **{f"speedup_{k}": v for k, v in speedup.items()}}
+    return jsonable({k: v for k, v in picks.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
 
 
 def _set_torch_threads(requested: int) -> None:

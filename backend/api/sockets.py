@@ -86,12 +86,12 @@ def _on_disconnect(*_: Any) -> None:
 
 
 def init_sockets(app, socketio: SocketIO) -> Callable[..., None]:
-    """Register the handlers (once per SocketIO object) and return this app's emitter."""
+    """Register the handlers on this app's Socket.IO server and return the app's emitter."""
     subscribers = Subscribers()
     app.extensions["kd_subscribers"] = subscribers
-    if not getattr(socketio, "_kd_handlers", False):
-        socketio.on_event("join", _on_join, namespace=NAMESPACE)
-        socketio.on_event("leave", _on_leave, namespace=NAMESPACE)
-        socketio.on_event("disconnect", _on_disconnect, namespace=NAMESPACE)
-        socketio._kd_handlers = True
+    # After init_app, on_event registers on the current server only (each app gets a new server),
+    # so this runs for every app; a second registration on one server replaces the first.
+    socketio.on_event("join", _on_join, namespace=NAMESPACE)
+    socketio.on_event("leave", _on_leave, namespace=NAMESPACE)
+    socketio.on_event("disconnect", _on_disconnect, namespace=NAMESPACE)
     return make_emitter(socketio, subscribers)

@@ -51,6 +51,7 @@ class JobRelay(Callbacks):
         self._progress: dict[str, Any] = {}
         self._last_emit = self._last_persist = float("-inf")
         self._phase_started = self._started
+        self._closed = False
 
     # -- Callbacks ---------------------------------------------------------------------------
 
@@ -108,20 +109,26 @@ class JobRelay(Callbacks):
         if quiet:
             self._emit_progress(heartbeat=True)
 
+    def close(self) -> None:
+        """No progress after this returns (the job's final status follows)."""
+        with self._lock:
+            self._closed = True
+
     def elapsed_s(self) -> float:
         return round(self._clock() - self._started, 3)
 
     def _emit_progress(self, *, heartbeat: bool) -> None:
+        # Sent under the lock so that nothing follows close(); listeners never call back into the relay.
         with self._lock:
+            if self._closed:
+                return
             payload = self._progress_payload(heartbeat)
             now = self._clock()
             self._last_emit = now
-            persist = now - self._last_persist >= self.persist_s
-            if persist:
+            self._send("training_progress", payload)
+            if now - self._last_persist >= self.persist_s:
                 self._last_persist = now
-        self._send("training_progress", payload)
-        if persist:
-            self._on_update(progress=payload)
+                self._on_update(progress=payload)
 
     def _progress_payload(self, heartbeat: bool) -> dict[str, Any]:
         progress = dict(self._progress)

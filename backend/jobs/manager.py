@@ -283,6 +283,7 @@ class JobManager:
             gc.collect()
 
     def _end(self, job_id: str, state: str, relay: JobRelay, **fields: Any) -> None:
+        relay.close()
         with self._cond:
             self._running.pop(job_id, None)
             self._finish(job_id, state, phase_timings=relay.phase_timings, **fields)

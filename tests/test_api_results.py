@@ -1,0 +1,46 @@
+"""Results endpoints before any job has finished: clear 404s, 409s and 400s."""
+from __future__ import annotations
+
+import pytest
+
+from backend.app import create_app
+
+
+@pytest.fixture()
+def client(tmp_path):
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "START_WORKERS": False})
+    yield app.test_client()
+    app.extensions["jobs"].shutdown()
+
+
+@pytest.mark.parametrize("method, url", [("get", "/evaluate"), ("get", "/matlab_metrics"),
+                                         ("get", "/matlab_metrics?all=1"), ("get", "/download"),
+                                         ("post", "/visualize"), ("get", "/evaluate?model_name=t5")])
+def test_no_results_yet_is_a_clear_404(client, method, url):
+    kwargs = {"json": {"kind": "effectiveness"}} if method == "post" else {}
+    res = getattr(client, method)(url, **kwargs)
+    assert res.status_code == 404
+    error = res.get_json()["error"]
+    assert error["code"] == "no_results" and "POST /train" in error["message"]
+
+
+def test_unfinished_job_is_409_and_unknown_404(client):
+    job_id = client.post("/train", json={"model_name": "resnet18"}).get_json()["job_id"]
+    for url in (f"/evaluate?job_id={job_id}", f"/matlab_metrics?job_id={job_id}", f"/download?job_id={job_id}"):
+        res = client.get(url)
+        assert res.status_code == 409 and res.get_json()["error"]["state"] == "queued"
+    res = client.post("/visualize", json={"job_id": job_id, "kind": "efficiency"})
+    assert res.status_code == 409
+    assert client.get("/evaluate?job_id=job_nope").status_code == 404
+    assert client.get("/download?job_id=job_nope").status_code == 404
+
+
+def test_visualize_lists_kinds(client):
+    from backend.metrics.plots import PLOT_KINDS
+
+    res = client.post("/visualize", json={"kind": "pie"})
+    assert res.status_code == 400
+    assert all(kind in res.get_json()["error"]["message"] for kind in PLOT_KINDS)
+    assert client.post("/visualize", json={}).status_code == 400
+    assert client.post("/visualize", data="nope", content_type="application/json").status_code == 400
+    assert client.get("/evaluate?model_name=gpt2").status_code == 400

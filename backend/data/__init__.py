@@ -1,0 +1,1 @@
+"""Datasets: built-in (offline), uploaded files, and named public sets."""

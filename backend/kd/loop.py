@@ -1,0 +1,126 @@
+"""Training and evaluation loops, reporting through callbacks (torchvision-reference style functions)."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from backend.data.datasets import TensorSet
+from backend.kd.callbacks import CallbackList
+from backend.kd.loss import distillation_loss
+
+
+@dataclass
+class TrainSettings:
+    """Optimiser and schedule of one training phase."""
+
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    temperature: float = 3.0
+    alpha: float = 0.7
+
+
+def train(model: nn.Module, adapter, data: TensorSet, settings: TrainSettings, *, phase: str,
+          callbacks: CallbackList, teacher: nn.Module | None = None, row_extra: dict | None = None,
+          on_epoch_end: Callable[[int], None] | None = None) -> list[dict]:
+    """Train `model` (with KD from `teacher` when given) with AdamW + one-cycle; returns one history row per step."""
+    if settings.epochs == 0 or len(data) == 0:
+        return []
+    if teacher is not None:
+        teacher.eval()  # frozen: its dropout off, its weights never updated
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    steps_per_epoch = data.num_batches(settings.batch_size)
+    total = settings.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.learning_rate, total_steps=total,
+                                                    pct_start=0.2)
+    history: list[dict] = []
+    step, started = 0, time.perf_counter()
+    model.train()
+    for epoch in range(settings.epochs):
+        for batch in data.batches(settings.batch_size, shuffle=True, seed=settings.seed * 1000 + epoch):
+            callbacks.check_stop()
+            losses = _step(model, adapter, batch, settings, optimizer, teacher)
+            scheduler.step()
+            step += 1
+            elapsed = time.perf_counter() - started
+            eta = elapsed / step * (total - step)
+            row = {"epoch": epoch + 1, "step": step, **losses, "lr": scheduler.get_last_lr()[0], **(row_extra or {})}
+            history.append(row)
+            callbacks.on_step_end(phase, step, total, losses, eta)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1)
+            model.train()
+    model.eval()
+    return history
+
+
+def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher) -> dict[str, float | None]:
+    """One optimisation step; returns the loss terms as floats."""
+    logits, targets = adapter.logits_and_targets(model, batch)
+    teacher_logits = None
+    if teacher is not None:
+        with torch.no_grad():
+            teacher_logits, _ = adapter.logits_and_targets(teacher, batch)
+    terms = distillation_loss(logits, teacher_logits, targets, temperature=settings.temperature, alpha=settings.alpha)
+    optimizer.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+    optimizer.step()
+    out = {k: float(v.detach()) for k, v in terms.items()}
+    out.setdefault("kd_loss", None)
+    if not math.isfinite(out["loss"]):
+        raise FloatingPointError(f"training diverged: loss is {out['loss']} (try a lower learning_rate)")
+    return out
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, adapter, data: TensorSet, batch_size: int = 128) -> dict[str, float]:
+    """Accuracy (from predictions) and mean cross-entropy on `data`; restores the model's mode."""
+    was_training = model.training
+    model.eval()
+    correct, loss_sum, rows = 0, 0.0, 0
+    for batch in data.batches(batch_size):
+        logits, targets = adapter.logits_and_targets(model, batch)
+        terms = distillation_loss(logits, None, targets)
+        n = int((targets != -100).sum())
+        loss_sum += float(terms["ce_loss"]) * n
+        rows += n
+        correct += int((adapter.predict(model, batch) == batch["labels"]).sum())
+    model.train(was_training)
+    return {"accuracy": correct / max(1, len(data)), "loss": loss_sum / max(1, rows)}
+
+
+@torch.inference_mode()
+def predictions(model: nn.Module, adapter, data: TensorSet, batch_size: int = 128) -> torch.Tensor:
+    """Predicted class indices over `data`."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([adapter.predict(model, b) for b in data.batches(batch_size)])
+    model.train(was_training)
+    return out
+
+
+@torch.inference_mode()
+def mean_kl(teacher: nn.Module, student: nn.Module, adapter, data: TensorSet, temperature: float = 1.0,
+            batch_size: int = 128) -> float:
+    """Mean KL(teacher || student) per logit row at `temperature` over `data` (teacher-forced for T5)."""
+    total, rows = 0.0, 0
+    for model in (teacher, student):
+        model.eval()
+    for batch in data.batches(batch_size):
+        s_logits, targets = adapter.logits_and_targets(student, batch)
+        t_logits, _ = adapter.logits_and_targets(teacher, batch)
+        terms = distillation_loss(s_logits, t_logits, targets, temperature=temperature, alpha=1.0)
+        n = int((targets != -100).sum())
+        total += float(terms["kd_loss"]) * n
+        rows += n
+    return total / max(1, rows)

@@ -1,0 +1,22 @@
+"""Training defaults per (model, preset), sized on a 2-core CPU (DESIGN.md section 10)."""
+from __future__ import annotations
+
+# epochs: teacher; kd_epochs: structural student; finetune_epochs: after each pruning step.
+DEFAULTS: dict[tuple[str, str], dict] = {
+    ("resnet18", "quick"): dict(epochs=8, kd_epochs=5, finetune_epochs=1, batch_size=64, learning_rate=3e-3),
+    ("mobilenetv2", "quick"): dict(epochs=10, kd_epochs=8, finetune_epochs=1, batch_size=64, learning_rate=3e-3),
+    ("distilbert", "quick"): dict(epochs=3, kd_epochs=3, finetune_epochs=1, batch_size=32, learning_rate=1e-3),
+    ("t5-small", "quick"): dict(epochs=4, kd_epochs=3, finetune_epochs=1, batch_size=32, learning_rate=2e-3),
+    ("resnet18", "standard"): dict(epochs=10, kd_epochs=6, finetune_epochs=1, batch_size=64, learning_rate=1e-3),
+    ("mobilenetv2", "standard"): dict(epochs=12, kd_epochs=8, finetune_epochs=1, batch_size=64, learning_rate=1e-3),
+    ("distilbert", "standard"): dict(epochs=3, kd_epochs=3, finetune_epochs=1, batch_size=16, learning_rate=5e-5),
+    ("t5-small", "standard"): dict(epochs=3, kd_epochs=3, finetune_epochs=1, batch_size=16, learning_rate=3e-4),
+}
+# Transformers trained from scratch want a larger learning rate than pretrained ones fine-tuned.
+SCRATCH_LR = {"distilbert": 1e-3, "t5-small": 2e-3}
+TEXT_SET_SIZE = 6000
+
+
+def defaults(model_id: str, preset: str) -> dict:
+    """A copy of the defaults of one model at one preset."""
+    return dict(DEFAULTS[(model_id, preset)])

@@ -1,0 +1,130 @@
+"""Where a teacher comes from: an upload, the teacher cache, pretrained weights, or a fresh initialisation."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from backend.models.registry import ModelSpec, resolve_builder
+from backend.models.vision import PretrainedUnavailable, classifier_layer
+
+
+class TeacherError(ValueError):
+    """A teacher that cannot be built or loaded as asked; the message says why."""
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """A short stable hash of everything that shapes a trained teacher."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def build_fresh(spec: ModelSpec, *, preset: str, class_names: list[str], train_texts: list[str] | None,
+                pretrained: bool, seed: int) -> tuple[nn.Module, Any]:
+    """(model, tokenizer or None) from the registry's builder, pretrained or newly initialised."""
+    torch.manual_seed(seed)
+    builder = resolve_builder(spec)
+    if spec.family == "vision":
+        return builder(num_classes=len(class_names), pretrained=pretrained), None
+    return builder(preset=preset, class_names=class_names, train_texts=train_texts or [], pretrained=pretrained,
+                   seed=seed)
+
+
+def load_pretrained(spec: ModelSpec, *, mode: str, preset: str, class_names: list[str], train_texts, seed: int):
+    """Pretrained weights per `mode` ("auto" | "true" | "false"): (model, tokenizer, source dict)."""
+    if mode == "false":
+        model, tok = build_fresh(spec, preset=preset, class_names=class_names, train_texts=train_texts,
+                                 pretrained=False, seed=seed)
+        return model, tok, {"kind": "trained", "detail": "initialised at random (pretrained=false), trained here"}
+    if spec.family == "text" and preset != "standard":
+        if mode == "true":
+            raise TeacherError(f"pretrained weights exist only for the published size of {spec.display_name}; "
+                               "use preset 'standard' with pretrained=true, or pretrained='auto'/false.")
+        model, tok = build_fresh(spec, preset=preset, class_names=class_names, train_texts=train_texts,
+                                 pretrained=False, seed=seed)
+        return model, tok, {"kind": "trained", "detail": "initialised at random and trained here: no pretrained "
+                                                          "weights exist for the reduced 'quick' size"}
+    try:
+        model, tok = build_fresh(spec, preset=preset, class_names=class_names, train_texts=train_texts,
+                                 pretrained=True, seed=seed)
+        return model, tok, {"kind": "pretrained", "detail": f"pretrained weights ({spec.source}), fine-tuned here"}
+    except PretrainedUnavailable as exc:
+        if mode == "true":
+            raise TeacherError(f"pretrained=true but {exc}") from None
+        model, tok = build_fresh(spec, preset=preset, class_names=class_names, train_texts=train_texts,
+                                 pretrained=False, seed=seed)
+        return model, tok, {"kind": "trained", "detail": f"initialised at random and trained here: {exc}"}
+
+
+def save_teacher(path: Path, model: nn.Module, tokenizer, meta: dict) -> None:
+    """Write a teacher to the cache atomically (a temporary folder renamed into place)."""
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if tokenizer is not None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    else:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    (tmp / "meta.json").write_text(json.dumps(meta, default=str))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+def load_cached(path: Path, spec: ModelSpec, *, preset: str, class_names: list[str]):
+    """(model, tokenizer, meta) from the cache, or None when absent."""
+    if not (path / "meta.json").is_file():
+        return None
+    meta = json.loads((path / "meta.json").read_text())
+    if spec.family == "text":
+        model, tok = load_text_folder(spec, path)
+    else:
+        model, tok = build_fresh(spec, preset=preset, class_names=class_names, train_texts=None, pretrained=False,
+                                 seed=0)
+        model.load_state_dict(load_file(str(path / "model.safetensors")))
+    return model.eval(), tok, meta
+
+
+def load_text_folder(spec: ModelSpec, folder: Path):
+    """A save_pretrained folder, loaded without running any code from it."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, T5ForConditionalGeneration
+
+    cls = T5ForConditionalGeneration if spec.id == "t5-small" else AutoModelForSequenceClassification
+    model = cls.from_pretrained(str(folder), trust_remote_code=False)
+    tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    return model, tok
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from .safetensors, or .pt/.pth with weights_only=True (no code runs)."""
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise TeacherError(f"{path.name} holds no state dict of tensors.")
+    return obj
+
+
+def load_vision_checkpoint(spec: ModelSpec, path: Path, class_names: list[str]) -> tuple[nn.Module, dict]:
+    """A torchvision model with weights from an uploaded state dict; a mismatched classifier is re-initialised."""
+    model, _ = build_fresh(spec, preset="quick", class_names=class_names, train_texts=None, pretrained=False, seed=0)
+    state = {k.removeprefix("module."): v for k, v in load_state_dict_file(path).items()}
+    own = model.state_dict()
+    head = classifier_layer(model)
+    head_keys = {k for k, v in model.named_parameters() if any(v is p for p in head.parameters())}
+    mismatched = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)
+    if set(mismatched) - head_keys:
+        raise TeacherError(f"checkpoint does not fit {spec.display_name}: shapes differ for {mismatched[:5]}.")
+    usable = {k: v for k, v in state.items() if k in own and k not in mismatched}
+    missing = sorted(set(own) - set(usable))
+    if set(missing) - head_keys - {k for k in own if k.endswith("num_batches_tracked")}:
+        raise TeacherError(f"checkpoint does not fit {spec.display_name}: missing {missing[:5]}.")
+    model.load_state_dict(usable, strict=False)
+    return model, {"classifier_reinitialised": bool(set(missing) & head_keys), "tensors_loaded": len(usable)}

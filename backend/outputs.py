@@ -1,0 +1,103 @@
+"""The files a finished job leaves: report, MATLAB data, CSV, plots, the student model, and one ZIP of it all."""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from backend.models.export import export_text_model, export_vision_model
+
+BUNDLE_README = """KD-Pruning Simulator: compressed {display} (job {job_id})
+
+Files
+  report.json          the full measured report (six sections + metadata)
+  matlab_metrics.json  {{"matlab_data": ...}} for MATLAB's jsondecode
+  metrics.csv          teacher vs student figures, one metric a row
+  plots/*.png          charts of the report
+  model/               the compressed student
+
+Loading the student without this project's code
+{loading}
+"""
+
+TEXT_LOADING = """  from transformers import AutoTokenizer, {cls}
+  tok = AutoTokenizer.from_pretrained("model")
+  model = {cls}.from_pretrained("model").eval()
+{usage}"""
+DISTILBERT_USAGE = """  enc = tok(["the movie was not good."], padding="max_length", truncation=True, max_length={max_length},
+            return_tensors="pt")
+  label = model.config.id2label[int(model(**enc).logits.argmax(-1))]"""
+T5_USAGE = """  enc = tok(["the movie was not good."], padding="max_length", truncation=True, max_length={max_length},
+            return_tensors="pt")
+  word = tok.batch_decode(model.generate(**enc, max_new_tokens=8), skip_special_tokens=True)[0]
+  # the answer is a class name: {classes}"""
+VISION_LOADING = """  import torch
+  program = torch.export.load("model/model.pt2")      # architecture and weights, no project code
+  logits = program.module()(images)                   # images: float32 [N, 3, {size}, {size}]
+  # preprocessing (model/preprocessing.json): scale pixels to [0, 1], resize to {size}x{size},
+  # normalise with mean {mean} and std {std}; class names in preprocessing.json.
+  # model/model.safetensors holds the same weights as plain tensors."""
+
+
+def _atomic_write(path: Path, data: bytes | str) -> None:
+    """Write then rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def write_outputs(report: dict, state: Any, out_dir: Path) -> dict[str, str]:
+    """Write every artifact of a finished job; returns name -> path relative to out_dir."""
+    from backend.metrics.matlab import matlab_data, metrics_csv
+    from backend.metrics.plots import PLOT_KINDS, render_plot
+    from backend.metrics.report import report_to_json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    artifacts = {"report": "report.json", "matlab": "matlab_metrics.json", "csv": "metrics.csv"}
+    _atomic_write(out_dir / "report.json", report_to_json(report))
+    _atomic_write(out_dir / "matlab_metrics.json", json.dumps({"matlab_data": matlab_data(report)}, allow_nan=False))
+    _atomic_write(out_dir / "metrics.csv", metrics_csv(report))
+    for kind in PLOT_KINDS:
+        rel = f"plots/{kind}.png"
+        _atomic_write(out_dir / rel, render_plot(report, kind))
+        artifacts[f"plots/{kind}"] = rel
+    artifacts["model"] = "model"
+    _atomic_write(out_dir / "README.txt", _export_model(state, out_dir / "model", report))
+    artifacts["readme"] = "README.txt"
+    artifacts["bundle"] = "bundle.zip"
+    _zip_bundle(out_dir, [p for p in artifacts.values() if p != "bundle.zip"])
+    return artifacts
+
+
+def _export_model(state: Any, folder: Path, report: dict) -> str:
+    """Export the student; returns the bundle README text that says how to load it."""
+    spec = state.spec
+    if spec.family == "text":
+        export_text_model(state.student, state.tokenizer, folder)
+        if spec.id == "t5-small":
+            usage = T5_USAGE.format(max_length=state.max_length, classes=", ".join(state.raw.class_names))
+            loading = TEXT_LOADING.format(cls="T5ForConditionalGeneration", usage=usage)
+        else:
+            usage = DISTILBERT_USAGE.format(max_length=state.max_length)
+            loading = TEXT_LOADING.format(cls="AutoModelForSequenceClassification", usage=usage)
+    else:
+        from backend.data.datasets import IMAGENET_MEAN, IMAGENET_STD
+
+        export_vision_model(state.student, folder, state.image_size, state.raw.class_names)
+        loading = VISION_LOADING.format(size=state.image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    return BUNDLE_README.format(display=spec.display_name, job_id=report["metadata"].get("job_id"), loading=loading)
+
+
+def _zip_bundle(out_dir: Path, members: list[str]) -> None:
+    """bundle.zip of the listed files and folders, written atomically."""
+    tmp = out_dir / "bundle.zip.tmp"
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for member in members:
+            path = out_dir / member
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            for f in files:
+                zf.write(f, f.relative_to(out_dir).as_posix())
+    os.replace(tmp, out_dir / "bundle.zip")

@@ -1,0 +1,359 @@
+"""One job end to end: data -> teacher -> student -> distillation -> progressive pruning -> measurement.
+
+Knows nothing of Flask or Socket.IO: progress and cancellation go through callbacks.
+"""
+from __future__ import annotations
+
+import copy
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from backend.data import datasets as ds
+from backend.jobconfig import JobConfig
+from backend.kd import loop
+from backend.kd.callbacks import CallbackList, Callbacks
+from backend.models import adapters, presets, teachers, text as text_models, vision
+from backend.models.registry import ModelSpec, get_model_spec
+from backend.pruning import progressive
+from backend.pruning.structural import make_student
+from backend.runtime import environment_info
+
+PHASES = ("data", "teacher", "student", "distill", "prune", "evaluate")
+
+
+@dataclass
+class JobResult:
+    """What a finished job leaves: the report and the files written under out_dir."""
+
+    report: dict
+    out_dir: Path
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class JobState:
+    """Everything one run builds up, handed from phase to phase."""
+
+    config: JobConfig
+    spec: ModelSpec
+    hp: dict
+    raw: ds.RawDataset | None = None
+    splits: ds.Splits | None = None
+    train: ds.TensorSet | None = None
+    val: ds.TensorSet | None = None
+    test: ds.TensorSet | None = None
+    tokenizer: Any = None
+    adapter: Any = None
+    teacher: nn.Module | None = None
+    student: nn.Module | None = None
+    teacher_source: dict = field(default_factory=dict)
+    structural: dict = field(default_factory=dict)
+    history: dict = field(default_factory=lambda: {"teacher": [], "distill": [], "finetune": []})
+    validation: list = field(default_factory=list)
+    stages: list = field(default_factory=list)
+    pruning: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    image_size: int = 32
+    max_length: int = 0
+
+
+def resolved_hyperparameters(config: JobConfig, spec: ModelSpec) -> dict:
+    """The preset's defaults for this model, overridden by whatever the config sets."""
+    hp = presets.defaults(spec.id, config.preset)
+    for key in ("epochs", "kd_epochs", "finetune_epochs", "batch_size", "learning_rate"):
+        if getattr(config, key) is not None:
+            hp[key] = getattr(config, key)
+    hp["structural_ratio"] = config.structural_ratio if config.structural_ratio is not None \
+        else spec.default_structural_ratio
+    return hp
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same machine, same numbers."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def phase(state: JobState, cb: CallbackList, name: str) -> Iterator[dict]:
+    """Time a phase and tell the callbacks when it starts and ends."""
+    cb.check_stop()
+    cb.on_phase_start(name, {"phase": name})
+    info: dict = {}
+    started = time.perf_counter()
+    yield info
+    state.timings[name] = time.perf_counter() - started
+    cb.on_phase_end(name, {"phase": name, "seconds": state.timings[name], **info})
+
+
+def run_job(config: JobConfig, callbacks: Callbacks | None = None, *, job_id: str, out_dir: Path,
+            cache_dir: Path, upload_dir: Path) -> JobResult:
+    """Run one job; raises JobCancelled when the callbacks ask to stop."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
+    spec = get_model_spec(config.model_name)
+    state = JobState(config=config, spec=spec, hp=resolved_hyperparameters(config, spec))
+    started = time.perf_counter()
+    seed_everything(config.seed)
+    with phase(state, cb, "data") as info:
+        load_data(state, Path(upload_dir), Path(cache_dir))
+        info.update(dataset=state.raw.name, **state.splits.sizes())
+    with phase(state, cb, "teacher") as info:
+        obtain_teacher(state, cb, Path(cache_dir), Path(upload_dir))
+        info.update(source=state.teacher_source)
+    with phase(state, cb, "student") as info:
+        build_student(state, cb)
+        info.update(state.structural)
+    with phase(state, cb, "distill"):
+        distill(state, cb)
+    with phase(state, cb, "prune"):
+        prune_progressively(state, cb)
+    with phase(state, cb, "evaluate"):
+        report = evaluate_and_report(state, cb, job_id, started)
+    from backend.outputs import write_outputs
+
+    artifacts = write_outputs(report, state, Path(out_dir))
+    return JobResult(report=report, out_dir=Path(out_dir), artifacts=artifacts)
+
+
+def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
+    """Load and split the dataset; vision tensors now, text tensors once the tokenizer is known."""
+    config, spec = state.config, state.spec
+    state.image_size = vision.IMAGE_SIZE[config.preset]
+    if config.dataset_is_upload:
+        from backend.data.uploads import resolve_upload
+
+        path, meta = resolve_upload(upload_dir, config.dataset)
+        raw = ds.load_upload(spec.family, path, meta.get("original_name", config.dataset), state.image_size)
+    elif config.dataset == "digits":
+        raw = ds.load_digits()
+    elif config.dataset == "cifar10":
+        raw = ds.load_cifar10(cache_dir / "datasets")
+    else:
+        raw = ds.load_synthetic_sentiment(seed=config.seed, n=presets.TEXT_SET_SIZE)
+    state.raw = ds.subsample(raw, config.max_samples, config.seed)
+    state.splits = ds.split_indices(state.raw.labels, config.seed)
+    if spec.family == "vision":
+        state.train, state.val, state.test = (ds.vision_tensors(state.raw, idx, state.image_size)
+                                              for idx in (state.splits.train, state.splits.val, state.splits.test))
+        state.adapter = adapters.adapter_for(spec.id)
+
+
+def _tokenise(state: JobState) -> None:
+    """Text tensors for all three splits with the teacher's tokenizer."""
+    raw, tok = state.raw, state.tokenizer
+    train_texts = [raw.texts[i] for i in state.splits.train]
+    state.max_length = adapters.fitted_length(tok, train_texts, text_models.MAX_LENGTH[state.config.preset])
+    words = raw.class_names if state.spec.id == "t5-small" else None
+    state.train, state.val, state.test = (
+        adapters.text_tensors(tok, [raw.texts[i] for i in idx], raw.labels[idx], state.max_length, words)
+        for idx in (state.splits.train, state.splits.val, state.splits.test))
+    state.adapter = adapters.adapter_for(state.spec.id, tok, raw.class_names)
+
+
+def _settings(state: JobState, epochs: int, lr: float | None = None) -> loop.TrainSettings:
+    c, hp = state.config, state.hp
+    return loop.TrainSettings(epochs=epochs, learning_rate=lr or hp["learning_rate"], batch_size=hp["batch_size"],
+                              max_grad_norm=c.max_grad_norm, seed=c.seed, temperature=c.temperature, alpha=c.alpha)
+
+
+def _teacher_key(state: JobState) -> str:
+    c, hp = state.config, state.hp
+    return f"{c.model_name}-{teachers.cache_key({'model': c.model_name, 'dataset': c.dataset, 'preset': c.preset, 'seed': c.seed, 'pretrained': c.pretrained, 'epochs': hp['epochs'], 'lr': hp['learning_rate'], 'batch_size': hp['batch_size'], 'max_samples': c.max_samples, 'grad_norm': c.max_grad_norm, 'version': 1})}"
+
+
+def obtain_teacher(state: JobState, cb: CallbackList, cache_dir: Path, upload_dir: Path) -> None:
+    """Teacher from an upload, the cache, or pretrained / fresh weights trained on the train split."""
+    config, spec = state.config, state.spec
+    class_names = state.raw.class_names
+    train_texts = [state.raw.texts[i] for i in state.splits.train] if spec.family == "text" else None
+    if config.teacher_upload_id:
+        model, tok, source, epochs = _uploaded_teacher(state, upload_dir, class_names, train_texts)
+        cache_path = None
+    else:
+        cache_path = cache_dir / "teachers" / _teacher_key(state)
+        cached = teachers.load_cached(cache_path, spec, preset=config.preset, class_names=class_names)
+        if cached is not None:
+            state.teacher, state.tokenizer, meta = cached
+            state.teacher_source = {**meta["source"], "kind": "cache",
+                                    "detail": f"reused from the teacher cache ({meta['source']['detail']})"}
+            state.history["teacher"] = meta.get("history", [])
+            state.validation += meta.get("validation", [])
+            if spec.family == "text":
+                _tokenise(state)
+            state.teacher.requires_grad_(False)
+            return
+        model, tok, source = teachers.load_pretrained(spec, mode=config.pretrained, preset=config.preset,
+                                                      class_names=class_names, train_texts=train_texts,
+                                                      seed=config.seed)
+        epochs = state.hp["epochs"]
+    state.teacher, state.tokenizer, state.teacher_source = model, tok, source
+    if spec.family == "text":
+        _tokenise(state)
+    seed_everything(config.seed)
+    validate = _epoch_validator(state, cb, "teacher", state.teacher)
+    state.history["teacher"] = loop.train(state.teacher, state.adapter, state.train, _settings(state, epochs),
+                                          phase="teacher", callbacks=cb, on_epoch_end=validate)
+    state.teacher.eval().requires_grad_(False)
+    if cache_path is not None:
+        teachers.save_teacher(cache_path, state.teacher, state.tokenizer,
+                              {"source": state.teacher_source, "history": state.history["teacher"],
+                               "validation": [v for v in state.validation if v["phase"] == "teacher"]})
+
+
+def _uploaded_teacher(state: JobState, upload_dir: Path, class_names, train_texts):
+    """(model, tokenizer, source, epochs) from an uploaded checkpoint; trained further only when needed or asked."""
+    from backend.data.uploads import extract_model_zip, resolve_upload
+
+    config, spec = state.config, state.spec
+    path, meta = resolve_upload(upload_dir, config.teacher_upload_id)
+    name = meta.get("original_name", path.name)
+    if spec.family == "text":
+        if path.suffix != ".zip":
+            raise teachers.TeacherError(f"a {spec.display_name} teacher must be a ZIP of a save_pretrained folder.")
+        folder = extract_model_zip(path, upload_dir / config.teacher_upload_id / "model")
+        model, tok = teachers.load_text_folder(spec, folder)
+        if spec.id == "distilbert" and model.config.num_labels != len(class_names):
+            raise teachers.TeacherError(f"uploaded model has {model.config.num_labels} labels, the dataset "
+                                        f"{len(class_names)}.")
+        reinit = False
+    else:
+        model, info = teachers.load_vision_checkpoint(spec, path, class_names)
+        tok, reinit = None, info["classifier_reinitialised"]
+    epochs = config.epochs if config.epochs is not None else (state.hp["epochs"] if reinit else 0)
+    detail = f"uploaded checkpoint {name}" + (", classifier re-initialised" if reinit else "") + \
+             (f", trained {epochs} more epoch(s) here" if epochs else ", used as uploaded")
+    return model, tok, {"kind": "upload", "detail": detail, "upload_id": config.teacher_upload_id}, epochs
+
+
+def _epoch_validator(state: JobState, cb: CallbackList, phase_name: str, model: nn.Module, pruning_step=None):
+    """An on_epoch_end hook: validation accuracy and loss, recorded and reported."""
+    def validate(epoch: int) -> None:
+        result = loop.evaluate(model, state.adapter, state.val)
+        row = {"phase": phase_name, "epoch": epoch, "pruning_step": pruning_step, **result}
+        state.validation.append(row)
+        cb.on_metrics(phase_name, row)
+    return validate
+
+
+def _stage(state: JobState, stage: str, model: nn.Module, val_accuracy: float | None = None) -> None:
+    """Accuracy at one stage. The test figure is recorded for the report only; no choice is made from it."""
+    if val_accuracy is None:
+        val_accuracy = loop.evaluate(model, state.adapter, state.val)["accuracy"]
+    test_accuracy = loop.evaluate(model, state.adapter, state.test)["accuracy"]
+    state.stages.append({"stage": stage, "val_accuracy": val_accuracy, "test_accuracy": test_accuracy})
+
+
+def build_student(state: JobState, cb: CallbackList) -> None:
+    """The structurally smaller copy of the teacher."""
+    teacher, spec = state.teacher, state.spec
+    _stage(state, "teacher", teacher)
+    example = state.train.head(1)["pixel_values"] if spec.family == "vision" else None
+    keep = [vision.classifier_layer(teacher)] if spec.family == "vision" else None
+    state.student, state.structural = make_student(spec.id, teacher, state.hp["structural_ratio"], example, keep)
+    state.student.requires_grad_(True)
+    _stage(state, "student_structural", state.student)
+    cb.on_metrics("student", {"phase": "student", **state.structural})
+
+
+def distill(state: JobState, cb: CallbackList) -> None:
+    """KD of the structural student from the frozen teacher."""
+    seed_everything(state.config.seed + 1)
+    validate = _epoch_validator(state, cb, "distill", state.student)
+    state.history["distill"] = loop.train(state.student, state.adapter, state.train,
+                                          _settings(state, state.hp["kd_epochs"]), phase="distill", callbacks=cb,
+                                          teacher=state.teacher, on_epoch_end=validate)
+    last = [v for v in state.validation if v["phase"] == "distill"]
+    _stage(state, "student_kd", state.student, last[-1]["accuracy"] if last else None)
+
+
+def prune_progressively(state: JobState, cb: CallbackList) -> None:
+    """L1 unstructured pruning to the target in steps, KD fine-tuning and validation after each."""
+    from backend.metrics.compression import count_parameters
+    from backend.metrics.efficiency import model_size
+
+    config, student = state.config, state.student
+    steps: list[dict] = []
+    lr = state.hp["learning_rate"] / 3  # fine-tuning: gentler than training from the start
+
+    def after_step(step: int, achieved: float) -> None:
+        seed_everything(config.seed + 10 + step)
+        rows = loop.train(student, state.adapter, state.train, _settings(state, state.hp["finetune_epochs"], lr),
+                          phase="prune", callbacks=cb, teacher=state.teacher, row_extra={"pruning_step": step})
+        state.history["finetune"] += rows
+        val = loop.evaluate(student, state.adapter, state.val)
+        state.validation.append({"phase": "prune", "epoch": state.hp["finetune_epochs"], "pruning_step": step, **val})
+        size = model_size(student)
+        row = {"step": step, "target_sparsity": progressive.schedule(config.sparsity, config.pruning_steps)[step - 1],
+               "achieved_sparsity": achieved, "val_accuracy": val["accuracy"], "val_loss": val["loss"],
+               "nonzero_parameters": count_parameters(student)["nonzero"],
+               "model_size_mb": size["model_size_mb"], "compressed_size_mb": size["compressed_size_mb"]}
+        steps.append(row)
+        cb.on_metrics("prune", {"phase": "prune", **row})
+
+    if config.sparsity > 0:
+        progressive.progressive_prune(student, config.sparsity, config.pruning_steps, scope="global",
+                                      after_step=after_step)
+    student.eval()
+    state.pruning = {"method": "l1_unstructured", "scope": "global", "schedule": "cubic",
+                     "target_sparsity": config.sparsity, "steps": steps,
+                     "per_layer_sparsity": progressive.per_layer_sparsity(student),
+                     "masks_removed": not progressive.has_masks(student)}
+    _stage(state, "student_pruned", student, steps[-1]["val_accuracy"] if steps else None)
+
+
+def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started: float) -> dict:
+    """Measure teacher and student the same way on the test split, and build the report."""
+    from backend.metrics.measure import measure_pair
+    from backend.metrics.report import build_report
+
+    test_batches = [(b, b["labels"]) for b in state.test.batches(128)]
+    measurements = measure_pair(state.teacher, state.student, predict=state.adapter.predict,
+                                test_batches=test_batches, example_batch=state.test.head,
+                                class_names=state.raw.class_names, latency_runs=state.config.latency_runs)
+    final = measurements["student"]["effectiveness"]["accuracy"] \
+        if "effectiveness" in measurements["student"] else state.stages[-1]["test_accuracy"]
+    state.stages.append({"stage": "final", "val_accuracy": state.stages[-1]["val_accuracy"], "test_accuracy": final})
+    kl = loop.mean_kl(state.teacher, state.student, state.adapter, state.test, temperature=1.0)
+    state.timings["total"] = time.perf_counter() - started
+    ctx = build_context(state, job_id, measurements, kl)
+    return build_report(ctx)
+
+
+def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -> dict:
+    """The measured facts of this run, in the shape the report builder takes."""
+    raw, config = state.raw, state.config
+    env = environment_info()
+    return {
+        "job_id": job_id, "model_name": state.spec.id, "display_name": state.spec.display_name,
+        "family": state.spec.family,
+        "config": {**config.to_dict(), "resolved": state.hp},
+        "dataset": {"name": raw.name, "num_classes": len(raw.class_names), "class_names": raw.class_names,
+                    **state.splits.sizes(), "description": raw.description, "synthetic": raw.synthetic,
+                    **({"image_size": state.image_size} if state.spec.family == "vision"
+                       else {"max_length_tokens": state.max_length})},
+        "teacher_source": state.teacher_source,
+        "environment": env,
+        "timings_s": {p: state.timings.get(p) for p in (*PHASES, "total")},
+        "structural": state.structural,
+        "history": state.history,
+        "validation": state.validation,
+        "pruning": state.pruning,
+        "stages": state.stages,
+        "kd_agreement": {"mean_kl": kl, "mean_kl_reason": None,
+                         "mean_kl_note": "KL(teacher || student) at T=1 per logit row on the test split"
+                                         + (" (decoder positions, teacher-forced)" if state.spec.id == "t5-small"
+                                            else "")},
+        "measurements": measurements,
+    }

@@ -1,0 +1,1 @@
+"""Structural compression (the student) and progressive L1 unstructured pruning."""

@@ -1,0 +1,87 @@
+"""Progressive L1 unstructured pruning with torch.nn.utils.prune, made permanent at the end."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+
+def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(module, "weight") for every Conv/Linear layer, leaving out weights tied to an embedding (T5's lm_head)."""
+    tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    out = []
+    for module in model.modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            weight = getattr(module, "weight_orig", module.weight)
+            if id(weight) not in tied:
+                out.append((module, "weight"))
+    return out
+
+
+def schedule(target: float, steps: int) -> list[float]:
+    """Cumulative sparsity after each step, cubic (Zhu & Gupta 2017): big cuts early, gentle ones near the end."""
+    return [target * (1.0 - (1.0 - k / steps) ** 3) for k in range(1, steps + 1)]
+
+
+def prune_to(params: list[tuple[nn.Module, str]], current: float, target: float, scope: str = "global") -> None:
+    """Raise the L1 unstructured sparsity of `params` from `current` to `target` (fractions of their weights)."""
+    if target <= current:
+        return
+    amount = (target - current) / (1.0 - current)  # prune acts on the weights still unpruned
+    if scope == "global":
+        prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+    else:
+        for module, name in params:
+            prune.l1_unstructured(module, name, amount=amount)
+
+
+def achieved_sparsity(params: list[tuple[nn.Module, str]]) -> float:
+    """Zeros among the pruned weights, exactly."""
+    zeros = sum(int((getattr(m, n) == 0).sum()) for m, n in params)
+    total = sum(getattr(m, n).numel() for m, n in params)
+    return zeros / max(1, total)
+
+
+def make_permanent(model: nn.Module) -> int:
+    """prune.remove everywhere: weights become plain parameters; no *_orig or *_mask remains. Returns the count."""
+    removed = 0
+    for module in model.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, prune.BasePruningMethod):
+                prune.remove(module, hook._tensor_name)
+                removed += 1
+    return removed
+
+
+def progressive_prune(model: nn.Module, target: float, steps: int, *, scope: str = "global",
+                      after_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """Prune to `target` in `steps` steps, calling `after_step(step, sparsity)` (fine-tune, validate) after each."""
+    params = prunable_weights(model)
+    current, reached = 0.0, []
+    for step, goal in enumerate(schedule(target, steps), start=1):
+        prune_to(params, current, goal, scope)
+        current = goal
+        reached.append(achieved_sparsity(params))
+        if after_step is not None:
+            after_step(step, reached[-1])
+    make_permanent(model)
+    return reached
+
+
+def per_layer_sparsity(model: nn.Module) -> dict[str, float]:
+    """Fraction of zero weights in each Conv/Linear layer."""
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            w = module.weight
+            out[name] = float((w == 0).sum()) / w.numel()
+    return out
+
+
+@torch.no_grad()
+def has_masks(model: nn.Module) -> bool:
+    """True when any *_orig parameter or *_mask buffer is left."""
+    names = [n for n, _ in model.named_parameters()] + [n for n, _ in model.named_buffers()]
+    return any(n.endswith("_orig") or n.endswith("_mask") for n in names)

@@ -84,6 +84,8 @@ class _RssSampler(threading.Thread):
             self.peak = max(self.peak, self.process.memory_info().rss)
             self.samples += 1
             self._stop_event.wait(self.interval_s)
+        self.peak = max(self.peak, self.process.memory_info().rss)  # a last look: the run may beat the first tick
+        self.samples += 1
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -1,0 +1,276 @@
+"""MATLAB-friendly data: valid identifiers, numeric [teacher, student] pairs, equal-length numeric series, CSV."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from typing import Any, Iterator
+
+LABELS = ["teacher", "student"]
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_SERIES_TERMS = ("epoch", "step", "loss", "kd_loss", "ce_loss", "lr", "pruning_step")
+_STEP_COLUMNS = ("step", "target_sparsity", "achieved_sparsity", "val_accuracy", "nonzero_parameters",
+                 "model_size_mb", "compressed_size_mb")
+_COMPARISON_SCALARS = ("compression_ratio", "parameter_ratio", "parameter_reduction_pct", "dense_size_ratio",
+                       "compressed_size_ratio", "size_reduction_dense_pct", "size_reduction_compressed_pct",
+                       "accuracy_drop_points", "accuracy_drop_relative_pct", "f1_macro_drop_points", "flops_ratio",
+                       "flops_ratio_if_zeros_skipped", "full_pass_speedup")
+
+# (group, field, unit, path into one model's measurement block in teacher_vs_student_comparison)
+PAIR_SPECS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    *(("effectiveness", k, "fraction", ("effectiveness", k)) for k in (
+        "accuracy", "precision_macro", "recall_macro", "f1_macro",
+        "precision_weighted", "recall_weighted", "f1_weighted")),
+    ("effectiveness", "invalid_predictions", "count", ("effectiveness", "invalid_predictions")),
+    ("efficiency", "model_size_mb", "MB", ("efficiency", "size", "model_size_mb")),
+    ("efficiency", "compressed_size_mb", "MB", ("efficiency", "size", "compressed_size_mb")),
+    ("efficiency", "param_buffer_mb", "MB", ("efficiency", "memory", "param_buffer_mb")),
+    ("efficiency", "peak_rss_increase_mb", "MB", ("efficiency", "memory", "peak_rss_increase_mb")),
+    ("efficiency", "full_pass_s", "s", ("efficiency", "full_pass_s")),
+    ("efficiency", "full_pass_samples_per_s", "samples/s", ("efficiency", "full_pass_samples_per_s")),
+    ("compression", "parameters_total", "count", ("compression", "parameters", "total")),
+    ("compression", "parameters_nonzero", "count", ("compression", "parameters", "nonzero")),
+    ("compression", "parameters_trainable", "count", ("compression", "parameters", "trainable")),
+    ("compression", "layers_conv", "count", ("compression", "layers", "conv")),
+    ("compression", "layers_linear", "count", ("compression", "layers", "linear")),
+    ("compression", "layers_embedding", "count", ("compression", "layers", "embedding")),
+    ("compression", "weight_layers", "count", ("compression", "layers", "weight_layers")),
+    ("compression", "transformer_blocks", "count", ("compression", "layers", "transformer_blocks")),
+    ("compression", "global_sparsity", "fraction", ("compression", "sparsity", "global_sparsity")),
+    ("complexity", "flops_per_sample", "FLOPs", ("complexity", "flops", "flops_per_sample")),
+    ("complexity", "macs_per_sample", "MACs", ("complexity", "flops", "macs_per_sample")),
+    ("complexity", "gflops_per_sample", "GFLOPs", ("complexity", "flops", "gflops_per_sample")),
+    ("complexity", "sparse_flops_per_sample", "FLOPs", ("complexity", "flops", "sparse_flops_per_sample")),
+    ("complexity", "param_memory_mb", "MB", ("complexity", "space", "param_memory_mb")),
+    ("complexity", "peak_activation_mb", "MB", ("complexity", "space", "peak_activation_mb")),
+)
+GROUPS = ("effectiveness", "efficiency", "compression", "complexity")
+
+
+def matlab_identifier(name: str) -> str:
+    """A valid MATLAB field name for any string: other characters become '_', a leading non-letter gets 'x'."""
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", str(name)) or "x"
+    if not ident[0].isalpha():
+        ident = f"x{ident}"
+    return ident[:63]
+
+
+def _number(value: Any) -> float | int | None:
+    """A finite int/float, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _dig(node: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _latency_specs(report: dict) -> Iterator[tuple[str, str, str, dict]]:
+    """(group, field, unit, {who: value}) for every latency figure, per batch size."""
+    for key, row in report["efficiency_improvements"]["latency"].items():
+        for field, unit, src in (("latency_median_ms", "ms", "median_ms"), ("latency_p95_ms", "ms", "p95_ms"),
+                                 ("throughput_samples_per_s", "samples/s", "throughput_samples_per_s")):
+            yield "efficiency", f"{field}_{key}", unit, {who: row.get(f"{who}_{src}") for who in LABELS}
+
+
+def pair_rows(report: dict) -> list[tuple[str, str, str, Any, Any]]:
+    """(group, field, unit, teacher, student) for every before/after figure of the report."""
+    cmp = report["teacher_vs_student_comparison"]
+    rows = [(g, f, u, _dig(cmp["teacher"], p), _dig(cmp["student"], p)) for g, f, u, p in PAIR_SPECS]
+    rows += [(g, f, u, v["teacher"], v["student"]) for g, f, u, v in _latency_specs(report)]
+    return rows
+
+
+def _pairs(report: dict, missing: dict) -> dict[str, dict]:
+    """Each group's numeric [teacher, student] pairs; unknown ones recorded in `missing`."""
+    groups: dict[str, dict] = {g: {} for g in GROUPS}
+    for group, field, _unit, t, s in pair_rows(report):
+        t, s = _number(t), _number(s)
+        if t is None or s is None:
+            missing[matlab_identifier(f"{group}_{field}")] = "teacher or student value was not measured in this run"
+        else:
+            groups[group][matlab_identifier(field)] = [t, s]
+    return groups
+
+
+def _comparison(report: dict, missing: dict) -> dict:
+    """Scalar teacher/student ratios and differences."""
+    derived = report["teacher_vs_student_comparison"]["derived"]
+    kd = report["knowledge_distillation_analysis"]
+    values = {k: derived.get(k) for k in _COMPARISON_SCALARS}
+    values.update({f"speedup_{k}": v for k, v in (derived.get("speedup") or {}).items()})
+    values["teacher_student_agreement_pct"] = kd.get("teacher_student_agreement_pct")
+    values["mean_kl"] = kd.get("mean_kl")
+    out = {}
+    for key, value in values.items():
+        if _number(value) is None:
+            missing[matlab_identifier(f"comparison_{key}")] = (
+                kd.get("mean_kl_reason") if key == "mean_kl" else None) or "not measured in this run"
+        else:
+            out[matlab_identifier(key)] = value
+    return out
+
+
+def _series_struct(columns: dict[str, list], prefix: str, missing: dict) -> dict:
+    """Equal-length numeric arrays; a column holding a non-number is dropped and listed in `missing`."""
+    out = {}
+    for name, values in columns.items():
+        if values is None:
+            continue
+        numbers = [_number(v) for v in values]
+        if any(n is None for n in numbers):
+            missing[matlab_identifier(f"{prefix}_{name}")] = "some values were not recorded, so the series is left out"
+        else:
+            out[matlab_identifier(name)] = numbers
+    return out
+
+
+def _training(report: dict, missing: dict) -> dict:
+    """KD settings, loss series per phase, validation series per phase, accuracy per stage."""
+    kd = report["knowledge_distillation_analysis"]
+    outcomes = report["learning_outcomes"]
+    out: dict[str, Any] = {}
+    for key in ("temperature", "alpha"):
+        if _number(kd.get(key)) is None:
+            missing[f"training_{key}"] = kd.get(f"{key}_reason") or "not in the job config"
+        else:
+            out[key] = kd[key]
+    for phase, series in kd["loss_history"].items():
+        for term in _SERIES_TERMS:
+            if term in series and series[term] is None:
+                missing[matlab_identifier(f"training_{phase}_{term}")] = series.get(f"{term}_reason", "not recorded")
+        out[matlab_identifier(phase)] = _series_struct({t: series.get(t) for t in _SERIES_TERMS if t in series},
+                                                        f"training_{phase}", missing)
+    validation = outcomes.get("validation_history", [])
+    for phase in ("teacher", "distill", "prune"):
+        rows = [r for r in validation if r.get("phase") == phase]
+        columns = {k: [r.get(k) for r in rows] for k in ("epoch", "accuracy", "loss")}
+        if phase == "prune":
+            columns["pruning_step"] = [r.get("pruning_step") for r in rows]
+        out[f"validation_{phase}"] = _series_struct(columns, f"training_validation_{phase}", missing)
+    for split in ("val", "test"):
+        rows = [r for r in outcomes["accuracy_by_stage"] if _number(r.get(f"{split}_accuracy")) is not None]
+        out[f"stages_{split}"] = {"stage": [r["stage"] for r in rows],
+                                  "accuracy": [r[f"{split}_accuracy"] for r in rows]}
+    return out
+
+
+def _pruning(report: dict, missing: dict) -> dict:
+    """Target and achieved sparsity, the per-step series, and per-layer sparsity as parallel arrays."""
+    pruning = report["pruning_analysis"]
+    out: dict[str, Any] = {}
+    for key in ("target_sparsity", "achieved_sparsity"):
+        if _number(pruning.get(key)) is None:
+            missing[f"pruning_{key}"] = pruning.get(f"{key}_reason") or "not measured in this run"
+        else:
+            out[key] = pruning[key]
+    steps = pruning.get("steps") or []
+    out["steps"] = _series_struct({c: [row.get(c) for row in steps] for c in _STEP_COLUMNS}, "pruning_steps", missing)
+    layers = pruning.get("per_layer_sparsity") or {}
+    out["layers"] = {"name": list(layers), "sparsity": [float(v) for v in layers.values()]}
+    return out
+
+
+def _per_class(report: dict) -> dict:
+    """Per-class precision/recall/F1 for both models, parallel to the class names; confusion matrices."""
+    cmp = report["teacher_vs_student_comparison"]
+    out: dict[str, Any] = {"class_names": list(cmp["student"]["effectiveness"]["class_names"])}
+    for who in LABELS:
+        rows = cmp[who]["effectiveness"]["per_class"]
+        for metric in ("precision", "recall", "f1"):
+            out[f"{who}_{metric}"] = [row[metric] for row in rows]
+        out[f"{who}_confusion"] = cmp[who]["effectiveness"]["confusion_matrix"]
+    out["support"] = [row["support"] for row in cmp["student"]["effectiveness"]["per_class"]]
+    return out
+
+
+def matlab_data(report: dict) -> dict:
+    """The report's figures in MATLAB-friendly form (wrap as {"matlab_data": ...})."""
+    missing: dict[str, str] = {}
+    model = report["metadata"]["model"]
+    data = {
+        "model_name": model.get("id") or "", "display_name": model.get("display_name") or "",
+        "labels": list(LABELS),
+        **_pairs(report, missing),
+        "comparison": _comparison(report, missing),
+        "training": _training(report, missing),
+        "pruning": _pruning(report, missing),
+        "per_class": _per_class(report),
+    }
+    data["missing"] = missing
+    data["notes"] = {
+        "pairs": "effectiveness, efficiency, compression and complexity fields are [teacher, student]",
+        "units": "units are in field names (_ms, _mb, _s); accuracy and sparsity are fractions in [0, 1]",
+        "missing": "fields that could not be measured are left out and listed in missing with the reason",
+    }
+    return data
+
+
+def _model_matrix(datas: dict[str, dict], missing: dict) -> dict:
+    """For each pair field known for every model: an N x 2 matrix (rows: models, columns: teacher, student)."""
+    out: dict[str, list] = {}
+    firsts = [(g, f) for g in GROUPS for f in next(iter(datas.values()))[g]] if datas else []
+    for group, field in firsts:
+        rows = [d[group].get(field) for d in datas.values()]
+        if all(r is not None for r in rows):
+            out[field] = rows
+        else:
+            missing[matlab_identifier(f"models_{field}")] = "not measured for every model"
+    return out
+
+
+def _model_scalars(datas: dict[str, dict]) -> dict:
+    """For each comparison scalar known for every model: one number per model."""
+    if not datas:
+        return {}
+    keys = set.intersection(*(set(d["comparison"]) for d in datas.values()))
+    first = next(iter(datas.values()))["comparison"]
+    return {k: [d["comparison"][k] for d in datas.values()] for k in first if k in keys}
+
+
+def matlab_all_models(reports: dict[str, dict]) -> dict:
+    """Every model's data, as a struct per model id plus aligned arrays across models for comparison plots."""
+    datas = {matlab_identifier(model_id): matlab_data(report) for model_id, report in reports.items()}
+    missing: dict[str, str] = {}
+    return {
+        "labels": list(LABELS),
+        "model_ids": list(reports),
+        "model_fields": list(datas),
+        "models": datas,
+        "pairs": _model_matrix(datas, missing),
+        "comparison": _model_scalars(datas),
+        "missing": missing,
+        "notes": {"pairs": "each pairs field is an N x 2 matrix: one row per model (model_fields order), "
+                           "columns teacher, student",
+                  "comparison": "each comparison field has one number per model, in model_fields order"},
+    }
+
+
+def metrics_csv(report: dict) -> str:
+    """A flat CSV `metric,unit,teacher,student` of the before/after figures (empty cell: not measured)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["metric", "unit", "teacher", "student"])
+    for group, field, unit, t, s in pair_rows(report):
+        writer.writerow([f"{group}.{field}", unit, "" if _number(t) is None else t, "" if _number(s) is None else s])
+    return buffer.getvalue()
+
+
+def matlab_problems(data: Any, path: str = "matlab_data") -> list[str]:
+    """Field names in `data` that are not valid MATLAB identifiers, and nulls or non-finite numbers anywhere."""
+    problems: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not _IDENT.match(str(key)):
+                problems.append(f"{path}: invalid field name {key!r}")
+            problems += matlab_problems(value, f"{path}.{key}")
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            problems += matlab_problems(value, f"{path}[{i}]")
+    elif data is None or (isinstance(data, float) and not math.isfinite(data)):
+        problems.append(f"{path}: null or non-finite value")
+    return problems

@@ -1,0 +1,225 @@
+"""PNG plots of a report with matplotlib's object API (Agg, no pyplot state, so safe from worker threads)."""
+from __future__ import annotations
+
+import io
+from typing import Any, Callable
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .matlab import pair_rows
+
+PLOT_KINDS = ("effectiveness", "efficiency", "compression", "complexity", "loss_curves", "accuracy_vs_sparsity",
+              "layer_sparsity", "confusion_matrix")
+COLORS = {"teacher": "#4C72B0", "student": "#DD8452"}
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _message(fig: Figure, ax: Any, text: str) -> None:
+    """An empty axis that says why there is nothing to draw."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def _label(value: float) -> str:
+    """A bar label: 19,500 / 0.41 / 0.00423."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _bars(ax: Any, rows: list[tuple], ylabel: str, title: str, scale: float = 1.0) -> None:
+    """Grouped teacher/student bars for (label, teacher, student) rows; unknown values are marked n/a."""
+    if not rows:
+        return _message(ax.figure, ax, f"{title}: nothing measured")
+    width = 0.38
+    for offset, who, col in ((-width / 2, "teacher", 1), (width / 2, "student", 2)):
+        values = [r[col] * scale if isinstance(r[col], (int, float)) else 0.0 for r in rows]
+        bars = ax.bar([i + offset for i in range(len(rows))], values, width, label=who, color=COLORS[who])
+        ax.bar_label(bars, labels=[_label(v) if isinstance(r[col], (int, float)) else "n/a"
+                                   for v, r in zip(values, rows)], fontsize=7)
+    ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+
+
+def _select(report: dict, group: str, fields: list[str]) -> list[tuple]:
+    """(field, teacher, student) rows of one metric group, in the order of `fields`."""
+    found = {f: (f, t, s) for g, f, _u, t, s in pair_rows(report) if g == group}
+    return [found[f] for f in fields if f in found]
+
+
+def _latency_fields(report: dict, prefix: str) -> list[str]:
+    return [f"{prefix}_{key}" for key in report["efficiency_improvements"]["latency"]]
+
+
+def _plot_effectiveness(report: dict) -> bytes:
+    fig = _figure(8, 4.5)
+    ax = fig.add_subplot()
+    fields = ["accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted"]
+    _bars(ax, _select(report, "effectiveness", fields), "score (%)", "Effectiveness on the test split", 100.0)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _plot_efficiency(report: dict) -> bytes:
+    fig = _figure(11, 7)
+    axes = fig.subplots(2, 2)
+    _bars(axes[0, 0], _select(report, "efficiency", _latency_fields(report, "latency_median_ms")),
+          "median latency (ms)", "Latency per batch size")
+    _bars(axes[0, 1], _select(report, "efficiency", _latency_fields(report, "throughput_samples_per_s")),
+          "throughput (samples/s)", "Throughput per batch size")
+    _bars(axes[1, 0], _select(report, "efficiency", ["model_size_mb", "compressed_size_mb"]),
+          "size (MB, 1 MB = 10^6 bytes)", "Model size: dense and deflated")
+    _bars(axes[1, 1], _select(report, "efficiency", ["param_buffer_mb", "peak_rss_increase_mb"]),
+          "memory (MB)", "Memory: weights and peak RSS increase")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _plot_compression(report: dict) -> bytes:
+    fig = _figure(12, 4.5)
+    axes = fig.subplots(1, 3)
+    _bars(axes[0], _select(report, "compression", ["parameters_total", "parameters_nonzero"]),
+          "parameters (millions)", "Parameters", 1e-6)
+    _bars(axes[1], _select(report, "compression", ["layers_conv", "layers_linear", "layers_embedding",
+                                                   "transformer_blocks"]), "layers (count)", "Layers")
+    _bars(axes[2], _select(report, "compression", ["global_sparsity"]), "zero weights (%)",
+          "Conv/Linear weight sparsity", 100.0)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _plot_complexity(report: dict) -> bytes:
+    fig = _figure(10, 4.5)
+    axes = fig.subplots(1, 2)
+    rows = _select(report, "complexity", ["flops_per_sample", "sparse_flops_per_sample"])
+    _bars(axes[0], rows, "GFLOPs per sample", "Dense FLOPs, and FLOPs skipping zeros would save", 1e-9)
+    _bars(axes[1], _select(report, "complexity", ["param_memory_mb", "peak_activation_mb"]), "memory (MB)",
+          "Space: parameters and peak activations")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _numeric(values: list | None) -> bool:
+    return bool(values) and all(isinstance(v, (int, float)) for v in values)
+
+
+def _plot_loss_curves(report: dict) -> bytes:
+    history = report["knowledge_distillation_analysis"]["loss_history"]
+    phases = [p for p, s in history.items() if s.get("rows")]
+    fig = _figure(5 * max(len(phases), 1), 4)
+    if not phases:
+        _message(fig, fig.add_subplot(), "No training steps were recorded in this run")
+        return _png(fig)
+    for i, phase in enumerate(phases, start=1):
+        ax, series = fig.add_subplot(1, len(phases), i), history[phase]
+        x = series["step"] if _numeric(series.get("step")) else list(range(1, series["rows"] + 1))
+        for term in ("loss", "kd_loss", "ce_loss"):
+            if _numeric(series.get(term)):
+                ax.plot(x, series[term], label=term, linewidth=1.2)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("loss (nats)")
+        ax.set_title(f"{phase} phase", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _before_pruning(report: dict) -> float | None:
+    for row in report["learning_outcomes"]["accuracy_by_stage"]:
+        if row.get("stage") == "student_kd":
+            return row.get("val_accuracy")
+    return None
+
+
+def _plot_accuracy_vs_sparsity(report: dict) -> bytes:
+    steps = report["pruning_analysis"].get("steps") or []
+    fig = _figure(10, 4.5)
+    if not steps:
+        _message(fig, fig.add_subplot(), "No pruning steps were run")
+        return _png(fig)
+    ax1, ax2 = fig.subplots(1, 2)
+    x = [100.0 * s["achieved_sparsity"] for s in steps]
+    y = [100.0 * s["val_accuracy"] for s in steps]
+    start = _before_pruning(report)
+    if start is not None:  # the KD student before any pruning: sparsity 0
+        x, y = [0.0, *x], [100.0 * start, *y]
+    ax1.plot(x, y, marker="o")
+    ax1.set_xlabel("achieved sparsity (%)")
+    ax1.set_ylabel("validation accuracy (%)")
+    ax1.set_title("Accuracy vs sparsity over the pruning steps", fontsize=10)
+    xs = [100.0 * s["achieved_sparsity"] for s in steps]
+    ax2.plot(xs, [s["model_size_mb"] for s in steps], marker="o", label="dense (safetensors)")
+    ax2.plot(xs, [s["compressed_size_mb"] for s in steps], marker="s", label="deflated (zlib)")
+    ax2.set_xlabel("achieved sparsity (%)")
+    ax2.set_ylabel("model size (MB)")
+    ax2.set_ylim(bottom=0)  # from zero, so the dense line does not look like it moves
+    ax2.set_title("Size on disk vs sparsity", fontsize=10)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _plot_layer_sparsity(report: dict) -> bytes:
+    pruning = report["pruning_analysis"]
+    layers = pruning.get("per_layer_sparsity") or {}
+    fig = _figure(9, min(2 + 0.22 * len(layers), 30))
+    ax = fig.add_subplot()
+    if not layers:
+        _message(fig, ax, "No Conv/Linear layers to report")
+        return _png(fig)
+    names = list(layers)
+    ax.barh(range(len(names)), [100.0 * layers[n] for n in names], color=COLORS["student"])
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.invert_yaxis()
+    target = pruning.get("target_sparsity")
+    if isinstance(target, (int, float)):
+        ax.axvline(100.0 * target, color="k", linestyle="--", linewidth=1, label=f"target {100 * target:.0f}%")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("zero weights (%)")
+    ax.set_title("Per-layer sparsity of the final student", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _plot_confusion(report: dict) -> bytes:
+    cmp = report["teacher_vs_student_comparison"]
+    fig = _figure(11, 5)
+    for i, who in enumerate(("teacher", "student"), start=1):
+        ax, eff = fig.add_subplot(1, 2, i), cmp[who]["effectiveness"]
+        image = ax.imshow(eff["confusion_matrix"], cmap="Blues")
+        ticks = range(len(eff["class_names"]))
+        ax.set_xticks(ticks, eff["class_names"], rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(ticks, eff["class_names"], fontsize=7)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(f"{who}: confusion matrix (test samples)", fontsize=10)
+        fig.colorbar(image, ax=ax, label="samples (count)")
+    fig.tight_layout()
+    return _png(fig)
+
+
+_RENDERERS: dict[str, Callable[[dict], bytes]] = {
+    "effectiveness": _plot_effectiveness, "efficiency": _plot_efficiency, "compression": _plot_compression,
+    "complexity": _plot_complexity, "loss_curves": _plot_loss_curves,
+    "accuracy_vs_sparsity": _plot_accuracy_vs_sparsity, "layer_sparsity": _plot_layer_sparsity,
+    "confusion_matrix": _plot_confusion,
+}
+
+
+def render_plot(report: dict, kind: str) -> bytes:
+    """A PNG of one plot kind; ValueError naming the valid kinds for any other."""
+    if kind not in _RENDERERS:
+        raise ValueError(f"Unknown plot kind {kind!r}; valid: {', '.join(PLOT_KINDS)}")
+    return _RENDERERS[kind](report)

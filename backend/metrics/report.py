@@ -1,0 +1,353 @@
+"""The six-section report, written from the pipeline's context and the measurements of measure_pair."""
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from .common import MB_NOTE, finite, ratio
+from .complexity import DENSE_FLOPS_NOTE
+from .jsonsafe import REASON_SUFFIX, ensure_reasons, sanitize_json, to_strict_json
+from .summary import summary_sentences
+
+SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowledge_distillation_analysis",
+            "pruning_analysis", "efficiency_improvements", "learning_outcomes")
+REPORT_VERSION = 1
+CONVENTIONS = {
+    "fractions": "accuracy, precision, recall, f1 and sparsity are fractions in [0, 1]; a *_pct twin is percent",
+    "percent": "*_pct keys are percent (0-100); *_points keys are percentage points",
+    "ratios": "ratios are teacher / student: above 1 means the student is smaller or faster",
+    "nulls": "a value that could not be measured is null, with a sibling <key>_reason saying why",
+    "megabytes": MB_NOTE,
+    "seconds": "*_s keys are seconds; *_ms keys are milliseconds",
+}
+STAGE_LABELS = {
+    "teacher": "teacher", "student_structural": "student after structural compression",
+    "student_kd": "student after knowledge distillation", "student_pruned": "student after pruning",
+    "final": "final student",
+}
+EFFECTIVENESS_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro",
+                      "precision_weighted", "recall_weighted", "f1_weighted")
+LOSS_TERMS = ("epoch", "step", "loss", "kd_loss", "ce_loss", "lr", "pruning_step")
+
+
+def _set(out: dict, key: str, value: Any, reason: str) -> None:
+    """out[key] = value, plus out[key_reason] = reason when the value is unknown."""
+    out[key] = value
+    if value is None:
+        out[f"{key}{REASON_SUFFIX}"] = reason
+
+
+def _set_fraction(out: dict, key: str, value: Any, reason: str) -> None:
+    """out[key] as a fraction and out[key_pct] as percent, both with the reason when unknown."""
+    value = finite(value)
+    _set(out, key, value, reason)
+    _set(out, f"{key}_pct", _pct(value), reason)
+
+
+def _pct(fraction: Any) -> float | None:
+    value = finite(fraction)
+    return None if value is None else value * 100.0
+
+
+def _pair(measure: dict, path: tuple[str, ...]) -> dict:
+    """{"teacher": x, "student": y} for one path into each model's measurement block."""
+    out = {}
+    for name in ("teacher", "student"):
+        node: Any = measure.get(name, {})
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        out[name] = node
+    return out
+
+
+# ---- student_model_performance ---------------------------------------------------------------------------
+
+def _student_performance(ctx: dict) -> dict:
+    """The final student's measured figures on the test split."""
+    m = ctx["measurements"]
+    s, latency = m["student"], m["latency"]["per_model"]["student"]
+    eff = s["effectiveness"]
+    return {
+        "model": ctx["display_name"], "model_id": ctx["model_name"], "test_samples": eff["num_samples"],
+        **{key: eff[key] for key in EFFECTIVENESS_KEYS},
+        "accuracy_pct": _pct(eff["accuracy"]),
+        "invalid_predictions": eff["invalid_predictions"],
+        "per_class": eff["per_class"], "confusion_matrix": eff["confusion_matrix"], "class_names": eff["class_names"],
+        "parameters": s["compression"]["parameters"], "layers": s["compression"]["layers"],
+        "global_sparsity": s["compression"]["sparsity"]["global_sparsity"],
+        "model_size_mb": s["efficiency"]["size"]["model_size_mb"],
+        "compressed_size_mb": s["efficiency"]["size"]["compressed_size_mb"],
+        "latency_ms": {key: {"median_ms": v["median_ms"], "p95_ms": v["p95_ms"]} for key, v in latency.items()},
+        "throughput_samples_per_s": {key: v["throughput_samples_per_s"] for key, v in latency.items()},
+        "flops_per_sample": s["complexity"]["flops"]["flops_per_sample"],
+        "macs_per_sample": s["complexity"]["flops"]["macs_per_sample"],
+        "memory": s["efficiency"]["memory"],
+        "full_pass_s": s["efficiency"]["full_pass_s"],
+        "unit_note": MB_NOTE,
+    }
+
+
+# ---- teacher_vs_student_comparison -----------------------------------------------------------------------
+
+def _effectiveness_pairs(m: dict) -> dict:
+    out = {}
+    for key in EFFECTIVENESS_KEYS:
+        pair = _pair(m, ("effectiveness", key))
+        pair["student_minus_teacher_points"] = (pair["student"] - pair["teacher"]) * 100.0
+        out[key] = pair
+    return out
+
+
+def _comparison(ctx: dict) -> dict:
+    """Side by side: effectiveness, compression, complexity; the derived ratios; both full measurement blocks."""
+    m = ctx["measurements"]
+    return {
+        "effectiveness": _effectiveness_pairs(m),
+        "compression": {
+            "parameters_total": _pair(m, ("compression", "parameters", "total")),
+            "parameters_nonzero": _pair(m, ("compression", "parameters", "nonzero")),
+            "weight_layers": _pair(m, ("compression", "layers", "weight_layers")),
+            "transformer_blocks": _pair(m, ("compression", "layers", "transformer_blocks")),
+            "global_sparsity": _pair(m, ("compression", "sparsity", "global_sparsity")),
+            "layers_counted": m["teacher"]["compression"]["layers"]["counted"],
+        },
+        "complexity": {
+            "flops_per_sample": _pair(m, ("complexity", "flops", "flops_per_sample")),
+            "macs_per_sample": _pair(m, ("complexity", "flops", "macs_per_sample")),
+            "sparse_flops_per_sample": _pair(m, ("complexity", "flops", "sparse_flops_per_sample")),
+            "param_memory_mb": _pair(m, ("complexity", "space", "param_memory_mb")),
+            "peak_activation_mb": _pair(m, ("complexity", "space", "peak_activation_mb")),
+            "note": DENSE_FLOPS_NOTE,
+        },
+        "derived": m["comparison"],
+        "teacher": m["teacher"],
+        "student": m["student"],
+        "conditions": m.get("conditions", {}),
+    }
+
+
+# ---- knowledge_distillation_analysis ---------------------------------------------------------------------
+
+def _series(rows: list[dict], phase: str) -> dict:
+    """Loss history rows as parallel lists per term; a term that is never given is null with a reason."""
+    out: dict[str, Any] = {"rows": len(rows)}
+    for term in LOSS_TERMS:
+        if not any(term in row for row in rows) and term == "pruning_step":
+            continue
+        values = [finite(row.get(term)) for row in rows]
+        if rows and all(v is None for v in values):
+            reason = ("the teacher is trained with cross-entropy only" if phase == "teacher" and term == "kd_loss"
+                      else f"no {term} was recorded in the {phase} phase")
+            _set(out, term, None, reason)
+        else:
+            out[term] = values
+            if any(v is None for v in values):
+                out[f"{term}{REASON_SUFFIX}"] = f"{term} was not recorded (or not finite) for some {phase} steps"
+    return out
+
+
+def _agreement(pred: dict) -> dict:
+    """How often teacher and student give the same prediction, and how their hits overlap, on the test split."""
+    t, s, y = pred.get("teacher", []), pred.get("student", []), pred.get("labels", [])
+    n = min(len(t), len(s), len(y))
+    same = sum(t[i] == s[i] for i in range(n))
+    both = sum(t[i] == y[i] and s[i] == y[i] for i in range(n))
+    t_only = sum(t[i] == y[i] and s[i] != y[i] for i in range(n))
+    s_only = sum(s[i] == y[i] and t[i] != y[i] for i in range(n))
+    out = {"samples": n, "same_prediction": same, "both_correct": both, "teacher_only_correct": t_only,
+           "student_only_correct": s_only, "both_wrong": n - both - t_only - s_only}
+    _set(out, "agreement_pct", ratio(same * 100.0, n), "no test predictions to compare")
+    return out
+
+
+def _stage_value(ctx: dict, stage: str, key: str) -> float | None:
+    for row in ctx.get("stages", []):
+        if row.get("stage") == stage:
+            return finite(row.get(key))
+    return None
+
+
+def _kd_analysis(ctx: dict) -> dict:
+    """T, alpha, loss terms over time, agreement with the teacher, mean KL, and what KD did to accuracy."""
+    config, history = ctx.get("config", {}), ctx.get("history", {})
+    agreement = _agreement(ctx["measurements"]["predictions"])
+    out: dict[str, Any] = {}
+    _set(out, "temperature", finite(config.get("temperature")), "temperature is not in the job config")
+    _set(out, "alpha", finite(config.get("alpha")), "alpha is not in the job config")
+    out["loss_formula"] = "alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * CE(student, y)"
+    out["loss_history"] = {phase: _series(history.get(phase, []), phase)
+                           for phase in ("teacher", "distill", "finetune")}
+    out["validation"] = _validation_rows([r for r in ctx.get("validation", []) if r.get("phase") == "distill"])
+    _set(out, "teacher_student_agreement_pct", agreement.get("agreement_pct"), "no test predictions to compare")
+    out["agreement"] = agreement
+    kl = ctx.get("kd_agreement") or {}
+    _set(out, "mean_kl", finite(kl.get("mean_kl")), kl.get("mean_kl_reason") or "mean KL was not measured")
+    out["mean_kl_note"] = (kl.get("mean_kl_note")
+                           or "mean KL(teacher || student) of the output distributions on the test split")
+    before = _stage_value(ctx, "student_structural", "val_accuracy")
+    after = _stage_value(ctx, "student_kd", "val_accuracy")
+    _set(out, "val_accuracy_before_kd", before, "the student was not validated right after structural compression")
+    _set(out, "val_accuracy_after_kd", after, "the student was not validated right after distillation")
+    gain = None if before is None or after is None else (after - before) * 100.0
+    _set(out, "kd_gain_points", gain, "needs validation accuracy before and after distillation")
+    return out
+
+
+# ---- pruning_analysis ------------------------------------------------------------------------------------
+
+def _structural(ctx: dict) -> dict:
+    out = dict(ctx.get("structural") or {})
+    before, after = out.get("teacher_parameters"), out.get("student_parameters")
+    r = ratio(after, before)
+    _set(out, "parameter_reduction_pct", None if r is None else (1 - r) * 100.0, "parameter counts not given")
+    return out
+
+
+def _pruning_analysis(ctx: dict) -> dict:
+    """What structural compression removed; target vs measured sparsity; per layer; the per-step table."""
+    pruning, s = ctx.get("pruning") or {}, ctx["measurements"]["student"]
+    steps = pruning.get("steps", [])
+    measured = s["compression"]["sparsity"]
+    out: dict[str, Any] = {"structural": _structural(ctx), "method": pruning.get("method"),
+                           "scope": pruning.get("scope")}
+    _set_fraction(out, "target_sparsity", pruning.get("target_sparsity"), "no pruning target in this run")
+    out["achieved_sparsity"] = measured["global_sparsity"]
+    out["achieved_sparsity_pct"] = measured["global_sparsity"] * 100.0
+    out["achieved_sparsity_source"] = f"measured on the final student: {measured['scope']}"
+    last = finite(steps[-1].get("achieved_sparsity")) if steps else None
+    _set(out, "last_step_sparsity", last, "no pruning steps were run")
+    out["per_layer_sparsity"] = measured["per_layer"]
+    out["per_layer_sparsity_source"] = "measured on the final student"
+    out["steps"] = steps
+    out["steps_note"] = "one row per pruning step: sparsity fractions, validation accuracy fraction, sizes in MB"
+    out["nonzero_parameters"] = s["compression"]["parameters"]["nonzero"]
+    out["sparse_flops_per_sample"] = s["complexity"]["flops"]["sparse_flops_per_sample"]
+    out["dense_flops_per_sample"] = s["complexity"]["flops"]["flops_per_sample"]
+    out["dense_flops_note"] = DENSE_FLOPS_NOTE
+    out["model_size_mb"] = s["efficiency"]["size"]["model_size_mb"]
+    out["compressed_size_mb"] = s["efficiency"]["size"]["compressed_size_mb"]
+    return out
+
+
+# ---- efficiency_improvements -----------------------------------------------------------------------------
+
+def _latency_rows(latency: dict) -> dict:
+    out = {}
+    speedups = latency.get("speedup") or {}
+    for key in latency["per_model"]["teacher"]:
+        t, s = latency["per_model"]["teacher"][key], latency["per_model"]["student"][key]
+        row = {"teacher_median_ms": t["median_ms"], "student_median_ms": s["median_ms"],
+               "teacher_p95_ms": t["p95_ms"], "student_p95_ms": s["p95_ms"],
+               "teacher_throughput_samples_per_s": t["throughput_samples_per_s"],
+               "student_throughput_samples_per_s": s["throughput_samples_per_s"]}
+        _set(row, "speedup", speedups.get(key), "a median latency measured as 0")
+        out[key] = row
+    return out
+
+
+def _efficiency(ctx: dict) -> dict:
+    """Latency, throughput, size on disk, memory and full-pass time, teacher vs student, with ratios."""
+    m, cmp = ctx["measurements"], ctx["measurements"]["comparison"]
+    lat = m["latency"]
+    t_eff, s_eff = m["teacher"]["efficiency"], m["student"]["efficiency"]
+    return {
+        "latency": _latency_rows(lat),
+        "latency_conditions": {k: lat[k] for k in ("batch_sizes", "runs", "warmup_runs", "torch_threads", "schedule")},
+        "model_size": {
+            "teacher_model_size_mb": t_eff["size"]["model_size_mb"],
+            "student_model_size_mb": s_eff["size"]["model_size_mb"],
+            "teacher_compressed_size_mb": t_eff["size"]["compressed_size_mb"],
+            "student_compressed_size_mb": s_eff["size"]["compressed_size_mb"],
+            "size_reduction_dense_pct": cmp["size_reduction_dense_pct"],
+            "size_reduction_compressed_pct": cmp["size_reduction_compressed_pct"],
+            "method": t_eff["size"]["method"],
+        },
+        "memory": {
+            "teacher_param_buffer_mb": t_eff["memory"]["param_buffer_mb"],
+            "student_param_buffer_mb": s_eff["memory"]["param_buffer_mb"],
+            "teacher_peak_rss_increase_mb": t_eff["memory"]["peak_rss_increase_mb"],
+            "student_peak_rss_increase_mb": s_eff["memory"]["peak_rss_increase_mb"],
+            "method": t_eff["memory"]["method"],
+        },
+        "full_pass": {"teacher_s": t_eff["full_pass_s"], "student_s": s_eff["full_pass_s"],
+                      "samples": s_eff["full_pass_samples"], "speedup": cmp["full_pass_speedup"]},
+        "flops": {"teacher_flops_per_sample": m["teacher"]["complexity"]["flops"]["flops_per_sample"],
+                  "student_flops_per_sample": m["student"]["complexity"]["flops"]["flops_per_sample"],
+                  "flops_ratio": cmp["flops_ratio"]},
+        "unit_note": MB_NOTE,
+    }
+
+
+# ---- learning_outcomes -----------------------------------------------------------------------------------
+
+def _stage_row(row: dict, measured: dict) -> dict:
+    """One stage with fractions, percents and a reason for each missing figure."""
+    stage = row.get("stage")
+    out = {"stage": stage, "label": STAGE_LABELS.get(stage, str(stage))}
+    val, test = finite(row.get("val_accuracy")), finite(row.get("test_accuracy"))
+    if test is None and stage in measured:  # the test split is measured for the teacher and the final student
+        test, out["test_accuracy_source"] = measured[stage], "measurements on the test split"
+    _set_fraction(out, "val_accuracy", val, "this stage was not evaluated on the validation split")
+    _set_fraction(out, "test_accuracy", test,
+                  "the test split is kept for the final measurement of teacher and final student")
+    return out
+
+
+def _validation_rows(rows: list[dict]) -> list[dict]:
+    """Validation rows as given, with a reason where a row has no pruning step (teacher and KD phases)."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        if row.get("pruning_step") is None and "pruning_step" in row:
+            row["pruning_step_reason"] = f"a {row.get('phase')}-phase validation, not a pruning step"
+        out.append(row)
+    return out
+
+
+def _learning_outcomes(ctx: dict) -> dict:
+    """Accuracy at each stage and a plain-language summary built from the measured numbers."""
+    m = ctx["measurements"]
+    measured = {"teacher": m["teacher"]["effectiveness"]["accuracy"],
+                "final": m["student"]["effectiveness"]["accuracy"]}
+    sentences = summary_sentences(ctx)
+    return {
+        "accuracy_by_stage": [_stage_row(row, measured) for row in ctx.get("stages", [])],
+        "validation_history": _validation_rows(ctx.get("validation", [])),
+        "summary": " ".join(sentences),
+        "summary_sentences": sentences,
+    }
+
+
+# ---- metadata and assembly -------------------------------------------------------------------------------
+
+def _metadata(ctx: dict) -> dict:
+    return {
+        "job_id": ctx.get("job_id"),
+        "model": {"id": ctx.get("model_name"), "display_name": ctx.get("display_name"), "family": ctx.get("family")},
+        "dataset": ctx.get("dataset"), "config": ctx.get("config"), "teacher_source": ctx.get("teacher_source"),
+        "environment": ctx.get("environment"), "timings_s": ctx.get("timings_s"),
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "report_version": REPORT_VERSION, "conventions": CONVENTIONS,
+    }
+
+
+def build_report(ctx: dict) -> dict:
+    """The report: the six sections plus metadata, strict-JSON-safe, every null beside a reason."""
+    report = {
+        "student_model_performance": _student_performance(ctx),
+        "teacher_vs_student_comparison": _comparison(ctx),
+        "knowledge_distillation_analysis": _kd_analysis(ctx),
+        "pruning_analysis": _pruning_analysis(ctx),
+        "efficiency_improvements": _efficiency(ctx),
+        "learning_outcomes": _learning_outcomes(ctx),
+        "metadata": _metadata(ctx),
+    }
+    return ensure_reasons(sanitize_json(report))
+
+
+def report_to_json(report: dict) -> str:
+    """The report as strict JSON text (no NaN or Infinity)."""
+    return to_strict_json(report)
+
+
+__all__ = ["SECTIONS", "build_report", "report_to_json", "sanitize_json"]

@@ -1,0 +1,125 @@
+"""Plain-language summary sentences, each a template filled with numbers measured in this run."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .common import finite
+
+SAME_BAND = 0.02  # ratios within 2% of 1 are reported as "about the same"
+
+
+def _num(x: float) -> str:
+    """A readable number: 1,234 / 12.35 / 0.00423."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
+
+
+def _change(pct: float, noun: str = "") -> str:
+    """'12.3% less' / '4.0% more' for a reduction percentage (negative = it grew)."""
+    return f"{abs(pct):.1f}% {'less' if pct >= 0 else 'more'}{noun}"
+
+
+def _times(ratio: float, better: str, worse: str) -> str:
+    """'2.10x faster' / '1.30x slower' / 'about the same' from a teacher/student ratio."""
+    if abs(ratio - 1.0) < SAME_BAND:
+        return "about the same"
+    return f"{ratio:.2f}x {better}" if ratio > 1 else f"{1 / ratio:.2f}x {worse}"
+
+
+def _accuracy(ctx: dict) -> str:
+    m = ctx["measurements"]
+    t, s = m["teacher"]["effectiveness"]["accuracy"], m["student"]["effectiveness"]["accuracy"]
+    drop = (t - s) * 100.0
+    change = ("the same accuracy" if abs(drop) < 0.05 else
+              f"a drop of {drop:.1f} percentage points" if drop > 0 else f"a gain of {-drop:.1f} percentage points")
+    return (f"On {m['student']['effectiveness']['num_samples']} test samples the teacher ({ctx['display_name']}) "
+            f"scored {t:.1%} accuracy and the student {s:.1%}: {change}.")
+
+
+def _parameters(ctx: dict) -> str:
+    m = ctx["measurements"]
+    t, s = m["teacher"]["compression"]["parameters"], m["student"]["compression"]["parameters"]
+    ratio = m["comparison"]["compression_ratio"]
+    return (f"The student has {s['total']:,} parameters ({s['nonzero']:,} nonzero) against the teacher's "
+            f"{t['total']:,}: a compression ratio of {ratio:.2f}x by nonzero parameters.")
+
+
+def _size(ctx: dict) -> str:
+    m = ctx["measurements"]
+    t, s, c = m["teacher"]["efficiency"]["size"], m["student"]["efficiency"]["size"], m["comparison"]
+    return (f"Its weights take {_num(s['model_size_mb'])} MB dense ({_change(c['size_reduction_dense_pct'])} than "
+            f"the teacher's {_num(t['model_size_mb'])} MB) and {_num(s['compressed_size_mb'])} MB deflated "
+            f"({_change(c['size_reduction_compressed_pct'])} than {_num(t['compressed_size_mb'])} MB).")
+
+
+def _latency(ctx: dict) -> str:
+    lat = ctx["measurements"]["latency"]
+    parts = []
+    for key, speedup in (lat.get("speedup") or {}).items():
+        t, s = lat["per_model"]["teacher"][key]["median_ms"], lat["per_model"]["student"][key]["median_ms"]
+        parts.append(f"at {key.replace('_', ' ')} the student's median latency was {_num(s)} ms against "
+                     f"{_num(t)} ms ({_times(speedup, 'faster', 'slower')})")
+    return (f"Over {lat['runs']} interleaved runs, " + "; ".join(parts) + ".") if parts else ""
+
+
+def _flops(ctx: dict) -> str:
+    m = ctx["measurements"]
+    t, s = m["teacher"]["complexity"]["flops"], m["student"]["complexity"]["flops"]
+    sparsity = m["student"]["compression"]["sparsity"]["global_sparsity"]
+    return (f"Per sample the student needs {_num(s['flops_per_sample'] / 1e6)} MFLOPs against "
+            f"{_num(t['flops_per_sample'] / 1e6)} ({_times(m['comparison']['flops_ratio'], 'fewer', 'more')}); "
+            f"its {sparsity:.1%} weight sparsity does not lower these dense FLOPs, but skipping zero weights would "
+            f"save {_num(s['sparse_flops_per_sample'] / 1e6)} MFLOPs per sample.")
+
+
+def _stage(ctx: dict, stage: str) -> float | None:
+    rows = [r for r in ctx.get("stages", []) if r.get("stage") == stage]
+    return finite(rows[0].get("val_accuracy")) if rows else None
+
+
+def _distillation(ctx: dict) -> str:
+    before, after = _stage(ctx, "student_structural"), _stage(ctx, "student_kd")
+    config = ctx.get("config", {})
+    if before is None or after is None:
+        return ""
+    return (f"Distillation (T = {config.get('temperature')}, alpha = {config.get('alpha')}) took the student's "
+            f"validation accuracy from {before:.1%} right after structural compression to {after:.1%}.")
+
+
+def _agreement(ctx: dict) -> str:
+    pred = ctx["measurements"]["predictions"]
+    n = len(pred.get("labels", []))
+    if not n:
+        return ""
+    same = sum(a == b for a, b in zip(pred["teacher"], pred["student"]))
+    return f"Teacher and student gave the same prediction on {same / n:.1%} of the test samples."
+
+
+def _pruning(ctx: dict) -> str:
+    pruning = ctx.get("pruning") or {}
+    steps = pruning.get("steps") or []
+    if not steps:
+        return ""
+    first, last = steps[0], steps[-1]
+    target = finite(pruning.get("target_sparsity"))
+    target_text = f" (target {target:.1%})" if target is not None else ""
+    return (f"Pruning in {len(steps)} step{'s' if len(steps) != 1 else ''} reached "
+            f"{last['achieved_sparsity']:.1%} sparsity{target_text}; validation accuracy was "
+            f"{first['val_accuracy']:.1%} after the first step and {last['val_accuracy']:.1%} after the last.")
+
+
+SENTENCES: tuple[Callable[[dict], str], ...] = (_accuracy, _parameters, _size, _latency, _flops, _distillation,
+                                                _agreement, _pruning)
+
+
+def summary_sentences(ctx: dict) -> list[str]:
+    """The sentences whose numbers exist in this run; a sentence missing a number is left out, not guessed."""
+    out = []
+    for sentence in SENTENCES:
+        try:
+            text = sentence(ctx)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError, IndexError):
+            text = ""  # a figure this sentence needs is missing or null
+        if text:
+            out.append(text)
+    return out
+

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from backend.api.common import arg, get_job, json_body, manager
+from backend.api.common import arg, get_job, json_body, manager, model_filter
 from backend.api.errors import ApiError
 from backend.data.uploads import DATASET_KINDS, TEACHER_KINDS, UploadNotFound, resolve_upload
 from backend.jobconfig import ConfigError, JobConfig
@@ -69,11 +69,11 @@ def cancel_training():
 @bp.get("/jobs")
 def list_jobs():
     """Jobs, newest first; filters state, model_name, limit."""
-    state = request.args.get("state") or None
+    state = request.args.get("state")
     if state is not None and state not in STATES:
         raise ApiError(400, "invalid_option", f"state must be one of {list(STATES)}.", field="state")
     limit = _limit(request.args.get("limit"))
-    model_name = _model_name(request.args.get("model_name"))
+    model_name = model_filter(request.args.get("model_name"))
     jobs = [_public(r) for r in manager().list_jobs(state=state, model_name=model_name, limit=limit)]
     return jsonify({"jobs": jobs, "count": len(jobs), "queue_length": manager().queue_length(),
                     "running_job_id": manager().running_job_id()})
@@ -92,7 +92,7 @@ def _public(record) -> dict[str, Any]:
 
 
 def _limit(raw: str | None) -> int:
-    if raw in (None, ""):
+    if raw is None:
         return 50
     try:
         value = int(raw)
@@ -101,14 +101,3 @@ def _limit(raw: str | None) -> int:
     if not 1 <= value <= 1000:
         raise ApiError(400, "invalid_option", "limit must be an integer between 1 and 1000.", field="limit")
     return value
-
-
-def _model_name(raw: str | None) -> str | None:
-    from backend.models.registry import UnknownModelError, resolve_model_name
-
-    if raw in (None, ""):
-        return None
-    try:
-        return resolve_model_name(raw)
-    except UnknownModelError as exc:
-        raise ApiError(400, "invalid_option", str(exc), field="model_name") from None

@@ -54,38 +54,63 @@ def _safe_defaults(defaults, model_id: str, preset: str) -> dict[str, Any]:
 
 @bp.post("/test_model")
 def test_model():
-    """Build the named model, run one forward pass; parameters, layers, size and timing."""
+    """Build the named model (untrained), run one forward pass; parameters, layers, size and timing."""
     body = json_body()
     try:
         spec = get_model_spec(body.get("model_name"))
     except UnknownModelError as exc:
         raise ApiError(400, "invalid_option", str(exc), field="model_name") from None
+    preset = body.get("preset", "quick")
+    if preset not in PRESETS:
+        raise ApiError(400, "invalid_option", f"preset must be one of {list(PRESETS)}, got {preset!r}.",
+                       field="preset")
     with _torch_lock:
-        return jsonify(jsonable(_check_model(spec)))
+        return jsonify(jsonable(_check_model(spec, preset)))
 
 
-def _check_model(spec) -> dict[str, Any]:
+def _build_for_test(spec, preset: str):
+    """(model, one-sample batch, forward) for a newly initialised model, as a job would build it."""
+    import torch
+
+    from backend.models import adapters, teachers, text, vision
+
+    if spec.family == "vision":
+        model, _ = teachers.build_fresh(spec, preset=preset, class_names=[str(i) for i in range(10)],
+                                        train_texts=None, pretrained=False, seed=0)
+        size = vision.IMAGE_SIZE[preset]
+        return model, {"pixel_values": torch.rand(1, 3, size, size)}, lambda m, b: m(b["pixel_values"])
+    from backend.data import synthetic_text
+
+    texts, labels = synthetic_text.generate(n=200, seed=0)
+    names = list(synthetic_text.CLASS_NAMES)
+    model, tokenizer = teachers.build_fresh(spec, preset=preset, class_names=names, train_texts=texts,
+                                            pretrained=False, seed=0)
+    words = names if spec.id == "t5-small" else None
+    batch = adapters.text_tensors(tokenizer, texts[:1], labels[:1], text.MAX_LENGTH[preset], words).head(1)
+    adapter = adapters.adapter_for(spec.id, tokenizer, names)
+    return model, batch, lambda m, b: adapter.logits_and_targets(m, b)[0]
+
+
+def _check_model(spec, preset: str) -> dict[str, Any]:
     import torch
 
     from backend.metrics.compression import count_layers, count_parameters
     from backend.metrics.efficiency import model_size
-    from backend.models import build_for_test
 
     start = time.perf_counter()
-    model, example_batch, predict = build_for_test(spec.id)
+    model, batch, forward = _build_for_test(spec, preset)
     built_s = time.perf_counter() - start
-    batch = example_batch(1)
     model.eval()
     start = time.perf_counter()
     with torch.inference_mode():
-        output = predict(model, batch)
+        output = forward(model, batch)
     forward_s = time.perf_counter() - start
     return {"status": "ok", "model_name": spec.id, "display_name": spec.display_name, "family": spec.family,
-            "source": spec.source, "parameters": count_parameters(model), "layers": count_layers(model),
-            "size": model_size(model), "forward_pass": {
-                "ok": True, "batch_size": 1, "inputs": {k: list(v.shape) for k, v in batch.items()
-                                                        if hasattr(v, "shape")},
-                "output_shape": list(getattr(output, "shape", [])), "seconds": forward_s},
+            "source": spec.source, "preset": preset, "weights": "newly initialised (no training, no download)",
+            "parameters": count_parameters(model), "layers": count_layers(model), "size": model_size(model),
+            "forward_pass": {"ok": bool(torch.isfinite(output).all()), "batch_size": 1,
+                             "inputs": {k: list(v.shape) for k, v in batch.items() if hasattr(v, "shape")},
+                             "output_shape": list(output.shape), "seconds": forward_s},
             "build_seconds": built_s, "torch_threads": torch.get_num_threads()}
 
 
@@ -138,17 +163,17 @@ def _small_pair_check() -> dict[str, Any]:
 
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    teacher, student = cnn(32), cnn(16)
+    teacher, student = cnn(16), cnn(8)
     for module in (student[0], student[2], student[6]):
         prune.l1_unstructured(module, "weight", amount=0.3)
         prune.remove(module, "weight")
-    x, y = torch.rand(64, 3, 32, 32, generator=gen), torch.randint(0, 4, (64,), generator=gen)
+    x, y = torch.rand(64, 3, 16, 16, generator=gen), torch.randint(0, 4, (64,), generator=gen)
     batches = [({"pixel_values": x[i:i + 16]}, y[i:i + 16]) for i in range(0, 64, 16)]
     result = measure_pair(teacher.eval(), student.eval(), predict=lambda m, b: m(b["pixel_values"]).argmax(-1),
-                          test_batches=batches, example_batch=lambda bs: {"pixel_values": torch.rand(bs, 3, 32, 32)},
-                          class_names=["a", "b", "c", "d"], latency_runs=30)
+                          test_batches=batches, example_batch=lambda bs: {"pixel_values": torch.rand(bs, 3, 16, 16)},
+                          class_names=["a", "b", "c", "d"], latency_runs=30, batch_sizes=(1, 8))
     result.pop("predictions", None)
-    result["setup"] = ("untrained 2-conv CNN (width 32) vs a width-16 copy with 30% L1 unstructured pruning, "
-                       "64 random 3x32x32 inputs with random labels: checks the measuring code; the accuracy "
-                       "figures mean nothing")
+    result["setup"] = ("untrained 2-conv CNN (width 16) vs a width-8 copy with 30% L1 unstructured pruning, "
+                       "64 random 3x16x16 inputs with random labels, latency at batch 1 and 8: checks the "
+                       "measuring code; the accuracy figures mean nothing")
     return result

@@ -95,6 +95,17 @@ def test_size_dense_and_compressed():
     assert d["model_size_mb"] == d["dense_bytes"] / 1e6
 
 
+def test_size_of_pruned_model_counts_every_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(*(nn.Linear(64, 64) for _ in range(4)))  # equal shapes: no tensor may be mistaken for another
+    before = model_size(model)["dense_bytes"]
+    prune.global_unstructured([(m, "weight") for m in model], pruning_method=prune.L1Unstructured, amount=0.5)
+    assert model_size(model)["dense_bytes"] == before
+    for m in model:
+        prune.remove(m, "weight")
+    assert model_size(model)["dense_bytes"] == before
+
+
 def test_transformer_blocks_of_torch_encoder():
     layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, batch_first=True)
     model = nn.TransformerEncoder(layer, num_layers=3, enable_nested_tensor=False)

@@ -210,6 +210,8 @@ def test_figures_come_from_the_measurements():
     assert pruning["achieved_sparsity"] == pytest.approx(0.4, abs=0.01)
     assert len(pruning["steps"]) == 2 and pruning["per_layer_sparsity"]
     cmp = report["teacher_vs_student_comparison"]
+    table = {row["metric"]: row for row in cmp["table"]}
+    assert table["effectiveness.accuracy"]["student"] == student["accuracy"]
     assert cmp["derived"]["compression_ratio"] == pytest.approx(
         m["teacher"]["compression"]["parameters"]["total"] / m["student"]["compression"]["parameters"]["nonzero"])
     eff = report["efficiency_improvements"]

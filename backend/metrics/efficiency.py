@@ -29,13 +29,14 @@ def effective_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     for key, tensor in state.items():
         if key.endswith("_mask") and f"{key[:-5]}_orig" in state:
             continue
-        if key.endswith("_orig") and f"{key[:-5]}_mask" in state:
-            key, tensor = key[:-5], tensor * state[f"{key[:-5]}_mask"]
         # Tied weights (e.g. T5's shared embedding) appear under several names; safetensors refuses shared storage.
+        # Identity is taken from the state dict's own tensors, which stay alive (a temporary's address is reused).
         ident = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
         if ident in seen and tensor.numel() > 0:
             continue
         seen.add(ident)
+        if key.endswith("_orig") and f"{key[:-5]}_mask" in state:
+            key, tensor = key[:-5], tensor * state[f"{key[:-5]}_mask"]
         out[key] = tensor.detach().cpu().contiguous().clone()
     return out
 

@@ -7,6 +7,7 @@ from typing import Any
 from .common import MB_NOTE, finite, ratio
 from .complexity import DENSE_FLOPS_NOTE
 from .jsonsafe import REASON_SUFFIX, ensure_reasons, sanitize_json, to_strict_json
+from .matlab import pair_rows
 from .summary import summary_sentences
 
 SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowledge_distillation_analysis",
@@ -342,7 +343,14 @@ def build_report(ctx: dict) -> dict:
         "learning_outcomes": _learning_outcomes(ctx),
         "metadata": _metadata(ctx),
     }
+    report["teacher_vs_student_comparison"]["table"] = _table(report)
     return ensure_reasons(sanitize_json(report))
+
+
+def _table(report: dict) -> list[dict]:
+    """Every before/after figure as a row {metric, unit, teacher, student} (the CSV's rows), for quick display."""
+    return [{"metric": f"{group}.{field}", "unit": unit, "teacher": t, "student": s}
+            for group, field, unit, t, s in pair_rows(report)]
 
 
 def report_to_json(report: dict) -> str:

@@ -93,6 +93,9 @@ def test_size_dense_and_compressed():
     assert d["dense_bytes"] == s["dense_bytes"]  # masks are folded in: same tensors, same dense bytes
     assert s["compressed_bytes"] < 0.5 * d["compressed_bytes"]  # what 90% zeros buy on disk
     assert d["model_size_mb"] == d["dense_bytes"] / 1e6
+    quick = model_size(sparse, compress=False)
+    assert quick["dense_bytes"] == s["dense_bytes"] and quick["compressed_bytes"] is None
+    assert quick["compressed_size_mb_reason"]
 
 
 def test_size_of_pruned_model_counts_every_layer():

@@ -43,6 +43,13 @@ def test_run_without_pruning_or_history_still_renders():
         assert_png(render_plot(report, kind))
 
 
+def test_sizes_missing_at_pruning_steps_still_render():
+    report = realistic_report()
+    for step in report["pruning_analysis"]["steps"]:
+        step["compressed_size_mb"] = None
+    assert_png(render_plot(report, "accuracy_vs_sparsity"))
+
+
 def test_unknown_kind_lists_the_valid_ones():
     with pytest.raises(ValueError) as info:
         render_plot(realistic_report(), "pie")

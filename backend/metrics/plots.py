@@ -160,8 +160,11 @@ def _plot_accuracy_vs_sparsity(report: dict) -> bytes:
     ax1.set_ylabel("validation accuracy (%)")
     ax1.set_title("Accuracy vs sparsity over the pruning steps", fontsize=10)
     xs = [100.0 * s["achieved_sparsity"] for s in steps]
-    ax2.plot(xs, [s["model_size_mb"] for s in steps], marker="o", label="dense (safetensors)")
-    ax2.plot(xs, [s["compressed_size_mb"] for s in steps], marker="s", label="deflated (zlib)")
+    for key, marker, label in (("model_size_mb", "o", "dense (safetensors)"),
+                               ("compressed_size_mb", "s", "deflated (zlib)")):
+        values = [s.get(key) for s in steps]
+        if _numeric(values):  # a size not measured at some step is left off rather than drawn as a gap
+            ax2.plot(xs, values, marker=marker, label=label)
     ax2.set_xlabel("achieved sparsity (%)")
     ax2.set_ylabel("model size (MB)")
     ax2.set_ylim(bottom=0)  # from zero, so the dense line does not look like it moves

@@ -45,6 +45,15 @@ def _set_fraction(out: dict, key: str, value: Any, reason: str) -> None:
     _set(out, f"{key}_pct", _pct(value), reason)
 
 
+def _with_reasons(row: dict, reason: str) -> dict:
+    """A copy of a table row with a *_reason beside each null that has none."""
+    out = dict(row)
+    for key, value in row.items():
+        if value is None and not row.get(f"{key}{REASON_SUFFIX}"):
+            out[f"{key}{REASON_SUFFIX}"] = reason
+    return out
+
+
 def _pct(fraction: Any) -> float | None:
     value = finite(fraction)
     return None if value is None else value * 100.0
@@ -219,7 +228,7 @@ def _pruning_analysis(ctx: dict) -> dict:
     _set(out, "last_step_sparsity", last, "no pruning steps were run")
     out["per_layer_sparsity"] = measured["per_layer"]
     out["per_layer_sparsity_source"] = "measured on the final student"
-    out["steps"] = steps
+    out["steps"] = [_with_reasons(row, "not measured at this pruning step") for row in steps]
     out["steps_note"] = "one row per pruning step: sparsity fractions, validation accuracy fraction, sizes in MB"
     out["nonzero_parameters"] = s["compression"]["parameters"]["nonzero"]
     out["sparse_flops_per_sample"] = s["complexity"]["flops"]["sparse_flops_per_sample"]

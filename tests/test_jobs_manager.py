@@ -161,9 +161,16 @@ def test_heartbeat_covers_slow_steps(make):
 
 
 def test_cancel_running_job_stops_it_within_seconds(make):
-    manager, rec = make(runner=scripted(steps=10_000, step_s=0.01), start=True)
+    slow, quick, slow_ids = scripted(steps=10_000, step_s=0.01), scripted(), set()
+
+    def runner(config, callbacks, **kwargs):
+        return (slow if kwargs["job_id"] in slow_ids else quick)(config, callbacks, **kwargs)
+
+    manager, rec = make(runner=runner)
     job = manager.submit(config())
+    slow_ids.add(job.id)
     follower = manager.submit(config())
+    manager.start()
     deadline = time.monotonic() + 10
     while manager.running_job_id() != job.id and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -172,7 +179,6 @@ def test_cancel_running_job_stops_it_within_seconds(make):
     assert time.monotonic() - started < 3
     assert record.id == job.id and record.state == CANCELLED and record.phase == "cancelled"
     assert rec.statuses(job.id)[-1] == "cancelled"
-    manager._runner = scripted()
     assert manager.wait(follower.id, 20).state == SUCCEEDED  # the next queued job ran
     with pytest.raises(JobStateError):
         manager.cancel(job.id)  # already finished: untouched

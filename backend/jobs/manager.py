@@ -155,7 +155,7 @@ class JobManager:
             raise FileNotFoundError(f"Job {record.id} has no {name!r} artifact.")
         base = Path(record.out_dir).resolve()
         path = (base / record.artifacts[name]).resolve()
-        if base != path and base not in path.parents or not path.exists():
+        if (base != path and base not in path.parents) or not path.exists():
             raise FileNotFoundError(f"Job {record.id}: the {name!r} artifact is missing.")
         return path
 

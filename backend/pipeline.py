@@ -132,10 +132,13 @@ def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
     config, spec = state.config, state.spec
     state.image_size = vision.IMAGE_SIZE[config.preset]
     if config.dataset_is_upload:
-        from backend.data.uploads import resolve_upload
+        from backend.data.uploads import DATASET_KINDS, resolve_upload
 
         path, meta = resolve_upload(upload_dir, config.dataset)
-        raw = ds.load_upload(spec.family, path, meta.get("original_name", config.dataset), state.image_size)
+        if meta.get("kind") not in DATASET_KINDS[spec.family]:
+            raise ds.DataError(f"upload {config.dataset} is a {meta.get('kind')!r} file; {spec.display_name} needs "
+                               f"one of {list(DATASET_KINDS[spec.family])}.")
+        raw = ds.load_upload(spec.family, path, meta.get("filename", config.dataset), state.image_size)
     elif config.dataset == "digits":
         raw = ds.load_digits()
     elif config.dataset == "cifar10":
@@ -218,7 +221,7 @@ def _uploaded_teacher(state: JobState, upload_dir: Path, class_names, train_text
 
     config, spec = state.config, state.spec
     path, meta = resolve_upload(upload_dir, config.teacher_upload_id)
-    name = meta.get("original_name", path.name)
+    name = meta.get("filename", path.name)
     if spec.family == "text":
         if path.suffix != ".zip":
             raise teachers.TeacherError(f"a {spec.display_name} teacher must be a ZIP of a save_pretrained folder.")

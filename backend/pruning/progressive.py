@@ -25,16 +25,27 @@ def schedule(target: float, steps: int) -> list[float]:
     return [target * (1.0 - (1.0 - k / steps) ** 3) for k in range(1, steps + 1)]
 
 
-def prune_to(params: list[tuple[nn.Module, str]], current: float, target: float, scope: str = "global") -> None:
-    """Raise the L1 unstructured sparsity of `params` from `current` to `target` (fractions of their weights)."""
-    if target <= current:
-        return
-    amount = (target - current) / (1.0 - current)  # prune acts on the weights still unpruned
+def _pruned_count(module: nn.Module, name: str) -> int:
+    mask = getattr(module, f"{name}_mask", None)
+    return 0 if mask is None else int((mask == 0).sum())
+
+
+def prune_to(params: list[tuple[nn.Module, str]], target: float, scope: str = "global") -> None:
+    """Raise the L1 unstructured sparsity of `params` to `target`, as an exact count of weights.
+
+    Counts, not fractions, are handed to torch's pruning: fractions are rounded at every step, and the
+    roundings would pile up over the steps.
+    """
     if scope == "global":
-        prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
-    else:
-        for module, name in params:
-            prune.l1_unstructured(module, name, amount=amount)
+        total = sum(getattr(m, n).numel() for m, n in params)
+        extra = round(target * total) - sum(_pruned_count(m, n) for m, n in params)
+        if extra > 0:
+            prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=extra)
+        return
+    for module, name in params:
+        extra = round(target * getattr(module, name).numel()) - _pruned_count(module, name)
+        if extra > 0:
+            prune.l1_unstructured(module, name, amount=extra)
 
 
 def achieved_sparsity(params: list[tuple[nn.Module, str]]) -> float:
@@ -59,10 +70,9 @@ def progressive_prune(model: nn.Module, target: float, steps: int, *, scope: str
                       after_step: Callable[[int, float], None] | None = None) -> list[float]:
     """Prune to `target` in `steps` steps, calling `after_step(step, sparsity)` (fine-tune, validate) after each."""
     params = prunable_weights(model)
-    current, reached = 0.0, []
+    reached = []
     for step, goal in enumerate(schedule(target, steps), start=1):
-        prune_to(params, current, goal, scope)
-        current = goal
+        prune_to(params, goal, scope)
         reached.append(achieved_sparsity(params))
         if after_step is not None:
             after_step(step, reached[-1])

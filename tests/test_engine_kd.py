@@ -1,0 +1,105 @@
+"""The distillation loss and the training loop."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from backend.data.datasets import TensorSet
+from backend.kd.callbacks import CallbackList, Callbacks, JobCancelled
+from backend.kd.loop import TrainSettings, evaluate, train
+from backend.kd.loss import distillation_loss
+from backend.models.adapters import VisionAdapter
+
+
+def test_kd_loss_matches_hand_computation():
+    s = torch.tensor([[1.0, 2.0, 0.5]])
+    t = torch.tensor([[2.0, 0.0, 1.0]])
+    y = torch.tensor([1])
+    T, alpha = 3.0, 0.7
+    p_t = [math.exp(v / T) for v in (2.0, 0.0, 1.0)]
+    p_t = [v / sum(p_t) for v in p_t]
+    p_s = [math.exp(v / T) for v in (1.0, 2.0, 0.5)]
+    p_s = [v / sum(p_s) for v in p_s]
+    kl = sum(a * math.log(a / b) for a, b in zip(p_t, p_s))
+    ce = -math.log(math.exp(2.0) / sum(math.exp(v) for v in (1.0, 2.0, 0.5)))
+    terms = distillation_loss(s, t, y, temperature=T, alpha=alpha)
+    assert terms["kd_loss"].item() == pytest.approx(kl, rel=1e-5)
+    assert terms["ce_loss"].item() == pytest.approx(ce, rel=1e-5)
+    assert terms["loss"].item() == pytest.approx(alpha * T * T * kl + (1 - alpha) * ce, rel=1e-5)
+
+
+def test_kd_loss_ignores_padding_rows_and_reduces_to_ce():
+    s, t = torch.randn(4, 5), torch.randn(4, 5)
+    y = torch.tensor([1, -100, 3, -100])
+    full = distillation_loss(s, t, y, alpha=0.5)
+    kept = distillation_loss(s[[0, 2]], t[[0, 2]], y[[0, 2]], alpha=0.5)
+    assert torch.allclose(full["loss"], kept["loss"])
+    only_ce = distillation_loss(s, t, y, alpha=0.0)
+    assert torch.allclose(only_ce["loss"], only_ce["ce_loss"])
+    assert distillation_loss(s, s.clone(), y)["kd_loss"].abs().item() < 1e-6
+
+
+def _tiny_data(n: int = 64) -> TensorSet:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 8, 8, generator=g)
+    y = (x.mean(dim=(1, 2, 3)) > 0).long()
+    return TensorSet({"pixel_values": x, "labels": y})
+
+
+def _net() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(192, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 2))
+
+
+def test_teacher_is_unchanged_by_kd_and_student_learns():
+    torch.manual_seed(0)
+    teacher, student, data = _net(), _net(), _tiny_data()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student_before = {k: v.clone() for k, v in student.state_dict().items()}
+    rows = train(student, VisionAdapter(), data, TrainSettings(epochs=2, learning_rate=1e-2, batch_size=16),
+                 phase="distill", callbacks=CallbackList(), teacher=teacher)
+    assert len(rows) == 8 and all(r["kd_loss"] is not None for r in rows)
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert not teacher.training  # frozen in eval mode
+    assert any(not torch.equal(v, student_before[k]) for k, v in student.state_dict().items())
+
+
+def test_gradient_clipping_bounds_the_update():
+    torch.manual_seed(0)
+    model, data = nn.Sequential(nn.Flatten(), nn.Linear(192, 2)), _tiny_data(16)
+    with torch.no_grad():
+        model[1].weight.mul_(1000)  # a huge loss, huge raw gradients
+    before = model[1].weight.clone()
+    train(model, VisionAdapter(), data, TrainSettings(epochs=1, learning_rate=1e-3, batch_size=16, max_grad_norm=1e-3),
+          phase="teacher", callbacks=CallbackList())
+    # AdamW's step is ~lr per weight whatever the gradient; weight decay scales by (1 - lr*wd).
+    assert (model[1].weight - before * (1 - 1e-3 * 0.01)).abs().max().item() < 2e-3
+
+
+def test_callbacks_see_every_step_and_stop_flag_cancels():
+    class Stopper(Callbacks):
+        def __init__(self):
+            self.steps = []
+
+        def on_step_end(self, phase, step, total, losses, eta_s):
+            self.steps.append((phase, step, total, eta_s))
+
+        def should_stop(self):
+            return len(self.steps) >= 3
+
+    stopper = Stopper()
+    with pytest.raises(JobCancelled):
+        train(_net(), VisionAdapter(), _tiny_data(), TrainSettings(epochs=5, learning_rate=1e-3, batch_size=8),
+              phase="teacher", callbacks=CallbackList(stopper))
+    assert [s[1] for s in stopper.steps] == [1, 2, 3]
+    assert all(s[2] == 40 and s[3] >= 0 for s in stopper.steps)
+
+
+def test_evaluate_restores_mode():
+    model = _net().train()
+    result = evaluate(model, VisionAdapter(), _tiny_data())
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["loss"] > 0
+    assert model.training

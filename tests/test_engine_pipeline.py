@@ -1,0 +1,106 @@
+"""Whole jobs through run_job: report, artifacts, cancellation, caching, determinism, exported models."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zipfile
+
+import pytest
+import torch
+
+from backend.data import datasets as ds
+from backend.kd.callbacks import Callbacks, JobCancelled
+from backend.pruning.progressive import has_masks
+from tests.engine_helpers import tiny_job
+
+SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowledge_distillation_analysis",
+            "pruning_analysis", "efficiency_improvements", "learning_outcomes", "metadata")
+
+
+class Recorder(Callbacks):
+    def __init__(self):
+        self.phases, self.steps, self.metrics = [], 0, []
+
+    def on_phase_start(self, phase, info):
+        self.phases.append(phase)
+
+    def on_step_end(self, phase, step, total, losses, eta_s):
+        self.steps += 1
+
+    def on_metrics(self, phase, metrics):
+        self.metrics.append((phase, metrics))
+
+
+@pytest.fixture(scope="module")
+def resnet_job(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("resnet")
+    rec = Recorder()
+    return tmp, rec, tiny_job(tmp, "ResNet-18", rec)
+
+
+def test_job_runs_every_phase_and_writes_the_report(resnet_job):
+    tmp, rec, result = resnet_job
+    assert rec.phases == ["data", "teacher", "student", "distill", "prune", "evaluate"]
+    assert rec.steps > 0
+    prune_rows = [m for p, m in rec.metrics if p == "prune"]
+    assert [r["step"] for r in prune_rows] == [1, 2, 3]
+    assert prune_rows[-1]["achieved_sparsity"] == pytest.approx(0.3, abs=1e-4)
+    report = json.loads((result.out_dir / "report.json").read_text())
+    assert all(s in report for s in SECTIONS)
+    assert report["metadata"]["teacher_source"]["kind"] == "trained"
+    for name in ("report.json", "matlab_metrics.json", "metrics.csv", "bundle.zip", "README.txt"):
+        assert (result.out_dir / name).is_file()
+    names = zipfile.ZipFile(result.out_dir / "bundle.zip").namelist()
+    assert "report.json" in names and "model/model.pt2" in names and "model/model.safetensors" in names
+    assert any(n.startswith("plots/") and n.endswith(".png") for n in names)
+
+
+def test_exported_vision_model_reproduces_reported_accuracy(resnet_job):
+    tmp, _, result = resnet_job
+    program = torch.export.load(str(result.out_dir / "model" / "model.pt2"))
+    raw = ds.load_digits()
+    raw = ds.subsample(raw, 240, 0)
+    test = ds.vision_tensors(raw, ds.split_indices(raw.labels, 0).test, 32)
+    with torch.inference_mode():
+        pred = program.module()(test.tensors["pixel_values"]).argmax(-1)
+    accuracy = int((pred == test.tensors["labels"]).sum()) / len(pred)
+    final = [s for s in result.report["learning_outcomes"]["accuracy_by_stage"] if s["stage"] == "final"][0]
+    reported = result.report["student_model_performance"]["accuracy"]
+    assert accuracy == pytest.approx(reported, abs=1e-9)
+    assert final["test_accuracy"] == pytest.approx(reported)
+
+
+def test_second_job_reuses_cached_teacher(resnet_job):
+    tmp, _, first = resnet_job
+    second = tiny_job(tmp, "resnet18", job_id="job-2")
+    assert second.report["metadata"]["teacher_source"]["kind"] == "cache"
+    t1 = first.report["teacher_vs_student_comparison"]
+    t2 = second.report["teacher_vs_student_comparison"]
+    assert json.dumps(t1.get("accuracy")) == json.dumps(t2.get("accuracy"))  # same teacher, same seed
+
+
+def test_same_seed_gives_same_accuracies(tmp_path, resnet_job):
+    _, _, first = resnet_job
+    again = tiny_job(tmp_path, "resnet18", job_id="again")  # fresh cache: the teacher is trained again
+    stages = lambda r: [(s["stage"], s["val_accuracy"], s["test_accuracy"])  # noqa: E731
+                        for s in r["learning_outcomes"]["accuracy_by_stage"]]
+    assert stages(again.report) == stages(first.report)
+
+
+def test_cancel_stops_a_job_within_five_seconds(tmp_path):
+    stop = threading.Event()
+
+    class Stop(Callbacks):
+        def should_stop(self):
+            return stop.is_set()
+
+        def on_phase_start(self, phase, info):
+            if phase == "distill":
+                stop.set()
+                self.asked = time.perf_counter()
+
+    cb = Stop()
+    with pytest.raises(JobCancelled):
+        tiny_job(tmp_path, "mobilenetv2", cb, epochs=2, kd_epochs=20)
+    assert time.perf_counter() - cb.asked < 5

@@ -1,0 +1,86 @@
+"""Structural students and progressive L1 pruning."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from backend.data.synthetic_text import generate
+from backend.models.text import build_distilbert, build_t5
+from backend.models.vision import build_mobilenetv2, build_resnet18, classifier_layer
+from backend.pruning import progressive
+from backend.pruning.structural import count_params, make_student
+
+
+def _cnn() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+
+
+@pytest.mark.parametrize("steps", [3, 5])
+def test_progressive_pruning_reaches_target_and_leaves_no_masks(steps):
+    torch.manual_seed(0)
+    model = _cnn()
+    seen = []
+    reached = progressive.progressive_prune(model, 0.3, steps, after_step=lambda s, sp: seen.append((s, sp)))
+    assert [s for s, _ in seen] == list(range(1, steps + 1))
+    assert all(a < b for a, b in zip(reached, reached[1:]))  # sparsity rises step by step
+    assert not progressive.has_masks(model)
+    names = [n for n, _ in model.named_parameters()]
+    assert "0.weight" in names and not any(n.endswith("_orig") for n in names)
+    weights = [model[0].weight, model[3].weight]
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    total = sum(w.numel() for w in weights)
+    assert zeros == round(0.3 * total)  # exactly the target, counted by hand
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+def test_layerwise_scope_prunes_each_layer_to_target():
+    model = _cnn()
+    params = progressive.prunable_weights(model)
+    progressive.prune_to(params, 0.5, scope="layerwise")
+    progressive.make_permanent(model)
+    per_layer = progressive.per_layer_sparsity(model)
+    assert per_layer["0"] == pytest.approx(0.5, abs=1 / 216) and per_layer["3"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_cubic_schedule():
+    sched = progressive.schedule(0.3, 3)
+    assert sched[-1] == pytest.approx(0.3) and sched[0] > 0.3 / 3  # bigger cuts first
+
+
+def test_tied_lm_head_is_not_pruned():
+    texts, _ = generate(300)
+    model, _ = build_t5(preset="quick", class_names=["negative", "positive"], train_texts=texts, pretrained=False)
+    modules = {id(m) for m, _ in progressive.prunable_weights(model)}
+    assert id(model.lm_head) not in modules
+    assert len(modules) > 10
+
+
+@pytest.mark.parametrize("builder,model_id,ratio", [(build_resnet18, "resnet18", 0.5),
+                                                    (build_mobilenetv2, "mobilenetv2", 0.4)])
+def test_cnn_student_is_smaller_and_runs(builder, model_id, ratio):
+    teacher = builder(num_classes=10).eval().requires_grad_(False)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student, summary = make_student(model_id, teacher, ratio, torch.randn(1, 3, 32, 32), [classifier_layer(teacher)])
+    assert summary["student_parameters"] < 0.5 * summary["teacher_parameters"]
+    assert student(torch.randn(2, 3, 32, 32)).shape == (2, 10)  # classifier width kept
+    assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())  # teacher untouched
+
+
+@pytest.mark.parametrize("builder,model_id", [(build_distilbert, "distilbert"), (build_t5, "t5-small")])
+def test_transformer_student_keeps_every_other_layer_from_teacher(builder, model_id):
+    texts, _ = generate(300)
+    teacher, tok = builder(preset="quick", class_names=["negative", "positive"], train_texts=texts, pretrained=False)
+    student, summary = make_student(model_id, teacher.eval(), 0.5)
+    assert summary["details"]["kept_block_indices"][:2] == [0, 2]
+    assert count_params(student) < 0.5 * count_params(teacher)
+    enc = tok(texts[:3], return_tensors="pt", padding=True)
+    if model_id == "distilbert":
+        t_attn = teacher.distilbert.transformer.layer[2].attention.q_lin.weight
+        assert torch.equal(student.distilbert.transformer.layer[1].attention.q_lin.weight, t_attn)
+        assert student(**enc).logits.shape == (3, 2)
+    else:
+        assert torch.equal(student.encoder.block[1].layer[0].SelfAttention.q.weight,
+                           teacher.encoder.block[2].layer[0].SelfAttention.q.weight)
+        out = student.generate(**enc, max_new_tokens=3)
+        assert out.shape[0] == 3

@@ -38,18 +38,38 @@ def _eager_copy(model: nn.Module) -> tuple[nn.Module, str]:
     return clone, str(config._attn_implementation)
 
 
-def _layer_flops(counts: dict, clone: nn.Module) -> dict[str, int]:
-    """FLOPs of each Conv/Linear layer, from the counter's per-module table (keys '<RootClass>.<name>')."""
-    root = type(clone).__name__
-    return {name: int(sum(counts.get(f"{root}.{name}", {}).values())) for name, _ in prunable_layers(clone)}
+def _count_layer_flops(clone: nn.Module, counter: FlopCounterMode) -> dict[str, int]:
+    """Hooks on the copy that add each Conv/Linear call's FLOPs to its layer, whatever the call path.
+
+    The counter's own per-module table names modules by call path: T5's generate() calls the encoder directly,
+    so its layers would appear under another root and be missed.
+    """
+    per_layer = {name: 0 for name, _ in prunable_layers(clone)}
+    started: dict[str, int] = {}
+
+    def hooks(name: str):
+        def before(_module, _args) -> None:
+            started[name] = counter.get_total_flops()
+
+        def after(_module, _args, _output) -> None:
+            per_layer[name] += counter.get_total_flops() - started[name]
+        return before, after
+
+    for name, module in prunable_layers(clone):
+        before, after = hooks(name)
+        module.register_forward_pre_hook(before)
+        module.register_forward_hook(after)
+    return per_layer
 
 
 def count_flops(model: nn.Module, predict: Predict, batch: Batch) -> dict:
     """Total and per-sample FLOPs and MACs, Conv/Linear breakdown, and the FLOPs skipping zeros would save."""
     clone, attention = _eager_copy(model)
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+    counter = FlopCounterMode(display=False)
+    per_layer = _count_layer_flops(clone, counter)  # hooks on the copy only
+    with counter, torch.inference_mode():
         predict(clone, batch)
-    total, per_layer = int(counter.get_total_flops()), _layer_flops(counter.get_flop_counts(), clone)
+    total = int(counter.get_total_flops())
     layer_sparsity = sparsity(clone)["per_layer"]
     saved = sum(per_layer[name] * layer_sparsity.get(name, 0.0) for name in per_layer)
     bs = batch_size_of(batch)

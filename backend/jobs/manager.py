@@ -165,12 +165,12 @@ class JobManager:
         """Queue a validated job; it runs when a worker is free."""
         job_id = "job_" + uuid.uuid4().hex[:16]
         record = self.store.create(job_id, config.to_dict(), out_dir=str(self.jobs_dir / job_id))
-        with self._cond:
+        with self._cond:  # announced before a worker can take it, so "queued" always comes first
             self._queue.append(job_id)
-            position = len(self._queue)
-            self._cond.notify()
-        self._emit("training_status", {"job_id": job_id, "status": QUEUED, "phase": QUEUED,
-                                       "model_name": config.model_name, "queue_position": position}, room=job_id)
+            self._emit("training_status", {"job_id": job_id, "status": QUEUED, "phase": QUEUED,
+                                           "model_name": config.model_name, "queue_position": len(self._queue)},
+                       room=job_id)
+            self._cond.notify_all()  # the heartbeat waits on this condition too
         return record
 
     def cancel(self, job_id: str | None = None) -> JobRecord:
@@ -222,7 +222,10 @@ class JobManager:
             job_id = self._take(block=True)
             if job_id is None:
                 return
-            self._run(job_id)
+            try:
+                self._run(job_id)
+            except Exception:  # e.g. the store failed while recording the end: keep the worker alive
+                log.exception("worker error after job %s", job_id)
 
     def _beat(self) -> None:
         while True:

@@ -55,6 +55,7 @@ def _with_reasons(row: dict, reason: str) -> dict:
 
 
 def _pct(fraction: Any) -> float | None:
+    """A fraction as percent; None stays None."""
     value = finite(fraction)
     return None if value is None else value * 100.0
 

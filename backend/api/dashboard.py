@@ -1,41 +1,41 @@
-"""GET /: a small HTML page listing the jobs and the endpoints (no external scripts)."""
+"""GET /: the dashboard page (backend/static/dashboard/), which drives the whole service from a browser.
+
+Its CSS and script are plain static files, served by Flask's static route at /static/dashboard/; the
+Socket.IO client is the pinned npm package that `npm ci` copies to /static/vendor/socket.io/. The same
+folder works from any other web server too: the page then takes the backend's address from ?api=.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from html import escape
+from pathlib import Path
 
+from flask import Blueprint, Response, request, url_for
+
+from backend.api.errors import ApiError
 bp = Blueprint("dashboard", __name__)
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>KD-Pruning Simulator</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}code{background:#f4f4f4}</style></head>
-<body><h1>KD-Pruning Simulator</h1>
-<p>Knowledge distillation plus pruning, measured. API description: <a href="/openapi.json">/openapi.json</a>;
-health: <a href="/test">/test</a>; models: <a href="/models">/models</a>.</p>
-<p>Start a job: <code>curl -X POST localhost:5001/train -H 'Content-Type: application/json'
--d '{"model_name": "resnet18"}'</code></p>
-<h2>Jobs</h2><table><thead><tr><th>job</th><th>model</th><th>dataset</th><th>state</th><th>phase</th>
-<th>progress</th><th>created</th><th>results</th></tr></thead><tbody id="jobs"></tbody></table>
-<script>
-function cell(text){const td=document.createElement('td');td.textContent=text==null?'':String(text);return td;}
-async function refresh(){
-  const res=await fetch('/jobs?limit=50');const body=await res.json();const rows=document.getElementById('jobs');
-  rows.replaceChildren(...body.jobs.map(j=>{const tr=document.createElement('tr');
-    const p=j.progress||{};const pct=p.overall_percent==null?'':p.overall_percent+'%';
-    [j.id,j.model_name,j.dataset,j.state,j.phase,pct,j.created_at].forEach(v=>tr.appendChild(cell(v)));
-    const td=document.createElement('td');
-    if(j.state==='succeeded'){for(const [name,href] of [['report','/evaluate'],['matlab','/matlab_metrics'],
-      ['bundle','/download']]){const a=document.createElement('a');a.href=href+'?job_id='+encodeURIComponent(j.id);
-      a.textContent=name;td.append(a,' ');}}
-    else if(j.error){td.textContent=j.error;}
-    tr.appendChild(td);return tr;}));
-}
-refresh();setInterval(refresh,2000);
-</script></body></html>
-"""
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+PAGE = STATIC_DIR / "dashboard" / "index.html"
+SOCKETIO_CLIENT = STATIC_DIR / "vendor" / "socket.io" / "socket.io.min.js"
+MARKER = "<!-- served-by-backend -->"
+
+
+def _head() -> str:
+    """What the backend adds to the page: where its files and the API are, and whether the client exists."""
+    client = "present" if SOCKETIO_CLIENT.is_file() else "missing"
+    return (f'<base href="{escape(url_for("static", filename="dashboard/"))}">'
+            f'<meta name="kd-api" content="{escape(request.script_root + "/")}">'
+            f'<meta name="kd-socketio-client" content="{client}">')
 
 
 @bp.get("/")
 def index():
     """The dashboard page."""
-    return Response(PAGE, mimetype="text/html")
+    try:
+        html = PAGE.read_text(encoding="utf-8")
+    except OSError:
+        raise ApiError(500, "dashboard_missing", "The dashboard page is missing from backend/static/dashboard/; "
+                       "the API itself works (GET /openapi.json).") from None
+    response = Response(html.replace(MARKER, _head(), 1), mimetype="text/html")
+    response.headers["Cache-Control"] = "no-cache"
+    return response

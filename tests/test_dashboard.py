@@ -1,0 +1,67 @@
+"""GET / and the dashboard's static files, through the Flask test client (the browser tests are in
+test_dashboard_browser.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from backend.api import dashboard
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_page_is_served_with_its_base_and_api_address(client):
+    res = client.get("/")
+    assert res.status_code == 200
+    assert res.mimetype == "text/html"
+    html = res.get_data(as_text=True)
+    assert '<base href="/static/dashboard/">' in html
+    assert '<meta name="kd-api" content="/">' in html
+    assert '<script src="dashboard.js"></script>' in html
+    assert dashboard.MARKER not in html
+    assert res.headers["Cache-Control"] == "no-cache"
+
+
+def test_page_under_a_prefix_points_at_the_prefixed_api(client):
+    html = client.get("/", base_url="http://localhost/kd/").get_data(as_text=True)
+    assert '<base href="/kd/static/dashboard/">' in html
+    assert '<meta name="kd-api" content="/kd/">' in html
+
+
+def test_script_and_style_are_served_and_load_nothing_from_elsewhere(client):
+    for name, kind in (("dashboard.js", "javascript"), ("dashboard.css", "css")):
+        res = client.get(f"/static/dashboard/{name}")
+        assert res.status_code == 200 and kind in res.mimetype
+        res.close()
+    page = (dashboard.STATIC_DIR / "dashboard" / "index.html").read_text(encoding="utf-8")
+    script = (dashboard.STATIC_DIR / "dashboard" / "dashboard.js").read_text(encoding="utf-8")
+    for text in (page, script):
+        assert "cdn" not in text.lower() and "https://" not in text  # works offline: no CDN, no external host
+
+
+def test_page_says_whether_the_socketio_client_is_installed(client, monkeypatch, tmp_path):
+    present = dashboard.SOCKETIO_CLIENT.is_file()
+    html = client.get("/").get_data(as_text=True)
+    assert f'<meta name="kd-socketio-client" content="{"present" if present else "missing"}">' in html
+    monkeypatch.setattr(dashboard, "SOCKETIO_CLIENT", tmp_path / "absent.js")
+    html = client.get("/").get_data(as_text=True)
+    assert '<meta name="kd-socketio-client" content="missing">' in html
+    assert "npm ci" in (dashboard.STATIC_DIR / "dashboard" / "dashboard.js").read_text(encoding="utf-8")
+
+
+def test_missing_page_is_a_json_error(client, monkeypatch, tmp_path):
+    monkeypatch.setattr(dashboard, "PAGE", tmp_path / "gone.html")
+    res = client.get("/")
+    assert res.status_code == 500
+    assert res.get_json()["error"]["code"] == "dashboard_missing"
+
+
+def test_socketio_client_comes_from_a_pinned_npm_package():
+    package = json.loads((ROOT / "package.json").read_text(encoding="utf-8"))
+    version = package["dependencies"]["socket.io-client"]
+    assert version[0].isdigit(), "pin an exact version"
+    lock = json.loads((ROOT / "package-lock.json").read_text(encoding="utf-8"))
+    assert lock["packages"]["node_modules/socket.io-client"]["version"] == version
+    assert "socket.io.min.js" in package["scripts"]["postinstall"]
+    ignore = (dashboard.STATIC_DIR / "vendor" / ".gitignore").read_text(encoding="utf-8")
+    assert "*" in ignore.splitlines()  # installed files are never committed

@@ -1,0 +1,337 @@
+"""The dashboard in a real browser: Playwright drives Debian's headless Chromium against a real server process.
+
+One server for the module. The first test runs a small job end to end from the page; the others reuse
+its result, so that the whole module stays near two minutes on a 2-core machine.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("KD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+# Small enough for a 2-core CPU: about a minute, most of it measuring latency.
+TINY = {"epochs": "1", "kd_epochs": "1", "finetune_epochs": "1", "pruning_steps": "1", "max_samples": "240"}
+JOB_TIMEOUT_S = 420
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        pytest.skip(f"playwright is not installed ({exc}); scripts/test.sh installs it")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}; scripts/test.sh installs Debian's chromium")
+    with sync_playwright() as pw:
+        try:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except Exception as exc:  # the one reason to skip: this machine cannot start the browser
+            pytest.skip(f"Chromium at {CHROMIUM} could not be launched: {exc}")
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real backend process on a free port with its own data directory; yields its base URL."""
+    data = tmp_path_factory.mktemp("dashboard_server")
+    port = _free_port()
+    log = open(data / "server.log", "w")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data / "data")],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{url}/test", proc)
+        yield url
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def static_server(tmp_path_factory):
+    """The dashboard folder served by a plain http.server on another port: another origin."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+                             str(ROOT / "backend" / "static" / "dashboard")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{url}/index.html", proc, timeout=30)
+        yield url
+    finally:
+        _stop(proc)
+
+
+class Page:
+    """A browser page that records console errors and uncaught exceptions."""
+
+    def __init__(self, browser, ignore: tuple[str, ...] = ()):
+        self.context = browser.new_context(viewport={"width": 1366, "height": 860}, accept_downloads=True)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(30_000)
+        self.errors: list[str] = []
+        self.ignore = ignore
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+
+    def _console(self, msg) -> None:
+        if msg.type == "error":
+            where = (msg.location or {}).get("url", "")
+            text = f"console: {msg.text} ({where})"
+            if not any(part in text for part in self.ignore):
+                self.errors.append(text)
+
+    def open(self, url: str) -> None:
+        self.page.goto(url)
+        self.page.wait_for_selector("body[data-ready=true]")
+        assert self.page.locator("#model option[value=resnet18]").count() == 1, "models were not loaded"
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture()
+def make_page(browser):
+    pages: list[Page] = []
+
+    def make(**kw) -> Page:
+        pages.append(Page(browser, **kw))
+        return pages[-1]
+
+    yield make
+    for p in pages:
+        p.close()
+
+
+def _fill_tiny_job(page) -> None:
+    page.select_option("#model", "resnet18")
+    page.select_option("#dataset", "digits")
+    page.fill("#temperature", "4")
+    page.fill("#alpha", "0.6")
+    page.fill("#sparsity", "0.4")
+    page.click("#advanced summary")
+    for name, value in TINY.items():
+        page.fill(f"#{name}", value)
+    page.select_option("#pretrained", "false")
+
+
+def _watch_progress(page, until: str, timeout_s: float) -> tuple[list[float], list[str]]:
+    """Progress-bar values and phase texts seen while waiting for `until` (a selector) to appear."""
+    values: list[float] = []
+    phases: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = float(page.get_attribute("#progress", "value") or 0)
+        phase = page.text_content("#phase") or ""
+        if not values or values[-1] != value:
+            values.append(value)
+        if not phases or phases[-1] != phase:
+            phases.append(phase)
+        if page.locator(until).count():
+            return values, phases
+        assert page.locator("#job-state[data-state=failed]").count() == 0, page.text_content("#message-text")
+        page.wait_for_timeout(250)
+    raise AssertionError(f"{until} did not appear within {timeout_s} s; phases seen: {phases}")
+
+
+def _check_download(page, tmp_path: Path) -> None:
+    with page.expect_download() as info:
+        page.click("#download")
+    target = tmp_path / (info.value.suggested_filename or "bundle.zip")
+    info.value.save_as(target)
+    assert target.suffix == ".zip"
+    with zipfile.ZipFile(target) as bundle:
+        names = bundle.namelist()
+        assert any(Path(n).name == "report.json" for n in names), names
+
+
+def _check_results(page) -> None:
+    results = page.locator("#results")
+    assert results.is_visible()
+    for group in ("effectiveness", "efficiency", "compression", "complexity"):
+        rows = page.locator(f"#group-{group} table tbody tr")
+        assert rows.count() > 0, f"no {group} rows"
+        assert page.locator(f"#group-{group} .bar.student").count() > 0, f"no {group} chart"
+    assert "accuracy" in page.text_content("#group-effectiveness table")
+    assert page.locator("#sparsity-chart svg polyline").count() == 1
+    assert page.locator("#sparsity-chart svg circle").count() >= 2  # before pruning, then each step
+    assert page.locator("#layer-chart .row").count() > 5
+    assert page.locator("#history-chart svg polyline").count() >= 2
+    assert page.locator("#headline .card").count() >= 4
+    assert "teacher" in page.text_content("#summary")
+
+
+def test_a_small_job_runs_from_the_page_with_live_progress(server, make_page, tmp_path):
+    client = ROOT / "backend" / "static" / "vendor" / "socket.io" / "socket.io.min.js"
+    if not client.is_file():
+        pytest.fail("the Socket.IO client is not installed: run `npm ci` in the repository root (scripts/test.sh does)")
+    p = make_page()
+    page = p.page
+    p.open(server)
+    page.wait_for_selector("#live-status[data-mode=socket]")
+    _fill_tiny_job(page)
+    started = time.monotonic()
+    page.click("#start")
+    page.wait_for_selector("#job-state[data-state=queued], #job-state[data-state=running]")
+    job_id = page.text_content("#job-id")
+    assert job_id.startswith("job_")
+    assert page.is_enabled("#cancel")
+
+    values, phases = _watch_progress(page, "#results:not([hidden])", JOB_TIMEOUT_S)
+    elapsed = time.monotonic() - started
+    assert len({v for v in values if 0 < v < 100}) >= 2, f"the progress bar did not move: {values}"
+    assert len(set(phases)) >= 3, f"the phase text did not change: {phases}"
+    assert int(page.get_attribute("#job-panel", "data-live-events") or 0) >= 3  # updates came over Socket.IO
+    assert page.locator("#loss-chart svg polyline").count() >= 1  # the live loss chart was drawn
+    assert page.get_attribute("#job-state", "data-state") == "succeeded"
+    assert page.get_attribute("#results", "data-job-id") == job_id
+    assert not page.is_enabled("#cancel")
+    _check_results(page)
+
+    config = requests.get(f"{server}/jobs/{job_id}", timeout=10).json()["config"]
+    assert (config["temperature"], config["alpha"], config["sparsity"]) == (4.0, 0.6, 0.4)
+    assert config["epochs"] == 1 and config["max_samples"] == 240 and config["pretrained"] == "false"
+
+    _check_download(page, tmp_path)
+    page.wait_for_selector(f"#jobs tr[data-job-id='{job_id}'][data-state=succeeded]")
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+    print(f"job {job_id} took {elapsed:.0f} s in the page; screenshot {tmp_path / 'dashboard.png'}")
+    assert p.errors == []
+
+
+@pytest.fixture(scope="module")
+def succeeded_job(server):
+    """A succeeded job on the module's server: the first test's, or a tiny one run over REST when alone."""
+    jobs = requests.get(f"{server}/jobs", params={"state": "succeeded"}, timeout=10).json()["jobs"]
+    if jobs:
+        return jobs[0]["id"]
+    body = {"model_name": "resnet18", "pretrained": False, **{k: int(v) for k, v in TINY.items()}}
+    job_id = requests.post(f"{server}/train", json=body, timeout=30).json()["job_id"]
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        state = requests.get(f"{server}/jobs/{job_id}", timeout=10).json()["state"]
+        if state in ("succeeded", "failed", "cancelled"):
+            assert state == "succeeded"
+            return job_id
+        time.sleep(1)
+    raise AssertionError("the tiny job did not finish")
+
+
+def _start_and_cancel(page) -> str:
+    """Start a tiny job, wait until its progress moves, cancel it; the job's id."""
+    _fill_tiny_job(page)
+    page.fill("#epochs", "30")  # long enough to be still running when cancelled
+    page.click("#start")
+    page.wait_for_selector("#job-state[data-state=running]", timeout=60_000)
+    page.wait_for_function("Number(document.querySelector('#progress').value) > 0", timeout=60_000)
+    job_id = page.text_content("#job-id")
+    page.click("#cancel")
+    page.wait_for_selector("#job-state[data-state=cancelled]", timeout=60_000)
+    assert "cancelled" in page.text_content("#message-text")
+    page.wait_for_selector(f"#jobs tr[data-job-id='{job_id}'][data-state=cancelled]")
+    return job_id
+
+
+def test_the_page_works_from_another_origin(server, static_server, succeeded_job, make_page, tmp_path):
+    p = make_page()
+    page = p.page
+    p.open(f"{static_server}/index.html?api={server}")
+    assert page.input_value("#backend-url") == server
+    page.wait_for_selector("#live-status[data-mode=socket]")  # Socket.IO across origins
+    page.wait_for_selector(f"#jobs tr[data-job-id='{succeeded_job}']")
+
+    _start_and_cancel(page)
+    assert int(page.get_attribute("#job-panel", "data-live-events") or 0) >= 1
+
+    page.click(f"#jobs tr[data-job-id='{succeeded_job}'] button")
+    page.wait_for_selector(f"#results[data-job-id='{succeeded_job}']:not([hidden])")
+    _check_results(page)
+    _check_download(page, tmp_path)
+    page.screenshot(path=str(tmp_path / "cross_origin.png"), full_page=True)
+    assert p.errors == []
+
+
+def test_without_the_socketio_client_the_page_says_so_and_polls(server, succeeded_job, make_page):
+    p = make_page(ignore=("socket.io.min.js",))  # the one failed request this test causes on purpose
+    page = p.page
+    page.route("**/socket.io.min.js", lambda route: route.fulfill(status=404, body="not installed"))
+    p.open(f"{server}/")
+    page.wait_for_selector("#live-status[data-mode=polling]")
+    notice = page.locator("#live-notice")
+    assert notice.is_visible() and "npm ci" in notice.text_content()
+
+    _start_and_cancel(page)  # the progress it waited for came from polling GET /jobs/<id>
+    assert page.get_attribute("#job-panel", "data-live-events") == "0"
+
+    page.click(f"#jobs tr[data-job-id='{succeeded_job}'] button")
+    page.wait_for_selector(f"#results[data-job-id='{succeeded_job}']:not([hidden])")
+    _check_results(page)
+    assert p.errors == []
+
+
+def test_bad_options_and_refused_uploads_are_explained(server, make_page, tmp_path):
+    p = make_page(ignore=("status of 400", "status of 415"))  # the refusals this test asks for
+    page = p.page
+    p.open(f"{server}/")
+    page.select_option("#model", "resnet18")
+    page.fill("#alpha", "1.5")
+    page.click("#start")
+    page.wait_for_selector("#message:not([hidden])")
+    assert "alpha must be in [0.0, 1.0]" in page.text_content("#message-text")
+    assert page.get_attribute("#alpha", "aria-invalid") == "true"
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a dataset")
+    page.set_input_files("#dataset-file", str(bad))
+    page.wait_for_function("document.querySelector('#message-text').textContent.includes('upload of notes.txt')")
+
+    good = tmp_path / "reviews.csv"
+    good.write_text("text,label\n" + "".join(f"good film {i},pos\nbad film {i},neg\n" for i in range(20)))
+    page.select_option("#model", "distilbert")
+    page.set_input_files("#dataset-file", str(good))
+    page.wait_for_function("document.querySelector('#dataset').selectedOptions[0].text.includes('reviews.csv')")
+    assert page.input_value("#dataset").startswith("upl_")
+    assert p.errors == []

@@ -31,7 +31,7 @@
     models: [], modelById: {}, options: {}, uploads: [],
     watched: null, watchedState: null, finishedSeen: new Set(),
     socket: null, live: 'starting', pollTimer: null, jobsTimer: null,
-    loss: [], lossKeys: new Set(), drawPending: false, lastProgressAt: 0, liveEvents: 0,
+    loss: [], lossKeys: new Set(), drawPending: false, lastProgressAt: 0, liveEvents: 0, early: new Map(),
   };
 
   const $ = (id) => document.getElementById(id);
@@ -346,6 +346,8 @@
       return;
     }
     if (state.watched !== jobId) return;
+    for (const p of state.early.get(jobId) || []) addLossPoint(p);  // first, to keep the steps in order
+    state.early.delete(jobId);
     applyRecord(record);
     if (FINISHED.includes(record.state)) {
       onFinished({ job_id: jobId, status: record.state, error: record.error });
@@ -527,7 +529,14 @@
     document.head.append(script);
   }
 
-  function socketUnavailable() {
+  async function socketUnavailable() {
+    try {
+      await api('/test');
+    } catch (err) {  // the backend itself is down or refuses this origin: the message box says so
+      setLive('offline', 'backend unreachable');
+      state.retrySocketClient = true;  // tried again once the backend answers
+      return;
+    }
     setLive('polling', 'polling (no live updates)');
     showLiveNotice('Live updates need the Socket.IO client, which the install step brings: run `npm ci` in the ' +
       'repository root and reload this page. Until then the page asks the backend for progress every second.');
@@ -554,7 +563,7 @@
     });
     socket.on('training_status', onStatus);
     socket.on('training_progress', (p) => {
-      if (p.job_id !== state.watched) { if (!p.heartbeat) scheduleJobsRefresh(); return; }
+      if (p.job_id !== state.watched) { keepEarly(p); return; }
       state.lastProgressAt = Date.now();
       state.liveEvents += 1;  // shown as data-live-events: how many updates came over Socket.IO
       $('job-panel').dataset.liveEvents = String(state.liveEvents);
@@ -562,6 +571,15 @@
     });
     socket.on('training_metrics', onMetrics);
     socket.on('training_error', onTrainingError);
+  }
+
+  /** Progress of a job not watched yet: a job just started can report before POST /train has answered. */
+  function keepEarly(p) {
+    if (p.heartbeat || !p.job_id) return;
+    const list = state.early.get(p.job_id) || [];
+    if (!list.length && state.early.size >= 5) state.early.delete(state.early.keys().next().value);
+    list.push(p);
+    state.early.set(p.job_id, list.slice(-200));
   }
 
   function joinRoom(jobId) {
@@ -817,6 +835,10 @@
     }
     if (state.live === 'offline') setLive(state.socket && state.socket.connected ? 'socket' : 'polling',
       state.socket && state.socket.connected ? 'live (Socket.IO)' : 'polling');
+    if (state.retrySocketClient) { state.retrySocketClient = false; loadSocketClient(); }
+    if (!state.models.length) {  // the backend was down when the page loaded: fill the form now
+      loadModels().then(() => { clearMessage(); return loadUploads(); }).catch(() => {});
+    }
     const jobs = body.jobs || [];
     $('jobs-empty').hidden = jobs.length > 0;
     $('jobs').replaceChildren(...jobs.map(jobRow));

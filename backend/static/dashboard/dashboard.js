@@ -307,6 +307,7 @@
     try {
       const body = collectOptions();
       const answer = await postJson('/train', body);
+      $('job-panel').scrollIntoView({ block: 'nearest' });
       await watchJob(answer.job_id, { fresh: true });
       refreshJobs();
     } catch (err) {

@@ -251,11 +251,23 @@ def _epoch_validator(state: JobState, cb: CallbackList, phase_name: str, model: 
 
 
 def _stage(state: JobState, stage: str, model: nn.Module, val_accuracy: float | None = None) -> None:
-    """Accuracy at one stage. The test figure is recorded for the report only; no choice is made from it."""
+    """Validation accuracy at one stage, and a snapshot of the weights to measure on the test split at the end."""
     if val_accuracy is None:
         val_accuracy = loop.evaluate(model, state.adapter, state.val)["accuracy"]
-    test_accuracy = loop.evaluate(model, state.adapter, state.test)["accuracy"]
-    state.stages.append({"stage": stage, "val_accuracy": val_accuracy, "test_accuracy": test_accuracy})
+    snapshot = None if stage == "teacher" else {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state.stages.append({"stage": stage, "val_accuracy": val_accuracy, "test_accuracy": None, "_weights": snapshot})
+
+
+def _stage_test_accuracies(state: JobState, cb: CallbackList) -> None:
+    """Test accuracy of every stage, measured only now, in the evaluate phase, and used for no choice."""
+    probe = copy.deepcopy(state.student)
+    for row in state.stages:
+        cb.check_stop()
+        weights = row.pop("_weights", None)
+        model = state.teacher if row["stage"] == "teacher" else probe
+        if weights is not None:
+            probe.load_state_dict(weights)
+        row["test_accuracy"] = loop.evaluate(model, state.adapter, state.test)["accuracy"]
 
 
 def build_student(state: JobState, cb: CallbackList) -> None:
@@ -321,12 +333,14 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     from backend.metrics.measure import measure_pair
     from backend.metrics.report import build_report
 
+    _stage_test_accuracies(state, cb)
+    cb.check_stop()
     test_batches = [(b, b["labels"]) for b in state.test.batches(128)]
     measurements = measure_pair(state.teacher, state.student, predict=state.adapter.predict,
                                 test_batches=test_batches, example_batch=state.test.head,
                                 class_names=state.raw.class_names, latency_runs=state.config.latency_runs)
-    final = measurements["student"]["effectiveness"]["accuracy"] \
-        if "effectiveness" in measurements["student"] else state.stages[-1]["test_accuracy"]
+    cb.check_stop()
+    final = measurements["student"]["effectiveness"]["accuracy"]
     state.stages.append({"stage": "final", "val_accuracy": state.stages[-1]["val_accuracy"], "test_accuracy": final})
     kl = loop.mean_kl(state.teacher, state.student, state.adapter, state.test, temperature=1.0)
     state.timings["total"] = time.perf_counter() - started

@@ -41,7 +41,7 @@ NEGATIVE = [
 INTENSIFIERS = ["", "", "", "very", "really", "extremely", "quite", "incredibly", "truly", "remarkably",
                 "rather", "fairly", "genuinely", "surprisingly", "absolutely", "a bit", "somewhat", "so"]
 VERBS = ["was", "is", "seemed", "felt", "looked", "turned out to be", "appeared", "proved to be", "remains"]
-NEGATIONS = ["not", "never", "not at all", "by no means", "hardly ever", "far from"]
+NEGATIONS = ["not", "never", "not at all", "far from"]
 OPENERS = ["", "", "", "honestly, ", "to be fair, ", "overall, ", "i think ", "in my opinion, ",
            "frankly, ", "after two visits, ", "as expected, ", "surprisingly, ", "for what it is worth, ",
            "last weekend ", "according to my friends, ", "all things considered, "]
@@ -54,7 +54,7 @@ CONCESSIONS = ["although", "even though", "while", "despite the fact that"]
 def _clause(rng: random.Random, polarity: int) -> str:
     """One clause whose meaning has the given polarity (1 positive, 0 negative)."""
     subject, verb, intens = rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(INTENSIFIERS)
-    negate = rng.random() < 0.4
+    negate = rng.random() < 0.3
     word_polarity = 1 - polarity if negate else polarity
     adjective = rng.choice(POSITIVE if word_polarity else NEGATIVE)
     phrase = f"{intens} {adjective}".strip()
@@ -64,10 +64,6 @@ def _clause(rng: random.Random, polarity: int) -> str:
             return f"{subject} {verb} far from {phrase}"
         if negation == "not at all":
             return f"{subject} {verb} not {phrase} at all"
-        if negation == "by no means":
-            return f"{subject} {verb} by no means {phrase}"
-        if negation == "hardly ever":
-            return f"{subject} {verb} hardly ever {phrase}"
         return f"{subject} {verb} {negation} {phrase}"
     return f"{subject} {verb} {phrase}"
 
@@ -76,11 +72,11 @@ def _sentence(rng: random.Random, label: int) -> str:
     """A sentence whose label is decided by the rules in the module docstring."""
     form = rng.random()
     opener, tail = rng.choice(OPENERS), rng.choice(TAILS)
-    if form < 0.4:
+    if form < 0.5:
         body = _clause(rng, label) + tail
     elif form < 0.7:  # the clause after the contrast word decides
         body = f"{_clause(rng, 1 - label)}, {rng.choice(CONTRASTS)} {_clause(rng, label)}{tail}"
-    elif form < 0.85:  # the main clause, not the concession, decides
+    elif form < 0.8:  # the main clause, not the concession, decides
         body = f"{rng.choice(CONCESSIONS)} {_clause(rng, 1 - label)}, {_clause(rng, label)}{tail}"
     else:  # two clauses agreeing
         body = f"{_clause(rng, label)} and {_clause(rng, label)}{tail}"

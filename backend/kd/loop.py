@@ -40,8 +40,7 @@ def train(model: nn.Module, adapter, data: TensorSet, settings: TrainSettings, *
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     steps_per_epoch = data.num_batches(settings.batch_size)
     total = settings.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.learning_rate, total_steps=total,
-                                                    pct_start=0.2)
+    scheduler = _schedule(optimizer, settings.learning_rate, total)
     history: list[dict] = []
     step, started = 0, time.perf_counter()
     model.train()
@@ -61,6 +60,13 @@ def train(model: nn.Module, adapter, data: TensorSet, settings: TrainSettings, *
             model.train()
     model.eval()
     return history
+
+
+def _schedule(optimizer, max_lr: float, total: int):
+    """One-cycle (warm-up then anneal); a constant rate for runs too short to warm up (OneCycleLR needs 5+ steps)."""
+    if total < 10:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=0.2)
 
 
 def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher) -> dict[str, float | None]:

@@ -20,11 +20,11 @@ MAX_LENGTH = {"quick": 64, "standard": 128}
 
 # quick: small enough to train in about a minute on 2 CPU cores; standard: the published sizes.
 DISTILBERT_SIZES = {
-    "quick": dict(n_layers=4, dim=256, n_heads=4, hidden_dim=1024),
+    "quick": dict(n_layers=4, dim=128, n_heads=4, hidden_dim=512),
     "standard": dict(n_layers=6, dim=768, n_heads=12, hidden_dim=3072),
 }
 T5_SIZES = {
-    "quick": dict(num_layers=4, num_decoder_layers=4, d_model=256, d_kv=32, d_ff=1024, num_heads=8),
+    "quick": dict(num_layers=4, num_decoder_layers=4, d_model=128, d_kv=32, d_ff=512, num_heads=4, dropout_rate=0.0),
     "standard": dict(num_layers=6, num_decoder_layers=6, d_model=512, d_kv=64, d_ff=2048, num_heads=8),
 }
 
@@ -67,7 +67,7 @@ def build_t5(*, preset: str, class_names: Sequence[str], train_texts: Sequence[s
         source = source or pretrained_source("t5-small")
         return _from_pretrained(T5ForConditionalGeneration, source), _from_pretrained(AutoTokenizer, source)
     tokenizer = train_sentencepiece(train_texts, extra_words=list(class_names), seed=seed)
+    build = dict(dropout_rate=0.1, feed_forward_proj="relu", tie_word_embeddings=True) | T5_SIZES[preset]
     config = T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
-                      dropout_rate=0.1, feed_forward_proj="relu", tie_word_embeddings=True, **T5_SIZES[preset])
+                      eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id, **build)
     return T5ForConditionalGeneration(config), tokenizer

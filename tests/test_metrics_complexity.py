@@ -10,13 +10,7 @@ from backend.metrics.complexity import count_flops, space_complexity
 from backend.metrics.compression import count_layers, count_parameters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine two threads wait on each other (tiny ops 30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def vision_predict(model, batch):

@@ -11,13 +11,7 @@ from backend.metrics.compression import count_layers, count_parameters, sparsity
 from backend.metrics.efficiency import measure_latency, memory_footprint, model_size, time_full_pass
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine two threads wait on each other (tiny ops 30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Hand counts for the toy model below.
 LIN_W, LIN_B, CONV_W, CONV_B = 10 * 5, 5, 4 * 2 * 3 * 3, 4

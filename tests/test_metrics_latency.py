@@ -8,13 +8,7 @@ from torch import nn
 from backend.metrics.efficiency import measure_latency, time_full_pass
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine two threads wait on each other (tiny ops 30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def example_batch(bs: int) -> dict:

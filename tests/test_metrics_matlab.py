@@ -17,13 +17,7 @@ from backend.metrics.report import build_report
 from tests.test_metrics_report import realistic_ctx, realistic_report
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine two threads wait on each other (tiny ops 30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")

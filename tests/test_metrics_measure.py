@@ -9,13 +9,7 @@ from backend.metrics.jsonsafe import to_strict_json
 from backend.metrics.measure import measure_pair
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine two threads wait on each other (tiny ops 30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def t5(layers: int) -> T5ForConditionalGeneration:

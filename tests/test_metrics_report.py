@@ -18,13 +18,7 @@ from backend.metrics.measure import measure_pair
 from backend.metrics.report import SECTIONS, build_report, report_to_json, sanitize_json
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine two threads wait on each other (tiny ops 30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CLASSES = ["low", "mid", "high"]
 T, ALPHA = 3.0, 0.7

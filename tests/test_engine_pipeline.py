@@ -11,7 +11,7 @@ import torch
 
 from backend.data import datasets as ds
 from backend.kd.callbacks import Callbacks, JobCancelled
-from backend.pruning.progressive import has_masks
+from safetensors.torch import load_file
 from tests.engine_helpers import tiny_job
 
 SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowledge_distillation_analysis",
@@ -54,6 +54,10 @@ def test_job_runs_every_phase_and_writes_the_report(resnet_job):
     names = zipfile.ZipFile(result.out_dir / "bundle.zip").namelist()
     assert "report.json" in names and "model/model.pt2" in names and "model/model.safetensors" in names
     assert any(n.startswith("plots/") and n.endswith(".png") for n in names)
+    weights = load_file(str(result.out_dir / "model" / "model.safetensors"))
+    assert not any(k.endswith(("_orig", "_mask")) for k in weights)  # pruning was made permanent
+    conv = weights["conv1.weight"]
+    assert 0 < float((conv == 0).float().mean()) < 1
 
 
 def test_exported_vision_model_reproduces_reported_accuracy(resnet_job):

@@ -18,7 +18,7 @@ from backend.jobconfig import JobConfig
 from backend.jobs import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobManager, JobNotFound, JobStateError,
                           JobStore, jsonable)
 from backend.jobs.store import INTERRUPTED
-from backend.kd.callbacks import CallbackList, JobCancelled
+from backend.kd.callbacks import CallbackList
 
 
 @dataclass

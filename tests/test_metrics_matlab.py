@@ -9,7 +9,6 @@ import math
 import re
 
 import pytest
-import torch
 
 from backend.metrics.matlab import (GROUPS, matlab_all_models, matlab_data, matlab_identifier, matlab_problems,
                                     metrics_csv, pair_rows)

@@ -5,7 +5,6 @@ import io
 import threading
 
 import pytest
-import torch
 from PIL import Image
 
 from backend.metrics.plots import PLOT_KINDS, render_plot

@@ -168,12 +168,18 @@ def _tokenise(state: JobState) -> None:
 def _settings(state: JobState, epochs: int, lr: float | None = None) -> loop.TrainSettings:
     c, hp = state.config, state.hp
     return loop.TrainSettings(epochs=epochs, learning_rate=lr or hp["learning_rate"], batch_size=hp["batch_size"],
-                              max_grad_norm=c.max_grad_norm, seed=c.seed, temperature=c.temperature, alpha=c.alpha)
+                              max_grad_norm=c.max_grad_norm, seed=c.seed, temperature=c.temperature, alpha=c.alpha,
+                              embedding_lr_scale=hp.get("embedding_lr_scale", 1.0))
 
 
 def _teacher_key(state: JobState) -> str:
+    """Everything that shapes a trained teacher, hashed: equal keys mean an equal teacher."""
     c, hp = state.config, state.hp
-    return f"{c.model_name}-{teachers.cache_key({'model': c.model_name, 'dataset': c.dataset, 'preset': c.preset, 'seed': c.seed, 'pretrained': c.pretrained, 'epochs': hp['epochs'], 'lr': hp['learning_rate'], 'batch_size': hp['batch_size'], 'max_samples': c.max_samples, 'grad_norm': c.max_grad_norm, 'version': 1})}"
+    parts = {"model": c.model_name, "dataset": c.dataset, "preset": c.preset, "seed": c.seed,
+             "pretrained": c.pretrained, "epochs": hp["epochs"], "lr": hp["learning_rate"],
+             "batch_size": hp["batch_size"], "max_samples": c.max_samples, "grad_norm": c.max_grad_norm,
+             "embedding_lr_scale": hp.get("embedding_lr_scale", 1.0), "version": 2}
+    return f"{c.model_name}-{teachers.cache_key(parts)}"
 
 
 def obtain_teacher(state: JobState, cb: CallbackList, cache_dir: Path, upload_dir: Path) -> None:
@@ -182,7 +188,7 @@ def obtain_teacher(state: JobState, cb: CallbackList, cache_dir: Path, upload_di
     class_names = state.raw.class_names
     train_texts = [state.raw.texts[i] for i in state.splits.train] if spec.family == "text" else None
     if config.teacher_upload_id:
-        model, tok, source, epochs = _uploaded_teacher(state, upload_dir, class_names, train_texts)
+        model, tok, source, epochs = _uploaded_teacher(state, upload_dir, class_names)
         cache_path = None
     else:
         cache_path = cache_dir / "teachers" / _teacher_key(state)
@@ -215,7 +221,7 @@ def obtain_teacher(state: JobState, cb: CallbackList, cache_dir: Path, upload_di
                                "validation": [v for v in state.validation if v["phase"] == "teacher"]})
 
 
-def _uploaded_teacher(state: JobState, upload_dir: Path, class_names, train_texts):
+def _uploaded_teacher(state: JobState, upload_dir: Path, class_names: list[str]):
     """(model, tokenizer, source, epochs) from an uploaded checkpoint; trained further only when needed or asked."""
     from backend.data.uploads import extract_model_zip, resolve_upload
 
@@ -240,11 +246,11 @@ def _uploaded_teacher(state: JobState, upload_dir: Path, class_names, train_text
     return model, tok, {"kind": "upload", "detail": detail, "upload_id": config.teacher_upload_id}, epochs
 
 
-def _epoch_validator(state: JobState, cb: CallbackList, phase_name: str, model: nn.Module, pruning_step=None):
+def _epoch_validator(state: JobState, cb: CallbackList, phase_name: str, model: nn.Module):
     """An on_epoch_end hook: validation accuracy and loss, recorded and reported."""
     def validate(epoch: int) -> None:
         result = loop.evaluate(model, state.adapter, state.val)
-        row = {"phase": phase_name, "epoch": epoch, "pruning_step": pruning_step, **result}
+        row = {"phase": phase_name, "epoch": epoch, "pruning_step": None, **result}
         state.validation.append(row)
         cb.on_metrics(phase_name, row)
     return validate

@@ -108,3 +108,24 @@ def test_cancel_stops_a_job_within_five_seconds(tmp_path):
     with pytest.raises(JobCancelled):
         tiny_job(tmp_path, "mobilenetv2", cb, epochs=2, kd_epochs=20)
     assert time.perf_counter() - cb.asked < 5
+
+
+def test_t5_job_exports_a_model_that_reproduces_its_accuracy(tmp_path):
+    from transformers import AutoTokenizer, T5ForConditionalGeneration
+
+    from backend.models.presets import TEXT_SET_SIZE
+
+    result = tiny_job(tmp_path, "t5-small", max_samples=200)
+    report = result.report
+    assert report["metadata"]["model"]["id"] == "t5-small"
+    folder = str(result.out_dir / "model")
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = T5ForConditionalGeneration.from_pretrained(folder).eval()
+    raw = ds.subsample(ds.load_synthetic_sentiment(0, TEXT_SET_SIZE), 200, 0)
+    test_idx = ds.split_indices(raw.labels, 0).test
+    enc = tok([raw.texts[i] for i in test_idx], padding="max_length", truncation=True, return_tensors="pt",
+              max_length=report["metadata"]["dataset"]["max_length_tokens"])
+    with torch.inference_mode():
+        words = tok.batch_decode(model.generate(**enc, max_new_tokens=4), skip_special_tokens=True)
+    correct = sum(w.strip() == raw.class_names[raw.labels[i]] for w, i in zip(words, test_idx))
+    assert correct / len(test_idx) == pytest.approx(report["student_model_performance"]["accuracy"])

@@ -26,6 +26,7 @@ class TrainSettings:
     seed: int = 0
     temperature: float = 3.0
     alpha: float = 0.7
+    embedding_lr_scale: float = 1.0  # >1 for T5 from scratch: its embeddings start at std 1, made for Adafactor
 
 
 def train(model: nn.Module, adapter, data: TensorSet, settings: TrainSettings, *, phase: str,
@@ -36,8 +37,8 @@ def train(model: nn.Module, adapter, data: TensorSet, settings: TrainSettings, *
         return []
     if teacher is not None:
         teacher.eval()  # frozen: its dropout off, its weights never updated
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(_param_groups(model, settings), lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)
     steps_per_epoch = data.num_batches(settings.batch_size)
     total = settings.epochs * steps_per_epoch
     scheduler = _schedule(optimizer, settings.learning_rate, total)
@@ -62,11 +63,23 @@ def train(model: nn.Module, adapter, data: TensorSet, settings: TrainSettings, *
     return history
 
 
+def _param_groups(model: nn.Module, settings: TrainSettings) -> list[dict]:
+    """Trainable parameters; embeddings in a group of their own when they learn at a different rate."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if settings.embedding_lr_scale == 1.0:
+        return [{"params": params}]
+    embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return [{"params": [p for p in params if id(p) not in embedding_ids]},
+            {"params": [p for p in params if id(p) in embedding_ids], "weight_decay": 0.0,
+             "lr": settings.learning_rate * settings.embedding_lr_scale}]
+
+
 def _schedule(optimizer, max_lr: float, total: int):
     """One-cycle (warm-up then anneal); a constant rate for runs too short to warm up (OneCycleLR needs 5+ steps)."""
     if total < 10:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=0.2)
+    peaks = [group.get("lr", max_lr) for group in optimizer.param_groups]
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, pct_start=0.2)
 
 
 def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher) -> dict[str, float | None]:

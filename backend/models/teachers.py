@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,7 @@ def load_pretrained(spec: ModelSpec, *, mode: str, preset: str, class_names: lis
 
 def save_teacher(path: Path, model: nn.Module, tokenizer, meta: dict) -> None:
     """Write a teacher to the cache atomically (a temporary folder renamed into place)."""
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # two jobs may write the same teacher
     tmp.mkdir(parents=True)
     if tokenizer is not None:
         model.save_pretrained(tmp)
@@ -73,7 +73,10 @@ def save_teacher(path: Path, model: nn.Module, tokenizer, meta: dict) -> None:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
     (tmp / "meta.json").write_text(json.dumps(meta, default=str))
     shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    try:
+        tmp.rename(path)
+    except OSError:  # another job put the same teacher there first
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_cached(path: Path, spec: ModelSpec, *, preset: str, class_names: list[str]):

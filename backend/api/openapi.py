@@ -82,7 +82,7 @@ SCHEMAS: dict[str, Any] = {
 def _paths() -> dict[str, Any]:
     job_404 = _err("Unknown job")
     return {
-        "/": {"get": {"summary": "Dashboard: an HTML page listing jobs and endpoints",
+        "/": {"get": {"summary": "Dashboard: start, follow and compare jobs in the browser",
                       "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {
                           "type": "string"}}}}}}},
         "/test": {"get": {"summary": "Health: status, versions, device, threads, queue length",

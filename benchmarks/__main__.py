@@ -20,15 +20,18 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     results: dict = {"environment": environment_info(), "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    print("training loop: framework vs bare PyTorch", flush=True)
-    results["training_loop"] = training_loop.run()
-    print("compression: all models, cold and cached teacher", flush=True)
-    results["compression"] = compression.run(args.models)
+    raw = ROOT / "benchmarks" / "results.json"
+    sections = [("training loop: framework vs bare PyTorch", "training_loop", training_loop.run),
+                ("compression: all models, cold and cached teacher", "compression",
+                 lambda: compression.run(args.models))]
     if not args.skip_server:
-        print("server responsiveness", flush=True)
-        results["server"] = server.run()
+        sections.append(("server responsiveness", "server", server.run))
+    for title, key, run in sections:
+        print(title, flush=True)
+        results[key] = run()
+        raw.write_text(json.dumps(results, indent=2, default=str))  # a later failure keeps what was measured
     results["total_s"] = time.perf_counter() - started
-    (ROOT / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    raw.write_text(json.dumps(results, indent=2, default=str))
     (ROOT / "BENCHMARKS.md").write_text(render(results))
     print(f"wrote BENCHMARKS.md and benchmarks/results.json in {results['total_s']:.0f} s")
 

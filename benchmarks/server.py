@@ -53,14 +53,16 @@ def run(seconds: float = 20.0) -> dict:
             proc.wait(timeout=20)
 
 
-def _wait_up(api: str) -> None:
-    for _ in range(300):
+def _wait_up(api: str, timeout_s: float = 120.0) -> None:
+    """Wait for the first answer of GET /test (the first request imports torch: it can take seconds)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
         try:
-            requests.get(f"{api}/test", timeout=2)
+            requests.get(f"{api}/test", timeout=30).raise_for_status()
             return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not start")
+        except requests.RequestException:
+            time.sleep(0.5)
+    raise RuntimeError(f"server at {api} did not answer within {timeout_s:.0f} s")
 
 
 def _measure(api: str, seconds: float) -> dict:

@@ -150,3 +150,18 @@ def test_builtin_text_set_is_balanced_deterministic_and_not_trivial():
     x = CountVectorizer().fit_transform(a.texts)
     clf = LogisticRegression(max_iter=2000).fit(x[:3000], a.labels[:3000])
     assert clf.score(x[3000:], a.labels[3000:]) < 0.8
+
+
+def test_offline_tokenizers_are_repeatable_and_load_with_autotokenizer(tmp_path):
+    from transformers import AutoTokenizer
+
+    from backend.models.tokenizers import train_sentencepiece
+
+    texts = ds.load_synthetic_sentiment(0, 1000).texts
+    assert train_wordpiece(texts).get_vocab() == train_wordpiece(texts).get_vocab()
+    words = ["negative", "positive"]
+    assert train_sentencepiece(texts, words).get_vocab() == train_sentencepiece(texts, words).get_vocab()
+    for i, tok in enumerate((train_wordpiece(texts), train_sentencepiece(texts, words))):
+        tok.save_pretrained(tmp_path / str(i))
+        again = AutoTokenizer.from_pretrained(tmp_path / str(i))
+        assert again(texts[0]).input_ids == tok(texts[0]).input_ids

@@ -6,7 +6,6 @@ its result, so that the whole module stays near two minutes on a 2-core machine.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.servers import free_port, stop, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("KD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -23,35 +24,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
 # Small enough for a 2-core CPU: about a minute, most of it measuring latency.
 TINY = {"epochs": "1", "kd_epochs": "1", "finetune_epochs": "1", "pruning_steps": "1", "max_samples": "240"}
 JOB_TIMEOUT_S = 420
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer within {timeout} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -75,33 +47,33 @@ def browser():
 def server(tmp_path_factory):
     """A real backend process on a free port with its own data directory; yields its base URL."""
     data = tmp_path_factory.mktemp("dashboard_server")
-    port = _free_port()
+    port = free_port()
     log = open(data / "server.log", "w")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data / "data")],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(f"{url}/test", proc)
+        wait_for(f"{url}/test", proc)
         yield url
     finally:
-        _stop(proc)
+        stop(proc)
         log.close()
 
 
 @pytest.fixture(scope="module")
 def static_server(tmp_path_factory):
     """The dashboard folder served by a plain http.server on another port: another origin."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
                              str(ROOT / "backend" / "static" / "dashboard")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(f"{url}/index.html", proc, timeout=30)
+        wait_for(f"{url}/index.html", proc, timeout=30)
         yield url
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 class Page:

@@ -307,6 +307,7 @@ def prune_progressively(state: JobState, cb: CallbackList) -> None:
     config, student = state.config, state.student
     steps: list[dict] = []
     lr = state.hp["learning_rate"] / 3  # fine-tuning: gentler than training from the start
+    targets = progressive.schedule(config.sparsity, config.pruning_steps)
 
     def after_step(step: int, achieved: float) -> None:
         seed_everything(config.seed + 10 + step)
@@ -316,7 +317,7 @@ def prune_progressively(state: JobState, cb: CallbackList) -> None:
         val = loop.evaluate(student, state.adapter, state.val)
         state.validation.append({"phase": "prune", "epoch": state.hp["finetune_epochs"], "pruning_step": step, **val})
         size = model_size(student)
-        row = {"step": step, "target_sparsity": progressive.schedule(config.sparsity, config.pruning_steps)[step - 1],
+        row = {"step": step, "target_sparsity": targets[step - 1],
                "achieved_sparsity": achieved, "val_accuracy": val["accuracy"], "val_loss": val["loss"],
                "nonzero_parameters": count_parameters(student)["nonzero"],
                "model_size_mb": size["model_size_mb"], "compressed_size_mb": size["compressed_size_mb"]}

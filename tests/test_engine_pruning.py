@@ -9,7 +9,8 @@ from backend.data.synthetic_text import generate
 from backend.models.text import build_distilbert, build_t5
 from backend.models.vision import build_mobilenetv2, build_resnet18, classifier_layer
 from backend.pruning import progressive
-from backend.pruning.structural import count_params, make_student
+from backend.metrics.compression import count_parameters
+from backend.pruning.structural import make_student
 
 
 def _cnn() -> nn.Module:
@@ -77,7 +78,7 @@ def test_transformer_student_keeps_every_other_layer_from_teacher(builder, model
     teacher, tok = builder(preset="quick", class_names=["negative", "positive"], train_texts=texts, pretrained=False)
     student, summary = make_student(model_id, teacher.eval(), 0.5)
     assert summary["details"]["kept_block_indices"][:2] == [0, 2]
-    assert count_params(student) < 0.5 * count_params(teacher)
+    assert count_parameters(student)["total"] < 0.5 * count_parameters(teacher)["total"]
     enc = tok(texts[:3], return_tensors="pt", padding=True)
     if model_id == "distilbert":
         t_attn = teacher.distilbert.transformer.layer[2].attention.q_lin.weight

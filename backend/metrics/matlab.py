@@ -129,16 +129,22 @@ def _series_struct(columns: dict[str, list], prefix: str, missing: dict) -> dict
     return out
 
 
+def _copy_numbers(src: dict, keys: tuple[str, ...], prefix: str, default_reason: str, out: dict,
+                  missing: dict) -> None:
+    """Numeric scalars from `src` into `out`; the others into `missing` with their reason."""
+    for key in keys:
+        if _number(src.get(key)) is None:
+            missing[f"{prefix}_{key}"] = src.get(f"{key}_reason") or default_reason
+        else:
+            out[key] = src[key]
+
+
 def _training(report: dict, missing: dict) -> dict:
     """KD settings, loss series per phase, validation series per phase, accuracy per stage."""
     kd = report["knowledge_distillation_analysis"]
     outcomes = report["learning_outcomes"]
     out: dict[str, Any] = {}
-    for key in ("temperature", "alpha"):
-        if _number(kd.get(key)) is None:
-            missing[f"training_{key}"] = kd.get(f"{key}_reason") or "not in the job config"
-        else:
-            out[key] = kd[key]
+    _copy_numbers(kd, ("temperature", "alpha"), "training", "not in the job config", out, missing)
     for phase, series in kd["loss_history"].items():
         for term in _SERIES_TERMS:
             if term in series and series[term] is None:
@@ -163,11 +169,8 @@ def _pruning(report: dict, missing: dict) -> dict:
     """Target and achieved sparsity, the per-step series, and per-layer sparsity as parallel arrays."""
     pruning = report["pruning_analysis"]
     out: dict[str, Any] = {}
-    for key in ("target_sparsity", "achieved_sparsity"):
-        if _number(pruning.get(key)) is None:
-            missing[f"pruning_{key}"] = pruning.get(f"{key}_reason") or "not measured in this run"
-        else:
-            out[key] = pruning[key]
+    _copy_numbers(pruning, ("target_sparsity", "achieved_sparsity"), "pruning", "not measured in this run",
+                  out, missing)
     steps = pruning.get("steps") or []
     out["steps"] = _series_struct({c: [row.get(c) for row in steps] for c in _STEP_COLUMNS}, "pruning_steps", missing)
     layers = pruning.get("per_layer_sparsity") or {}

@@ -12,18 +12,14 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-
-def count_params(model: nn.Module) -> int:
-    """Distinct parameters (tied weights counted once)."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+from backend.metrics.compression import count_parameters
 
 
 def prune_cnn_channels(teacher: nn.Module, ratio: float, example_inputs: torch.Tensor,
                        keep_layers: list[nn.Module]) -> tuple[nn.Module, dict]:
     """Remove `ratio` of the channels of every prunable layer, by L1 magnitude, with torch-pruning."""
     student = copy.deepcopy(teacher).eval().requires_grad_(True)  # torch-pruning traces the autograd graph
-    keep_ids = {id(m) for m in keep_layers}
-    ignored = [m for m in student.modules() if id(m) in {id(x) for x in _twins(teacher, student, keep_ids)}]
+    ignored = _twins(teacher, student, {id(m) for m in keep_layers})
     pruner = tp.pruner.BasePruner(student, example_inputs, importance=tp.importance.MagnitudeImportance(p=1),
                                   pruning_ratio=ratio, ignored_layers=ignored, round_to=4)
     pruner.step()
@@ -125,12 +121,7 @@ def make_student(model_id: str, teacher: nn.Module, ratio: float, example_inputs
         student, summary = shrink_t5(teacher, ratio)
     else:
         student, summary = prune_cnn_channels(teacher, ratio, example_inputs, keep_layers or [])
-    summary["teacher_parameters"] = count_params(teacher)
-    summary["student_parameters"] = count_params(student)
+    summary["teacher_parameters"] = count_parameters(teacher)["total"]
+    summary["student_parameters"] = count_parameters(student)["total"]
     return student, summary
 
-
-def structural_ratio_meaning(family: str) -> str:
-    """What `structural_ratio` controls for a model family."""
-    return ("fraction of the convolution channels removed" if family == "vision"
-            else "fraction of the FFN units removed in each kept block (every other block is kept)")

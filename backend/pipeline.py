@@ -48,6 +48,7 @@ class JobState:
     raw: ds.RawDataset | None = None
     splits: ds.Splits | None = None
     train: ds.TensorSet | None = None
+    kd_train: ds.TensorSet | None = None  # train plus the teacher's logits, when they fit in memory
     val: ds.TensorSet | None = None
     test: ds.TensorSet | None = None
     tokenizer: Any = None
@@ -115,8 +116,8 @@ def run_job(config: JobConfig, callbacks: Callbacks | None = None, *, job_id: st
     with phase(state, cb, "student") as info:
         build_student(state, cb)
         info.update(state.structural)
-    with phase(state, cb, "distill"):
-        distill(state, cb)
+    with phase(state, cb, "distill") as info:
+        info.update(distill(state, cb))
     with phase(state, cb, "prune"):
         prune_progressively(state, cb)
     with phase(state, cb, "evaluate"):
@@ -178,8 +179,17 @@ def _teacher_key(state: JobState) -> str:
     parts = {"model": c.model_name, "dataset": c.dataset, "preset": c.preset, "seed": c.seed,
              "pretrained": c.pretrained, "epochs": hp["epochs"], "lr": hp["learning_rate"],
              "batch_size": hp["batch_size"], "max_samples": c.max_samples, "grad_norm": c.max_grad_norm,
-             "embedding_lr_scale": hp.get("embedding_lr_scale", 1.0), "version": 2}
+             "embedding_lr_scale": hp.get("embedding_lr_scale", 1.0), "architecture": _architecture(state),
+             "version": 2}
     return f"{c.model_name}-{teachers.cache_key(parts)}"
+
+
+def _architecture(state: JobState) -> dict:
+    """The sizes a from-scratch teacher is built with (a changed preset size must not load an old teacher)."""
+    sizes = {"t5-small": text_models.T5_SIZES, "distilbert": text_models.DISTILBERT_SIZES}.get(state.spec.id)
+    if sizes is not None:
+        return dict(sizes[state.config.preset])
+    return {"image_size": vision.IMAGE_SIZE[state.config.preset]}
 
 
 def obtain_teacher(state: JobState, cb: CallbackList, cache_dir: Path, upload_dir: Path) -> None:
@@ -288,15 +298,18 @@ def build_student(state: JobState, cb: CallbackList) -> None:
     cb.on_metrics("student", {"phase": "student", **state.structural})
 
 
-def distill(state: JobState, cb: CallbackList) -> None:
+def distill(state: JobState, cb: CallbackList) -> dict:
     """KD of the structural student from the frozen teacher."""
     seed_everything(state.config.seed + 1)
+    state.kd_train, info = loop.with_teacher_logits(state.teacher, state.adapter, state.train,
+                                                      check_stop=cb.check_stop)
     validate = _epoch_validator(state, cb, "distill", state.student)
-    state.history["distill"] = loop.train(state.student, state.adapter, state.train,
+    state.history["distill"] = loop.train(state.student, state.adapter, state.kd_train,
                                           _settings(state, state.hp["kd_epochs"]), phase="distill", callbacks=cb,
                                           teacher=state.teacher, on_epoch_end=validate)
     last = [v for v in state.validation if v["phase"] == "distill"]
     _stage(state, "student_kd", state.student, last[-1]["accuracy"] if last else None)
+    return info
 
 
 def prune_progressively(state: JobState, cb: CallbackList) -> None:
@@ -311,7 +324,7 @@ def prune_progressively(state: JobState, cb: CallbackList) -> None:
 
     def after_step(step: int, achieved: float) -> None:
         seed_everything(config.seed + 10 + step)
-        rows = loop.train(student, state.adapter, state.train, _settings(state, state.hp["finetune_epochs"], lr),
+        rows = loop.train(student, state.adapter, state.kd_train, _settings(state, state.hp["finetune_epochs"], lr),
                           phase="prune", callbacks=cb, teacher=state.teacher, row_extra={"pruning_step": step})
         state.history["finetune"] += rows
         val = loop.evaluate(student, state.adapter, state.val)
@@ -357,6 +370,24 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     return build_report(ctx)
 
 
+def _config_with_reasons(state: JobState) -> dict:
+    """The job config as asked, what it resolved to, and why each unset (null) field is null."""
+    out = {**state.config.to_dict(), "resolved": state.hp}
+    for key, value in list(out.items()):
+        if value is not None:
+            continue
+        if key in state.hp:
+            why = f"not set in the request: the {state.config.preset} preset's default (resolved.{key}) was used"
+        elif key == "teacher_upload_id":
+            why = "not set in the request: the teacher was not uploaded (see teacher_source)"
+        elif key == "max_samples":
+            why = "not set in the request: the whole dataset was used"
+        else:
+            why = "not set in the request"
+        out[f"{key}_reason"] = why
+    return out
+
+
 def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -> dict:
     """The measured facts of this run, in the shape the report builder takes."""
     raw, config = state.raw, state.config
@@ -364,7 +395,7 @@ def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -
     return {
         "job_id": job_id, "model_name": state.spec.id, "display_name": state.spec.display_name,
         "family": state.spec.family,
-        "config": {**config.to_dict(), "resolved": state.hp},
+        "config": _config_with_reasons(state),
         "dataset": {"name": raw.name, "num_classes": len(raw.class_names), "class_names": raw.class_names,
                     **state.splits.sizes(), "description": raw.description, "synthetic": raw.synthetic,
                     **({"image_size": state.image_size} if state.spec.family == "vision"

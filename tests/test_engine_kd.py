@@ -9,8 +9,9 @@ from torch import nn
 
 from backend.data.datasets import TensorSet
 from backend.kd.callbacks import CallbackList, Callbacks, JobCancelled
-from backend.kd.loop import TrainSettings, evaluate, train
+from backend.kd.loop import TEACHER_LOGITS, TrainSettings, evaluate, train, with_teacher_logits
 from backend.kd.loss import distillation_loss
+from backend.models import adapters
 from backend.models.adapters import VisionAdapter
 
 
@@ -103,3 +104,61 @@ def test_evaluate_restores_mode():
     result = evaluate(model, VisionAdapter(), _tiny_data())
     assert 0.0 <= result["accuracy"] <= 1.0 and result["loss"] > 0
     assert model.training
+
+
+def _kd_twice(student_factory, teacher, adapter, data, settings):
+    """The same KD run with the teacher run at every step and with its logits computed once."""
+    results = []
+    for precompute in (False, True):
+        torch.manual_seed(1)
+        student = student_factory()
+        teacher.train()  # handed over in training mode: both paths must switch its dropout off
+        kd_data = with_teacher_logits(teacher, adapter, data)[0] if precompute else data
+        rows = train(student, adapter, kd_data, settings, phase="distill", callbacks=CallbackList(), teacher=teacher)
+        results.append((rows, student))
+    return results
+
+
+def test_teacher_logits_computed_once_give_the_same_kd_run():
+    torch.manual_seed(0)
+    teacher, data = _net(), _tiny_data()  # the teacher has dropout: eval mode makes its logits fixed
+    (online, s1), (cached, s2) = _kd_twice(_net, teacher, VisionAdapter(), data,
+                                           TrainSettings(epochs=3, learning_rate=1e-2, batch_size=16))
+    assert [r["kd_loss"] for r in online] == pytest.approx([r["kd_loss"] for r in cached], rel=1e-4, abs=1e-6)
+    for (name, a), b in zip(s1.state_dict().items(), s2.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), name
+
+
+def test_teacher_logits_for_text_to_text_keep_one_row_per_target_token():
+    from backend.data.synthetic_text import CLASS_NAMES, generate
+    from backend.models.text import build_t5
+
+    texts, labels = generate(80, seed=0)
+    torch.manual_seed(0)
+    teacher, tok = build_t5(preset="quick", class_names=CLASS_NAMES, train_texts=texts, pretrained=False)
+    adapter = adapters.adapter_for("t5-small", tok, CLASS_NAMES)
+    data = adapters.text_tensors(tok, texts, torch.tensor(labels).numpy(), 24, CLASS_NAMES)
+    kd_data, info = with_teacher_logits(teacher, adapter, data)
+    width = data.tensors["target_ids"].shape[1]
+    assert kd_data.tensors[TEACHER_LOGITS].shape == (80, width, len(tok))
+    assert info["teacher_logits"] == "computed once per job" and TEACHER_LOGITS not in data.tensors
+
+    def student():
+        torch.manual_seed(2)
+        return build_t5(preset="quick", class_names=CLASS_NAMES, train_texts=texts, pretrained=False)[0]
+
+    (online, _), (cached, _) = _kd_twice(student, teacher, adapter, data,
+                                         TrainSettings(epochs=1, learning_rate=1e-3, batch_size=16))
+    assert [r["loss"] for r in online] == pytest.approx([r["loss"] for r in cached], rel=1e-3)
+
+
+def test_teacher_logits_fall_back_to_every_step_when_too_big_and_obey_the_stop_flag():
+    teacher, data = _net(), _tiny_data()
+    same, info = with_teacher_logits(teacher, VisionAdapter(), data, max_mb=1e-6)
+    assert same is data and info["teacher_logits"] == "computed at every step"
+
+    def stop():
+        raise JobCancelled("cancelled")
+
+    with pytest.raises(JobCancelled):
+        with_teacher_logits(teacher, VisionAdapter(), data, check_stop=stop)

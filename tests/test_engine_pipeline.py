@@ -20,10 +20,13 @@ SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowl
 
 class Recorder(Callbacks):
     def __init__(self):
-        self.phases, self.steps, self.metrics = [], 0, []
+        self.phases, self.steps, self.metrics, self.ended = [], 0, [], {}
 
     def on_phase_start(self, phase, info):
         self.phases.append(phase)
+
+    def on_phase_end(self, phase, info):
+        self.ended[phase] = info
 
     def on_step_end(self, phase, step, total, losses, eta_s):
         self.steps += 1
@@ -49,6 +52,11 @@ def test_job_runs_every_phase_and_writes_the_report(resnet_job):
     report = json.loads((result.out_dir / "report.json").read_text())
     assert all(s in report for s in SECTIONS)
     assert report["metadata"]["teacher_source"]["kind"] == "trained"
+    config = report["metadata"]["config"]  # unset fields are null with the reason, resolved values beside them
+    assert config["batch_size"] is None and config["resolved"]["batch_size"] == 64
+    assert "preset's default" in config["batch_size_reason"] and config["epochs"] == 1
+    assert "teacher was not uploaded" in config["teacher_upload_id_reason"]
+    assert rec.ended["distill"]["teacher_logits"] == "computed once per job"  # frozen teacher: one pass
     for name in ("report.json", "matlab_metrics.json", "metrics.csv", "bundle.zip", "README.txt"):
         assert (result.out_dir / name).is_file()
     names = zipfile.ZipFile(result.out_dir / "bundle.zip").namelist()

@@ -82,11 +82,39 @@ def _schedule(optimizer, max_lr: float, total: int):
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, pct_start=0.2)
 
 
+TEACHER_LOGITS = "teacher_logits"
+
+
+@torch.no_grad()  # not inference_mode: the KD loss saves these logits for its backward pass
+def with_teacher_logits(teacher: nn.Module, adapter, data: TensorSet, *, max_mb: float = 256.0,
+                        batch_size: int = 128, check_stop: Callable[[], None] = lambda: None) -> tuple[TensorSet, dict]:
+    """`data` plus the frozen teacher's logits for every example, computed once instead of once per step.
+
+    Exact because the teacher is in eval mode (no dropout), never updated, and inputs are not augmented,
+    so each example's teacher logits are the same in every epoch. Falls back to `data` (the teacher then
+    runs at every step) when the logits would take more than `max_mb` (e.g. a 32k-word vocabulary).
+    """
+    teacher.eval()
+    first = next(data.batches(1))
+    rows, width = adapter.logits_and_targets(teacher, first)[0].shape
+    megabytes = len(data) * rows * width * 4 / 1e6
+    if megabytes > max_mb:
+        return data, {"teacher_logits": "computed at every step", "would_need_mb": round(megabytes, 1)}
+    chunks = []
+    for batch in data.batches(batch_size):
+        check_stop()
+        chunks.append(adapter.logits_and_targets(teacher, batch)[0].reshape(-1, rows, width))
+    tensors = dict(data.tensors, **{TEACHER_LOGITS: torch.cat(chunks).float()})
+    return TensorSet(tensors), {"teacher_logits": "computed once per job", "memory_mb": round(megabytes, 1)}
+
+
 def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher) -> dict[str, float | None]:
     """One optimisation step; returns the loss terms as floats."""
     logits, targets = adapter.logits_and_targets(model, batch)
     teacher_logits = None
-    if teacher is not None:
+    if TEACHER_LOGITS in batch:
+        teacher_logits = batch[TEACHER_LOGITS].reshape(logits.shape)
+    elif teacher is not None:
         with torch.no_grad():
             teacher_logits, _ = adapter.logits_and_targets(teacher, batch)
     terms = distillation_loss(logits, teacher_logits, targets, temperature=settings.temperature, alpha=settings.alpha)

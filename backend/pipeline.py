@@ -74,6 +74,9 @@ def resolved_hyperparameters(config: JobConfig, spec: ModelSpec) -> dict:
             hp[key] = getattr(config, key)
     hp["structural_ratio"] = config.structural_ratio if config.structural_ratio is not None \
         else spec.default_structural_ratio
+    # the student's rate (KD, and fine-tuning at a third of it): the preset's, unless the request sets one for all
+    if config.learning_rate is not None or "kd_learning_rate" not in hp:
+        hp["kd_learning_rate"] = hp["learning_rate"]
     return hp
 
 
@@ -305,7 +308,8 @@ def distill(state: JobState, cb: CallbackList) -> dict:
                                                       check_stop=cb.check_stop)
     validate = _epoch_validator(state, cb, "distill", state.student)
     state.history["distill"] = loop.train(state.student, state.adapter, state.kd_train,
-                                          _settings(state, state.hp["kd_epochs"]), phase="distill", callbacks=cb,
+                                          _settings(state, state.hp["kd_epochs"], state.hp["kd_learning_rate"]),
+                                          phase="distill", callbacks=cb,
                                           teacher=state.teacher, on_epoch_end=validate)
     last = [v for v in state.validation if v["phase"] == "distill"]
     _stage(state, "student_kd", state.student, last[-1]["accuracy"] if last else None)
@@ -319,7 +323,7 @@ def prune_progressively(state: JobState, cb: CallbackList) -> None:
 
     config, student = state.config, state.student
     steps: list[dict] = []
-    lr = state.hp["learning_rate"] / 3  # fine-tuning: gentler than training from the start
+    lr = state.hp["kd_learning_rate"] / 3  # fine-tuning: gentler than distilling from the start
     targets = progressive.schedule(config.sparsity, config.pruning_steps)
 
     def after_step(step: int, achieved: float) -> None:

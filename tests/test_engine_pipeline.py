@@ -137,3 +137,17 @@ def test_t5_job_exports_a_model_that_reproduces_its_accuracy(tmp_path):
         words = tok.batch_decode(model.generate(**enc, max_new_tokens=4), skip_special_tokens=True)
     correct = sum(w.strip() == raw.class_names[raw.labels[i]] for w, i in zip(words, test_idx))
     assert correct / len(test_idx) == pytest.approx(report["student_model_performance"]["accuracy"])
+
+
+def test_student_learning_rate_is_the_presets_unless_the_request_sets_one():
+    from backend.jobconfig import JobConfig
+    from backend.models.registry import get_model_spec
+    from backend.pipeline import resolved_hyperparameters
+
+    spec = get_model_spec("distilbert")
+    preset = resolved_hyperparameters(JobConfig.from_dict({"model_name": "distilbert"}), spec)
+    assert preset["kd_learning_rate"] > preset["learning_rate"]  # its 2-block student needs a higher rate
+    asked = resolved_hyperparameters(JobConfig.from_dict({"model_name": "distilbert", "learning_rate": 1e-4}), spec)
+    assert asked["learning_rate"] == asked["kd_learning_rate"] == 1e-4
+    vision = resolved_hyperparameters(JobConfig.from_dict({"model_name": "resnet18"}), get_model_spec("resnet18"))
+    assert vision["kd_learning_rate"] == vision["learning_rate"]

@@ -69,19 +69,27 @@ def test_cnn_student_is_smaller_and_runs(builder, model_id, ratio):
 
 
 @pytest.mark.parametrize("builder,model_id", [(build_distilbert, "distilbert"), (build_t5, "t5-small")])
-def test_transformer_student_keeps_every_other_layer_from_teacher(builder, model_id):
+def test_transformer_student_keepskeep_half_the_layers_layer_from_teacher(builder, model_id):
     texts, _ = generate(300)
     teacher, tok = builder(preset="quick", class_names=["negative", "positive"], train_texts=texts, pretrained=False)
     student, summary = make_student(model_id, teacher.eval(), 0.5)
-    assert summary["details"]["kept_block_indices"][:2] == [0, 2]
+    assert summary["details"]["kept_block_indices"][:2] == [0, 3]  # 4 blocks: the first and the last
     assert count_parameters(student)["total"] < 0.5 * count_parameters(teacher)["total"]
     enc = tok(texts[:3], return_tensors="pt", padding=True)
     if model_id == "distilbert":
-        t_attn = teacher.distilbert.transformer.layer[2].attention.q_lin.weight
+        t_attn = teacher.distilbert.transformer.layer[3].attention.q_lin.weight
         assert torch.equal(student.distilbert.transformer.layer[1].attention.q_lin.weight, t_attn)
         assert student(**enc).logits.shape == (3, 2)
     else:
         assert torch.equal(student.encoder.block[1].layer[0].SelfAttention.q.weight,
-                           teacher.encoder.block[2].layer[0].SelfAttention.q.weight)
+                           teacher.encoder.block[3].layer[0].SelfAttention.q.weight)
         out = student.generate(**enc, max_new_tokens=3)
         assert out.shape[0] == 3
+
+
+def test_half_the_layers_evenly_spread_with_first_and_last_as_distilbert_was_made():
+    from backend.pruning.structural import keep_half_the_layers
+
+    assert keep_half_the_layers(12) == [0, 2, 4, 7, 9, 11]  # DistilBERT's own choice of BERT-base layers
+    assert keep_half_the_layers(6) == [0, 2, 5] and keep_half_the_layers(4) == [0, 3] and keep_half_the_layers(2) == [1]
+    assert keep_half_the_layers(1) == [0] and keep_half_the_layers(0) == []

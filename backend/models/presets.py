@@ -5,7 +5,10 @@ from __future__ import annotations
 DEFAULTS: dict[tuple[str, str], dict] = {
     ("resnet18", "quick"): dict(epochs=8, kd_epochs=5, finetune_epochs=1, batch_size=64, learning_rate=3e-3),
     ("mobilenetv2", "quick"): dict(epochs=10, kd_epochs=8, finetune_epochs=1, batch_size=64, learning_rate=3e-3),
-    ("distilbert", "quick"): dict(epochs=7, kd_epochs=4, finetune_epochs=1, batch_size=32, learning_rate=6e-4),
+    # post-LN from scratch: at 6e-4 the [CLS] output collapsed on 2 of 4 seeds; 3e-4 learnt on all (measured).
+    # Its 2-block student needs more: at 3e-4 or 6e-4 it stalled at ~85% on seed 1, at 1e-3 it reached 98.7%.
+    ("distilbert", "quick"): dict(epochs=7, kd_epochs=4, finetune_epochs=1, batch_size=32, learning_rate=3e-4,
+                                  kd_learning_rate=1e-3),
     # T5 from scratch under AdamW: embeddings learn 30x faster (their init, std 1, is made for Adafactor).
     ("t5-small", "quick"): dict(epochs=6, kd_epochs=4, finetune_epochs=1, batch_size=64, learning_rate=2e-3,
                                 embedding_lr_scale=30.0),

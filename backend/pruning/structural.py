@@ -1,7 +1,8 @@
 """The student: a physically smaller copy of the teacher.
 
 CNNs lose channels by L1-magnitude structural pruning (torch-pruning), the classifier's output kept.
-Transformers keep every other layer, initialised from the teacher's (as DistilBERT itself was made), and
+Transformers keep half their layers (evenly spread, first and last kept), initialised from the
+teacher's (as DistilBERT itself was made), and
 drop the FFN units of smallest L1 magnitude.
 """
 from __future__ import annotations
@@ -38,8 +39,16 @@ def _twins(teacher: nn.Module, student: nn.Module, ids: set[int]) -> list[nn.Mod
     return [s for t, s in pairs if id(t) in ids]
 
 
-def _every_other(n: int) -> list[int]:
-    return list(range(0, n, 2))
+def keep_half_the_layers(n: int) -> list[int]:
+    """Half the layers (rounded up), evenly spread, the first and the last always kept.
+
+    As DistilBERT itself was made: 12 -> [0, 2, 4, 7, 9, 11]. Keeping the last layer matters: the head was
+    trained on its output (measured on the quick DistilBERT: 4 -> [0, 2] distilled to 84%, [0, 3] to 98%+).
+    """
+    keep = (n + 1) // 2
+    if keep <= 1:
+        return [n - 1] if n else []
+    return sorted({round(i * (n - 1) / (keep - 1)) for i in range(keep)})
 
 
 def _ffn_keep(w_in: torch.Tensor, w_out: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -61,10 +70,10 @@ def _slice_linear(layer: nn.Linear, idx: torch.Tensor, dim: int) -> nn.Linear:
 
 
 def shrink_distilbert(teacher: nn.Module, ffn_ratio: float) -> tuple[nn.Module, dict]:
-    """Every other transformer block of DistilBERT, each with `ffn_ratio` of its FFN units removed."""
+    """Half the transformer blocks of DistilBERT, each with `ffn_ratio` of its FFN units removed."""
     student = copy.deepcopy(teacher).eval()
     blocks = student.distilbert.transformer.layer
-    keep = _every_other(len(blocks))
+    keep = keep_half_the_layers(len(blocks))
     student.distilbert.transformer.layer = nn.ModuleList([blocks[i] for i in keep])
     hidden = None
     for block in student.distilbert.transformer.layer:
@@ -79,12 +88,12 @@ def shrink_distilbert(teacher: nn.Module, ffn_ratio: float) -> tuple[nn.Module, 
 
 
 def shrink_t5(teacher: nn.Module, ffn_ratio: float) -> tuple[nn.Module, dict]:
-    """Every other encoder and decoder block of T5, each with `ffn_ratio` of its FFN units removed."""
+    """Half the encoder and decoder blocks of T5, each with `ffn_ratio` of its FFN units removed."""
     student = copy.deepcopy(teacher).eval()
     kept_all: list[int] = []
     d_ff = teacher.config.d_ff
     for stack in (student.encoder, student.decoder):
-        keep = _every_other(len(stack.block))
+        keep = keep_half_the_layers(len(stack.block))
         kept_all += keep
         stack.block = nn.ModuleList([stack.block[i] for i in keep])
         for position, block in enumerate(stack.block):
@@ -105,8 +114,8 @@ def shrink_t5(teacher: nn.Module, ffn_ratio: float) -> tuple[nn.Module, dict]:
 
 
 def _text_summary(what: str, n_before: int, kept: list[int], ffn_before: int, ffn_after: int, ratio: float) -> dict:
-    return {"method": "layer selection (every other block, initialised from the teacher) + L1-magnitude FFN-unit "
-                      "pruning", "ratio": ratio,
+    return {"method": "layer selection (half the blocks, evenly spread, first and last kept, initialised from "
+                      "the teacher) + L1-magnitude FFN-unit pruning", "ratio": ratio,
             "removed": f"{n_before - len(kept)} of {n_before} {what}; FFN width {ffn_before} -> {ffn_after} per block",
             "details": {"blocks_teacher": n_before, "blocks_student": len(kept), "kept_block_indices": kept,
                         "ffn_units_teacher": ffn_before, "ffn_units_student": ffn_after}}

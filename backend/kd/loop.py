@@ -95,15 +95,16 @@ def with_teacher_logits(teacher: nn.Module, adapter, data: TensorSet, *, max_mb:
     runs at every step) when the logits would take more than `max_mb` (e.g. a 32k-word vocabulary).
     """
     teacher.eval()
-    first = next(data.batches(1))
-    rows, width = adapter.logits_and_targets(teacher, first)[0].shape
-    megabytes = len(data) * rows * width * 4 / 1e6
-    if megabytes > max_mb:
-        return data, {"teacher_logits": "computed at every step", "would_need_mb": round(megabytes, 1)}
-    chunks = []
+    chunks: list[torch.Tensor] = []
+    megabytes = 0.0
     for batch in data.batches(batch_size):
         check_stop()
-        chunks.append(adapter.logits_and_targets(teacher, batch)[0].reshape(-1, rows, width))
+        logits = adapter.logits_and_targets(teacher, batch)[0]
+        chunks.append(logits.reshape(len(batch["labels"]), -1, logits.shape[-1]))  # rows: 1, or T5's target tokens
+        if len(chunks) == 1:  # the first batch tells the size of them all
+            megabytes = len(data) * chunks[0][0].numel() * 4 / 1e6
+            if megabytes > max_mb:
+                return data, {"teacher_logits": "computed at every step", "would_need_mb": round(megabytes, 1)}
     tensors = dict(data.tensors, **{TEACHER_LOGITS: torch.cat(chunks).float()})
     return TensorSet(tensors), {"teacher_logits": "computed once per job", "memory_mb": round(megabytes, 1)}
 

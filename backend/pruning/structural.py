@@ -1,9 +1,8 @@
 """The student: a physically smaller copy of the teacher.
 
 CNNs lose channels by L1-magnitude structural pruning (torch-pruning), the classifier's output kept.
-Transformers keep half their layers (evenly spread, first and last kept), initialised from the
-teacher's (as DistilBERT itself was made), and
-drop the FFN units of smallest L1 magnitude.
+Transformers keep half their layers (evenly spread, first and last kept), initialised from the teacher's
+(as DistilBERT itself was made), and drop the FFN units of smallest L1 magnitude.
 """
 from __future__ import annotations
 

@@ -347,7 +347,6 @@ def prune_progressively(state: JobState, cb: CallbackList) -> None:
     student.eval()
     state.pruning = {"method": "l1_unstructured", "scope": "global", "schedule": "cubic",
                      "target_sparsity": config.sparsity, "steps": steps,
-                     "per_layer_sparsity": progressive.per_layer_sparsity(student),
                      "masks_removed": not progressive.has_masks(student)}
     _stage(state, "student_pruned", student, steps[-1]["val_accuracy"] if steps else None)
 

@@ -9,7 +9,7 @@ from backend.data.synthetic_text import generate
 from backend.models.text import build_distilbert, build_t5
 from backend.models.vision import build_mobilenetv2, build_resnet18, classifier_layer
 from backend.pruning import progressive
-from backend.metrics.compression import count_parameters
+from backend.metrics.compression import count_parameters, sparsity
 from backend.pruning.structural import make_student
 
 
@@ -40,7 +40,7 @@ def test_layerwise_scope_prunes_each_layer_to_target():
     params = progressive.prunable_weights(model)
     progressive.prune_to(params, 0.5, scope="layerwise")
     progressive.make_permanent(model)
-    per_layer = progressive.per_layer_sparsity(model)
+    per_layer = sparsity(model)["per_layer"]
     assert per_layer["0"] == pytest.approx(0.5, abs=1 / 216) and per_layer["3"] == pytest.approx(0.5, abs=1e-3)
 
 
@@ -55,6 +55,18 @@ def test_tied_lm_head_is_not_pruned():
     modules = {id(m) for m, _ in progressive.prunable_weights(model)}
     assert id(model.lm_head) not in modules
     assert len(modules) > 10
+
+
+def test_measured_sparsity_counts_exactly_the_pruned_layers():
+    """T5's tied lm_head is neither pruned nor counted: the measured global sparsity is the target, exactly."""
+    texts, _ = generate(300)
+    model, _ = build_t5(preset="quick", class_names=["negative", "positive"], train_texts=texts, pretrained=False)
+    progressive.progressive_prune(model, 0.4, 2)
+    measured = sparsity(model)
+    pruned = progressive.prunable_weights(model)
+    assert measured["weights"] == sum(m.weight.numel() for m, _ in pruned)
+    assert measured["global_sparsity"] == pytest.approx(0.4, abs=1e-6)
+    assert "lm_head" not in measured["per_layer"] and "lm_head" in measured["scope"]
 
 
 @pytest.mark.parametrize("builder,model_id,ratio", [(build_resnet18, "resnet18", 0.5),

@@ -11,7 +11,7 @@ from torch import nn
 
 from backend.data.datasets import TensorSet
 from backend.kd.callbacks import CallbackList
-from backend.kd.loss import distillation_loss
+from backend.kd.loss import IGNORE_INDEX, distillation_loss
 
 
 @dataclass
@@ -139,7 +139,7 @@ def evaluate(model: nn.Module, adapter, data: TensorSet, batch_size: int = 128) 
     for batch in data.batches(batch_size):
         logits, targets = adapter.logits_and_targets(model, batch)
         terms = distillation_loss(logits, None, targets)
-        n = int((targets != -100).sum())
+        n = int((targets != IGNORE_INDEX).sum())
         loss_sum += float(terms["ce_loss"]) * n
         rows += n
         correct += int((adapter.predict(model, batch) == batch["labels"]).sum())
@@ -168,7 +168,7 @@ def mean_kl(teacher: nn.Module, student: nn.Module, adapter, data: TensorSet, te
         s_logits, targets = adapter.logits_and_targets(student, batch)
         t_logits, _ = adapter.logits_and_targets(teacher, batch)
         terms = distillation_loss(s_logits, t_logits, targets, temperature=temperature, alpha=1.0)
-        n = int((targets != -100).sum())
+        n = int((targets != IGNORE_INDEX).sum())
         total += float(terms["kd_loss"]) * n
         rows += n
     return total / max(1, rows)

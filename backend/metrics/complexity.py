@@ -10,7 +10,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from .common import MB, MB_NOTE, Batch, Predict, batch_size_of, measuring, prunable_layers, pruned_attributes
+from .common import MB, MB_NOTE, Batch, Predict, batch_size_of, measuring, pruned_attributes, weight_layers
 from .compression import sparsity
 from .efficiency import param_buffer_bytes
 
@@ -44,7 +44,7 @@ def _count_layer_flops(clone: nn.Module, counter: FlopCounterMode) -> dict[str, 
     The counter's own per-module table names modules by call path: T5's generate() calls the encoder directly,
     so its layers would appear under another root and be missed.
     """
-    per_layer = {name: 0 for name, _ in prunable_layers(clone)}
+    per_layer = {name: 0 for name, _ in weight_layers(clone)}
     started: dict[str, int] = {}
 
     def hooks(name: str):
@@ -55,7 +55,7 @@ def _count_layer_flops(clone: nn.Module, counter: FlopCounterMode) -> dict[str, 
             per_layer[name] += counter.get_total_flops() - started[name]
         return before, after
 
-    for name, module in prunable_layers(clone):
+    for name, module in weight_layers(clone):
         before, after = hooks(name)
         module.register_forward_pre_hook(before)
         module.register_forward_hook(after)

@@ -6,7 +6,7 @@ from collections import Counter
 import torch
 from torch import nn
 
-from .common import CONV_TYPES, effective_param, prunable_layers
+from .common import CONV_TYPES, PRUNABLE_SCOPE, effective_param, prunable_layers
 
 LAYERS_COUNTED = ("Conv = nn.Conv1d/2d/3d modules, Linear = nn.Linear modules, Embedding = nn.Embedding modules; "
                   "weight_layers = their sum; transformer_blocks = outermost repeated modules (items of a "
@@ -70,7 +70,7 @@ def count_layers(model: nn.Module) -> dict:
 
 
 def sparsity(model: nn.Module) -> dict:
-    """Fraction of zero weights over Conv/Linear layers: global (exact, tied weights once) and per layer."""
+    """Fraction of zero weights over the layers pruning acts on: global (exact, shared weights once) and per layer."""
     per_layer: dict[str, float] = {}
     zeros = elements = 0
     seen: set[int] = set()
@@ -89,6 +89,5 @@ def sparsity(model: nn.Module) -> dict:
         "zero_weights": zeros,
         "weights": elements,
         "per_layer": per_layer,
-        "scope": "weights of Conv/Linear layers (the layers L1 pruning touches); biases, norms and embeddings "
-                 "excluded",
+        "scope": PRUNABLE_SCOPE,
     }

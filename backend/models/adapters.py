@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from backend.data.datasets import TensorSet
+from backend.kd.loss import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 Batch = dict[str, torch.Tensor]
 
 

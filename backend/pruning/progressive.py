@@ -7,17 +7,12 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from backend.metrics.common import prunable_layers
+
 
 def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    """(module, "weight") for every Conv/Linear layer, leaving out weights tied to an embedding (T5's lm_head)."""
-    tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    out = []
-    for module in model.modules():
-        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-            weight = getattr(module, "weight_orig", module.weight)
-            if id(weight) not in tied:
-                out.append((module, "weight"))
-    return out
+    """(module, "weight") for every layer pruning acts on (the same layers sparsity is measured over)."""
+    return [(module, "weight") for _, module in prunable_layers(model)]
 
 
 def schedule(target: float, steps: int) -> list[float]:
@@ -78,16 +73,6 @@ def progressive_prune(model: nn.Module, target: float, steps: int, *, scope: str
             after_step(step, reached[-1])
     make_permanent(model)
     return reached
-
-
-def per_layer_sparsity(model: nn.Module) -> dict[str, float]:
-    """Fraction of zero weights in each Conv/Linear layer."""
-    out = {}
-    for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-            w = module.weight
-            out[name] = float((w == 0).sum()) / w.numel()
-    return out
 
 
 @torch.no_grad()

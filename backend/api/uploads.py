@@ -28,7 +28,8 @@ def limits() -> store.UploadLimits:
     """The app's upload limits."""
     cfg = current_app.config
     return store.UploadLimits(max_bytes=int(cfg["MAX_CONTENT_LENGTH"]), max_zip_entries=int(cfg["MAX_ZIP_ENTRIES"]),
-                              max_uncompressed_bytes=int(cfg["MAX_UNCOMPRESSED_MB"]) * 1024 * 1024)
+                              max_uncompressed_bytes=int(cfg["MAX_UNCOMPRESSED_MB"]) * 1024 * 1024,
+                              max_tensor_bytes=int(cfg["MAX_TENSOR_MB"]) * 1024 * 1024)
 
 
 @bp.post("/upload")

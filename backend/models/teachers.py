@@ -104,15 +104,10 @@ def load_text_folder(spec: ModelSpec, folder: Path):
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors from .safetensors, or .pt/.pth with weights_only=True (no code runs)."""
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise TeacherError(f"{path.name} holds no state dict of tensors.")
-    return obj
+    """Tensors from .safetensors, or .pt/.pth through the upload checks (archive limits, weights_only=True)."""
+    from backend.data.uploads import load_checkpoint
+
+    return load_checkpoint(path)
 
 
 def load_vision_checkpoint(spec: ModelSpec, path: Path, class_names: list[str]) -> tuple[nn.Module, dict]:

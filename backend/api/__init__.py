@@ -32,5 +32,17 @@ def register_service(app: "Flask", socketio: "SocketIO") -> None:
         torch_threads=app.config["TORCH_THREADS"], start=app.config["START_WORKERS"],
         cancel_wait_s=float(app.config["CANCEL_WAIT_S"]), heartbeat_s=float(app.config["HEARTBEAT_S"]),
         progress_interval_s=float(app.config["PROGRESS_INTERVAL_S"]))
+    _apply_retention(app)
     for module in (dashboard, openapi, training, results, testing, uploads):
         app.register_blueprint(module.bp)
+
+
+def _apply_retention(app: "Flask") -> None:
+    """Retention of finished jobs and the teacher cache bound, from the config; applied at start (and by the
+    manager after every job)."""
+    from backend.jobs.disk import Retention
+
+    cfg = app.config
+    app.extensions["jobs"].set_retention(Retention(
+        retain_jobs=int(cfg["RETAIN_JOBS"]), retain_days=float(cfg["RETAIN_DAYS"]),
+        cache_max_entries=int(cfg["TEACHER_CACHE_MAX_ENTRIES"]), cache_max_mb=float(cfg["TEACHER_CACHE_MAX_MB"])))

@@ -66,6 +66,20 @@ def upload_detail(upload_id: str):
     return jsonify(_public(meta))
 
 
+@bp.delete("/uploads/<upload_id>")
+def delete_upload(upload_id: str):
+    """Remove an upload and every file made from it; 204, 404 unknown, 409 while a queued/running job uses it."""
+    from backend.jobs import disk
+
+    jobs = current_app.extensions["jobs"]
+    try:
+        store.delete_upload(current_app.config["UPLOAD_DIR"], upload_id, jobs.jobs_using_upload)
+    except store.UploadError as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from None
+    disk.remove_teachers_of_dataset(jobs.cache_dir / "teachers", upload_id)  # teachers trained on it
+    return "", 204
+
+
 def _public(meta: dict) -> dict:
     data = {k: v for k, v in meta.items() if k != "stored_name"}
     data["created_at"] = iso_time(meta.get("created_at"))

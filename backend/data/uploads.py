@@ -71,6 +71,13 @@ class UploadNotFound(UploadError, LookupError):
     code = "upload_not_found"
 
 
+class UploadInUse(UploadError):
+    """An upload that a queued or running job still needs."""
+
+    status = 409
+    code = "upload_in_use"
+
+
 @dataclass(frozen=True)
 class UploadLimits:
     """Bounds on what one upload may make the server read or write."""
@@ -127,6 +134,35 @@ def resolve_upload(upload_dir: str | Path, upload_id: Any) -> tuple[Path, dict[s
     if not path.is_file():
         raise UploadNotFound(f"The file of upload {upload_id!r} is missing.")
     return path, meta
+
+
+def delete_upload(upload_dir: str | Path, upload_id: Any, users: Callable[[str], list[str]]) -> None:
+    """Remove an upload's folder (file, meta, extracted model); UploadInUse while `users(upload_id)` names jobs.
+
+    The folder is renamed away first (atomic: from then on resolve_upload says it does not exist, so no new
+    job can take it), the users are asked again, and only then is it deleted; a job that appeared in between
+    gets the folder back and the caller a 409."""
+    resolve_upload(upload_dir, upload_id)  # UploadNotFound for a bad or unknown id
+    _refuse_if_used(upload_id, users)
+    folder = Path(upload_dir) / upload_id
+    trash = Path(upload_dir) / f".trash-{upload_id}-{uuid.uuid4().hex[:8]}"
+    try:
+        os.rename(folder, trash)
+    except FileNotFoundError:
+        raise UploadNotFound(f"Unknown upload_id {upload_id!r}: no such upload.") from None
+    try:
+        _refuse_if_used(upload_id, users)
+    except UploadInUse:
+        os.rename(trash, folder)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _refuse_if_used(upload_id: str, users: Callable[[str], list[str]]) -> None:
+    jobs = users(upload_id)
+    if jobs:
+        raise UploadInUse(f"Upload {upload_id} is used by queued or running job(s) {', '.join(jobs[:5])}; cancel "
+                          "them first (POST /cancel_training), then delete it.")
 
 
 def list_uploads(upload_dir: str | Path) -> list[dict[str, Any]]:
@@ -758,8 +794,8 @@ _INSPECTORS: dict[str, Callable[[Path, UploadLimits], dict[str, Any]]] = {
 }
 
 __all__ = [
-    "UploadError", "UnsupportedUpload", "UploadTooLarge", "UploadNotFound", "UploadLimits",
-    "save_upload", "resolve_upload", "list_uploads", "load_text_csv", "load_image_zip", "load_image_npz",
+    "UploadError", "UnsupportedUpload", "UploadTooLarge", "UploadNotFound", "UploadInUse", "UploadLimits",
+    "save_upload", "delete_upload", "resolve_upload", "list_uploads", "load_text_csv", "load_image_zip", "load_image_npz",
     "load_image_dataset", "extract_model_zip", "load_checkpoint", "state_dict_of", "model_hint",
     "open_checked_zip", "check_zip_entries", "verify_zip_members", "check_torch_archive", "DATASET_KINDS", "TEACHER_KINDS",
 ]

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from backend.jobs.disk import touch_teacher
 from backend.models.registry import ModelSpec, resolve_builder
 from backend.models.vision import PretrainedUnavailable, classifier_layer
 
@@ -81,9 +82,11 @@ def save_teacher(path: Path, model: nn.Module, tokenizer, meta: dict) -> None:
 
 def load_cached(path: Path, spec: ModelSpec, *, preset: str, class_names: list[str]):
     """(model, tokenizer, meta) from the cache, or None when absent."""
-    if not (path / "meta.json").is_file():
+    touch_teacher(path)  # used now: eviction (LRU) spares it while this job loads it
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except FileNotFoundError:  # absent, or evicted just now: train it again
         return None
-    meta = json.loads((path / "meta.json").read_text())
     if spec.family == "text":
         model, tok = load_text_folder(spec, path)
     else:

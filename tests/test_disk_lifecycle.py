@@ -19,8 +19,7 @@ import pytest
 
 from backend.app import create_app
 from backend.data import uploads
-from backend.jobs import CANCELLED, RUNNING, SUCCEEDED, JobManager
-from backend.jobs import disk
+from backend.jobs import CANCELLED, RUNNING, SUCCEEDED, JobManager, disk
 
 ROOT = Path(__file__).resolve().parent.parent
 

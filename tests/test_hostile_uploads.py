@@ -120,8 +120,18 @@ HOSTILE = {
     "bad crc in pt record": ("teacher.pt", lambda: flip_byte(torch_bytes({"w": torch.ones(64)}), "archive/data/0"),
                              {400}, ["archive/data/0", "corrupt"]),
     "bad crc in npz": ("x.npz", lambda: flip_byte(_npz(), "x.npy"), {400}, ["x.npy", "corrupt"]),
+    "legacy pickle beside the weights of a model zip": ("model.zip", lambda: zip_of({
+        "config.json": b'{"model_type": "distilbert"}', "model.safetensors": _safetensors(),
+        "training_args.bin": torch_bytes({"lr": torch.ones(1)}, _use_new_zipfile_serialization=False)}),
+        {400}, ["training_args.bin", "legacy"]),
     "truncated zip": ("pets.zip", lambda: image_zip()[: len(image_zip()) // 2], {400}, ["ZIP"]),
 }
+
+
+def _safetensors() -> bytes:
+    from safetensors.torch import save
+
+    return save({"classifier.weight": torch.zeros(2, 4)})
 
 
 def _npz() -> bytes:
@@ -189,3 +199,24 @@ def test_a_sound_checkpoint_still_passes(server):
     assert res.status_code == 201, res.text
     assert res.json()["parameters"] == 15
     assert requests.delete(f"{url}/uploads/{res.json()['upload_id']}", timeout=10).status_code == 204
+
+
+def test_job_time_loaders_check_archives_too(tmp_path):
+    """What a job torch.loads (a vision teacher checkpoint, a teacher ZIP's weights) is checked again there."""
+    from backend.data.uploads import UploadError, extract_model_zip
+    from backend.models.teachers import load_state_dict_file
+
+    bomb = tmp_path / "upload.pt"
+    bomb.write_bytes(pt_bomb())
+    with pytest.raises(UploadError, match="ratio"):
+        load_state_dict_file(bomb)
+    model = tmp_path / "upload.zip"
+    model.write_bytes(model_zip_with_bin(pt_bomb()))
+    with pytest.raises(UploadError, match="pytorch_model.bin"):
+        extract_model_zip(model, tmp_path / "model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["upload.pt", "upload.zip"]  # no model, no *.tmp
+    good = tmp_path / "good.zip"
+    good.write_bytes(model_zip_with_bin(torch_bytes({"classifier.weight": torch.ones(2, 4)})))
+    folder = extract_model_zip(good, tmp_path / "model")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "pytorch_model.bin"]
+    assert load_state_dict_file(folder / "pytorch_model.bin")["classifier.weight"].sum() == 8

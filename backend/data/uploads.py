@@ -509,6 +509,9 @@ def _inspect_model_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limi
     if not weights:
         raise UploadError("The model ZIP has config.json but no weights (model.safetensors or pytorch_model.bin).")
     fmt = "safetensors" if weights[0].filename.endswith(".safetensors") else "bin"
+    for info in entries:  # any other file torch.load could be pointed at (e.g. training_args.bin)
+        if info not in weights and Path(info.filename).suffix.lower() in TORCH_EXTENSIONS:
+            check_torch_archive(io.BytesIO(_read_member(zf, info)), info.filename, limits)
     params = tensors = 0
     for info in weights:
         data = _read_member(zf, info)
@@ -537,9 +540,12 @@ def extract_model_zip(path: str | Path, dest: str | Path, limits: UploadLimits =
     """Safely extract a save_pretrained folder from a ZIP into dest; returns the folder with config.json.
 
     Extracts into `<dest>.<random>.tmp` and renames it into place, so a killed extraction leaves only a
-    `*.tmp` folder (removed at the next start), never a half-filled dest. Weight files that torch.load
+    `*.tmp` folder (removed at the next start), never a half-filled dest; a dest already there is reused
+    (uploads never change), so a second job never swaps the files under a first one. Weight files that torch.load
     would read (.bin/.pt/.pth) get check_torch_archive before anything loads them."""
     dest = Path(dest).resolve()
+    if (dest / "config.json").is_file():  # extracted (and checked) by an earlier job: only ever renamed in whole
+        return dest
     tmp = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         _extract_model_files(path, tmp, limits)

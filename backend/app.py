@@ -61,11 +61,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("KD_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("KD_PORT", "5001")))
     parser.add_argument("--data-dir", default=os.environ.get("KD_DATA_DIR"))
+    for flag, kind, what in (("--retain-jobs", int, "keep only the newest N finished jobs (0: all)"),
+                             ("--retain-days", float, "delete finished jobs older than D days (0: never)"),
+                             ("--teacher-cache-max-entries", int, "at most N cached teachers, LRU evicted (0: no bound)"),
+                             ("--teacher-cache-max-mb", float, "at most this many MB of cached teachers (0: no bound)")):
+        parser.add_argument(flag, type=kind, help=what)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides: dict[str, Any] = {"HOST": args.host, "PORT": args.port}
     if args.data_dir:
         overrides["DATA_DIR"] = args.data_dir
+    for key in ("retain_jobs", "retain_days", "teacher_cache_max_entries", "teacher_cache_max_mb"):
+        if getattr(args, key) is not None:
+            overrides[key.upper()] = getattr(args, key)
     app = create_app(overrides)
     print(f"KD-Pruning Simulator on http://{args.host}:{args.port}", flush=True)
     socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)

@@ -231,6 +231,7 @@ def obtain_teacher(state: JobState, cb: CallbackList, cache_dir: Path, upload_di
     if cache_path is not None:
         teachers.save_teacher(cache_path, state.teacher, state.tokenizer,
                               {"source": state.teacher_source, "history": state.history["teacher"],
+                               "dataset": state.config.dataset,  # DELETE /uploads/<id> removes its teachers
                                "validation": [v for v in state.validation if v["phase"] == "teacher"]})
 
 

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
 # Settings of the service, beyond backend/config.py; a test dict or KD_* variables may set them.
 SERVICE_DEFAULTS = {"MAX_ZIP_ENTRIES": 20_000, "MAX_UNCOMPRESSED_MB": 1024, "CANCEL_WAIT_S": 5.0,
                     "PROGRESS_INTERVAL_S": 0.1, "HEARTBEAT_S": 1.0}
+# Disk: the tensor bytes a checkpoint may hold; retention of finished jobs (0: keep all); teacher cache bounds.
+SERVICE_DEFAULTS.update({"MAX_TENSOR_MB": 1024, "RETAIN_JOBS": 0, "RETAIN_DAYS": 0.0,
+                         "TEACHER_CACHE_MAX_ENTRIES": 0, "TEACHER_CACHE_MAX_MB": 0})
 
 
 def register_service(app: "Flask", socketio: "SocketIO") -> None:
@@ -29,5 +32,17 @@ def register_service(app: "Flask", socketio: "SocketIO") -> None:
         torch_threads=app.config["TORCH_THREADS"], start=app.config["START_WORKERS"],
         cancel_wait_s=float(app.config["CANCEL_WAIT_S"]), heartbeat_s=float(app.config["HEARTBEAT_S"]),
         progress_interval_s=float(app.config["PROGRESS_INTERVAL_S"]))
+    _apply_retention(app)
     for module in (dashboard, openapi, training, results, testing, uploads):
         app.register_blueprint(module.bp)
+
+
+def _apply_retention(app: "Flask") -> None:
+    """Retention of finished jobs and the teacher cache bound, from the config; applied at start (and by the
+    manager after every job)."""
+    from backend.jobs.disk import Retention
+
+    cfg = app.config
+    app.extensions["jobs"].set_retention(Retention(
+        retain_jobs=int(cfg["RETAIN_JOBS"]), retain_days=float(cfg["RETAIN_DAYS"]),
+        cache_max_entries=int(cfg["TEACHER_CACHE_MAX_ENTRIES"]), cache_max_mb=float(cfg["TEACHER_CACHE_MAX_MB"])))

@@ -115,7 +115,12 @@ def _paths() -> dict[str, Any]:
         "/jobs/{job_id}": {"get": {
             "summary": "One job: state, phase, progress, timings, error",
             "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": _json(_ref("Job"), "The job"), "404": job_404}}},
+            "responses": {"200": _json(_ref("Job"), "The job"), "404": job_404}},
+            "delete": {
+                "summary": "Delete a finished job: its row and every file (report, bundle, plots)",
+                "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"204": {"description": "Deleted; no body"}, "404": job_404,
+                              "409": _err("Queued or running: cancel it first")}}},
         "/evaluate": {"get": {
             "summary": "The full report of a succeeded job", "parameters": JOB_SELECTION,
             "responses": {"200": _json(OBJ, "Report"), "400": _err("Bad model_name"), "404": _err(
@@ -143,6 +148,10 @@ def _paths() -> dict[str, Any]:
                 "404": _err("No such job, or no succeeded job yet"), "409": _err("The job has not succeeded")}}},
         "/upload": {"post": {
             "summary": "Upload a dataset or checkpoint (multipart field 'file')",
+            "description": "Every archive (ZIP, .npz, and torch checkpoints, which are ZIPs, also .bin weights "
+                           "inside model ZIPs) is checked before anything reads it: entry count, compression "
+                           "ratio, total unpacked size, intact members (CRC); checkpoints also the bytes of their "
+                           "tensors; legacy pickle checkpoints are refused. 400 names the refused entry.",
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"], "properties": {"file": {"type": "string",
                                                                                 "format": "binary"}}}}}},
@@ -155,7 +164,12 @@ def _paths() -> dict[str, Any]:
         "/uploads/{upload_id}": {"get": {
             "summary": "One upload", "parameters": [{"name": "upload_id", "in": "path", "required": True,
                                                      "schema": {"type": "string"}}],
-            "responses": {"200": _json(_ref("Upload"), "The upload"), "404": _err("Unknown upload")}}},
+            "responses": {"200": _json(_ref("Upload"), "The upload"), "404": _err("Unknown upload")}},
+            "delete": {
+                "summary": "Delete an upload and every file made from it (extracted model, teachers trained on it)",
+                "parameters": [{"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"204": {"description": "Deleted; no body"}, "404": _err("Unknown upload"),
+                              "409": _err("A queued or running job uses it (dataset or teacher_upload_id)")}}},
         "/test_model": {"post": {
             "summary": "Build a model, run one forward pass, return parameters, layers, size",
             "requestBody": {"required": True, "content": {JSON: {"schema": {

@@ -9,7 +9,7 @@ from backend.api.common import arg, get_job, json_body, manager, model_filter
 from backend.api.errors import ApiError
 from backend.data.uploads import DATASET_KINDS, TEACHER_KINDS, UploadNotFound, resolve_upload
 from backend.jobconfig import ConfigError, JobConfig
-from backend.jobs import STATES, JobStateError
+from backend.jobs import STATES, JobNotFound, JobStateError
 from backend.models.registry import get_model_spec
 
 bp = Blueprint("training", __name__)
@@ -83,6 +83,19 @@ def list_jobs():
 def job_detail(job_id: str):
     """One job: state, phase, progress, timings, error, artifacts."""
     return jsonify(_public(get_job(job_id)))
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str):
+    """Remove a finished job: its row and every file (report, bundle, plots); 204, 404 unknown, 409 if active."""
+    get_job(job_id)  # 404 for an unknown id
+    try:
+        manager().delete(job_id)
+    except JobNotFound:
+        raise ApiError(404, "job_not_found", f"No job with id {job_id!r}; GET /jobs lists the jobs.") from None
+    except JobStateError as exc:
+        raise ApiError(409, "conflict", str(exc), state=exc.state) from None
+    return "", 204
 
 
 def _public(record) -> dict[str, Any]:

@@ -28,7 +28,8 @@ def limits() -> store.UploadLimits:
     """The app's upload limits."""
     cfg = current_app.config
     return store.UploadLimits(max_bytes=int(cfg["MAX_CONTENT_LENGTH"]), max_zip_entries=int(cfg["MAX_ZIP_ENTRIES"]),
-                              max_uncompressed_bytes=int(cfg["MAX_UNCOMPRESSED_MB"]) * 1024 * 1024)
+                              max_uncompressed_bytes=int(cfg["MAX_UNCOMPRESSED_MB"]) * 1024 * 1024,
+                              max_tensor_bytes=int(cfg["MAX_TENSOR_MB"]) * 1024 * 1024)
 
 
 @bp.post("/upload")
@@ -63,6 +64,20 @@ def upload_detail(upload_id: str):
     except store.UploadNotFound as exc:
         raise ApiError(404, exc.code, str(exc)) from None
     return jsonify(_public(meta))
+
+
+@bp.delete("/uploads/<upload_id>")
+def delete_upload(upload_id: str):
+    """Remove an upload and every file made from it; 204, 404 unknown, 409 while a queued/running job uses it."""
+    from backend.jobs import disk
+
+    jobs = current_app.extensions["jobs"]
+    try:
+        store.delete_upload(current_app.config["UPLOAD_DIR"], upload_id, jobs.jobs_using_upload)
+    except store.UploadError as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from None
+    disk.remove_teachers_of_dataset(jobs.cache_dir / "teachers", upload_id)  # teachers trained on it
+    return "", 204
 
 
 def _public(meta: dict) -> dict:

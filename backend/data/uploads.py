@@ -19,6 +19,7 @@ import stat
 import time
 import uuid
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ import numpy as np
 UPLOAD_ID_RE = re.compile(r"^upl_[0-9a-f]{32}$")
 EXTENSIONS = {".csv": "csv", ".zip": "zip", ".pt": "checkpoint", ".pth": "checkpoint",
               ".safetensors": "safetensors", ".npz": "npz"}
+# Files torch.load would read (a model folder's pytorch_model.bin, checkpoints).
+TORCH_EXTENSIONS = {".bin", ".pt", ".pth"}
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # Files that could carry code; a model folder never needs them.
 CODE_EXTENSIONS = {".py", ".pyc", ".pyo", ".pyd", ".so", ".dll", ".dylib", ".sh", ".bat", ".exe"}
@@ -68,6 +71,13 @@ class UploadNotFound(UploadError, LookupError):
     code = "upload_not_found"
 
 
+class UploadInUse(UploadError):
+    """An upload that a queued or running job still needs."""
+
+    status = 409
+    code = "upload_in_use"
+
+
 @dataclass(frozen=True)
 class UploadLimits:
     """Bounds on what one upload may make the server read or write."""
@@ -75,7 +85,8 @@ class UploadLimits:
     max_bytes: int = 200 * 1024 * 1024
     max_zip_entries: int = 20_000
     max_uncompressed_bytes: int = 1024 * 1024 * 1024
-    max_ratio: float = 200.0  # uncompressed / compressed, per entry above 1 MiB
+    max_ratio: float = 200.0  # uncompressed / compressed, per entry (and whole archive) above 1 MiB
+    max_tensor_bytes: int = 1024 * 1024 * 1024  # sum of a torch checkpoint's storages (its data/ records)
     max_image_pixels: int = 4096 * 4096
     max_csv_rows: int = 1_000_000
 
@@ -125,6 +136,35 @@ def resolve_upload(upload_dir: str | Path, upload_id: Any) -> tuple[Path, dict[s
     return path, meta
 
 
+def delete_upload(upload_dir: str | Path, upload_id: Any, users: Callable[[str], list[str]]) -> None:
+    """Remove an upload's folder (file, meta, extracted model); UploadInUse while `users(upload_id)` names jobs.
+
+    The folder is renamed away first (atomic: from then on resolve_upload says it does not exist, so no new
+    job can take it), the users are asked again, and only then is it deleted; a job that appeared in between
+    gets the folder back and the caller a 409."""
+    resolve_upload(upload_dir, upload_id)  # UploadNotFound for a bad or unknown id
+    _refuse_if_used(upload_id, users)
+    folder = Path(upload_dir) / upload_id
+    trash = Path(upload_dir) / f".trash-{upload_id}-{uuid.uuid4().hex[:8]}"
+    try:
+        os.rename(folder, trash)
+    except FileNotFoundError:
+        raise UploadNotFound(f"Unknown upload_id {upload_id!r}: no such upload.") from None
+    try:
+        _refuse_if_used(upload_id, users)
+    except UploadInUse:
+        os.rename(trash, folder)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _refuse_if_used(upload_id: str, users: Callable[[str], list[str]]) -> None:
+    jobs = users(upload_id)
+    if jobs:
+        raise UploadInUse(f"Upload {upload_id} is used by queued or running job(s) {', '.join(jobs[:5])}; cancel "
+                          "them first (POST /cancel_training), then delete it.")
+
+
 def list_uploads(upload_dir: str | Path) -> list[dict[str, Any]]:
     """Meta of every stored upload, newest first."""
     metas = []
@@ -163,14 +203,17 @@ def _copy_limited(stream: IO[bytes], target: Path, max_bytes: int) -> tuple[int,
 # ---------------------------------------------------------------- ZIP safety
 
 
-def open_checked_zip(path: str | Path, limits: UploadLimits = UploadLimits()) -> zipfile.ZipFile:
-    """Open a ZIP and refuse it unless every entry is safe to read."""
+def open_checked_zip(path: str | Path | IO[bytes], limits: UploadLimits = UploadLimits(), *,
+                     verify: bool = False) -> zipfile.ZipFile:
+    """Open a ZIP and refuse it unless every entry is safe to read (and, with verify, reads back intact)."""
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise UploadError(f"Not a readable ZIP file ({exc}).") from None
     try:
         check_zip_entries(zf.infolist(), limits)
+        if verify:
+            verify_zip_members(zf)
     except BaseException:
         zf.close()
         raise
@@ -201,6 +244,39 @@ def check_zip_entries(infos: list[zipfile.ZipInfo], limits: UploadLimits) -> Non
         if info.file_size > 2**20 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
             raise UploadError(f"The ZIP entry {info.filename!r} has a compression ratio above "
                               f"{limits.max_ratio:g}:1 (a ZIP bomb?); refused.")
+    packed = sum(info.compress_size for info in infos)
+    if total > 2**20 and total > limits.max_ratio * max(packed, 1):  # many small entries that each pass
+        raise UploadError(f"The ZIP as a whole has a compression ratio above {limits.max_ratio:g}:1 "
+                          "(a ZIP bomb?); refused.")
+
+
+# What zipfile raises for a member whose bytes do not match its header (bad CRC, broken deflate, truncation).
+_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
+
+
+def _corrupt_member(info: zipfile.ZipInfo, exc: BaseException) -> UploadError:
+    """The 400 for a member that cannot be read back intact."""
+    return UploadError(f"The ZIP entry {info.filename!r} is corrupt ({type(exc).__name__}: {exc}); refused.")
+
+
+def verify_zip_members(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo] | None = None) -> None:
+    """Read every member through to its CRC check in 1 MiB chunks; UploadError naming the first corrupt one.
+
+    Run after check_zip_entries, so what this inflates is already bounded by the entry and size limits."""
+    for info in zf.infolist() if infos is None else infos:
+        if info.is_dir():
+            continue
+        try:
+            with zf.open(info) as fh:
+                read = 0
+                while chunk := fh.read(1024 * 1024):
+                    read += len(chunk)
+                    if read > info.file_size:
+                        raise UploadError(f"The ZIP entry {info.filename!r} is larger than it declares; refused.")
+        except UploadError:
+            raise
+        except _CORRUPT as exc:
+            raise _corrupt_member(info, exc) from None
 
 
 def _safe_entry_name(name: str) -> str:
@@ -216,8 +292,11 @@ def _safe_entry_name(name: str) -> str:
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int | None = None) -> bytes:
     """Read one entry, never more than it declared (nor than `limit`)."""
     cap = info.file_size if limit is None else min(info.file_size, limit)
-    with zf.open(info) as fh:
-        data = fh.read(cap + 1)
+    try:
+        with zf.open(info) as fh:
+            data = fh.read(cap + 1)
+    except _CORRUPT as exc:
+        raise _corrupt_member(info, exc) from None
     if len(data) > cap:
         raise UploadError(f"The ZIP entry {info.filename!r} is larger than it declares or allowed; refused.")
     return data
@@ -318,10 +397,10 @@ def _inspect_csv(path: Path, limits: UploadLimits) -> dict[str, Any]:
 
 
 def _inspect_zip(path: Path, limits: UploadLimits) -> dict[str, Any]:
-    with open_checked_zip(path, limits) as zf:
+    with open_checked_zip(path, limits, verify=True) as zf:
         entries = _file_entries(zf)
         if _model_root(entries) is not None:
-            return _inspect_model_zip(zf, entries)
+            return _inspect_model_zip(zf, entries, limits)
         return _inspect_image_zip(zf, entries, limits)
 
 
@@ -421,7 +500,7 @@ def _weight_entries(entries: list[zipfile.ZipInfo], root: str) -> list[zipfile.Z
     return safetensors or [e for e in direct if re.search(r"pytorch_model[^/]*\.bin$", e.filename)]
 
 
-def _inspect_model_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> dict[str, Any]:
+def _inspect_model_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: UploadLimits) -> dict[str, Any]:
     _check_no_code(entries)
     root = _model_root(entries)
     config = _model_config(zf, zf.getinfo(next(e.filename for e in entries
@@ -430,10 +509,14 @@ def _inspect_model_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> d
     if not weights:
         raise UploadError("The model ZIP has config.json but no weights (model.safetensors or pytorch_model.bin).")
     fmt = "safetensors" if weights[0].filename.endswith(".safetensors") else "bin"
+    for info in entries:  # any other file torch.load could be pointed at (e.g. training_args.bin)
+        if info not in weights and Path(info.filename).suffix.lower() in TORCH_EXTENSIONS:
+            check_torch_archive(io.BytesIO(_read_member(zf, info)), info.filename, limits)
     params = tensors = 0
     for info in weights:
         data = _read_member(zf, info)
-        counts = _safetensors_counts(data, info.filename) if fmt == "safetensors" else _bin_counts(data, info.filename)
+        counts = (_safetensors_counts(data, info.filename) if fmt == "safetensors"
+                  else _bin_counts(data, info.filename, limits))
         tensors, params = tensors + counts[0], params + counts[1]
     arch = (config.get("architectures") or [None])[0]
     return {"kind": "model_zip", "use_as": "teacher", "architecture": arch, "model_type": config.get("model_type"),
@@ -454,9 +537,31 @@ def _model_config(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> dict[str, Any]:
 
 
 def extract_model_zip(path: str | Path, dest: str | Path, limits: UploadLimits = UploadLimits()) -> Path:
-    """Safely extract a save_pretrained folder from a ZIP into dest; returns the folder with config.json."""
+    """Safely extract a save_pretrained folder from a ZIP into dest; returns the folder with config.json.
+
+    Extracts into `<dest>.<random>.tmp` and renames it into place, so a killed extraction leaves only a
+    `*.tmp` folder (removed at the next start), never a half-filled dest; a dest already there is reused
+    (uploads never change), so a second job never swaps the files under a first one. Weight files that torch.load
+    would read (.bin/.pt/.pth) get check_torch_archive before anything loads them."""
     dest = Path(dest).resolve()
-    dest.mkdir(parents=True, exist_ok=True)
+    if (dest / "config.json").is_file():  # extracted (and checked) by an earlier job: only ever renamed in whole
+        return dest
+    tmp = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        _extract_model_files(path, tmp, limits)
+        shutil.rmtree(dest, ignore_errors=True)
+        try:
+            tmp.rename(dest)
+        except OSError:  # another job extracted the same upload at the same moment: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _extract_model_files(path: str | Path, dest: Path, limits: UploadLimits) -> None:
+    dest.mkdir(parents=True)
     with open_checked_zip(path, limits) as zf:
         entries = _file_entries(zf)
         root = _model_root(entries)
@@ -471,9 +576,13 @@ def extract_model_zip(path: str | Path, dest: str | Path, limits: UploadLimits =
             if dest not in target.parents:
                 raise UploadError(f"The ZIP entry {info.filename!r} points outside its folder; refused.")
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                _copy_capped(src, out, info.file_size, info.filename)
-    return dest
+            try:
+                with zf.open(info) as src, open(target, "wb") as out:
+                    _copy_capped(src, out, info.file_size, info.filename)
+            except _CORRUPT as exc:
+                raise _corrupt_member(info, exc) from None
+            if target.suffix.lower() in TORCH_EXTENSIONS:
+                check_torch_archive(target, info.filename, limits)
 
 
 def _copy_capped(src: IO[bytes], out: IO[bytes], cap: int, name: str) -> None:
@@ -499,15 +608,49 @@ def _safetensors_counts(data: bytes, name: str) -> tuple[int, int]:
     return len(state), sum(t.numel() for t in state.values())
 
 
-def _bin_counts(data: bytes, name: str) -> tuple[int, int]:
-    state = _weights_only_load(io.BytesIO(data), name)
+def _bin_counts(data: bytes, name: str, limits: UploadLimits) -> tuple[int, int]:
+    state = _weights_only_load(io.BytesIO(data), name, limits)
     return len(state), sum(t.numel() for t in state.values())
 
 
-def _weights_only_load(source: Any, name: str) -> dict[str, Any]:
-    """A state dict loaded with torch.load(weights_only=True); UploadError otherwise."""
+def check_torch_archive(source: str | Path | IO[bytes], name: str, limits: UploadLimits = UploadLimits()) -> int:
+    """Refuse a torch checkpoint before torch.load unless it is a ZIP archive within every limit.
+
+    A checkpoint written by torch.save is a ZIP: it gets the same entry-count, ratio and total-size checks
+    as a ZIP upload (check_zip_entries), every record is read back through its CRC, and the bytes of its
+    storages (the `<archive>/data/<n>` records, which torch.load allocates in full) must stay under
+    limits.max_tensor_bytes. A legacy (pre-1.6, plain pickle) checkpoint cannot be sized before loading,
+    so it is refused. Returns the storage bytes."""
+    if hasattr(source, "seek"):
+        source.seek(0)
+        magic = source.read(4)
+        source.seek(0)
+    else:
+        with open(source, "rb") as fh:
+            magic = fh.read(4)
+    if magic != b"PK\x03\x04":
+        raise UploadError(f"{name!r} is not a ZIP-format torch checkpoint (a legacy pickle or another format): "
+                          "it cannot be sized before loading, so it is refused. Re-save it with torch.save "
+                          "from PyTorch 1.6 or later, or as .safetensors.")
+    try:
+        with open_checked_zip(source, limits, verify=True) as zf:
+            infos = zf.infolist()
+    except UploadError as exc:
+        raise UploadError(f"{name!r}: {exc}") from None
+    tensor_bytes = sum(i.file_size for i in infos if re.fullmatch(r"[^/]+/data/\d+", i.filename))
+    if tensor_bytes > limits.max_tensor_bytes:
+        raise UploadTooLarge(f"{name!r} holds {tensor_bytes / 2**20:.0f} MB of tensors; at most "
+                             f"{limits.max_tensor_bytes // 2**20} MB are allowed.")
+    if hasattr(source, "seek"):
+        source.seek(0)
+    return tensor_bytes
+
+
+def _weights_only_load(source: Any, name: str, limits: UploadLimits = UploadLimits()) -> dict[str, Any]:
+    """A state dict loaded with torch.load(weights_only=True) after check_torch_archive; UploadError otherwise."""
     import torch
 
+    check_torch_archive(source, name, limits)
     try:
         obj = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -531,8 +674,8 @@ def state_dict_of(obj: Any, name: str = "checkpoint") -> dict[str, Any]:
     raise UploadError(f"{name!r} holds no state dict of tensors.")
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The state dict of an uploaded .pt/.pth/.safetensors file, loaded without running code."""
+def load_checkpoint(path: str | Path, limits: UploadLimits = UploadLimits()) -> dict[str, Any]:
+    """The state dict of an uploaded .pt/.pth/.safetensors file, checked first, loaded without running code."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -541,11 +684,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             return load_file(str(path))
         except Exception as exc:
             raise UploadError(f"Not a valid safetensors file ({type(exc).__name__}).") from None
-    return _weights_only_load(path, path.name)
+    return _weights_only_load(path, path.name, limits)
 
 
 def _inspect_checkpoint(path: Path, limits: UploadLimits) -> dict[str, Any]:
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, limits)
     kind = "safetensors" if path.suffix == ".safetensors" else "checkpoint"
     dtypes = sorted({str(t.dtype).replace("torch.", "") for t in state.values()})
     return {"kind": kind, "use_as": "teacher", "tensors": len(state),
@@ -575,7 +718,7 @@ def _hint_from_config(config: Mapping[str, Any]) -> str | None:
 
 def _npz_arrays(path: str | Path, limits: UploadLimits) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """(x, y, class names or None) from an .npz, checked as a ZIP first (it is one)."""
-    open_checked_zip(path, limits).close()
+    open_checked_zip(path, limits, verify=True).close()
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = {k.lower(): k for k in npz.files}
@@ -657,8 +800,8 @@ _INSPECTORS: dict[str, Callable[[Path, UploadLimits], dict[str, Any]]] = {
 }
 
 __all__ = [
-    "UploadError", "UnsupportedUpload", "UploadTooLarge", "UploadNotFound", "UploadLimits",
-    "save_upload", "resolve_upload", "list_uploads", "load_text_csv", "load_image_zip", "load_image_npz",
+    "UploadError", "UnsupportedUpload", "UploadTooLarge", "UploadNotFound", "UploadInUse", "UploadLimits",
+    "save_upload", "delete_upload", "resolve_upload", "list_uploads", "load_text_csv", "load_image_zip", "load_image_npz",
     "load_image_dataset", "extract_model_zip", "load_checkpoint", "state_dict_of", "model_hint",
-    "open_checked_zip", "check_zip_entries", "DATASET_KINDS", "TEACHER_KINDS",
+    "open_checked_zip", "check_zip_entries", "verify_zip_members", "check_torch_archive", "DATASET_KINDS", "TEACHER_KINDS",
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backend.jobconfig import JobConfig
+from backend.jobs import disk
 from backend.jobs.events import Emit, JobRelay, jsonable
 from backend.jobs.store import CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobStore
 from backend.kd.callbacks import JobCancelled
@@ -72,6 +73,8 @@ class JobManager:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._recover()
+        self.retention = disk.Retention()
+        self.clean_leftovers()  # before any worker starts: nothing can be writing yet
         if start:
             self.start()
 
@@ -291,6 +294,7 @@ class JobManager:
             self._running.pop(job_id, None)
             self._finish(job_id, state, phase_timings=relay.phase_timings, **fields)
         self._announce(job_id, state, fields.get("error"), fields.get("error_type"))
+        self._after_job()
 
     def _finish(self, job_id: str, state: str, **fields: Any) -> None:
         """Record the final state and wake waiters (caller holds the condition)."""
@@ -305,6 +309,71 @@ class JobManager:
             payload["error"] = error
             self._emit("training_error", {"job_id": job_id, "message": error, "error_type": error_type}, room=job_id)
         self._emit("training_status", payload, room=job_id)
+
+    # -- disk -----------------------------------------------------------------------------------
+
+    def delete(self, job_id: str) -> None:
+        """Remove a finished job: its row and its folder (report, bundle, plots, ...). 409 material otherwise."""
+        with self._cond:  # no worker can take or finish a job meanwhile
+            record = self.get(job_id)
+            if job_id in self._queue or job_id in self._running or not record.finished:
+                raise JobStateError(f"Job {job_id} is {record.state}; cancel it first (POST /cancel_training "
+                                    "with its job_id), then delete it.", record.state)
+            trash = disk.move_to_trash(self._folder_of(record))
+            self.store.delete(job_id)
+        disk.remove(trash)
+
+    def _folder_of(self, record: JobRecord) -> Path:
+        """The job's folder; always the one under jobs_dir, whatever the row says."""
+        folder = Path(record.out_dir) if record.out_dir else self.jobs_dir / record.id
+        return folder if disk.inside(self.jobs_dir, folder) and folder != self.jobs_dir else self.jobs_dir / record.id
+
+    def jobs_using_upload(self, upload_id: str) -> list[str]:
+        """Queued or running jobs that use an upload as dataset or teacher_upload_id."""
+        active = self.store.list(state=QUEUED, limit=10**6) + self.store.list(state=RUNNING, limit=10**6)
+        return [r.id for r in active
+                if upload_id in (r.config.get("dataset"), r.config.get("teacher_upload_id"))]
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove staging/temporary files and partial folders an earlier, killed run left (see disk.clean_leftovers)."""
+        rows = self.store.list(limit=10**9)
+        interrupted = [r.id for r in rows if r.state == FAILED and r.error_type == "interrupted" and not r.artifacts]
+        return disk.clean_leftovers(self.upload_dir, self.jobs_dir, self.cache_dir, known_jobs=[r.id for r in rows],
+                                    interrupted_jobs=interrupted)
+
+    def set_retention(self, retention: disk.Retention) -> list[str]:
+        """Set what to keep and apply it now; returns the ids of the jobs deleted."""
+        self.retention = retention
+        return self.apply_retention()
+
+    def apply_retention(self, now: float | None = None) -> list[str]:
+        """Delete finished jobs past retain_jobs / retain_days (as DELETE does) and bound the teacher cache."""
+        keep, now = self.retention, time.time() if now is None else now
+        doomed: list[str] = []
+        if keep.retain_jobs > 0 or keep.retain_days > 0:
+            finished = [r for r in self.store.list(limit=10**9) if r.finished]  # newest first
+            for rank, record in enumerate(finished):
+                too_many = keep.retain_jobs > 0 and rank >= keep.retain_jobs
+                too_old = keep.retain_days > 0 and (record.finished_at or record.created_at) < now - keep.retain_days * 86400
+                if too_many or too_old:
+                    doomed.append(record.id)
+        for job_id in doomed:
+            try:
+                self.delete(job_id)
+            except (JobNotFound, JobStateError):  # deleted meanwhile by a user
+                pass
+        if doomed:
+            log.info("retention: deleted %d finished job(s): %s", len(doomed), ", ".join(doomed[:20]))
+        disk.prune_teacher_cache(self.cache_dir / "teachers", max_entries=keep.cache_max_entries,
+                                 max_mb=keep.cache_max_mb)
+        return doomed
+
+    def _after_job(self) -> None:
+        """Retention after a job ends; a failure here must never take the worker down."""
+        try:
+            self.apply_retention()
+        except Exception:
+            log.exception("retention after a job failed")
 
 
 def _store_result(result: Any, out_dir: Path) -> dict[str, str]:

@@ -167,6 +167,11 @@ class JobStore:
                 return self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
             return self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0]
 
+    def delete(self, job_id: str) -> bool:
+        """Remove a job's row; True when there was one."""
+        with self._lock:
+            return self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+
     def recover(self) -> tuple[list[str], list[str]]:
         """At start: mark jobs left running as failed (interrupted); return (interrupted, queued) ids."""
         interrupted = [r.id for r in self.list(state=RUNNING, limit=10**6)]

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from backend.jobs.disk import touch_teacher
 from backend.models.registry import ModelSpec, resolve_builder
 from backend.models.vision import PretrainedUnavailable, classifier_layer
 
@@ -81,9 +82,11 @@ def save_teacher(path: Path, model: nn.Module, tokenizer, meta: dict) -> None:
 
 def load_cached(path: Path, spec: ModelSpec, *, preset: str, class_names: list[str]):
     """(model, tokenizer, meta) from the cache, or None when absent."""
-    if not (path / "meta.json").is_file():
+    touch_teacher(path)  # used now: eviction (LRU) spares it while this job loads it
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except FileNotFoundError:  # absent, or evicted just now: train it again
         return None
-    meta = json.loads((path / "meta.json").read_text())
     if spec.family == "text":
         model, tok = load_text_folder(spec, path)
     else:
@@ -104,15 +107,10 @@ def load_text_folder(spec: ModelSpec, folder: Path):
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors from .safetensors, or .pt/.pth with weights_only=True (no code runs)."""
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise TeacherError(f"{path.name} holds no state dict of tensors.")
-    return obj
+    """Tensors from .safetensors, or .pt/.pth through the upload checks (archive limits, weights_only=True)."""
+    from backend.data.uploads import load_checkpoint
+
+    return load_checkpoint(path)
 
 
 def load_vision_checkpoint(spec: ModelSpec, path: Path, class_names: list[str]) -> tuple[nn.Module, dict]:

@@ -1,0 +1,196 @@
+"""Disk lifecycle of the data directory: removing trees atomically, leftovers after a kill, the teacher cache bound.
+
+Everything here works on folders the service itself made; no Flask, no torch.
+
+Removal is two steps: the folder is first renamed to a `.trash-*` name next to it (atomic, so readers see it
+either whole or gone), then deleted. A kill between the two leaves only a `.trash-*` folder, which
+clean_leftovers removes at the next start.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TRASH_PREFIX = ".trash-"
+JOB_ID_RE = re.compile(r"^job_[0-9a-f]{16}$")
+UPLOAD_ID_RE = re.compile(r"^upl_[0-9a-f]{32}$")
+# An entry of the teacher cache used this recently is never evicted: a job may be loading it right now.
+TEACHER_IN_USE_S = 600.0
+
+
+def move_to_trash(path: Path) -> Path | None:
+    """Rename path to a `.trash-*` sibling (atomic); None when there is nothing there."""
+    trash = path.with_name(f"{TRASH_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        path.rename(trash)
+    except FileNotFoundError:
+        return None
+    return trash
+
+
+def remove(path: Path | None) -> None:
+    """Delete a file or folder tree; missing is fine."""
+    if path is None:
+        return
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder the atomic way (trash, then delete)."""
+    remove(move_to_trash(path))
+
+
+def inside(base: Path, path: Path) -> bool:
+    """True when path (resolved) is base itself or below it: never delete outside the service's folders."""
+    base, path = base.resolve(), path.resolve()
+    return path == base or base in path.parents
+
+
+@dataclass(frozen=True)
+class Retention:
+    """What to keep: the newest retain_jobs finished jobs and/or those finished in the last retain_days (0: no
+    bound); the teacher cache at most cache_max_entries entries and/or cache_max_mb MB (0: no bound)."""
+
+    retain_jobs: int = 0
+    retain_days: float = 0.0
+    cache_max_entries: int = 0
+    cache_max_mb: float = 0.0
+
+
+@dataclass
+class Cleaned:
+    """What clean_leftovers removed, as paths relative to the folder they were found in."""
+
+    removed: list[str] = field(default_factory=list)
+
+    def add(self, path: Path, root: Path) -> None:
+        self.removed.append(str(path.relative_to(root)))
+        remove(path)
+
+
+def clean_leftovers(upload_dir: Path, jobs_dir: Path, cache_dir: Path, *, known_jobs: Iterable[str],
+                    interrupted_jobs: Iterable[str] = ()) -> list[str]:
+    """Remove what a killed server leaves behind; call before any worker starts. Returns what was removed.
+
+    - uploads: `.staging/*` (files mid-check), `.incoming/*` (spooled request bodies), `.trash-*`,
+      `upl_*/model.*.tmp` (a teacher ZIP mid-extraction) and `upl_*` folders without meta.json;
+    - jobs: `.trash-*`, `*.tmp` files in job folders (report/bundle mid-write), folders of jobs that have
+      no row, and the partial folders of jobs that were interrupted before they produced anything;
+    - teacher cache: `teachers/*.tmp` (a teacher mid-save) and `teachers/.trash-*`.
+    """
+    done = Cleaned()
+    for sub in (".staging", ".incoming"):
+        for entry in _children(upload_dir / sub):
+            done.add(entry, upload_dir)
+    for entry in _children(upload_dir):
+        if entry.name.startswith(TRASH_PREFIX):
+            done.add(entry, upload_dir)
+        elif UPLOAD_ID_RE.match(entry.name) and entry.is_dir():
+            if not (entry / "meta.json").is_file():
+                done.add(entry, upload_dir)
+                continue
+            for tmp in entry.glob("model.*.tmp"):
+                done.add(tmp, upload_dir)
+    known, interrupted = set(known_jobs), set(interrupted_jobs)
+    for entry in _children(jobs_dir):
+        if entry.name.startswith(TRASH_PREFIX):
+            done.add(entry, jobs_dir)
+        elif JOB_ID_RE.match(entry.name) and entry.is_dir():
+            if entry.name not in known or entry.name in interrupted:
+                done.add(entry, jobs_dir)
+                continue
+            for tmp in entry.rglob("*.tmp"):
+                done.add(tmp, jobs_dir)
+    teachers = cache_dir / "teachers"
+    for entry in _children(teachers):
+        if entry.name.endswith(".tmp") or entry.name.startswith(TRASH_PREFIX):
+            done.add(entry, cache_dir)
+    if done.removed:
+        log.info("removed %d leftover(s) of an earlier run: %s", len(done.removed), ", ".join(done.removed[:20]))
+    return done.removed
+
+
+def _children(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+# ---------------------------------------------------------------- teacher cache
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _last_used(folder: Path) -> float:
+    """When a cached teacher was last saved or loaded: its meta.json's mtime (touched on every use)."""
+    try:
+        return (folder / "meta.json").stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def touch_teacher(folder: Path) -> None:
+    """Mark a cached teacher as used now (least-recently-used eviction reads this)."""
+    try:
+        (folder / "meta.json").touch(exist_ok=True)
+    except FileNotFoundError:
+        pass
+
+
+def prune_teacher_cache(teachers_dir: Path, *, max_entries: int = 0, max_mb: float = 0,
+                        in_use_s: float = TEACHER_IN_USE_S, now: float | None = None) -> list[str]:
+    """Evict least recently used teachers until at most max_entries / max_mb remain (0: no bound).
+
+    An entry used in the last in_use_s seconds is never evicted (a job may be loading it), so the cache can
+    stay over its bound until those age. Eviction is an atomic rename, then a delete. Returns evicted names."""
+    if max_entries <= 0 and max_mb <= 0:
+        return []
+    now = time.time() if now is None else now
+    entries = [e for e in _children(teachers_dir)
+               if e.is_dir() and not e.name.endswith(".tmp") and not e.name.startswith(TRASH_PREFIX)]
+    entries.sort(key=_last_used)  # oldest use first
+    sizes = {e.name: _size(e) for e in entries}
+    count, total = len(entries), sum(sizes.values())
+    evicted = []
+    for entry in entries:
+        over_count = max_entries > 0 and count > max_entries
+        over_size = max_mb > 0 and total > max_mb * 2**20
+        if not (over_count or over_size):
+            break
+        if now - _last_used(entry) < in_use_s:
+            continue
+        remove_tree(entry)
+        evicted.append(entry.name)
+        count, total = count - 1, total - sizes[entry.name]
+    if evicted:
+        log.info("teacher cache: evicted %s", ", ".join(evicted))
+    return evicted
+
+
+def remove_teachers_of_dataset(teachers_dir: Path, dataset: str) -> list[str]:
+    """Remove cached teachers trained on one dataset (an upload being deleted); returns their names."""
+    gone = []
+    for entry in _children(teachers_dir):
+        try:
+            meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and meta.get("dataset") == dataset:
+            remove_tree(entry)
+            gone.append(entry.name)
+    return gone

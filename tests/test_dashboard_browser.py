@@ -63,14 +63,14 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def static_server(tmp_path_factory):
-    """The dashboard folder served by a plain http.server on another port: another origin."""
+    """backend/static/ served by a plain http.server on another port: another origin (dashboard/ and vendor/)."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
-                             str(ROOT / "backend" / "static" / "dashboard")],
+                             str(ROOT / "backend" / "static")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{url}/index.html", proc, timeout=30)
+        wait_for(f"{url}/dashboard/index.html", proc, timeout=30)
         yield url
     finally:
         stop(proc)
@@ -256,7 +256,7 @@ def _start_and_cancel(page, *, live: bool) -> str:
 def test_the_page_works_from_another_origin(server, static_server, succeeded_job, make_page, tmp_path):
     p = make_page()
     page = p.page
-    p.open(f"{static_server}/index.html?api={server}")
+    p.open(f"{static_server}/dashboard/index.html?api={server}")
     assert page.input_value("#backend-url") == server
     page.wait_for_selector("#live-status[data-mode=socket]")  # Socket.IO across origins
     page.wait_for_selector(f"#jobs tr[data-job-id='{succeeded_job}']")

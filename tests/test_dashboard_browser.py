@@ -117,6 +117,15 @@ def make_page(browser):
         p.close()
 
 
+def _wait_js(page, expression: str, timeout: float = 30_000) -> None:
+    """Until a JavaScript expression is true. page.wait_for_function would eval() it in the page, which the
+    dashboard's Content-Security-Policy (script-src 'self', no 'unsafe-eval') rightly refuses."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"{expression} still false after {timeout / 1000:.0f} s"
+        page.wait_for_timeout(200)
+
+
 def _fill_tiny_job(page) -> None:
     page.select_option("#model", "resnet18")
     page.select_option("#dataset", "digits")
@@ -239,12 +248,12 @@ def _start_and_cancel(page, *, live: bool) -> str:
     page.click("#start")
     page.wait_for_selector("#job-state[data-state=running]", timeout=60_000)
     if live:
-        page.wait_for_function("Number(document.querySelector('#job-panel').dataset.liveEvents || 0) >= 2",
+        _wait_js(page, "Number(document.querySelector('#job-panel').dataset.liveEvents || 0) >= 2",
                                timeout=60_000)
     else:
-        page.wait_for_function("Number(document.querySelector('#progress').value) > 0", timeout=60_000)
+        _wait_js(page, "Number(document.querySelector('#progress').value) > 0", timeout=60_000)
         page.evaluate("window.firstProgress = document.querySelector('#progress').value")
-        page.wait_for_function("document.querySelector('#progress').value !== window.firstProgress", timeout=60_000)
+        _wait_js(page, "document.querySelector('#progress').value !== window.firstProgress", timeout=60_000)
     job_id = page.text_content("#job-id")
     page.click("#cancel")
     page.wait_for_selector("#job-state[data-state=cancelled]", timeout=60_000)
@@ -303,12 +312,29 @@ def test_bad_options_and_refused_uploads_are_explained(server, make_page, tmp_pa
     bad = tmp_path / "notes.txt"
     bad.write_text("not a dataset")
     page.set_input_files("#dataset-file", str(bad))
-    page.wait_for_function("document.querySelector('#message-text').textContent.includes('upload of notes.txt')")
+    _wait_js(page, "document.querySelector('#message-text').textContent.includes('upload of notes.txt')")
 
     good = tmp_path / "reviews.csv"
     good.write_text("text,label\n" + "".join(f"good film {i},pos\nbad film {i},neg\n" for i in range(20)))
     page.select_option("#model", "distilbert")
     page.set_input_files("#dataset-file", str(good))
-    page.wait_for_function("document.querySelector('#dataset').selectedOptions[0].text.includes('reviews.csv')")
+    _wait_js(page, "document.querySelector('#dataset').selectedOptions[0].text.includes('reviews.csv')")
     assert page.input_value("#dataset").startswith("upl_")
     assert p.errors == []
+
+
+@pytest.mark.browser
+def test_a_foreign_api_parameter_is_ignored(server, make_page):
+    """/?api=https://evil.example: no script from and no request to another origin; the page says so."""
+    p = make_page()
+    seen: list[str] = []
+    p.page.on("request", lambda req: seen.append(req.url))
+    p.page.route("https://evil.example/**", lambda route: route.abort())
+    p.open(f"{server}/?api=https://evil.example")
+    p.page.wait_for_timeout(1500)  # the Socket.IO client and the first polls have gone out
+    assert seen and not [u for u in seen if not u.startswith(server)], seen
+    scripts = p.page.eval_on_selector_all("script[src]", "els => els.map((e) => e.src)")
+    assert scripts and all(s.startswith(server) for s in scripts), scripts
+    assert "was ignored" in (p.page.text_content("#message-text") or "")
+    assert p.page.input_value("#backend-url") == server
+    assert p.errors == []  # nothing the Content-Security-Policy had to block

@@ -142,7 +142,7 @@ def test_deep_json_is_400_and_big_body_413(server, http):
 
 @pytest.mark.parametrize("raw", ["1000000000000000000", "1e308", "NaN", "Infinity", "-1", "2.5"])
 def test_out_of_range_epochs_are_400_naming_the_range(server, http, raw):
-    body = '{"model_name": "resnet18", "epochs": %s}' % raw
+    body = f'{{"model_name": "resnet18", "epochs": {raw}}}'
     error = _error(http.post(f"{server}/train", data=body, headers={"Content-Type": "application/json"}), 400)
     assert error["field"] == "epochs" and "[0, 200]" in error["message"] and len(error["message"]) < 300
 

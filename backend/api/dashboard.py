@@ -16,6 +16,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, request, url_for
 
 from backend.api.errors import ApiError
+
 bp = Blueprint("dashboard", __name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"

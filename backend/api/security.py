@@ -13,7 +13,7 @@ import re
 import socket
 from typing import Any, Callable, Iterable, Mapping
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from backend.api.errors import ApiError, clip, error_body
@@ -141,8 +141,6 @@ def init_security(app: Flask, guard: Guard) -> None:
 
 def _check_request() -> None:
     """Origin of unsafe requests, token, then body type, size and JSON depth."""
-    from flask import current_app
-
     if request.method == "OPTIONS":  # CORS preflight: flask-cors answers it; it carries no token by design
         return
     guard: Guard = current_app.extensions["kd_guard"]

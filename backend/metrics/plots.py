@@ -251,12 +251,12 @@ def _diverging(ax: Any, report: dict, group: str, xlabel: str, fields: list[str]
         return _message(ax.figure, ax, f"{group}: nothing measured")
     diffs = [_difference(group, t, s) for _f, t, s in rows]
     colors = [UNKNOWN if d is None else BETTER if (d > 0) == (f in HIGHER_IS_BETTER) or d == 0 else WORSE
-              for (f, _t, _s), d in zip(rows, diffs)]
+              for (f, _t, _s), d in zip(rows, diffs, strict=True)]
     ax.barh(range(len(rows)), [d or 0.0 for d in diffs], color=colors)
     ax.axvline(0, color="k", linewidth=0.8)
     span = max([abs(d) for d in diffs if d is not None] + [1.0])
     ax.set_xlim(-1.3 * span, 1.3 * span)  # symmetric: the labels sit on the side without a bar
-    for i, ((_f, t, s), d) in enumerate(zip(rows, diffs)):
+    for i, ((_f, t, s), d) in enumerate(zip(rows, diffs, strict=True)):
         if d is None:
             delta = "no % change (teacher is 0)" if t == 0 else "not measured"
         else:
@@ -274,7 +274,7 @@ def _diverging(ax: Any, report: dict, group: str, xlabel: str, fields: list[str]
 def _plot_overview(report: dict) -> bytes:
     """Teacher vs student on the four metric groups: how far the student is from the teacher, and which way."""
     fig = _figure(13, 8)
-    for ax, (group, xlabel, fields) in zip(fig.subplots(2, 2).flat, _overview_groups(report)):
+    for ax, (group, xlabel, fields) in zip(fig.subplots(2, 2).flat, _overview_groups(report), strict=True):
         _diverging(ax, report, group, xlabel, fields)
     fig.suptitle("Student vs teacher (green: better, red: worse; labels: teacher -> student)", fontsize=11)
     fig.tight_layout()

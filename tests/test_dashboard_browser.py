@@ -338,3 +338,40 @@ def test_a_foreign_api_parameter_is_ignored(server, make_page):
     assert "was ignored" in (p.page.text_content("#message-text") or "")
     assert p.page.input_value("#backend-url") == server
     assert p.errors == []  # nothing the Content-Security-Policy had to block
+
+
+@pytest.mark.browser
+def test_the_page_asks_once_for_the_token(browser, tmp_path):
+    """A server with a token: the page asks for it once, keeps it for the tab, and goes live with it."""
+    client = ROOT / "backend" / "static" / "vendor" / "socket.io" / "socket.io.min.js"
+    if not client.is_file():
+        pytest.skip("the Socket.IO client is not installed (npm ci)")
+    port, token = free_port(), "browser-token"
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(tmp_path / "d"),
+                             "--api-token", token], cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    p = Page(browser, ignore=("status of 401",))  # the refusals before the token is given
+    try:
+        wait_for(f"{url}/", proc)  # the page shell needs no token
+        asked: list[str] = []
+
+        def answer(dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept(token)
+
+        p.page.on("dialog", answer)
+        p.open(f"{url}/")
+        p.page.wait_for_selector("#live-status[data-mode=socket]")
+        assert len(asked) == 1 and "token" in asked[0]
+        assert p.page.evaluate("sessionStorage.getItem('kd-api-token')") == token
+        p.page.reload()
+        p.page.wait_for_selector("body[data-ready=true]")
+        p.page.wait_for_selector("#live-status[data-mode=socket]")
+        assert len(asked) == 1  # kept for the tab: not asked again
+        assert p.errors == []
+    finally:
+        p.close()
+        stop(proc)
+        log.close()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Smoke test against a running server: python test_backend.py [--url http://127.0.0.1:5001].
+"""Smoke test against a running server: python test_backend.py [--url http://127.0.0.1:5001] [--token T].
 
 Checks connectivity, /test_model for all four models, /test_metrics, a short training job followed to
 the end through Socket.IO events, /evaluate, /matlab_metrics, /visualize and /download. Prints one
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import threading
 import time
@@ -59,14 +60,14 @@ def json_of(res: requests.Response, status: int = 200) -> Any:
 class JobWatcher:
     """Follows one job's Socket.IO events until it ends."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str | None = None) -> None:
         self.sio = socketio.Client(reconnection=True)
         self.events: list[tuple[str, dict]] = []
         self.finished = threading.Event()
         self.job_id: str | None = None
         for name in ("training_status", "training_progress", "training_metrics", "training_error"):
             self.sio.on(name, self._handler(name))
-        self.sio.connect(url, wait_timeout=20)
+        self.sio.connect(url, wait_timeout=20, auth={"token": token} if token else None)
 
     def _handler(self, name: str) -> Callable[[dict], None]:
         def handle(payload: dict) -> None:
@@ -98,11 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:5001", help="the server (default %(default)s)")
     parser.add_argument("--model", default="resnet18", help="model of the training job (default %(default)s)")
+    parser.add_argument("--token", default=os.environ.get("KD_API_TOKEN"),
+                        help="the server's API token, when it has one (default: $KD_API_TOKEN)")
     parser.add_argument("--job-timeout", type=float, default=900, help="seconds to wait for the job")
     parser.add_argument("--full", action="store_true", help="train with the preset's defaults, not a tiny job")
     args = parser.parse_args(argv)
     url = args.url.rstrip("/")
     http = requests.Session()
+    if args.token:
+        http.headers["Authorization"] = f"Bearer {args.token}"
     checks = Checks()
 
     def connectivity() -> str:
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     state: dict[str, Any] = {}
 
     def training() -> str:
-        watcher = JobWatcher(url)
+        watcher = JobWatcher(url, args.token)
         try:
             options = {"model_name": args.model, **({} if args.full else TINY_JOB)}
             body = json_of(http.post(f"{url}/train", json=options, timeout=30), 202)
@@ -176,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         res = http.post(f"{url}/visualize", json={**job_query(), "kind": "effectiveness"}, timeout=120)
         expect(res.status_code == 200, f"HTTP {res.status_code}: {res.text[:300]}")
         expect(res.headers["Content-Type"] == "image/png" and res.content[:4] == b"\x89PNG", "not a PNG")
-        return f"{len(res.content):,} bytes PNG"
+        overview = http.post(f"{url}/visualize", json=job_query(), timeout=120)  # no kind: the overview
+        expect(overview.status_code == 200 and overview.content[:4] == b"\x89PNG", f"overview: {overview.status_code}")
+        return f"{len(res.content):,} bytes PNG, overview {len(overview.content):,} bytes"
     checks.run("POST /visualize", visualize)
 
     def download() -> str:

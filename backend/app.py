@@ -20,11 +20,6 @@ from backend.config import load_config
 socketio = SocketIO()
 
 
-def _cors_origins(setting: str) -> str | list[str]:
-    origins = [o.strip() for o in str(setting).split(",") if o.strip()]
-    return "*" if origins in ([], ["*"]) else origins
-
-
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app: configuration, CORS, Socket.IO, blueprints, job manager."""
     app = Flask(__name__)
@@ -33,13 +28,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for key in ("DATA_DIR", "UPLOAD_DIR"):
         Path(app.config[key]).mkdir(parents=True, exist_ok=True)
 
-    origins = _cors_origins(app.config["CORS_ORIGINS"])
-    CORS(app, origins=origins, expose_headers=["Content-Disposition"])
-    socketio.init_app(app, async_mode="threading", cors_allowed_origins=origins)
+    from backend.api.security import LOOPBACK_ORIGIN, Guard, init_security
+
+    guard = Guard(app.config)  # never "*": loopback origins, the configured ones, and the page's own
+    CORS(app, origins=[LOOPBACK_ORIGIN, *guard.origins], expose_headers=["Content-Disposition", "Retry-After"],
+         allow_headers=["Content-Type", "Authorization"], max_age=600)
+    socketio.init_app(app, async_mode="threading", cors_allowed_origins=guard.origin_allowed)
 
     from backend.api.errors import register_error_handlers
     from backend.api import health
 
+    init_security(app, guard)  # after init_app: its Host check and headers wrap Socket.IO's answers too
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     _register_service(app)
@@ -55,8 +54,14 @@ def _register_service(app: Flask) -> None:
     register_service(app, socketio)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse --host/--port/--data-dir and serve."""
+LOOPBACK_BIND = {"127.0.0.1", "localhost", "::1"}
+# flag -> config key; the KD_* variable of the same name is the default (backend/config.py)
+SECURITY_FLAGS = {"cors_origins": "CORS_ORIGINS", "allowed_hosts": "ALLOWED_HOSTS", "api_token": "API_TOKEN",
+                  "max_queued_jobs": "MAX_QUEUED_JOBS"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The server's command line."""
     parser = argparse.ArgumentParser(description="KD-Pruning Simulator backend")
     parser.add_argument("--host", default=os.environ.get("KD_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("KD_PORT", "5001")))
@@ -66,7 +71,20 @@ def main(argv: list[str] | None = None) -> None:
                              ("--teacher-cache-max-entries", int, "at most N cached teachers, LRU evicted (0: no bound)"),
                              ("--teacher-cache-max-mb", float, "at most this many MB of cached teachers (0: no bound)")):
         parser.add_argument(flag, type=kind, help=what)
-    args = parser.parse_args(argv)
+    parser.add_argument("--cors-origins", help="more origins allowed to call the API, comma-separated "
+                        "(KD_CORS_ORIGINS); loopback origins are always allowed")
+    parser.add_argument("--allowed-hosts", help="more Host names this server answers to, comma-separated "
+                        "(KD_ALLOWED_HOSTS); loopback names and --host are always served")
+    parser.add_argument("--api-token", help="require 'Authorization: Bearer <token>' on every call (KD_API_TOKEN)")
+    parser.add_argument("--insecure-no-token", action="store_true",
+                        help="serve a non-loopback --host without a token (anyone who reaches the port can train)")
+    parser.add_argument("--max-queued-jobs", type=int, help="queue cap, 429 past it (KD_MAX_QUEUED_JOBS)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and serve; a non-loopback address needs a token (or --insecure-no-token)."""
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides: dict[str, Any] = {"HOST": args.host, "PORT": args.port}
     if args.data_dir:
@@ -74,6 +92,13 @@ def main(argv: list[str] | None = None) -> None:
     for key in ("retain_jobs", "retain_days", "teacher_cache_max_entries", "teacher_cache_max_mb"):
         if getattr(args, key) is not None:
             overrides[key.upper()] = getattr(args, key)
+    overrides.update({key: getattr(args, flag) for flag, key in SECURITY_FLAGS.items()
+                      if getattr(args, flag) is not None})
+    token = overrides.get("API_TOKEN") or os.environ.get("KD_API_TOKEN")
+    if args.host not in LOOPBACK_BIND and not token and not args.insecure_no_token:
+        sys.exit(f"Refusing to serve {args.host} without an API token: anyone who can reach the port could "
+                 "start jobs and read results. Give --api-token (or KD_API_TOKEN), or --insecure-no-token to "
+                 "serve it open anyway.")
     app = create_app(overrides)
     print(f"KD-Pruning Simulator on http://{args.host}:{args.port}", flush=True)
     socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)

@@ -14,7 +14,13 @@ _SETTINGS: dict[str, tuple[str, Any, type]] = {
     "DATA_DIR": ("KD_DATA_DIR", str(BACKEND_DIR / "instance"), str),
     "UPLOAD_DIR": ("KD_UPLOAD_DIR", str(BACKEND_DIR / "uploads"), str),
     "MAX_UPLOAD_MB": ("KD_MAX_UPLOAD_MB", 200, int),
-    "CORS_ORIGINS": ("KD_CORS_ORIGINS", "*", str),
+    # Security (README "Security"): extra allowed origins and Host names, comma-separated; loopback is always in.
+    "CORS_ORIGINS": ("KD_CORS_ORIGINS", "", str),
+    "ALLOWED_HOSTS": ("KD_ALLOWED_HOSTS", "", str),
+    "API_TOKEN": ("KD_API_TOKEN", "", str),  # empty: no token asked for (loopback only, see app.main)
+    "MAX_QUEUED_JOBS": ("KD_MAX_QUEUED_JOBS", 20, int),
+    "MAX_BODY_KB": ("KD_MAX_BODY_KB", 1024, int),  # non-upload request bodies
+    "MAX_JSON_DEPTH": ("KD_MAX_JSON_DEPTH", 32, int),
     "WORKERS": ("KD_WORKERS", 1, int),
     "TORCH_THREADS": ("KD_TORCH_THREADS", 0, int),  # 0: leave one core for the web server
     "START_WORKERS": ("KD_START_WORKERS", True, bool),

@@ -2,14 +2,37 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from backend.echo import clip
 from backend.models.registry import PRESETS, UnknownModelError, get_model_spec
 
 BUILTIN_DATASETS = {"vision": ("digits", "cifar10"), "text": ("synthetic_sentiment",)}
 DEFAULT_DATASET = {"vision": "digits", "text": "synthetic_sentiment"}
 UPLOAD_PREFIX = "upl_"
+
+# The range of every numeric option, as JSON Schema (GET /models and /openapi.json show these). The upper
+# limits bound the work one request can ask for: the presets use far less (epochs <= 12 on a 2-core CPU).
+LIMITS: dict[str, dict[str, Any]] = {
+    "epochs": {"type": "integer", "minimum": 0, "maximum": 200},
+    "kd_epochs": {"type": "integer", "minimum": 0, "maximum": 200},
+    "finetune_epochs": {"type": "integer", "minimum": 0, "maximum": 50},
+    "pruning_steps": {"type": "integer", "minimum": 1, "maximum": 20},
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+    "batch_size": {"type": "integer", "minimum": 1, "maximum": 4096},
+    "max_samples": {"type": "integer", "minimum": 20, "maximum": 1_000_000},
+    "latency_runs": {"type": "integer", "minimum": 30, "maximum": 1000},
+    "temperature": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+    "alpha": {"type": "number", "minimum": 0, "maximum": 1},
+    "sparsity": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+    "structural_ratio": {"type": "number", "minimum": 0, "maximum": 0.95},
+    "learning_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+    "max_grad_norm": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000},
+}
+OPTIONAL = frozenset({"epochs", "kd_epochs", "finetune_epochs", "batch_size", "max_samples", "structural_ratio",
+                      "learning_rate"})  # None: the preset's default
 
 
 class ConfigError(ValueError):
@@ -52,7 +75,7 @@ class JobConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(unknown[0], f"Unknown option(s) {unknown}; valid options: {sorted(known)}.")
+            raise ConfigError(clip(unknown[0]), f"Unknown option(s) {clip(unknown)}; valid options: {sorted(known)}.")
         if "model_name" not in data:
             raise ConfigError("model_name", "model_name is required.")
         config = cls(**{k: v for k, v in data.items()})
@@ -67,32 +90,21 @@ class JobConfig:
             raise ConfigError("model_name", str(exc)) from None
         self.model_name = spec.id
         if self.preset not in PRESETS:
-            raise ConfigError("preset", f"preset must be one of {list(PRESETS)}, got {self.preset!r}.")
+            raise ConfigError("preset", f"preset must be one of {list(PRESETS)}, got {clip(self.preset)}.")
         self.pretrained = _tri_state(self.pretrained)
         if self.dataset is None:
             self.dataset = DEFAULT_DATASET[spec.family]
         if not isinstance(self.dataset, str):
             raise ConfigError("dataset", "dataset must be a string.")
         if not self.dataset.startswith(UPLOAD_PREFIX) and self.dataset not in BUILTIN_DATASETS[spec.family]:
-            raise ConfigError("dataset", f"dataset {self.dataset!r} does not fit {spec.id} ({spec.family}); "
+            raise ConfigError("dataset", f"dataset '{clip(self.dataset)}' does not fit {spec.id} ({spec.family}); "
                                          f"valid: {list(BUILTIN_DATASETS[spec.family])} or an upload_id of a "
                                          f"{'CSV' if spec.family == 'text' else 'ZIP of class folders'}.")
         if self.teacher_upload_id is not None and not (isinstance(self.teacher_upload_id, str)
                                                        and self.teacher_upload_id.startswith(UPLOAD_PREFIX)):
             raise ConfigError("teacher_upload_id", "teacher_upload_id must be an upload_id from POST /upload.")
-        for name in ("epochs", "kd_epochs", "finetune_epochs"):
-            _check_int(self, name, low=0, optional=True)
-        _check_int(self, "pruning_steps", low=1, high=20)
-        _check_int(self, "seed", low=0, high=2**31 - 1)
-        _check_int(self, "batch_size", low=1, high=4096, optional=True)
-        _check_int(self, "max_samples", low=20, optional=True)
-        _check_int(self, "latency_runs", low=30, high=1000)
-        _check_float(self, "temperature", low=0.0, low_open=True, high=100.0)
-        _check_float(self, "alpha", low=0.0, high=1.0)
-        _check_float(self, "sparsity", low=0.0, high=1.0, high_open=True)
-        _check_float(self, "structural_ratio", low=0.0, high=0.95, optional=True)
-        _check_float(self, "learning_rate", low=0.0, low_open=True, high=1.0, optional=True)
-        _check_float(self, "max_grad_norm", low=0.0, low_open=True, high=1e6)
+        for name, limit in LIMITS.items():
+            _check_number(self, name, limit, optional=name in OPTIONAL)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, as stored in the report."""
@@ -108,35 +120,32 @@ def _tri_state(value: Any) -> str:
     key = value.lower() if isinstance(value, str) else value
     if isinstance(key, (bool, str)) and key in mapping:
         return mapping[key]
-    raise ConfigError("pretrained", f"pretrained must be 'auto', true or false, got {value!r}.")
+    raise ConfigError("pretrained", f"pretrained must be 'auto', true or false, got {clip(value)}.")
 
 
-def _check_int(cfg: JobConfig, name: str, *, low: int, high: int | None = None, optional: bool = False) -> None:
-    value = getattr(cfg, name)
+def _check_number(cfg: JobConfig, name: str, limit: Mapping[str, Any], *, optional: bool) -> None:
+    """A finite number in the option's range (LIMITS); an integral float is fine for an integer option."""
+    given = value = getattr(cfg, name)
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-            setattr(cfg, name, value)
-        else:
-            raise ConfigError(name, f"{name} must be an integer, got {value!r}.")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"between {low} and {high}"
-        raise ConfigError(name, f"{name} must be {bound}, got {value}.")
+    integer = limit["type"] == "integer"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if number and integer and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not number or (integer and not isinstance(value, int)) or not _in_range(value, limit):
+        what = "an integer" if integer else "a number"
+        raise ConfigError(name, f"{name} must be {what} in {describe_range(limit)}, got {clip(given)}.")
+    setattr(cfg, name, value if integer else float(value))
 
 
-def _check_float(cfg: JobConfig, name: str, *, low: float, high: float, low_open: bool = False,
-                 high_open: bool = False, optional: bool = False) -> None:
-    value = getattr(cfg, name)
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ConfigError(name, f"{name} must be a number, got {value!r}.")
-    value = float(value)
-    setattr(cfg, name, value)
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        raise ConfigError(name, f"{name} must be in {lo}{low}, {high}{hi}, got {value}.")
+def _in_range(value: float, limit: Mapping[str, Any]) -> bool:
+    low_ok = value > limit["exclusiveMinimum"] if "exclusiveMinimum" in limit else value >= limit["minimum"]
+    high_ok = value < limit["exclusiveMaximum"] if "exclusiveMaximum" in limit else value <= limit["maximum"]
+    return low_ok and high_ok
+
+
+def describe_range(limit: Mapping[str, Any]) -> str:
+    """'[0, 200]', '(0, 100]', '[0, 1)' from a LIMITS entry."""
+    lo = f"({limit['exclusiveMinimum']}" if "exclusiveMinimum" in limit else f"[{limit['minimum']}"
+    hi = f"{limit['exclusiveMaximum']})" if "exclusiveMaximum" in limit else f"{limit['maximum']}]"
+    return f"{lo}, {hi}"

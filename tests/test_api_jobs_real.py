@@ -20,7 +20,7 @@ SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowl
 def done(tmp_path_factory):
     """A service that ran one real job to the end, with every event it emitted (and when)."""
     data_dir = tmp_path_factory.mktemp("real") / "data"
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir)})
+    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "START_WORKERS": False})
     manager = app.extensions["jobs"]
     timed: list[tuple[float, str, dict]] = []
     emit = manager._emit
@@ -31,6 +31,9 @@ def done(tmp_path_factory):
     res = http.post("/train", json=TINY)
     assert res.status_code == 202
     job_id = res.get_json()["job_id"]
+    # Events go to the job's room only: join it before the worker starts, so that nothing but "queued" is missed.
+    assert sio.emit("join", {"job_id": job_id}, callback=True)["status"] == "queued"
+    manager.start()
     record = manager.wait(job_id, timeout=400)
     assert record.state == "succeeded", record.error
     received = [(m["name"], m["args"][0]) for m in sio.get_received()]
@@ -42,8 +45,10 @@ def done(tmp_path_factory):
 def test_event_sequence_of_a_job(done):
     events, job_id = done["events"], done["job_id"]
     assert all(p["job_id"] == job_id for _, p in events)
+    emitted = [p["phase"] for _, name, p in done["timed"] if name == "training_status"]
+    assert emitted == ["queued", "data", "teacher", "student", "distill", "prune", "evaluate", "done"]
     phases = [p["phase"] for name, p in events if name == "training_status"]
-    assert phases == ["queued", "data", "teacher", "student", "distill", "prune", "evaluate", "done"]
+    assert phases == emitted[1:]  # all but "queued", sent before the client could join
     progress = [p for name, p in events if name == "training_progress"]
     assert progress and all({"phase", "step", "total", "percent", "eta_s", "losses"} <= set(p) for p in progress)
     assert any(p["losses"] for p in progress)

@@ -41,6 +41,32 @@ def test_visualize_lists_kinds(client):
     res = client.post("/visualize", json={"kind": "pie"})
     assert res.status_code == 400
     assert all(kind in res.get_json()["error"]["message"] for kind in PLOT_KINDS)
-    assert client.post("/visualize", json={}).status_code == 400
+    assert client.post("/visualize", json={}).status_code == 404  # no kind: the overview, of no job yet
     assert client.post("/visualize", data="nope", content_type="application/json").status_code == 400
     assert client.get("/evaluate?model_name=gpt2").status_code == 400
+
+
+def test_visualize_without_kind_is_the_overview_png(tmp_path):
+    from pathlib import Path
+
+    from tests.test_jobs_manager import Result
+    from tests.test_metrics_report import realistic_report
+
+    def runner(config, callbacks, *, job_id, out_dir, cache_dir, upload_dir):
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        return Result(realistic_report(), Path(out_dir), {})
+
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "START_WORKERS": False})
+    try:
+        app.extensions["jobs"]._runner = runner
+        client = app.test_client()
+        job_id = client.post("/train", json={"model_name": "resnet18"}).get_json()["job_id"]
+        app.extensions["jobs"].run_next()
+        for res in (client.post("/visualize", json={}), client.post("/visualize"),
+                    client.get(f"/visualize?job_id={job_id}")):
+            assert res.status_code == 200 and res.mimetype == "image/png"
+            assert res.data.startswith(b"\x89PNG") and len(res.data) > 20_000  # four panels drawn
+            assert "overview" in res.headers["Content-Disposition"]
+        assert client.get("/visualize?kind=pie").status_code == 400
+    finally:
+        app.extensions["jobs"].shutdown()

@@ -63,14 +63,14 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def static_server(tmp_path_factory):
-    """The dashboard folder served by a plain http.server on another port: another origin."""
+    """backend/static/ served by a plain http.server on another port: another origin (dashboard/ and vendor/)."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
-                             str(ROOT / "backend" / "static" / "dashboard")],
+                             str(ROOT / "backend" / "static")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{url}/index.html", proc, timeout=30)
+        wait_for(f"{url}/dashboard/index.html", proc, timeout=30)
         yield url
     finally:
         stop(proc)
@@ -115,6 +115,15 @@ def make_page(browser):
     yield make
     for p in pages:
         p.close()
+
+
+def _wait_js(page, expression: str, timeout: float = 30_000) -> None:
+    """Until a JavaScript expression is true. page.wait_for_function would eval() it in the page, which the
+    dashboard's Content-Security-Policy (script-src 'self', no 'unsafe-eval') rightly refuses."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"{expression} still false after {timeout / 1000:.0f} s"
+        page.wait_for_timeout(200)
 
 
 def _fill_tiny_job(page) -> None:
@@ -239,12 +248,12 @@ def _start_and_cancel(page, *, live: bool) -> str:
     page.click("#start")
     page.wait_for_selector("#job-state[data-state=running]", timeout=60_000)
     if live:
-        page.wait_for_function("Number(document.querySelector('#job-panel').dataset.liveEvents || 0) >= 2",
+        _wait_js(page, "Number(document.querySelector('#job-panel').dataset.liveEvents || 0) >= 2",
                                timeout=60_000)
     else:
-        page.wait_for_function("Number(document.querySelector('#progress').value) > 0", timeout=60_000)
+        _wait_js(page, "Number(document.querySelector('#progress').value) > 0", timeout=60_000)
         page.evaluate("window.firstProgress = document.querySelector('#progress').value")
-        page.wait_for_function("document.querySelector('#progress').value !== window.firstProgress", timeout=60_000)
+        _wait_js(page, "document.querySelector('#progress').value !== window.firstProgress", timeout=60_000)
     job_id = page.text_content("#job-id")
     page.click("#cancel")
     page.wait_for_selector("#job-state[data-state=cancelled]", timeout=60_000)
@@ -256,7 +265,7 @@ def _start_and_cancel(page, *, live: bool) -> str:
 def test_the_page_works_from_another_origin(server, static_server, succeeded_job, make_page, tmp_path):
     p = make_page()
     page = p.page
-    p.open(f"{static_server}/index.html?api={server}")
+    p.open(f"{static_server}/dashboard/index.html?api={server}")
     assert page.input_value("#backend-url") == server
     page.wait_for_selector("#live-status[data-mode=socket]")  # Socket.IO across origins
     page.wait_for_selector(f"#jobs tr[data-job-id='{succeeded_job}']")
@@ -297,18 +306,72 @@ def test_bad_options_and_refused_uploads_are_explained(server, make_page, tmp_pa
     page.fill("#alpha", "1.5")
     page.click("#start")
     page.wait_for_selector("#message:not([hidden])")
-    assert "alpha must be in [0.0, 1.0]" in page.text_content("#message-text")
+    assert "alpha must be a number in [0, 1]" in page.text_content("#message-text")
     assert page.get_attribute("#alpha", "aria-invalid") == "true"
 
     bad = tmp_path / "notes.txt"
     bad.write_text("not a dataset")
     page.set_input_files("#dataset-file", str(bad))
-    page.wait_for_function("document.querySelector('#message-text').textContent.includes('upload of notes.txt')")
+    _wait_js(page, "document.querySelector('#message-text').textContent.includes('upload of notes.txt')")
 
     good = tmp_path / "reviews.csv"
     good.write_text("text,label\n" + "".join(f"good film {i},pos\nbad film {i},neg\n" for i in range(20)))
     page.select_option("#model", "distilbert")
     page.set_input_files("#dataset-file", str(good))
-    page.wait_for_function("document.querySelector('#dataset').selectedOptions[0].text.includes('reviews.csv')")
+    _wait_js(page, "document.querySelector('#dataset').selectedOptions[0].text.includes('reviews.csv')")
     assert page.input_value("#dataset").startswith("upl_")
     assert p.errors == []
+
+
+@pytest.mark.browser
+def test_a_foreign_api_parameter_is_ignored(server, make_page):
+    """/?api=https://evil.example: no script from and no request to another origin; the page says so."""
+    p = make_page()
+    seen: list[str] = []
+    p.page.on("request", lambda req: seen.append(req.url))
+    p.page.route("https://evil.example/**", lambda route: route.abort())
+    p.open(f"{server}/?api=https://evil.example")
+    p.page.wait_for_timeout(1500)  # the Socket.IO client and the first polls have gone out
+    assert seen and not [u for u in seen if not u.startswith(server)], seen
+    scripts = p.page.eval_on_selector_all("script[src]", "els => els.map((e) => e.src)")
+    assert scripts and all(s.startswith(server) for s in scripts), scripts
+    assert "was ignored" in (p.page.text_content("#message-text") or "")
+    assert p.page.input_value("#backend-url") == server
+    assert p.errors == []  # nothing the Content-Security-Policy had to block
+
+
+@pytest.mark.browser
+def test_the_page_asks_once_for_the_token(browser, tmp_path):
+    """A server with a token: the page asks for it once, keeps it for the tab, and goes live with it."""
+    client = ROOT / "backend" / "static" / "vendor" / "socket.io" / "socket.io.min.js"
+    if not client.is_file():
+        pytest.skip("the Socket.IO client is not installed (npm ci)")
+    port, token = free_port(), "browser-token"
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(tmp_path / "d"),
+                             "--api-token", token], cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    p = Page(browser, ignore=("status of 401",))  # the refusals before the token is given
+    try:
+        wait_for(f"{url}/", proc)  # the page shell needs no token
+        asked: list[str] = []
+
+        def answer(dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept(token)
+
+        p.page.on("dialog", answer)
+        p.open(f"{url}/")
+        p.page.wait_for_selector("#live-status[data-mode=socket]")
+        assert len(asked) == 1 and "token" in asked[0]
+        assert p.page.evaluate("sessionStorage.getItem('kd-api-token')") == token
+        p.page.reload()
+        p.page.wait_for_selector("body[data-ready=true]")
+        p.page.wait_for_selector("#live-status[data-mode=socket]")
+        assert len(asked) == 1  # kept for the tab: not asked again
+        assert p.errors == []
+    finally:
+        p.close()
+        stop(proc)
+        log.close()

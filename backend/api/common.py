@@ -6,6 +6,7 @@ from typing import Any
 from flask import current_app, request
 
 from backend.api.errors import ApiError
+from backend.echo import clip
 from backend.jobs import SUCCEEDED, JobManager, JobNotFound, JobRecord
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -42,7 +43,7 @@ def get_job(job_id: Any) -> JobRecord:
     try:
         return manager().get(job_id)
     except JobNotFound:
-        raise ApiError(404, "job_not_found", f"No job with id {job_id!r}; GET /jobs lists the jobs.") from None
+        raise ApiError(404, "job_not_found", f"No job with id '{clip(job_id)}'; GET /jobs lists the jobs.") from None
 
 
 def finished_job(body: dict[str, Any] | None = None) -> JobRecord:

@@ -6,6 +6,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from backend import __version__
+from backend.jobconfig import LIMITS, OPTIONAL
 
 bp = Blueprint("openapi", __name__)
 
@@ -42,20 +43,9 @@ TRAIN_OPTIONS: dict[str, Any] = {
         "preset": {"type": "string", "enum": ["quick", "standard"]},
         "pretrained": {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["auto", "true", "false"]}]},
         "teacher_upload_id": {"type": ["string", "null"]},
-        "epochs": {"type": ["integer", "null"], "minimum": 0},
-        "kd_epochs": {"type": ["integer", "null"], "minimum": 0},
-        "finetune_epochs": {"type": ["integer", "null"], "minimum": 0},
-        "temperature": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-        "alpha": {"type": "number", "minimum": 0, "maximum": 1},
-        "sparsity": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-        "pruning_steps": {"type": "integer", "minimum": 1, "maximum": 20},
-        "structural_ratio": {"type": ["number", "null"], "minimum": 0, "maximum": 0.95},
-        "seed": {"type": "integer", "minimum": 0, "maximum": 2147483647},
-        "batch_size": {"type": ["integer", "null"], "minimum": 1, "maximum": 4096},
-        "learning_rate": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
-        "max_grad_norm": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000},
-        "max_samples": {"type": ["integer", "null"], "minimum": 20},
-        "latency_runs": {"type": "integer", "minimum": 30, "maximum": 1000},
+        # Numeric options and their documented ranges (backend/jobconfig.py LIMITS; a value outside is a 400).
+        **{name: {**limit, "type": [limit["type"], "null"] if name in OPTIONAL else limit["type"]}
+           for name, limit in LIMITS.items()},
     },
 }
 
@@ -88,15 +78,16 @@ def _paths() -> dict[str, Any]:
         "/test": {"get": {"summary": "Health: status, versions, device, threads, queue length",
                           "responses": {"200": _json(OBJ, "Health")}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json(OBJ, "OpenAPI 3")}}},
-        "/models": {"get": {"summary": "Models: ids, aliases, family, presets, datasets, defaults",
+        "/models": {"get": {"summary": "Models: ids, aliases, family, presets, datasets, defaults; option and service limits",
                             "responses": {"200": _json(OBJ, "Models")}}},
         "/train": {"post": {
             "summary": "Queue a training job", "requestBody": {"required": True, "content": {JSON: {
                 "schema": _ref("TrainOptions")}}},
             "responses": {"202": _json({"type": "object", "required": ["job_id", "status"], "properties": {
                 "job_id": {"type": "string"}, "status": {"type": "string"}}}, "Queued"),
-                "400": _err("Bad option (the message names it and the valid choices)"),
-                "404": _err("An upload_id in the options is unknown")}}},
+                "400": _err("Bad option (the message names it and its range or valid choices)"),
+                "404": _err("An upload_id in the options is unknown"),
+                "429": {**_err("The queue is full (MAX_QUEUED_JOBS)"), "headers": RETRY_AFTER}}}},
         "/cancel_training": {"post": {
             "summary": "Cancel a job (default: the running job)",
             "requestBody": {"required": False, "content": {JSON: {"schema": {
@@ -132,10 +123,10 @@ def _paths() -> dict[str, Any]:
                 "matlab_data": OBJ}}, "MATLAB data"), "400": _err("Bad model_name"),
                 "404": _err("No such job, or no succeeded job yet"), "409": _err("The job has not succeeded")}}},
         "/visualize": {m: {
-            "summary": "A PNG plot of a succeeded job",
+            "summary": "A PNG plot of a succeeded job; no kind: the overview (teacher vs student, four groups)",
             **({"requestBody": {"required": False, "content": {JSON: {"schema": {"type": "object", "properties": {
                 "job_id": {"type": "string"}, "kind": {"type": "string"}}}}}}} if m == "post" else
-               {"parameters": JOB_SELECTION + [_query("kind", "Plot kind")]}),
+               {"parameters": JOB_SELECTION + [_query("kind", "Plot kind; default: overview")]}),
             "responses": {"200": {"description": "PNG", "content": {"image/png": {"schema": {
                 "type": "string", "format": "binary"}}}}, "400": _err("Unknown kind (the message lists them)"),
                 "404": _err("No such job, or no succeeded job yet"), "409": _err("The job has not succeeded")}}
@@ -176,8 +167,31 @@ def _paths() -> dict[str, Any]:
                 "type": "object", "required": ["model_name"], "properties": {"model_name": {"type": "string"}}}}}},
             "responses": {"200": _json(OBJ, "What was measured"), "400": _err("Unknown model_name")}}},
         "/test_metrics": {"get": {"summary": "Run the metrics code on a small model pair; the figures measured",
-                                  "responses": {"200": _json(OBJ, "What was measured")}}},
+                                  "responses": {"200": _json(OBJ, "What was measured"), "429": {
+                                      **_err("A run is in progress (one at a time)"), "headers": RETRY_AFTER}}}},
     }
+
+
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
+PUBLIC_PATHS = {"/"}  # no token needed: the dashboard's page shell holds no data
+
+
+def _guarded(paths: dict[str, Any]) -> dict[str, Any]:
+    """The answers every operation may give because of the checks in backend/api/security.py."""
+    for path, operations in paths.items():
+        for method, op in operations.items():
+            responses = op["responses"]
+            if path not in PUBLIC_PATHS:
+                op["security"] = [{}, {"bearerAuth": []}]  # the token is needed when the server has one
+                responses.setdefault("401", _err("The server has an API token and the request lacks it"))
+            responses.setdefault("421", _err("The Host header is not a name of this service"))
+            if method in ("post", "put", "patch", "delete"):
+                responses.setdefault("403", _err("The Origin header names a page that may not call the service"))
+                responses.setdefault("413", _err("Body too large (1 MiB for JSON; MAX_UPLOAD_MB for /upload)"))
+                responses.setdefault("415", _err("Wrong Content-Type (JSON bodies must be application/json)"))
+                if path != "/upload":
+                    responses.setdefault("400", _err("Bad body: not a JSON object, or nested deeper than 32"))
+    return paths
 
 
 def spec(server_url: str | None = None) -> dict[str, Any]:
@@ -187,10 +201,14 @@ def spec(server_url: str | None = None) -> dict[str, Any]:
         "info": {"title": "KD-Pruning Simulator", "version": __version__,
                  "description": "Knowledge distillation plus pruning, measured. Errors are "
                                 "{\"error\": {\"code\", \"message\"}}. Socket.IO events: training_status, "
-                                "training_progress, training_metrics, training_error (each with job_id); emit "
-                                "'join' with {job_id} to get one job's events only."},
-        "paths": _paths(),
-        "components": {"schemas": SCHEMAS},
+                                "training_progress, training_metrics, training_error (each with job_id), sent only to "
+                                "the clients that emitted 'join' with {job_id}; with a token, connect with "
+                                "auth={\"token\": ...}. Numeric options have the ranges shown in TrainOptions "
+                                "(also in GET /models, 'limits')."},
+        "paths": _guarded(_paths()),
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearerAuth": {
+            "type": "http", "scheme": "bearer",
+            "description": "Only when the server was started with --api-token (KD_API_TOKEN)"}}},
     }
     if server_url:
         doc["servers"] = [{"url": server_url}]

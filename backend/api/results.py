@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify, request, send_file
 
 from backend.api.common import TRUE_WORDS, arg, artifact, finished_job, json_body, manager
 from backend.api.errors import ApiError
+from backend.echo import clip
 from backend.jobs import JobRecord, jsonable
 
 bp = Blueprint("results", __name__)
@@ -49,13 +50,16 @@ def _matlab_of(record: JobRecord) -> dict[str, Any]:
 
 @bp.route("/visualize", methods=["GET", "POST"])
 def visualize():
-    """A PNG plot of a job: JSON {job_id?, kind} (or the same as query parameters)."""
+    """A PNG plot of a job: JSON {job_id?, kind?} (or query parameters); no kind: the overview figure."""
     from backend.metrics.plots import PLOT_KINDS, render_plot
 
     body = json_body(required=False) if request.method == "POST" else None
     kind = arg("kind", body)
+    if kind in (None, ""):
+        kind = "overview"
     if kind not in PLOT_KINDS:
-        raise ApiError(400, "invalid_option", f"kind must be one of {list(PLOT_KINDS)}, got {kind!r}.", field="kind")
+        raise ApiError(400, "invalid_option", f"kind must be one of {list(PLOT_KINDS)}, got '{clip(kind)}'.",
+                       field="kind")
     record = finished_job(body)
     if f"plots/{kind}" in record.artifacts:
         png = artifact(record, f"plots/{kind}").read_bytes()

@@ -1,16 +1,18 @@
-"""Socket.IO: the emitter handed to the job manager, and the join/leave handlers for per-job rooms.
+"""Socket.IO: the emitter handed to the job manager, the connect check, and join/leave of per-job rooms.
 
-Every event goes to every connected client, except that a client which joined one or more job
-rooms gets only those jobs' events (each exactly once).
+A job's events go to its room only (room "job:<id>"): a client emits 'join' with {job_id} to follow a job,
+and nothing about a job reaches a client that did not ask for it. When the server has an API token, the
+connection needs it: `auth={"token": ...}` (or an `Authorization: Bearer` header on the handshake).
 """
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable
 
 from flask import current_app, request
 from flask_socketio import SocketIO, join_room, leave_room
 
+from backend.api.security import bearer
+from backend.echo import clip
 from backend.jobs import JobNotFound
 
 NAMESPACE = "/"
@@ -21,40 +23,26 @@ def room_of(job_id: str) -> str:
     return f"job:{job_id}"
 
 
-class Subscribers:
-    """Sids that joined at least one job room, and so only get their jobs' events."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rooms: dict[str, set[str]] = {}
-
-    def add(self, sid: str, job_id: str) -> None:
-        with self._lock:
-            self._rooms.setdefault(sid, set()).add(job_id)
-
-    def remove(self, sid: str, job_id: str | None = None) -> None:
-        with self._lock:
-            rooms = self._rooms.get(sid, set())
-            rooms.discard(job_id) if job_id is not None else rooms.clear()
-            if not rooms:
-                self._rooms.pop(sid, None)
-
-    def sids(self) -> list[str]:
-        with self._lock:
-            return list(self._rooms)
-
-
-def make_emitter(socketio: SocketIO, subscribers: Subscribers) -> Callable[..., None]:
-    """emit(event, payload, room=job_id): to every client not subscribed elsewhere, and to the job's room."""
+def make_emitter(socketio: SocketIO) -> Callable[..., None]:
+    """emit(event, payload, room=job_id): to the job's room only; an event without a job goes nowhere."""
     server = socketio.server  # bound now: a later app in the same process gets its own server
 
     def emit(event: str, payload: dict[str, Any], room: str | None = None) -> None:
-        skip = subscribers.sids()
-        server.emit(event, payload, namespace=NAMESPACE, skip_sid=skip or None)
-        if room is not None and skip:
+        if room is not None:
             server.emit(event, payload, namespace=NAMESPACE, to=room_of(room))
 
     return emit
+
+
+def _on_connect(auth: Any = None) -> bool:
+    """Refuse the connection without the server's token (when it has one)."""
+    guard = current_app.extensions["kd_guard"]
+    supplied = auth.get("token") if isinstance(auth, dict) else None
+    if not isinstance(supplied, str):
+        supplied = bearer(request.headers.get("Authorization"))
+    if not guard.token_ok(supplied):
+        raise ConnectionRefusedError("unauthorized: connect with auth={'token': '<the API token>'}")
+    return True
 
 
 def _on_join(data: Any = None) -> dict[str, Any]:
@@ -65,9 +53,8 @@ def _on_join(data: Any = None) -> dict[str, Any]:
     try:
         record = current_app.extensions["jobs"].get(job_id)
     except JobNotFound:
-        return {"ok": False, "error": f"No job with id {job_id!r}."}
+        return {"ok": False, "error": f"No job with id '{clip(job_id)}'."}
     join_room(room_of(job_id))
-    current_app.extensions["kd_subscribers"].add(request.sid, job_id)
     return {"ok": True, "job_id": job_id, "status": record.state, "phase": record.phase,
             "progress": record.progress}
 
@@ -77,21 +64,14 @@ def _on_leave(data: Any = None) -> dict[str, Any]:
     job_id = data.get("job_id") if isinstance(data, dict) else None
     if isinstance(job_id, str):
         leave_room(room_of(job_id))
-        current_app.extensions["kd_subscribers"].remove(request.sid, job_id)
     return {"ok": True}
-
-
-def _on_disconnect(*_: Any) -> None:
-    current_app.extensions["kd_subscribers"].remove(request.sid)
 
 
 def init_sockets(app, socketio: SocketIO) -> Callable[..., None]:
     """Register the handlers on this app's Socket.IO server and return the app's emitter."""
-    subscribers = Subscribers()
-    app.extensions["kd_subscribers"] = subscribers
     # After init_app, on_event registers on the current server only (each app gets a new server),
     # so this runs for every app; a second registration on one server replaces the first.
+    socketio.on_event("connect", _on_connect, namespace=NAMESPACE)
     socketio.on_event("join", _on_join, namespace=NAMESPACE)
     socketio.on_event("leave", _on_leave, namespace=NAMESPACE)
-    socketio.on_event("disconnect", _on_disconnect, namespace=NAMESPACE)
-    return make_emitter(socketio, subscribers)
+    return make_emitter(socketio)

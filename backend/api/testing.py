@@ -6,16 +6,19 @@ import time
 from dataclasses import fields
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from backend.api.common import json_body
 from backend.api.errors import ApiError
-from backend.jobconfig import BUILTIN_DATASETS, DEFAULT_DATASET, JobConfig
+from backend.echo import clip
+from backend.jobconfig import BUILTIN_DATASETS, DEFAULT_DATASET, LIMITS, OPTIONAL, JobConfig
 from backend.jobs import jsonable
 from backend.models.registry import PRESETS, UnknownModelError, get_model_spec, list_models
 
 bp = Blueprint("testing", __name__)
 _torch_lock = threading.Lock()  # one self-check at a time: they are CPU-heavy
+_metrics_running = threading.Lock()  # /test_metrics: a second call while one runs is a 429, not a wait
+METRICS_RETRY_AFTER_S = 10
 # Reference figures (DESIGN.md section 8): torchvision at 224x224, 1000 classes.
 REFERENCE = {"resnet18": {"parameters": 11_689_512, "gmacs": 1.814},
              "mobilenetv2": {"parameters": 3_504_872, "gmacs": 0.301}}
@@ -36,7 +39,11 @@ def models():
                     "datasets": list(BUILTIN_DATASETS[spec.family]), "default_dataset": DEFAULT_DATASET[spec.family],
                     "upload_kinds": _upload_kinds(spec.family),
                     "preset_defaults": {p: _safe_defaults(defaults, spec.id, p) for p in PRESETS}})
-    return jsonify({"models": out, "options": jsonable(job_defaults)})
+    limits = {name: {**limit, "optional": name in OPTIONAL} for name, limit in LIMITS.items()}
+    service = {"max_queued_jobs": current_app.config["MAX_QUEUED_JOBS"],
+               "max_body_kb": current_app.config["MAX_BODY_KB"], "max_json_depth": current_app.config["MAX_JSON_DEPTH"],
+               "max_upload_mb": current_app.config["MAX_UPLOAD_MB"]}
+    return jsonify({"models": out, "options": jsonable(job_defaults), "limits": limits, "service_limits": service})
 
 
 def _upload_kinds(family: str) -> list[str]:
@@ -62,7 +69,7 @@ def test_model():
         raise ApiError(400, "invalid_option", str(exc), field="model_name") from None
     preset = body.get("preset", "quick")
     if preset not in PRESETS:
-        raise ApiError(400, "invalid_option", f"preset must be one of {list(PRESETS)}, got {preset!r}.",
+        raise ApiError(400, "invalid_option", f"preset must be one of {list(PRESETS)}, got {clip(preset)}.",
                        field="preset")
     with _torch_lock:
         return jsonify(jsonable(_check_model(spec, preset)))
@@ -117,9 +124,15 @@ def _check_model(spec, preset: str) -> dict[str, Any]:
 
 @bp.get("/test_metrics")
 def test_metrics():
-    """Run the metrics on reference torchvision models and on a small teacher/student pair."""
-    with _torch_lock:
-        return jsonify(jsonable(_metrics_check()))
+    """Run the metrics on reference torchvision models and on a small teacher/student pair; one at a time."""
+    if not _metrics_running.acquire(blocking=False):
+        raise ApiError(429, "busy", "A /test_metrics run is in progress; retry when it is done.",
+                       headers={"Retry-After": str(METRICS_RETRY_AFTER_S)})
+    try:
+        with _torch_lock:
+            return jsonify(jsonable(_metrics_check()))
+    finally:
+        _metrics_running.release()
 
 
 def _metrics_check() -> dict[str, Any]:

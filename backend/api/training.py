@@ -13,12 +13,14 @@ from backend.jobs import STATES, JobNotFound, JobStateError
 from backend.models.registry import get_model_spec
 
 bp = Blueprint("training", __name__)
+QUEUE_RETRY_AFTER_S = 30
 
 
 @bp.post("/train")
 def train():
-    """Validate the options and queue a job; 202 at once."""
+    """Validate the options and queue a job; 202 at once, 429 when the queue is full."""
     body = json_body()
+    _check_queue_room()
     try:
         config = JobConfig.from_dict(body)
     except ConfigError as exc:
@@ -30,6 +32,14 @@ def train():
               "links": {"job": f"/jobs/{record.id}", "cancel": "/cancel_training",
                         "evaluate": f"/evaluate?job_id={record.id}"}}
     return jsonify(answer), 202, {"Location": f"/jobs/{record.id}"}
+
+
+def _check_queue_room() -> None:
+    """429 with Retry-After once MAX_QUEUED_JOBS jobs wait: one caller cannot queue unbounded work."""
+    cap = int(current_app.config["MAX_QUEUED_JOBS"])
+    if manager().queue_length() >= cap:
+        raise ApiError(429, "queue_full", f"{cap} jobs are already waiting (MAX_QUEUED_JOBS); retry when one "
+                       "has started, or cancel one.", headers={"Retry-After": str(QUEUE_RETRY_AFTER_S)})
 
 
 def _check_uploads(config: JobConfig) -> None:

@@ -9,9 +9,13 @@ from matplotlib.figure import Figure
 
 from .matlab import pair_rows
 
-PLOT_KINDS = ("effectiveness", "efficiency", "compression", "complexity", "loss_curves", "accuracy_vs_sparsity",
+PLOT_KINDS = ("overview", "effectiveness", "efficiency", "compression", "complexity", "loss_curves", "accuracy_vs_sparsity",
               "layer_sparsity", "confusion_matrix")
 COLORS = {"teacher": "#4C72B0", "student": "#DD8452"}
+BETTER, WORSE, UNKNOWN = "#2E8B57", "#C0392B", "#AAAAAA"
+# Figures where more is better; for every other overview figure (time, size, memory, counts) less is better.
+HIGHER_IS_BETTER = {"accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted",
+                    "full_pass_samples_per_s"}
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -213,7 +217,72 @@ def _plot_confusion(report: dict) -> bytes:
     return _png(fig)
 
 
+def _overview_groups(report: dict) -> list[tuple[str, str, list[str]]]:
+    """(group, x-axis label, fields) of the overview's four panels."""
+    change = "student vs teacher (% change)"
+    return [("effectiveness", "student - teacher (percentage points)",
+             ["accuracy", "precision_macro", "recall_macro", "f1_macro"]),
+            ("efficiency", change, [*_latency_fields(report, "latency_median_ms"), "model_size_mb",
+                                    "compressed_size_mb", "peak_rss_increase_mb"]),
+            ("compression", change, ["parameters_total", "parameters_nonzero", "weight_layers", "transformer_blocks"]),
+            ("complexity", change, ["flops_per_sample", "sparse_flops_per_sample", "param_memory_mb",
+                                    "peak_activation_mb"])]
+
+
+def _difference(group: str, teacher: Any, student: Any) -> float | None:
+    """Points of difference for scores, percent change for everything else; None when unknown."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (teacher, student)):
+        return None
+    if group == "effectiveness":
+        return 100.0 * (student - teacher)
+    return 100.0 * (student / teacher - 1.0) if teacher else None
+
+
+def _pair_label(group: str, teacher: Any, student: Any) -> str:
+    fmt = (lambda v: f"{100 * v:.1f}%") if group == "effectiveness" else _label  # noqa: E731
+    known = [isinstance(v, (int, float)) for v in (teacher, student)]
+    return f"{fmt(teacher) if known[0] else 'n/a'} -> {fmt(student) if known[1] else 'n/a'}"
+
+
+def _diverging(ax: Any, report: dict, group: str, xlabel: str, fields: list[str]) -> None:
+    """Horizontal bars of the student's difference from the teacher (0 = same), green where it is better."""
+    rows = [r for r in _select(report, group, fields) if not (r[1] == 0 and r[2] == 0)]  # e.g. no blocks in a CNN
+    if not rows:
+        return _message(ax.figure, ax, f"{group}: nothing measured")
+    diffs = [_difference(group, t, s) for _f, t, s in rows]
+    colors = [UNKNOWN if d is None else BETTER if (d > 0) == (f in HIGHER_IS_BETTER) or d == 0 else WORSE
+              for (f, _t, _s), d in zip(rows, diffs, strict=True)]
+    ax.barh(range(len(rows)), [d or 0.0 for d in diffs], color=colors)
+    ax.axvline(0, color="k", linewidth=0.8)
+    span = max([abs(d) for d in diffs if d is not None] + [1.0])
+    ax.set_xlim(-1.3 * span, 1.3 * span)  # symmetric: the labels sit on the side without a bar
+    for i, ((_f, t, s), d) in enumerate(zip(rows, diffs, strict=True)):
+        if d is None:
+            delta = "no % change (teacher is 0)" if t == 0 else "not measured"
+        else:
+            delta = f"{d:+.1f}{' pts' if group == 'effectiveness' else '%'}"
+        # On the empty side of the zero line, so that the text never covers a bar or the tick labels.
+        left = d is not None and d > 0
+        ax.text(-0.03 * span if left else 0.03 * span, i, f"{delta}  ({_pair_label(group, t, s)})",
+                va="center", ha="right" if left else "left", fontsize=7)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_title(group.capitalize(), fontsize=10)
+
+
+def _plot_overview(report: dict) -> bytes:
+    """Teacher vs student on the four metric groups: how far the student is from the teacher, and which way."""
+    fig = _figure(13, 8)
+    for ax, (group, xlabel, fields) in zip(fig.subplots(2, 2).flat, _overview_groups(report), strict=True):
+        _diverging(ax, report, group, xlabel, fields)
+    fig.suptitle("Student vs teacher (green: better, red: worse; labels: teacher -> student)", fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
 _RENDERERS: dict[str, Callable[[dict], bytes]] = {
+    "overview": _plot_overview,
     "effectiveness": _plot_effectiveness, "efficiency": _plot_efficiency, "compression": _plot_compression,
     "complexity": _plot_complexity, "loss_curves": _plot_loss_curves,
     "accuracy_vs_sparsity": _plot_accuracy_vs_sparsity, "layer_sparsity": _plot_layer_sparsity,

@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from backend.echo import clip
+
 PRESETS = ("quick", "standard")
 
 
@@ -53,7 +55,7 @@ def resolve_model_name(name: Any) -> str:
     if isinstance(name, str) and _key(name) in _ALIASES:
         return _ALIASES[_key(name)]
     valid = ", ".join(_REGISTRY)
-    raise UnknownModelError(f"Unknown model_name {name!r}; valid: {valid} (case-insensitive; aliases such as "
+    raise UnknownModelError(f"Unknown model_name '{clip(name)}'; valid: {valid} (case-insensitive; aliases such as "
                             "'distillBert', 'T5-small', 'mobilenet_v2', 'ResNet-18' are accepted).")
 
 

@@ -1,22 +1,42 @@
 /* KD-Pruning Simulator dashboard: one page over the REST API and the Socket.IO events. No build step,
- * no external scripts: the Socket.IO client comes from the backend (installed by `npm ci`), and the
- * charts are drawn here as SVG and HTML bars. */
+ * no external scripts: the Socket.IO client comes from this page's own origin (../vendor/, installed by
+ * `npm ci`), never from the API's address, and the charts are drawn here as SVG and HTML bars.
+ * ?api= is honoured only for this page's origin, a loopback origin or one the server allowlists. */
 (function () {
   'use strict';
 
   // ---- where the backend is -------------------------------------------------------------------------
   const params = new URLSearchParams(location.search);
 
-  /** The backend's base URL: ?api=, a KD_DASHBOARD_API global, the serving backend, or the default port. */
+  const LOOPBACK_ORIGIN = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$/;
+  let ignoredApi = null;  // an ?api= that was not allowed, reported once the page is up
+
+  /** Origins the server allows besides loopback ones (<meta name="kd-origins">, a JSON list). */
+  function allowedOrigins() {
+    const meta = document.querySelector('meta[name="kd-origins"]');
+    try { return meta ? JSON.parse(meta.content) : []; } catch (err) { return []; }
+  }
+
+  /** Whether the page may send its requests (and the token) to this address. */
+  function apiAllowed(base) {
+    let origin;
+    try { origin = new URL(base, location.href).origin; } catch (err) { return false; }
+    return origin === location.origin || LOOPBACK_ORIGIN.test(origin) || allowedOrigins().includes(origin);
+  }
+
+  /** The backend's base URL: ?api= (when allowed), the serving backend, or the default port. */
   function resolveApi() {
     const meta = document.querySelector('meta[name="kd-api"]');
-    let base = params.get('api') || window.KD_DASHBOARD_API;
+    let base = params.get('api');
+    if (base && !apiAllowed(base)) { ignoredApi = base; base = null; }
+    if (base) base = new URL(base, location.href).href;
     if (!base && meta) base = new URL(meta.content || '/', location.href).href;
     if (!base) base = location.protocol.startsWith('http') ? location.origin : 'http://127.0.0.1:5001';
     return String(base).replace(/\/+$/, '');
   }
 
   const API = resolveApi();
+  const TOKEN_KEY = 'kd-api-token';
   const FINISHED = ['succeeded', 'failed', 'cancelled'];
   const PHASES = {
     queued: 'Waiting in the queue', starting: 'Starting', data: 'Loading the data',
@@ -30,7 +50,8 @@
   const state = {
     models: [], modelById: {}, options: {}, uploads: [],
     watched: null, watchedState: null, finishedSeen: new Set(),
-    socket: null, live: 'starting', pollTimer: null, jobsTimer: null,
+    socket: null, live: 'starting', pollTimer: null, jobsTimer: null, token: sessionStorage.getItem(TOKEN_KEY),
+    tokenPrompt: null,
     loss: [], lossKeys: new Set(), drawPending: false, lastProgressAt: 0, liveEvents: 0, early: new Map(),
   };
 
@@ -41,11 +62,44 @@
     constructor(message, status, detail) { super(message); this.status = status; this.detail = detail || {}; }
   }
 
+  /** Options with the API token, when there is one. */
+  function withToken(options) {
+    const opts = { ...(options || {}) };
+    if (state.token) opts.headers = { ...(opts.headers || {}), Authorization: `Bearer ${state.token}` };
+    return opts;
+  }
+
+  /** Ask for the token once (however many requests were refused meanwhile); kept for this tab only. */
+  function askToken() {
+    if (!state.tokenPrompt) {
+      state.tokenPrompt = Promise.resolve().then(() => {
+        const given = window.prompt('This server requires its API token (the --api-token it was started with):');
+        if (given && given.trim()) {
+          state.token = given.trim();
+          sessionStorage.setItem(TOKEN_KEY, state.token);
+          if (state.socket && !state.socket.connected) state.socket.connect();
+        }
+        return Boolean(given && given.trim());
+      }).finally(() => { setTimeout(() => { state.tokenPrompt = null; }, 0); });
+    }
+    return state.tokenPrompt;
+  }
+
+  /** fetch() with the token; on a 401 asks for the token once and tries again. */
+  async function authedFetch(url, options) {
+    let res = await fetch(url, withToken(options));
+    if (res.status === 401) {
+      if (state.token) { state.token = null; sessionStorage.removeItem(TOKEN_KEY); }  // a wrong or old one
+      if (await askToken()) res = await fetch(url, withToken(options));
+    }
+    return res;
+  }
+
   /** fetch() against the backend; JSON answers; errors become UserError with the backend's own words. */
   async function api(path, options) {
     let res;
     try {
-      res = await fetch(API + path, options);
+      res = await authedFetch(API + path, options);
     } catch (err) {
       throw new UserError(`Cannot reach the backend at ${API}. Is it running (python backend/app.py)? ` +
         'If this page is served from another address, the backend must allow it (KD_CORS_ORIGINS).', 0);
@@ -71,6 +125,7 @@
       if (key === 'class') node.className = value;
       else if (key === 'text') node.textContent = value;
       else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+      else if (key === 'style') node.style.cssText = value;  // CSSOM: allowed by the page's CSP (style-src 'self')
       else node.setAttribute(key, value === true ? '' : value);
     }
     for (const child of children.flat()) {
@@ -524,7 +579,8 @@
     const meta = document.querySelector('meta[name="kd-socketio-client"]');
     if (meta && meta.content === 'missing') { socketUnavailable(); return; }
     const script = document.createElement('script');
-    script.src = `${API}/static/vendor/socket.io/socket.io.min.js`;
+    // From this page's own origin, relative to the dashboard folder: never from ${API}.
+    script.src = new URL('../vendor/socket.io/socket.io.min.js', document.baseURI).href;
     script.onload = () => (typeof window.io === 'function' ? connectSocket() : socketUnavailable());
     script.onerror = socketUnavailable;
     document.head.append(script);
@@ -545,7 +601,8 @@
   }
 
   function connectSocket() {
-    const socket = window.io(API, { transports: ['polling', 'websocket'], reconnectionDelayMax: 5000 });
+    const socket = window.io(API, { transports: ['polling', 'websocket'], reconnectionDelayMax: 5000,
+      auth: (cb) => cb(state.token ? { token: state.token } : {}) });
     state.socket = socket;
     let failures = 0;
     socket.on('connect', () => {
@@ -555,8 +612,9 @@
       if (state.watched && !state.finishedSeen.has(state.watched)) joinRoom(state.watched);
     });
     socket.on('disconnect', () => { setLive('polling', 'reconnecting… (polling meanwhile)'); schedulePoll(); });
-    socket.on('connect_error', () => {
+    socket.on('connect_error', (err) => {
       failures += 1;
+      if (err && String(err.message).startsWith('unauthorized')) askToken();  // refused: no retry without it
       setLive('polling', 'live connection failed (polling)');
       if (failures === 3) showLiveNotice(`The live connection to ${API} fails; progress is polled instead. ` +
         'If the page is served from another address, the backend must allow it (KD_CORS_ORIGINS).');
@@ -882,6 +940,9 @@
     $('openapi-link').href = `${API}/openapi.json`;
     $('health-link').href = `${API}/test`;
     $('message-close').addEventListener('click', clearMessage);
+    for (const id of ['download', 'report-link', 'matlab-link', 'openapi-link', 'health-link']) {
+      $(id).addEventListener('click', openWithToken);
+    }
     $('model').addEventListener('change', onModelChange);
     $('preset').addEventListener('change', onPresetChange);
     $('job-form').addEventListener('submit', startJob);
@@ -898,8 +959,29 @@
     $('teacher-file').addEventListener('change', () => uploadFile($('teacher-file'), 'teacher-upload-status', (meta) => fillTeachers(meta.upload_id)));
   }
 
+  /** A link to the API, followed with the token: fetched here and handed over as a blob. */
+  async function openWithToken(event) {
+    const link = event.currentTarget;
+    if (!state.token) return;  // no token: a plain link works
+    event.preventDefault();
+    const res = await authedFetch(link.href);
+    if (!res.ok) { showMessage(`${link.textContent.trim()}: the backend answered ${res.status}.`); return; }
+    const url = URL.createObjectURL(await res.blob());
+    const a = el('a', { href: url, target: '_blank', rel: 'noopener' });
+    if (link.hasAttribute('download')) {
+      const name = /filename="?([^";]+)"?/.exec(res.headers.get('Content-Disposition') || '');
+      a.download = name ? name[1] : 'download';
+    }
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
   async function init() {
     wire();
+    if (ignoredApi) showMessage(`?api=${ignoredApi} was ignored: the page only talks to its own origin, a loopback ` +
+      'address or an origin the server allows (--cors-origins). It uses ' + API + ' instead.');
     drawLoss();
     loadSocketClient();
     try {

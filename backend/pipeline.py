@@ -56,6 +56,7 @@ class JobState:
     teacher: nn.Module | None = None
     student: nn.Module | None = None
     teacher_source: dict = field(default_factory=dict)
+    student_source: dict = field(default_factory=dict)
     structural: dict = field(default_factory=dict)
     history: dict = field(default_factory=lambda: {"teacher": [], "distill": [], "finetune": []})
     validation: list = field(default_factory=list)
@@ -120,7 +121,7 @@ def run_job(config: JobConfig, callbacks: Callbacks | None = None, *, job_id: st
         build_student(state, cb)
         info.update(state.structural)
     with phase(state, cb, "distill") as info:
-        info.update(distill(state, cb))
+        info.update(distill(state, cb, Path(cache_dir)), student_source=state.student_source)
     with phase(state, cb, "prune"):
         prune_progressively(state, cb)
     with phase(state, cb, "evaluate"):
@@ -198,39 +199,74 @@ def _architecture(state: JobState) -> dict:
 def obtain_teacher(state: JobState, cb: CallbackList, cache_dir: Path, upload_dir: Path) -> None:
     """Teacher from an upload, the cache, or pretrained / fresh weights trained on the train split."""
     config, spec = state.config, state.spec
-    class_names = state.raw.class_names
-    train_texts = [state.raw.texts[i] for i in state.splits.train] if spec.family == "text" else None
     if config.teacher_upload_id:
-        model, tok, source, epochs = _uploaded_teacher(state, upload_dir, class_names)
-        cache_path = None
-    else:
-        cache_path = cache_dir / "teachers" / _teacher_key(state)
-        cached = teachers.load_cached(cache_path, spec, preset=config.preset, class_names=class_names)
-        if cached is not None:
-            state.teacher, state.tokenizer, meta = cached
-            state.teacher_source = {**meta["source"], "kind": "cache",
-                                    "detail": f"reused from the teacher cache ({meta['source']['detail']})"}
-            state.history["teacher"] = meta.get("history", [])
-            state.validation += meta.get("validation", [])
-            if spec.family == "text":
-                _tokenise(state)
-            state.teacher.requires_grad_(False)
+        model, tok, source, epochs = _uploaded_teacher(state, upload_dir, state.raw.class_names)
+        _train_teacher(state, cb, model, tok, source, epochs, None)
+        return
+    cache_path = cache_dir / "teachers" / _teacher_key(state)
+    # one lock per key: points of a study starting together wait for one training instead of each training
+    with cache_lock(cache_path, cb):
+        if _load_cached_teacher(state, cache_path):
             return
+        train_texts = [state.raw.texts[i] for i in state.splits.train] if spec.family == "text" else None
         model, tok, source = teachers.load_pretrained(spec, mode=config.pretrained, preset=config.preset,
-                                                      class_names=class_names, train_texts=train_texts,
+                                                      class_names=state.raw.class_names, train_texts=train_texts,
                                                       seed=config.seed)
-        epochs = state.hp["epochs"]
-    state.teacher, state.tokenizer, state.teacher_source = model, tok, source
-    if spec.family == "text":
+        _train_teacher(state, cb, model, tok, source, state.hp["epochs"], cache_path)
+
+
+@contextmanager
+def cache_lock(path: Path, cb: CallbackList, poll_s: float = 0.5) -> Iterator[None]:
+    """Hold the file lock of one cache entry; waiting stays cancellable."""
+    from filelock import FileLock, Timeout
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path) + ".lock")
+    while True:
+        cb.check_stop()
+        try:
+            lock.acquire(timeout=poll_s)
+            break
+        except Timeout:
+            continue
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _load_cached_teacher(state: JobState, cache_path: Path) -> bool:
+    """Teacher, tokenizer and history from the cache; False when the cache has none."""
+    cached = teachers.load_cached(cache_path, state.spec, preset=state.config.preset,
+                                  class_names=state.raw.class_names)
+    if cached is None:
+        return False
+    state.teacher, state.tokenizer, meta = cached
+    state.teacher_source = {**meta["source"], "kind": "cache", "cache_key": cache_path.name,
+                            "detail": f"reused from the teacher cache ({meta['source']['detail']})"}
+    state.history["teacher"] = meta.get("history", [])
+    state.validation += meta.get("validation", [])
+    if state.spec.family == "text":
         _tokenise(state)
-    seed_everything(config.seed)
+    state.teacher.requires_grad_(False)
+    return True
+
+
+def _train_teacher(state: JobState, cb: CallbackList, model: nn.Module, tok: Any, source: dict, epochs: int,
+                   cache_path: Path | None) -> None:
+    """Train the teacher here and, when it has a cache key, store it for the next job."""
+    state.teacher, state.tokenizer, state.teacher_source = model, tok, source
+    if state.spec.family == "text":
+        _tokenise(state)
+    seed_everything(state.config.seed)
     validate = _epoch_validator(state, cb, "teacher", state.teacher)
     state.history["teacher"] = loop.train(state.teacher, state.adapter, state.train, _settings(state, epochs),
                                           phase="teacher", callbacks=cb, on_epoch_end=validate)
     state.teacher.eval().requires_grad_(False)
     if cache_path is not None:
+        state.teacher_source = {**state.teacher_source, "cache_key": cache_path.name}
         teachers.save_teacher(cache_path, state.teacher, state.tokenizer,
-                              {"source": state.teacher_source, "history": state.history["teacher"],
+                              {"source": source, "history": state.history["teacher"],
                                "validation": [v for v in state.validation if v["phase"] == "teacher"]})
 
 
@@ -301,11 +337,30 @@ def build_student(state: JobState, cb: CallbackList) -> None:
     cb.on_metrics("student", {"phase": "student", **state.structural})
 
 
-def distill(state: JobState, cb: CallbackList) -> dict:
-    """KD of the structural student from the frozen teacher."""
+def distill(state: JobState, cb: CallbackList, cache_dir: Path | None = None) -> dict:
+    """KD of the structural student from the frozen teacher, or the same student from the student cache."""
     seed_everything(state.config.seed + 1)
     state.kd_train, info = loop.with_teacher_logits(state.teacher, state.adapter, state.train,
                                                       check_stop=cb.check_stop)
+    key = _student_key(state)
+    if cache_dir is None or key is None:
+        state.student_source = {"kind": "distilled", "detail": "distilled here; not cached: "
+                                + ("the teacher was uploaded" if key is None else "no cache directory")}
+        _distill_here(state, cb)
+        return info
+    path = cache_dir / "students" / key
+    # points of a study that share teacher, structural ratio and KD options share this student
+    with cache_lock(path, cb):
+        if not _load_cached_student(state, path):
+            _distill_here(state, cb)
+            _save_student(state, path)
+            state.student_source = {"kind": "distilled", "cache_key": key,
+                                    "detail": "distilled here and stored in the student cache"}
+    return info
+
+
+def _distill_here(state: JobState, cb: CallbackList) -> None:
+    """Train the structural student by KD and record its validation."""
     validate = _epoch_validator(state, cb, "distill", state.student)
     state.history["distill"] = loop.train(state.student, state.adapter, state.kd_train,
                                           _settings(state, state.hp["kd_epochs"], state.hp["kd_learning_rate"]),
@@ -313,7 +368,60 @@ def distill(state: JobState, cb: CallbackList) -> dict:
                                           teacher=state.teacher, on_epoch_end=validate)
     last = [v for v in state.validation if v["phase"] == "distill"]
     _stage(state, "student_kd", state.student, last[-1]["accuracy"] if last else None)
-    return info
+
+
+def _student_key(state: JobState) -> str | None:
+    """Teacher key + structural ratio + KD options + seed, hashed; None when the teacher has no key (upload)."""
+    teacher_key = state.teacher_source.get("cache_key")
+    if not teacher_key:
+        return None
+    c, hp = state.config, state.hp
+    parts = {"teacher": teacher_key, "structural_ratio": hp["structural_ratio"], "temperature": c.temperature,
+             "alpha": c.alpha, "kd_epochs": hp["kd_epochs"], "kd_lr": hp["kd_learning_rate"],
+             "batch_size": hp["batch_size"], "grad_norm": c.max_grad_norm, "seed": c.seed, "version": 1}
+    return f"{c.model_name}-{teachers.cache_key(parts)}"
+
+
+def _save_student(state: JobState, path: Path) -> None:
+    """The distilled student's weights and KD record, written to a temporary folder renamed into place."""
+    import json
+    import shutil
+    import uuid
+
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.mkdir(parents=True)
+    weights = {k: v.detach().contiguous().clone() for k, v in state.student.state_dict().items()}
+    save_file(weights, str(tmp / "student.safetensors"))
+    kd_stage = next(r for r in state.stages if r["stage"] == "student_kd")
+    meta = {"history": state.history["distill"], "validation": [v for v in state.validation if v["phase"] == "distill"],
+            "val_accuracy": kd_stage["val_accuracy"], "job_config": state.config.to_dict()}
+    (tmp / "meta.json").write_text(json.dumps(meta, default=str))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+def _load_cached_student(state: JobState, path: Path) -> bool:
+    """Load the distilled weights into the freshly built structural student; False when absent or unfit."""
+    import json
+
+    from safetensors.torch import load_file
+
+    if not (path / "meta.json").is_file():
+        return False
+    meta = json.loads((path / "meta.json").read_text())
+    try:  # the structure comes from the same teacher and ratio, so the shapes match; if not, distil again
+        state.student.load_state_dict(load_file(str(path / "student.safetensors")))
+    except (RuntimeError, OSError):
+        return False
+    state.history["distill"] = meta.get("history", [])
+    state.validation += meta.get("validation", [])
+    _stage(state, "student_kd", state.student, meta.get("val_accuracy"))
+    state.student_source = {"kind": "cache", "cache_key": path.name,
+                            "detail": "distilled student reused from the student cache (same teacher, structural "
+                                      "ratio, KD options and seed); only pruning and measurement ran here"}
+    return True
 
 
 def prune_progressively(state: JobState, cb: CallbackList) -> None:
@@ -405,6 +513,7 @@ def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -
                     **({"image_size": state.image_size} if state.spec.family == "vision"
                        else {"max_length_tokens": state.max_length})},
         "teacher_source": state.teacher_source,
+        "student_source": state.student_source,
         "environment": env,
         "timings_s": {p: state.timings.get(p) for p in (*PHASES, "total")},
         "structural": state.structural,

@@ -16,8 +16,9 @@ def register_service(app: "Flask", socketio: "SocketIO") -> None:
     """Job manager (app.extensions["jobs"]), Socket.IO handlers, upload-aware requests and blueprints."""
     import os
 
-    from backend.api import dashboard, openapi, results, sockets, testing, training, uploads
+    from backend.api import dashboard, openapi, results, sockets, studies, testing, training, uploads
     from backend.jobs import JobManager
+    from backend.jobs.studies import StudyService, StudyStore
 
     for key, default in SERVICE_DEFAULTS.items():
         env = os.environ.get(f"KD_{key}")
@@ -29,5 +30,19 @@ def register_service(app: "Flask", socketio: "SocketIO") -> None:
         torch_threads=app.config["TORCH_THREADS"], start=app.config["START_WORKERS"],
         cancel_wait_s=float(app.config["CANCEL_WAIT_S"]), heartbeat_s=float(app.config["HEARTBEAT_S"]),
         progress_interval_s=float(app.config["PROGRESS_INTERVAL_S"]))
-    for module in (dashboard, openapi, training, results, testing, uploads):
+    _register_studies(app, socketio, StudyService, StudyStore)
+    for module in (dashboard, openapi, training, results, testing, uploads, studies):
         app.register_blueprint(module.bp)
+
+
+def _register_studies(app: "Flask", socketio: "SocketIO", service_cls, store_cls) -> None:
+    """Study service (app.extensions["studies"]) told of every job's end, emitting study_progress."""
+    from pathlib import Path
+
+    from backend.api import sockets
+
+    manager = app.extensions["jobs"]
+    service = service_cls(manager, store_cls(Path(app.config["DATA_DIR"]) / "jobs.sqlite3"))
+    service.add_listener(sockets.make_study_emitter(socketio, app.extensions["kd_subscribers"]))
+    manager.on_job_end.append(service.on_job_end)
+    app.extensions["studies"] = service

@@ -1,0 +1,141 @@
+"""Study pieces without training: Pareto flags by hand, grid validation, MATLAB/CSV shapes, the API's 4xx."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from backend.app import create_app
+from backend.jobconfig import ConfigError
+from backend.jobs.studies import MAX_POINTS, expand_grid, study_state
+from backend.metrics.matlab import matlab_problems
+from backend.metrics.study import pareto_flags, study_csv, study_matlab, with_pareto
+
+
+def test_pareto_flags_by_hand():
+    # (accuracy, latency): B dominates D (more accurate and faster); A is fastest; C is most accurate;
+    # E equals B (both stay); F is unmeasured
+    points = [(0.90, 1.0), (0.95, 2.0), (0.99, 5.0), (0.94, 3.0), (0.95, 2.0), (None, 0.5)]
+    assert pareto_flags(points) == [True, True, True, False, True, False]
+    assert pareto_flags([(0.9, 2.0), (0.9, 1.0)]) == [False, True]  # same accuracy, slower: dominated
+    assert pareto_flags([]) == []
+
+
+def test_with_pareto_uses_latency_and_dense_size():
+    rows = [{"accuracy": 0.9, "latency_batch_1_ms": 1.0, "model_size_mb": 9.0},
+            {"accuracy": 0.95, "latency_batch_1_ms": 2.0, "model_size_mb": 1.0}]
+    flagged = with_pareto(rows)
+    assert [r["pareto_latency"] for r in flagged] == [True, True]
+    assert [r["pareto_size"] for r in flagged] == [False, True]
+
+
+def test_expand_grid_orders_points_by_shared_student():
+    axes, options, configs = expand_grid({"model_name": "ResNet-18", "max_samples": 100,
+                                          "grid": {"sparsity": [0.3, 0.5], "structural_ratio": [0.25, 0.5]}})
+    assert axes == {"sparsity": [0.3, 0.5], "structural_ratio": [0.25, 0.5]} and options["max_samples"] == 100
+    assert [(c.structural_ratio, c.sparsity) for c in configs] == [(0.25, 0.3), (0.25, 0.5), (0.5, 0.3), (0.5, 0.5)]
+    assert all(c.model_name == "resnet18" for c in configs)
+
+
+@pytest.mark.parametrize("grid, field", [
+    ({"sparsity": [0.3]}, "grid.structural_ratio"),
+    ({"sparsity": [], "structural_ratio": [0.5]}, "grid.sparsity"),
+    ({"sparsity": [0.3, 0.3], "structural_ratio": [0.5]}, "grid.sparsity"),
+    ({"sparsity": [0.3, 1.5], "structural_ratio": [0.5]}, "grid.sparsity"),
+    ({"sparsity": [0.3], "structural_ratio": ["x"]}, "grid.structural_ratio"),
+    ({"sparsity": [0.3], "structural_ratio": [0.5], "epochs": [1]}, "grid.epochs"),
+    ({"sparsity": [0.1 * i for i in range(5)], "structural_ratio": [0.1 * i for i in range(5)]}, "grid"),
+    ("nope", "grid"),
+])
+def test_bad_grids_name_the_value(grid, field):
+    with pytest.raises(ConfigError) as info:
+        expand_grid({"model_name": "resnet18", "grid": grid})
+    assert info.value.field == field
+
+
+def test_grid_axis_cannot_also_be_an_option():
+    with pytest.raises(ConfigError) as info:
+        expand_grid({"model_name": "resnet18", "sparsity": 0.2, "grid": {"sparsity": [0.3], "structural_ratio": [.5]}})
+    assert info.value.field == "sparsity"
+
+
+def test_study_state():
+    assert study_state(["queued", "queued"], False) == "queued"
+    assert study_state(["succeeded", "queued"], False) == "running"
+    assert study_state(["succeeded", "succeeded"], False) == "succeeded"
+    assert study_state(["succeeded", "failed"], False) == "partial"
+    assert study_state(["succeeded", "cancelled"], True) == "cancelled"
+    assert study_state(["succeeded", "running"], True) == "cancelling"
+
+
+def _rows():
+    base = {"temperature": 3.0, "alpha": 0.7, "f1_macro": 0.9, "model_size_mb": 2.0, "teacher_accuracy": 0.99}
+    rows = [{"index": 0, "job_id": "j0", "state": "succeeded", "sparsity": 0.3, "structural_ratio": 0.5,
+             "accuracy": 0.97, "latency_batch_1_ms": 1.5, **base},
+            {"index": 1, "job_id": "j1", "state": "succeeded", "sparsity": 0.6, "structural_ratio": 0.5,
+             "accuracy": 0.95, "latency_batch_1_ms": 1.2, **base},
+            {"index": 2, "job_id": "j2", "state": "cancelled", "sparsity": 0.3, "structural_ratio": 0.25}]
+    return with_pareto(rows)
+
+
+def test_matlab_shapes_and_missing():
+    data = study_matlab(_rows(), {"sparsity": [0.3, 0.6], "structural_ratio": [0.25, 0.5]})
+    assert matlab_problems({"matlab_data": data}) == []
+    cols = data["columns"]
+    assert len(data["points"]) == 2 and all(len(r) == len(cols) for r in data["points"])
+    assert data["accuracy"] == [0.97, 0.95] and data["pareto_latency"] == [1, 1]
+    assert "speedup_batch_1" in data["missing"] and "speedup_batch_1" not in cols
+    assert all(isinstance(v, (int, float)) for row in data["points"] for v in row)
+
+
+def test_csv_parses():
+    rows = list(csv.DictReader(io.StringIO(study_csv(_rows()))))
+    assert [r["job_id"] for r in rows] == ["j0", "j1", "j2"]
+    assert rows[0]["accuracy"] == "0.97" and rows[2]["accuracy"] == "" and rows[0]["pareto_latency"] == "1"
+
+
+@pytest.fixture()
+def idle_app(tmp_path):
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "START_WORKERS": False})
+    yield app
+    app.extensions["jobs"].shutdown()
+
+
+def test_api_validates_before_submitting(idle_app):
+    http = idle_app.test_client()
+    res = http.post("/studies", json={"model_name": "resnet18", "grid": {"sparsity": [0.3, 2.0],
+                                                                          "structural_ratio": [0.5]}})
+    assert res.status_code == 400 and res.get_json()["error"]["field"] == "grid.sparsity"
+    assert "2.0" in res.get_json()["error"]["message"]
+    big = {"sparsity": [0.05 * i for i in range(1, 6)], "structural_ratio": [0.1 * i for i in range(1, 6)]}
+    res = http.post("/studies", json={"model_name": "resnet18", "grid": big})
+    assert res.status_code == 400 and str(MAX_POINTS) in res.get_json()["error"]["message"]
+    assert http.post("/studies", json={"model_name": "nope", "grid": {"sparsity": [0.3], "structural_ratio": [0.5]}}
+                     ).status_code == 400
+    assert http.get("/jobs").get_json()["count"] == 0  # nothing submitted
+    assert http.get("/studies/study_x").status_code == 404
+    assert http.get("/matlab_metrics?study_id=study_x").status_code == 404
+    assert http.get("/visualize?kind=pareto&study_id=study_x").status_code == 404
+
+
+def test_api_queues_cancels_and_deletes(idle_app):
+    http = idle_app.test_client()
+    res = http.post("/studies", json={"model_name": "resnet18", "max_samples": 100,
+                                      "grid": {"sparsity": [0.3, 0.5], "structural_ratio": [0.5]}})
+    assert res.status_code == 202
+    study_id, job_ids = res.get_json()["study_id"], res.get_json()["job_ids"]
+    assert {j["id"] for j in http.get("/jobs").get_json()["jobs"]} == set(job_ids)
+    detail = http.get(f"/studies/{study_id}").get_json()
+    assert detail["state"] == "queued" and detail["points_total"] == 2 and detail["points_done"] == 0
+    assert [r["sparsity"] for r in detail["rows"]] == [0.3, 0.5]
+    assert http.delete(f"/studies/{study_id}").status_code == 409
+    assert http.get(f"/studies/{study_id}.csv").mimetype == "text/csv"
+    assert http.get(f"/studies?format=csv").status_code == 200
+    assert http.get(f"/visualize?kind=pareto&study_id={study_id}").data[:4] == b"\x89PNG"
+    assert http.get(f"/visualize?kind=overview&study_id={study_id}").status_code == 400
+    cancelled = http.post(f"/studies/{study_id}/cancel").get_json()
+    assert cancelled["state"] == "cancelled" and cancelled["points_done"] == 2
+    assert http.get(f"/studies").get_json()["studies"][0]["study_id"] == study_id
+    assert http.delete(f"/studies/{study_id}").status_code == 200
+    assert http.get(f"/studies/{study_id}").status_code == 404

@@ -54,7 +54,7 @@ def create_study():
     answer = {"study_id": study.id, "job_ids": study.job_ids, "points_total": len(study.points),
               "state": "queued", "grid": study.grid,
               "links": {"study": f"/studies/{study.id}", "cancel": f"/studies/{study.id}/cancel",
-                        "csv": f"/studies/{study.id}.csv", "matlab": f"/matlab_metrics?study_id={study.id}",
+                        "csv": f"/studies/{study.id}?format=csv", "matlab": f"/matlab_metrics?study_id={study.id}",
                         "pareto": f"/visualize?kind=pareto&study_id={study.id}"}}
     return jsonify(answer), 202, {"Location": f"/studies/{study.id}"}
 
@@ -73,12 +73,6 @@ def study_detail(study_id: str):
     if request.args.get("format") == "csv":
         return study_csv_response(study)
     return jsonify(jsonable(service().detail(study)))
-
-
-@bp.get("/studies/<study_id>.csv")
-def study_csv_file(study_id: str):
-    """The study table as CSV."""
-    return study_csv_response(get_study(study_id))
 
 
 def study_csv_response(study: StudyRecord) -> Response:

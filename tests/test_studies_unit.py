@@ -138,3 +138,23 @@ def test_api_queues_cancels_and_deletes(idle_app):
     assert http.get(f"/studies").get_json()["studies"][0]["study_id"] == study_id
     assert http.delete(f"/studies/{study_id}").status_code == 200
     assert http.get(f"/studies/{study_id}").status_code == 404
+
+
+def test_cli_study_arguments_and_files(tmp_path, capsys):
+    import json as _json
+
+    from backend import cli
+    from backend.study_cli import body_from_args, parse_args, write_study_files
+
+    args = parse_args(["--model", "resnet18", "--sparsity", "0.3,0.5,0.7", "--structural-ratio", "0.25,0.5",
+                       "--max-samples", "100", "--epochs", "1"])
+    body = body_from_args(args)
+    assert body["grid"] == {"sparsity": [0.3, 0.5, 0.7], "structural_ratio": [0.25, 0.5]}
+    assert body["max_samples"] == 100 and body["epochs"] == 1 and "temperature" not in body
+    assert cli.main(["study", "--model", "resnet18", "--sparsity", "0.3,0.3", "--structural-ratio", "0.5"]) == 2
+    assert "duplicate" in capsys.readouterr().err
+    write_study_files(_rows(), {"sparsity": [0.3, 0.6], "structural_ratio": [0.25, 0.5]}, tmp_path, "resnet18")
+    assert _json.loads((tmp_path / "matlab_study.json").read_text())["matlab_data"]["accuracy"] == [0.97, 0.95]
+    assert len((tmp_path / "study.csv").read_text().splitlines()) == 4
+    assert (tmp_path / "plots" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "plots" / "study_sparsity.png").read_bytes()[:4] == b"\x89PNG"

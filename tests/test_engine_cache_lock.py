@@ -9,6 +9,7 @@ import threading
 from backend.kd.callbacks import CallbackList, Callbacks, JobCancelled
 from backend.pipeline import cache_lock
 
+
 def test_cache_lock_waits_and_stays_cancellable(tmp_path):
     path = tmp_path / "cache" / "entry"
     stop = threading.Event()

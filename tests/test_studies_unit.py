@@ -135,7 +135,7 @@ def test_api_queues_cancels_and_deletes(idle_app):
     assert http.get(f"/visualize?kind=overview&study_id={study_id}").status_code == 400
     cancelled = http.post(f"/studies/{study_id}/cancel").get_json()
     assert cancelled["state"] == "cancelled" and cancelled["points_done"] == 2
-    assert http.get(f"/studies").get_json()["studies"][0]["study_id"] == study_id
+    assert http.get("/studies").get_json()["studies"][0]["study_id"] == study_id
     assert http.delete(f"/studies/{study_id}").status_code == 200
     assert http.get(f"/studies/{study_id}").status_code == 404
 

@@ -150,7 +150,7 @@ def expand_grid(body: Mapping[str, Any]) -> tuple[dict[str, list[float]], dict[s
     order = [n for n in ("structural_ratio", "temperature", "alpha", "sparsity") if n in axes]
     configs = []
     for combo in itertools.product(*(axes[n] for n in order)):
-        point = dict(zip(order, combo))
+        point = dict(zip(order, combo, strict=True))
         try:
             configs.append(JobConfig.from_dict({**options, **point}))
         except ConfigError as exc:

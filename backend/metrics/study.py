@@ -81,7 +81,7 @@ def with_pareto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows with pareto_latency (accuracy vs batch-1 latency) and pareto_size (accuracy vs dense size) flags."""
     lat = pareto_flags([(r.get("accuracy"), r.get("latency_batch_1_ms")) for r in rows])
     size = pareto_flags([(r.get("accuracy"), r.get("model_size_mb")) for r in rows])
-    return [{**r, "pareto_latency": a, "pareto_size": b} for r, a, b in zip(rows, lat, size)]
+    return [{**r, "pareto_latency": a, "pareto_size": b} for r, a, b in zip(rows, lat, size, strict=True)]
 
 
 def study_matlab(rows: list[dict[str, Any]], axes: dict[str, list[float]]) -> dict[str, Any]:

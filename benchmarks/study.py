@@ -102,6 +102,12 @@ def splice(markdown: str, section: str) -> str:
     return markdown.rstrip("\n") + "\n\n" + section
 
 
+def keep_section(old: str, new: str) -> str:
+    """`new` BENCHMARKS.md text with the study section of `old` kept (python -m benchmarks rewrites the file)."""
+    found = re.search(re.escape(BEGIN) + ".*?" + re.escape(END) + "\n?", old, re.S)
+    return splice(new, found.group(0)) if found else new
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.study")
     parser.add_argument("--max-samples", type=int, help="cap the dataset (a quicker, less accurate run)")

@@ -158,3 +158,17 @@ def test_cli_study_arguments_and_files(tmp_path, capsys):
     assert len((tmp_path / "study.csv").read_text().splitlines()) == 4
     assert (tmp_path / "plots" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "plots" / "study_sparsity.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_benchmark_section_is_spliced_and_kept():
+    from benchmarks.study import BEGIN, END, keep_section, render, splice
+
+    results = {"started_at": "now", "environment": {"cpu": "x", "torch_threads": 1}, "options": {}, "study_s": 30.0,
+               "separate_s": 100.0, "workers_s": {"1": 30.0, "2": 20.0}, "rows": _rows()}
+    section = render(results)
+    assert section.startswith(BEGIN) and section.rstrip().endswith(END)
+    assert "**30%**" in section and "met" in section and "Two workers / one: 67%" in section
+    doc = splice("# Benchmarks\n\nold text\n", section)
+    assert doc.count(BEGIN) == 1 and "old text" in doc
+    assert splice(doc, section.replace("**30%**", "**31%**")).count(BEGIN) == 1
+    assert keep_section(doc, "# Benchmarks\n\nnew text\n").count("**30%**") == 1

@@ -198,75 +198,48 @@ def _architecture(state: JobState) -> dict:
 
 def obtain_teacher(state: JobState, cb: CallbackList, cache_dir: Path, upload_dir: Path) -> None:
     """Teacher from an upload, the cache, or pretrained / fresh weights trained on the train split."""
-    config, spec = state.config, state.spec
-    if config.teacher_upload_id:
-        model, tok, source, epochs = _uploaded_teacher(state, upload_dir, state.raw.class_names)
-        _train_teacher(state, cb, model, tok, source, epochs, None)
+    if state.config.teacher_upload_id:
+        _obtain_teacher(state, cb, None, upload_dir)
         return
     cache_path = cache_dir / "teachers" / _teacher_key(state)
-    # one lock per key: points of a study starting together wait for one training instead of each training
-    with cache_lock(cache_path, cb):
-        if _load_cached_teacher(state, cache_path):
+    # One worker trains a given teacher; another that needs it meanwhile waits, then reuses it from the cache.
+    with teachers.cache_lock(cache_path, check=cb.check_stop):
+        _obtain_teacher(state, cb, cache_path, upload_dir)
+
+
+def _obtain_teacher(state: JobState, cb: CallbackList, cache_path: Path | None, upload_dir: Path) -> None:
+    config, spec = state.config, state.spec
+    class_names = state.raw.class_names
+    train_texts = [state.raw.texts[i] for i in state.splits.train] if spec.family == "text" else None
+    if cache_path is None:
+        model, tok, source, epochs = _uploaded_teacher(state, upload_dir, class_names)
+    else:
+        cached = teachers.load_cached(cache_path, spec, preset=config.preset, class_names=class_names)
+        if cached is not None:
+            state.teacher, state.tokenizer, meta = cached
+            state.teacher_source = {**meta["source"], "kind": "cache",
+                                    "detail": f"reused from the teacher cache ({meta['source']['detail']})"}
+            state.history["teacher"] = meta.get("history", [])
+            state.validation += meta.get("validation", [])
+            if spec.family == "text":
+                _tokenise(state)
+            state.teacher.requires_grad_(False)
             return
-        train_texts = [state.raw.texts[i] for i in state.splits.train] if spec.family == "text" else None
         model, tok, source = teachers.load_pretrained(spec, mode=config.pretrained, preset=config.preset,
-                                                      class_names=state.raw.class_names, train_texts=train_texts,
+                                                      class_names=class_names, train_texts=train_texts,
                                                       seed=config.seed)
-        _train_teacher(state, cb, model, tok, source, state.hp["epochs"], cache_path)
-
-
-@contextmanager
-def cache_lock(path: Path, cb: CallbackList, poll_s: float = 0.5) -> Iterator[None]:
-    """Hold the file lock of one cache entry; waiting stays cancellable."""
-    from filelock import FileLock, Timeout
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path) + ".lock")
-    while True:
-        cb.check_stop()
-        try:
-            lock.acquire(timeout=poll_s)
-            break
-        except Timeout:
-            continue
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def _load_cached_teacher(state: JobState, cache_path: Path) -> bool:
-    """Teacher, tokenizer and history from the cache; False when the cache has none."""
-    cached = teachers.load_cached(cache_path, state.spec, preset=state.config.preset,
-                                  class_names=state.raw.class_names)
-    if cached is None:
-        return False
-    state.teacher, state.tokenizer, meta = cached
-    state.teacher_source = {**meta["source"], "kind": "cache", "cache_key": cache_path.name,
-                            "detail": f"reused from the teacher cache ({meta['source']['detail']})"}
-    state.history["teacher"] = meta.get("history", [])
-    state.validation += meta.get("validation", [])
-    if state.spec.family == "text":
-        _tokenise(state)
-    state.teacher.requires_grad_(False)
-    return True
-
-
-def _train_teacher(state: JobState, cb: CallbackList, model: nn.Module, tok: Any, source: dict, epochs: int,
-                   cache_path: Path | None) -> None:
-    """Train the teacher here and, when it has a cache key, store it for the next job."""
+        epochs = state.hp["epochs"]
     state.teacher, state.tokenizer, state.teacher_source = model, tok, source
-    if state.spec.family == "text":
+    if spec.family == "text":
         _tokenise(state)
-    seed_everything(state.config.seed)
+    seed_everything(config.seed)
     validate = _epoch_validator(state, cb, "teacher", state.teacher)
     state.history["teacher"] = loop.train(state.teacher, state.adapter, state.train, _settings(state, epochs),
                                           phase="teacher", callbacks=cb, on_epoch_end=validate)
     state.teacher.eval().requires_grad_(False)
     if cache_path is not None:
-        state.teacher_source = {**state.teacher_source, "cache_key": cache_path.name}
         teachers.save_teacher(cache_path, state.teacher, state.tokenizer,
-                              {"source": source, "history": state.history["teacher"],
+                              {"source": state.teacher_source, "history": state.history["teacher"],
                                "validation": [v for v in state.validation if v["phase"] == "teacher"]})
 
 
@@ -350,12 +323,13 @@ def distill(state: JobState, cb: CallbackList, cache_dir: Path | None = None) ->
         return info
     path = cache_dir / "students" / key
     # points of a study that share teacher, structural ratio and KD options share this student
-    with cache_lock(path, cb):
+    with teachers.cache_lock(path, check=cb.check_stop):
         if not _load_cached_student(state, path):
             _distill_here(state, cb)
             _save_student(state, path)
             state.student_source = {"kind": "distilled", "cache_key": key,
                                     "detail": "distilled here and stored in the student cache"}
+        state.student_source["teacher_cache_key"] = _teacher_key(state)
     return info
 
 
@@ -371,10 +345,10 @@ def _distill_here(state: JobState, cb: CallbackList) -> None:
 
 
 def _student_key(state: JobState) -> str | None:
-    """Teacher key + structural ratio + KD options + seed, hashed; None when the teacher has no key (upload)."""
-    teacher_key = state.teacher_source.get("cache_key")
-    if not teacher_key:
+    """Teacher key + structural ratio + KD options + seed, hashed; None for an uploaded teacher (no teacher key)."""
+    if state.config.teacher_upload_id:
         return None
+    teacher_key = _teacher_key(state)
     c, hp = state.config, state.hp
     parts = {"teacher": teacher_key, "structural_ratio": hp["structural_ratio"], "temperature": c.temperature,
              "alpha": c.alpha, "kd_epochs": hp["kd_epochs"], "kd_lr": hp["kd_learning_rate"],

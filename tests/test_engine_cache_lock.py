@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 from backend.kd.callbacks import CallbackList, Callbacks, JobCancelled
-from backend.pipeline import cache_lock
+from backend.models.teachers import cache_lock
 
 
 def test_cache_lock_waits_and_stays_cancellable(tmp_path):
@@ -19,12 +19,12 @@ def test_cache_lock_waits_and_stays_cancellable(tmp_path):
             return stop.is_set()
 
     cb = CallbackList(Stopper())
-    with cache_lock(path, cb):
+    with cache_lock(path, check=cb.check_stop):
         outcome: list[str] = []
 
         def waiter() -> None:
             try:
-                with cache_lock(path, cb, poll_s=0.05):
+                with cache_lock(path, check=cb.check_stop, poll_s=0.05):
                     outcome.append("acquired")
             except JobCancelled:
                 outcome.append("cancelled")
@@ -37,5 +37,5 @@ def test_cache_lock_waits_and_stays_cancellable(tmp_path):
         thread.join(5)
     assert outcome == ["cancelled"]
     stop.clear()
-    with cache_lock(path, cb):  # released by both
+    with cache_lock(path, check=cb.check_stop):  # released by both
         pass

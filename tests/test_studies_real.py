@@ -116,7 +116,7 @@ def test_teacher_once_and_students_shared(study):
     metas = [requests.get(f"{url}/evaluate?job_id={r['job_id']}", timeout=10).json()["metadata"] for r in rows]
     teachers = [m["teacher_source"]["kind"] for m in metas]
     assert teachers == ["trained", "cache", "cache", "cache"]  # points run in order: one training, then the cache
-    assert len({m["teacher_source"]["cache_key"] for m in metas}) == 1
+    assert len({m["student_source"]["teacher_cache_key"] for m in metas}) == 1
     students = {(r["structural_ratio"], r["sparsity"]): m["student_source"] for r, m in zip(rows, metas, strict=True)}
     for ratio in (0.25, 0.5):
         first, second = students[(ratio, 0.3)], students[(ratio, 0.6)]

@@ -10,18 +10,36 @@
   const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
   const state = { study: null, timer: null, socket: null };
 
+  const LOOPBACK_ORIGIN = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$/;
+  const TOKEN_KEY = 'kd-api-token'; // the bearer token the main dashboard keeps, when the server asks for one
+
+  /** Whether requests (and the token) may go to this address: this page's origin, loopback, or kd-origins. */
+  function apiAllowed(base) {
+    let origin, extra = [];
+    try { origin = new URL(base, location.href).origin; } catch (err) { return false; }
+    const meta = document.querySelector('meta[name="kd-origins"]');
+    try { extra = meta ? JSON.parse(meta.content) : []; } catch (err) { extra = []; }
+    return origin === location.origin || LOOPBACK_ORIGIN.test(origin) || extra.includes(origin);
+  }
+
   function resolveApi() {
     const meta = document.querySelector('meta[name="kd-api"]');
-    let base = params.get('api') || window.KD_DASHBOARD_API;
+    let base = params.get('api');
+    if (base && !apiAllowed(base)) base = null;
+    if (base) base = new URL(base, location.href).href;
     if (!base && meta) base = new URL(meta.content || '/', location.href).href;
     if (!base) base = location.protocol.startsWith('http') ? location.origin : 'http://127.0.0.1:5001';
     return String(base).replace(/\/+$/, '');
   }
+
+  const token = () => sessionStorage.getItem(TOKEN_KEY);
   const API = resolveApi();
 
   async function api(path, options) {
     let res;
-    try { res = await fetch(API + path, options); } catch (err) { throw new Error(`Cannot reach the backend at ${API}.`); }
+    const opts = { ...(options || {}) };
+    if (token()) opts.headers = { ...(opts.headers || {}), Authorization: `Bearer ${token()}` };
+    try { res = await fetch(API + path, opts); } catch (err) { throw new Error(`Cannot reach the backend at ${API}.`); }
     const body = (res.headers.get('Content-Type') || '').includes('json') ? await res.json().catch(() => null) : null;
     if (!res.ok) throw new Error((body && body.error && body.error.message) || `The backend answered ${res.status}.`);
     return body;
@@ -106,7 +124,8 @@
   function listen(studyId) {
     if (!window.io) return; // the page polls instead (every 2 s)
     if (!state.socket) {
-      state.socket = window.io(API, { transports: ['polling', 'websocket'] });
+      state.socket = window.io(API, { transports: ['polling', 'websocket'],
+        auth: (cb) => cb(token() ? { token: token() } : {}) });
       state.socket.on('study_progress', (p) => { if (p.study_id === state.study) render(null, p); refresh(); });
     }
     state.socket.emit('join', { study_id: studyId });
@@ -181,6 +200,21 @@
     box.replaceChildren(root);
   }
 
+  /** With a token, a link is fetched with it and opened as a blob (a plain link cannot carry the header). */
+  async function openWithToken(event) {
+    const link = event.currentTarget;
+    if (!token()) return;
+    event.preventDefault();
+    try {
+      const res = await fetch(link.href, { headers: { Authorization: `Bearer ${token()}` } });
+      if (!res.ok) throw new Error(`${link.textContent.trim()}: the backend answered ${res.status}.`);
+      const url = URL.createObjectURL(await res.blob());
+      const a = el('a', { href: url, download: link.getAttribute('download') || 'download' });
+      document.body.append(a); a.click(); a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (err) { say(err.message, 'error'); }
+  }
+
   async function cancelStudy() {
     if (!state.study) return;
     try { render(await api(`/studies/${state.study}/cancel`, { method: 'POST' })); refresh(); listStudies(); } catch (err) { say(err.message, 'error'); }
@@ -199,6 +233,7 @@
     if (!$('study-form')) return;
     $('study-form').addEventListener('submit', startStudy);
     $('study-cancel').addEventListener('click', cancelStudy);
+    for (const id of ['study-csv', 'study-bundle']) $(id).addEventListener('click', openWithToken);
     fillModels();
     listStudies();
   }

@@ -195,6 +195,7 @@ class StudyService:
     def __init__(self, manager: Any, store: StudyStore) -> None:
         self.manager, self.store = manager, store
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._metrics: dict[str, dict[str, Any]] = {}  # job_id -> its row figures: a succeeded report never changes
 
     def create(self, body: Mapping[str, Any]) -> StudyRecord:
         """Validate every point, then submit them all as jobs; nothing is submitted when one is bad."""
@@ -229,13 +230,20 @@ class StudyService:
             metrics: dict[str, Any] = {}
             if job is not None and job.state == SUCCEEDED:
                 try:
-                    metrics = point_metrics(self.manager.report(job))
+                    metrics = self._point_metrics(job)
                 except (FileNotFoundError, ValueError):
                     row["error"] = "the report is missing or unreadable"
             elif job is not None and job.error:
                 row["error"] = job.error
             rows.append({**row, **metrics})
         return with_pareto(rows)
+
+    def _point_metrics(self, job: Any) -> dict[str, Any]:
+        if job.id not in self._metrics:
+            if len(self._metrics) > 10_000:  # bounded: a long-lived server forgets the oldest
+                self._metrics.pop(next(iter(self._metrics)))
+            self._metrics[job.id] = point_metrics(self.manager.report(job))
+        return self._metrics[job.id]
 
     def summary(self, study: StudyRecord, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The public shape of a study (without rows)."""

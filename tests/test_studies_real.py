@@ -20,7 +20,7 @@ from backend.metrics.matlab import matlab_problems
 from tests.servers import free_port, stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {"model_name": "mobilenetv2", "epochs": 1, "kd_epochs": 1, "finetune_epochs": 1, "max_samples": 200,
+TINY = {"model_name": "resnet18", "epochs": 1, "kd_epochs": 1, "finetune_epochs": 1, "max_samples": 200,
         "pruning_steps": 1, "pretrained": False}
 GRID = {"sparsity": [0.3, 0.6], "structural_ratio": [0.25, 0.5]}
 
@@ -50,7 +50,8 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("studies")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KD_TORCH_THREADS": "1"}
+    # two workers: points start together, so the teacher and student locks are what makes them share
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KD_TORCH_THREADS": "1", "KD_WORKERS": "2"}
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(tmp / "data")],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -114,16 +115,16 @@ def test_every_point_measured_and_pareto_flags_by_hand(study):
 def test_teacher_once_and_students_shared(study):
     url, rows = study["url"], study["detail"]["rows"]
     metas = [requests.get(f"{url}/evaluate?job_id={r['job_id']}", timeout=10).json()["metadata"] for r in rows]
-    teachers = [m["teacher_source"]["kind"] for m in metas]
-    assert teachers == ["trained", "cache", "cache", "cache"]  # points run in order: one training, then the cache
+    teachers = sorted(m["teacher_source"]["kind"] for m in metas)
+    assert teachers == ["cache", "cache", "cache", "trained"]  # trained once, whichever point got the lock first
     assert len({m["student_source"]["teacher_cache_key"] for m in metas}) == 1
     students = {(r["structural_ratio"], r["sparsity"]): m["student_source"] for r, m in zip(rows, metas, strict=True)}
     for ratio in (0.25, 0.5):
-        first, second = students[(ratio, 0.3)], students[(ratio, 0.6)]
-        assert first["kind"] == "distilled" and second["kind"] == "cache"
-        assert first["cache_key"] == second["cache_key"]
+        pair = [students[(ratio, 0.3)], students[(ratio, 0.6)]]
+        assert sorted(s["kind"] for s in pair) == ["cache", "distilled"]  # distilled once per structural ratio
+        assert pair[0]["cache_key"] == pair[1]["cache_key"]
     assert students[(0.25, 0.3)]["cache_key"] != students[(0.5, 0.3)]["cache_key"]
-    assert [r["student_source"] for r in rows] == ["distilled", "cache", "distilled", "cache"]
+    assert sorted(r["student_source"] for r in rows) == ["cache", "cache", "distilled", "distilled"]
     jobs = {j["id"] for j in requests.get(f"{url}/jobs", timeout=10).json()["jobs"]}
     assert set(study["job_ids"]) <= jobs  # ordinary jobs
 

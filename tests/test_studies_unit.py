@@ -172,3 +172,14 @@ def test_benchmark_section_is_spliced_and_kept():
     assert doc.count(BEGIN) == 1 and "old text" in doc
     assert splice(doc, section.replace("**30%**", "**31%**")).count(BEGIN) == 1
     assert keep_section(doc, "# Benchmarks\n\nnew text\n").count("**30%**") == 1
+
+
+def test_a_full_queue_refuses_the_whole_study(idle_app):
+    idle_app.config["MAX_QUEUED_JOBS"] = 1
+    http = idle_app.test_client()
+    body = {"model_name": "resnet18", "grid": {"sparsity": [0.3, 0.5], "structural_ratio": [0.25, 0.5]}}
+    first = http.post("/studies", json=body)
+    assert first.status_code == 202 and len(first.get_json()["job_ids"]) == 4  # admitted whole, past the cap
+    second = http.post("/studies", json=body)
+    assert second.status_code == 429 and second.get_json()["error"]["code"] == "queue_full"
+    assert http.get("/jobs").get_json()["count"] == 4  # refused whole: nothing of it queued

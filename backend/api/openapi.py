@@ -89,7 +89,8 @@ def _study_paths() -> dict[str, Any]:
             "post": {"summary": "Start a compression study: every grid point is queued as an ordinary job",
                      "requestBody": {"required": True, "content": {JSON: {"schema": _ref("StudyOptions")}}},
                      "responses": {"202": _json(STUDY, "Queued: study_id and the job_ids of its points"),
-                                   "400": _err("Bad option or grid value (named), or more than 24 points")}},
+                                   "400": _err("Bad option or grid value (named), or more than 24 points"),
+                                   "429": _err("The queue is full (MAX_QUEUED_JOBS): the whole study is refused")}},
             "get": {"summary": "Studies, newest first, with state and points done/total",
                     "responses": {"200": _json({"type": "object", "required": ["studies"], "properties": {
                         "studies": {"type": "array", "items": STUDY}}}, "Studies")}}},

@@ -47,6 +47,7 @@ def get_study(study_id: Any) -> StudyRecord:
 def create_study():
     """Validate every point of the grid, then queue them all as jobs; 202 {study_id, job_ids}."""
     body = json_body()
+    _check_queue_room()
     try:
         study = service().create(body)
     except ConfigError as exc:
@@ -57,6 +58,18 @@ def create_study():
                         "csv": f"/studies/{study.id}?format=csv", "matlab": f"/matlab_metrics?study_id={study.id}",
                         "pareto": f"/visualize?kind=pareto&study_id={study.id}"}}
     return jsonify(answer), 202, {"Location": f"/studies/{study.id}"}
+
+
+def _check_queue_room() -> None:
+    """A study is admitted whole or refused whole: 429 when MAX_QUEUED_JOBS (where set) jobs already wait.
+
+    Its points go to the manager directly, so an admitted study may take the queue past the cap by up to
+    MAX_POINTS - 1; what the cap bounds is how often a caller can add work, not one study's size.
+    """
+    cap = current_app.config.get("MAX_QUEUED_JOBS")
+    if cap is not None and manager().queue_length() >= int(cap):
+        raise ApiError(429, "queue_full", f"{cap} jobs are already waiting (MAX_QUEUED_JOBS); start the study "
+                       "when some have run, or cancel some.")
 
 
 @bp.get("/studies")

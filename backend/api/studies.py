@@ -114,10 +114,16 @@ def delete_study(study_id: str):
                        f"cancel it first (POST /studies/{study.id}/cancel).", state="running")
     deleted, delete = [], getattr(manager(), "delete", None)
     if callable(delete) and request.args.get("keep_jobs") not in ("1", "true"):
+        from backend.jobs import JobStateError
+
         for row in rows:
-            if row["state"] != "deleted":
+            if row["state"] == "deleted":
+                continue
+            try:
                 delete(row["job_id"])
                 deleted.append(row["job_id"])
+            except (JobStateError, LookupError):  # gone meanwhile, or in use: it stays in /jobs
+                continue
     service().store.delete(study.id)
     note = None if callable(delete) else "jobs are kept: this server has no job deletion; they stay in /jobs"
     return jsonify({"study_id": study.id, "deleted": True, "jobs_deleted": deleted, "note": note})

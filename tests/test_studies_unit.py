@@ -183,3 +183,41 @@ def test_a_full_queue_refuses_the_whole_study(idle_app):
     second = http.post("/studies", json=body)
     assert second.status_code == 429 and second.get_json()["error"]["code"] == "queue_full"
     assert http.get("/jobs").get_json()["count"] == 4  # refused whole: nothing of it queued
+
+
+def _fake_runner(config, callbacks, *, job_id, out_dir, cache_dir, upload_dir):
+    """A scripted job: a report with the figures a study row reads; sparser is less accurate and faster."""
+    from types import SimpleNamespace
+
+    perf = {"accuracy": 1.0 - config.sparsity / 10, "f1_macro": 0.9, "model_size_mb": 4.0,
+            "latency_ms": {"batch_1": {"median_ms": 1.0 - config.sparsity}}}
+    return SimpleNamespace(report={"student_model_performance": perf, "metadata": {}}, artifacts={})
+
+
+def test_watcher_emits_one_study_progress_per_point(tmp_path):
+    import time as _time
+
+    from backend.jobs import JobManager
+    from backend.jobs.studies import StudyService, StudyStore
+
+    manager = JobManager(tmp_path, tmp_path / "uploads", start=False, runner=_fake_runner)
+    service = StudyService(manager, StudyStore(tmp_path / "jobs.sqlite3"))
+    events: list[dict] = []
+    service.add_listener(events.append)
+    service.start_watching(interval_s=0.05)
+    try:
+        study = service.create({"model_name": "resnet18", "grid": {"sparsity": [0.2, 0.4], "structural_ratio": [0.5]}})
+        assert manager.run_next() and manager.run_next()
+        deadline = _time.monotonic() + 10
+        while len(events) < 2 and _time.monotonic() < deadline:
+            _time.sleep(0.05)
+        assert [e["points_done"] for e in events] == [1, 2] and events[-1]["state"] == "succeeded"
+        assert {e["latest"]["job_id"] for e in events} == set(study.job_ids)
+        assert events[-1]["points_total"] == 2 and events[-1]["latest"]["accuracy"] in (0.98, 0.96)
+        rows = service.detail(study)["rows"]
+        assert [r["pareto_latency"] for r in rows] == [True, True]  # more accurate is slower: both optimal
+        _time.sleep(0.2)
+        assert len(events) == 2  # nothing more once the study has ended
+    finally:
+        service.stop_watching()
+        manager.shutdown()

@@ -36,7 +36,7 @@ def register_service(app: "Flask", socketio: "SocketIO") -> None:
 
 
 def _register_studies(app: "Flask", socketio: "SocketIO", service_cls, store_cls) -> None:
-    """Study service (app.extensions["studies"]) told of every job's end, emitting study_progress."""
+    """Study service (app.extensions["studies"]), emitting study_progress as the points of a study end."""
     from pathlib import Path
 
     from backend.api import sockets
@@ -44,5 +44,6 @@ def _register_studies(app: "Flask", socketio: "SocketIO", service_cls, store_cls
     manager = app.extensions["jobs"]
     service = service_cls(manager, store_cls(Path(app.config["DATA_DIR"]) / "jobs.sqlite3"))
     service.add_listener(sockets.make_study_emitter(socketio, app.extensions["kd_subscribers"]))
-    manager.on_job_end.append(service.on_job_end)
+    if app.config["START_WORKERS"]:
+        service.start_watching()  # study_progress: a thread polls the job states of unfinished studies
     app.extensions["studies"] = service

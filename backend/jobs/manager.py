@@ -71,7 +71,6 @@ class JobManager:
         self._running: dict[str, _Running] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = False
-        self.on_job_end: list[Callable[[str, str], None]] = []  # listener(job_id, state) after a job's last event
         self._recover()
         if start:
             self.start()
@@ -306,11 +305,6 @@ class JobManager:
             payload["error"] = error
             self._emit("training_error", {"job_id": job_id, "message": error, "error_type": error_type}, room=job_id)
         self._emit("training_status", payload, room=job_id)
-        for listener in list(self.on_job_end):
-            try:
-                listener(job_id, state)
-            except Exception:  # a broken listener must not break the worker
-                log.exception("on_job_end listener failed for %s", job_id)
 
 
 def _store_result(result: Any, out_dir: Path) -> dict[str, str]:

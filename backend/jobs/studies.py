@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -20,6 +21,7 @@ from backend.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, is
 from backend.metrics.study import GRID_AXES, point_metrics, with_pareto
 
 MAX_POINTS = 24
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -195,6 +197,7 @@ class StudyService:
     def __init__(self, manager: Any, store: StudyStore) -> None:
         self.manager, self.store = manager, store
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._watcher: _StudyWatcher | None = None
         self._metrics: dict[str, dict[str, Any]] = {}  # job_id -> its row figures: a succeeded report never changes
 
     def create(self, body: Mapping[str, Any]) -> StudyRecord:
@@ -209,6 +212,7 @@ class StudyService:
                             dataset=first.dataset, grid=axes, options=dict(options), points=points,
                             created_at=time.time())
         self.store.create(study)
+        self.watch(study)
         return study
 
     def get(self, study_id: Any) -> StudyRecord:
@@ -286,15 +290,93 @@ class StudyService:
         """listener(study_progress payload), called when a point of a study ends."""
         self._listeners.append(listener)
 
-    def on_job_end(self, job_id: str, state: str) -> None:
-        """Job-end hook of the manager: tell the study's listeners (points done/total, the point's row)."""
-        if not self._listeners:
-            return
-        study = self.store.find_by_job(job_id)
-        if study is None:
-            return
+    def start_watching(self, interval_s: float = 1.0) -> None:
+        """Follow unfinished studies from a background thread; tell the listeners as each point ends.
+
+        Polling the store (the one source of truth for job states) works whichever way jobs run: worker
+        threads, local worker processes or Celery workers elsewhere.
+        """
+        if self._watcher is None:
+            self._watcher = _StudyWatcher(self, interval_s)
+            for study in self.store.list(limit=1000):
+                self._watcher.watch(study)
+            self._watcher.start()
+
+    def watch(self, study: StudyRecord) -> None:
+        """Report this study's progress (a no-op until start_watching)."""
+        if self._watcher is not None:
+            self._watcher.watch(study)
+
+    def stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+
+    def progress_events(self, study: StudyRecord, seen: set[str]) -> tuple[list[dict[str, Any]], bool]:
+        """study_progress payloads for points that ended since `seen` (updated), and whether all have ended."""
         rows = self.rows(study)
-        payload = self.summary(study, rows)
-        payload["latest"] = next((r for r in rows if r["job_id"] == job_id), None)
-        for listener in self._listeners:
-            listener(payload)
+        summary = self.summary(study, rows)
+        ended = [r for r in rows if r["state"] in (SUCCEEDED, FAILED, CANCELLED, "deleted")]
+        fresh = [r for r in ended if r["job_id"] not in seen]
+        events = []
+        for i, row in enumerate(fresh):
+            seen.add(row["job_id"])
+            done = len(ended) - len(fresh) + i + 1
+            state = summary["state"] if done == len(rows) else ("cancelling" if study.cancelled_at else RUNNING)
+            events.append({**summary, "points_done": done, "state": state, "latest": row})
+        return events, len(ended) == len(rows)
+
+
+class _StudyWatcher(threading.Thread):
+    """Polls the unfinished studies once a second and emits one study_progress per point that ended."""
+
+    def __init__(self, service: StudyService, interval_s: float) -> None:
+        super().__init__(name="kd-study-watcher", daemon=True)
+        self.service, self.interval_s = service, interval_s
+        self._lock = threading.Lock()
+        self._active: dict[str, set[str]] = {}
+        self._wake, self._stopped = threading.Event(), threading.Event()
+
+    def watch(self, study: StudyRecord) -> None:
+        with self._lock:
+            self._active.setdefault(study.id, set())
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        first = True
+        while not self._stopped.is_set():
+            with self._lock:
+                active = dict(self._active)
+            if not active:
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            if not first:
+                self._stopped.wait(self.interval_s)
+            first = False
+            for study_id, seen in active.items():
+                try:
+                    self._check(study_id, seen)
+                except sqlite3.ProgrammingError:  # the store was closed: the service is shutting down
+                    return
+                except Exception:  # a broken listener or report must not stop the watching
+                    log.exception("study watcher failed on %s", study_id)
+
+    def _check(self, study_id: str, seen: set[str]) -> None:
+        study = self.service.store.get(study_id)
+        if study is None:  # deleted
+            with self._lock:
+                self._active.pop(study_id, None)
+            return
+        fresh_start = not seen
+        events, finished = self.service.progress_events(study, seen)
+        if not (fresh_start and finished):  # a study that had ended before the server started: nothing new
+            for payload in events:
+                for listener in list(self.service._listeners):
+                    listener(payload)
+        if finished:
+            with self._lock:
+                self._active.pop(study_id, None)

@@ -52,7 +52,7 @@ def create_study():
         study = service().create(body)
     except ConfigError as exc:
         raise ApiError(400, "invalid_option", str(exc), field=exc.field) from None
-    answer = {"study_id": study.id, "job_ids": study.job_ids, "points_total": len(study.points),
+    answer = {"study_id": study.id, "job_ids": study.job_ids, "points_total": len(study.points), "points_done": 0,
               "state": "queued", "grid": study.grid,
               "links": {"study": f"/studies/{study.id}", "cancel": f"/studies/{study.id}/cancel",
                         "csv": f"/studies/{study.id}?format=csv", "matlab": f"/matlab_metrics?study_id={study.id}",

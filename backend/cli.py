@@ -1,4 +1,7 @@
-"""One job from the command line: python -m backend.cli --model resnet18 [--dataset digits] [--out DIR]."""
+"""One job from the command line: python -m backend.cli --model resnet18 [--dataset digits] [--out DIR].
+
+A study: python -m backend.cli study --model resnet18 --sparsity 0.3,0.5 --structural-ratio 0.25,0.5 (study_cli).
+"""
 from __future__ import annotations
 
 import argparse
@@ -72,6 +75,11 @@ def summary_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["study"]:
+        from backend.study_cli import main as study_main
+
+        return study_main(argv[1:])
     args = parse_args(argv)
     options = {"model_name": args.model, "dataset": args.dataset, "preset": args.preset, "pretrained": args.pretrained}
     for key in ("epochs", "kd_epochs", "finetune_epochs", "temperature", "alpha", "sparsity", "pruning_steps",

@@ -56,6 +56,7 @@ class JobState:
     teacher: nn.Module | None = None
     student: nn.Module | None = None
     teacher_source: dict = field(default_factory=dict)
+    student_source: dict = field(default_factory=dict)
     structural: dict = field(default_factory=dict)
     history: dict = field(default_factory=lambda: {"teacher": [], "distill": [], "finetune": []})
     validation: list = field(default_factory=list)
@@ -120,7 +121,7 @@ def run_job(config: JobConfig, callbacks: Callbacks | None = None, *, job_id: st
         build_student(state, cb)
         info.update(state.structural)
     with phase(state, cb, "distill") as info:
-        info.update(distill(state, cb))
+        info.update(distill(state, cb, Path(cache_dir)), student_source=state.student_source)
     with phase(state, cb, "prune"):
         prune_progressively(state, cb)
     with phase(state, cb, "evaluate"):
@@ -197,14 +198,22 @@ def _architecture(state: JobState) -> dict:
 
 def obtain_teacher(state: JobState, cb: CallbackList, cache_dir: Path, upload_dir: Path) -> None:
     """Teacher from an upload, the cache, or pretrained / fresh weights trained on the train split."""
+    if state.config.teacher_upload_id:
+        _obtain_teacher(state, cb, None, upload_dir)
+        return
+    cache_path = cache_dir / "teachers" / _teacher_key(state)
+    # One worker trains a given teacher; another that needs it meanwhile waits, then reuses it from the cache.
+    with teachers.cache_lock(cache_path, check=cb.check_stop):
+        _obtain_teacher(state, cb, cache_path, upload_dir)
+
+
+def _obtain_teacher(state: JobState, cb: CallbackList, cache_path: Path | None, upload_dir: Path) -> None:
     config, spec = state.config, state.spec
     class_names = state.raw.class_names
     train_texts = [state.raw.texts[i] for i in state.splits.train] if spec.family == "text" else None
-    if config.teacher_upload_id:
+    if cache_path is None:
         model, tok, source, epochs = _uploaded_teacher(state, upload_dir, class_names)
-        cache_path = None
     else:
-        cache_path = cache_dir / "teachers" / _teacher_key(state)
         cached = teachers.load_cached(cache_path, spec, preset=config.preset, class_names=class_names)
         if cached is not None:
             state.teacher, state.tokenizer, meta = cached
@@ -302,11 +311,31 @@ def build_student(state: JobState, cb: CallbackList) -> None:
     cb.on_metrics("student", {"phase": "student", **state.structural})
 
 
-def distill(state: JobState, cb: CallbackList) -> dict:
-    """KD of the structural student from the frozen teacher."""
+def distill(state: JobState, cb: CallbackList, cache_dir: Path | None = None) -> dict:
+    """KD of the structural student from the frozen teacher, or the same student from the student cache."""
     seed_everything(state.config.seed + 1)
     state.kd_train, info = loop.with_teacher_logits(state.teacher, state.adapter, state.train,
                                                       check_stop=cb.check_stop)
+    key = _student_key(state)
+    if cache_dir is None or key is None:
+        state.student_source = {"kind": "distilled", "detail": "distilled here; not cached: "
+                                + ("the teacher was uploaded" if key is None else "no cache directory")}
+        _distill_here(state, cb)
+        return info
+    path = cache_dir / "students" / key
+    # points of a study that share teacher, structural ratio and KD options share this student
+    with teachers.cache_lock(path, check=cb.check_stop):
+        if not _load_cached_student(state, path):
+            _distill_here(state, cb)
+            _save_student(state, path)
+            state.student_source = {"kind": "distilled", "cache_key": key,
+                                    "detail": "distilled here and stored in the student cache"}
+        state.student_source["teacher_cache_key"] = _teacher_key(state)
+    return info
+
+
+def _distill_here(state: JobState, cb: CallbackList) -> None:
+    """Train the structural student by KD and record its validation."""
     validate = _epoch_validator(state, cb, "distill", state.student)
     state.history["distill"] = loop.train(state.student, state.adapter, state.kd_train,
                                           _settings(state, state.hp["kd_epochs"], state.hp["kd_learning_rate"]),
@@ -314,7 +343,60 @@ def distill(state: JobState, cb: CallbackList) -> dict:
                                           teacher=state.teacher, on_epoch_end=validate)
     last = [v for v in state.validation if v["phase"] == "distill"]
     _stage(state, "student_kd", state.student, last[-1]["accuracy"] if last else None)
-    return info
+
+
+def _student_key(state: JobState) -> str | None:
+    """Teacher key + structural ratio + KD options + seed, hashed; None for an uploaded teacher (no teacher key)."""
+    if state.config.teacher_upload_id:
+        return None
+    teacher_key = _teacher_key(state)
+    c, hp = state.config, state.hp
+    parts = {"teacher": teacher_key, "structural_ratio": hp["structural_ratio"], "temperature": c.temperature,
+             "alpha": c.alpha, "kd_epochs": hp["kd_epochs"], "kd_lr": hp["kd_learning_rate"],
+             "batch_size": hp["batch_size"], "grad_norm": c.max_grad_norm, "seed": c.seed, "version": 1}
+    return f"{c.model_name}-{teachers.cache_key(parts)}"
+
+
+def _save_student(state: JobState, path: Path) -> None:
+    """The distilled student's weights and KD record, written to a temporary folder renamed into place."""
+    import json
+    import shutil
+    import uuid
+
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.mkdir(parents=True)
+    weights = {k: v.detach().contiguous().clone() for k, v in state.student.state_dict().items()}
+    save_file(weights, str(tmp / "student.safetensors"))
+    kd_stage = next(r for r in state.stages if r["stage"] == "student_kd")
+    meta = {"history": state.history["distill"], "validation": [v for v in state.validation if v["phase"] == "distill"],
+            "val_accuracy": kd_stage["val_accuracy"], "job_config": state.config.to_dict()}
+    (tmp / "meta.json").write_text(json.dumps(meta, default=str))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+def _load_cached_student(state: JobState, path: Path) -> bool:
+    """Load the distilled weights into the freshly built structural student; False when absent or unfit."""
+    import json
+
+    from safetensors.torch import load_file
+
+    if not (path / "meta.json").is_file():
+        return False
+    meta = json.loads((path / "meta.json").read_text())
+    try:  # the structure comes from the same teacher and ratio, so the shapes match; if not, distil again
+        state.student.load_state_dict(load_file(str(path / "student.safetensors")))
+    except (RuntimeError, OSError):
+        return False
+    state.history["distill"] = meta.get("history", [])
+    state.validation += meta.get("validation", [])
+    _stage(state, "student_kd", state.student, meta.get("val_accuracy"))
+    state.student_source = {"kind": "cache", "cache_key": path.name,
+                            "detail": "distilled student reused from the student cache (same teacher, structural "
+                                      "ratio, KD options and seed); only pruning and measurement ran here"}
+    return True
 
 
 def prune_progressively(state: JobState, cb: CallbackList) -> None:
@@ -405,6 +487,7 @@ def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -
                     **({"image_size": state.image_size} if state.spec.family == "vision"
                        else {"max_length_tokens": state.max_length})},
         "teacher_source": state.teacher_source,
+        "student_source": state.student_source,
         "environment": env,
         "timings_s": {p: state.timings.get(p) for p in (*PHASES, "total")},
         "structural": state.structural,

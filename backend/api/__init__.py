@@ -19,8 +19,9 @@ def register_service(app: "Flask", socketio: "SocketIO") -> None:
     """Job manager (app.extensions["jobs"]), Socket.IO handlers, upload-aware requests and blueprints."""
     import os
 
-    from backend.api import dashboard, openapi, results, sockets, testing, training, uploads
+    from backend.api import dashboard, openapi, results, sockets, studies, testing, training, uploads
     from backend.jobs import JobManager
+    from backend.jobs.studies import StudyService, StudyStore
 
     for key, default in SERVICE_DEFAULTS.items():
         env = os.environ.get(f"KD_{key}")
@@ -33,7 +34,8 @@ def register_service(app: "Flask", socketio: "SocketIO") -> None:
         cancel_wait_s=float(app.config["CANCEL_WAIT_S"]), heartbeat_s=float(app.config["HEARTBEAT_S"]),
         progress_interval_s=float(app.config["PROGRESS_INTERVAL_S"]))
     _apply_retention(app)
-    for module in (dashboard, openapi, training, results, testing, uploads):
+    _register_studies(app, socketio, StudyService, StudyStore)
+    for module in (dashboard, openapi, training, results, testing, uploads, studies):
         app.register_blueprint(module.bp)
 
 
@@ -46,3 +48,17 @@ def _apply_retention(app: "Flask") -> None:
     app.extensions["jobs"].set_retention(Retention(
         retain_jobs=int(cfg["RETAIN_JOBS"]), retain_days=float(cfg["RETAIN_DAYS"]),
         cache_max_entries=int(cfg["TEACHER_CACHE_MAX_ENTRIES"]), cache_max_mb=float(cfg["TEACHER_CACHE_MAX_MB"])))
+
+
+def _register_studies(app: "Flask", socketio: "SocketIO", service_cls, store_cls) -> None:
+    """Study service (app.extensions["studies"]), emitting study_progress as the points of a study end."""
+    from pathlib import Path
+
+    from backend.api import sockets
+
+    manager = app.extensions["jobs"]
+    service = service_cls(manager, store_cls(Path(app.config["DATA_DIR"]) / "jobs.sqlite3"))
+    service.add_listener(sockets.make_study_emitter(socketio))
+    if app.config["START_WORKERS"]:
+        service.start_watching()  # study_progress: a thread polls the job states of unfinished studies
+    app.extensions["studies"] = service

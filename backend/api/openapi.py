@@ -49,11 +49,63 @@ TRAIN_OPTIONS: dict[str, Any] = {
     },
 }
 
+def _axis(low: dict[str, float], high: dict[str, float]) -> dict[str, Any]:
+    return {"type": "array", "minItems": 1, "maxItems": 24, "uniqueItems": True,
+            "items": {"type": "number", **low, **high}}
+
+
+STUDY_GRID: dict[str, Any] = {
+    "type": "object", "required": ["sparsity", "structural_ratio"], "additionalProperties": False,
+    "description": "values to sweep; every combination is a point (a job); at most 24 points",
+    "properties": {"sparsity": _axis({"minimum": 0}, {"exclusiveMaximum": 1}),
+                   "structural_ratio": _axis({"minimum": 0}, {"maximum": 0.95}),
+                   "temperature": _axis({"exclusiveMinimum": 0}, {"maximum": 100}),
+                   "alpha": _axis({"minimum": 0}, {"maximum": 1})}}
+STUDY_OPTIONS: dict[str, Any] = {**TRAIN_OPTIONS, "required": ["model_name", "grid"],
+                                 "properties": {**TRAIN_OPTIONS["properties"], "grid": STUDY_GRID}}
+STUDY_SELECTION = [_query("study_id", "A study id: the study's figure/data instead of a job's")]
+STUDY_PATH = [{"name": "study_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+STUDY = {"type": "object", "required": ["study_id", "state", "points_total", "points_done", "job_ids"],
+         "properties": {"study_id": {"type": "string"}, "state": {"type": "string"},
+                        "points_total": {"type": "integer"}, "points_done": {"type": "integer"},
+                        "job_ids": {"type": "array", "items": {"type": "string"}}}}
+
+
+def _study_paths() -> dict[str, Any]:
+    """POST/GET /studies, one study, its CSV, cancel and delete."""
+    s404 = _err("Unknown study")
+    return {
+        "/studies": {
+            "post": {"summary": "Start a compression study: every grid point is queued as an ordinary job",
+                     "requestBody": {"required": True, "content": {JSON: {"schema": _ref("StudyOptions")}}},
+                     "responses": {"202": _json(STUDY, "Queued: study_id and the job_ids of its points"),
+                                   "400": _err("Bad option or grid value (named), or more than 24 points"),
+                                   "429": _err("The queue is full (MAX_QUEUED_JOBS): the whole study is refused")}},
+            "get": {"summary": "Studies, newest first, with state and points done/total",
+                    "responses": {"200": _json({"type": "object", "required": ["studies"], "properties": {
+                        "studies": {"type": "array", "items": STUDY}}}, "Studies")}}},
+        "/studies/{study_id}": {
+            "get": {"summary": "A study: state, points done/total, one row per point with measured results and "
+                               "pareto_latency / pareto_size flags (format=csv: the table as CSV)",
+                    "parameters": STUDY_PATH + [_query("format", "csv: the table as CSV")],
+                    "responses": {"200": {"description": "The study (JSON), or CSV with format=csv", "content": {
+                        JSON: {"schema": STUDY}, "text/csv": {"schema": {"type": "string"}}}}, "404": s404}},
+            "delete": {"summary": "Delete a finished study (and its jobs where jobs can be deleted)",
+                       "parameters": STUDY_PATH,
+                       "responses": {"200": _json(OBJ, "Deleted"), "404": s404,
+                                     "409": _err("A point is queued or running: cancel first")}}},
+        "/studies/{study_id}/cancel": {"post": {
+            "summary": "Cancel the points not finished; finished points are kept", "parameters": STUDY_PATH,
+            "responses": {"200": _json(STUDY, "The study after cancelling"), "404": s404}}},
+    }
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
         "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
     "TrainOptions": TRAIN_OPTIONS,
+    "StudyOptions": STUDY_OPTIONS,
     "Job": {"type": "object", "required": ["id", "model_name", "state", "phase", "config"], "properties": {
         "id": {"type": "string"}, "model_name": {"type": "string"}, "dataset": {"type": ["string", "null"]},
         "state": {"type": "string", "enum": STATES}, "phase": {"type": "string"}, "config": OBJ,
@@ -118,22 +170,24 @@ def _paths() -> dict[str, Any]:
                 "No such job, or no succeeded job yet"), "409": _err("The job has not succeeded")}}},
         "/matlab_metrics": {"get": {
             "summary": "MATLAB-friendly metrics of a job, or (all=1) the latest job of every model",
-            "parameters": JOB_SELECTION + [_query("all", "1: the latest succeeded job of every model")],
+            "parameters": JOB_SELECTION + STUDY_SELECTION + [_query("all", "1: the latest succeeded job of every "
+                                                                           "model")],
             "responses": {"200": _json({"type": "object", "required": ["matlab_data"], "properties": {
                 "matlab_data": OBJ}}, "MATLAB data"), "400": _err("Bad model_name"),
                 "404": _err("No such job, or no succeeded job yet"), "409": _err("The job has not succeeded")}}},
         "/visualize": {m: {
             "summary": "A PNG plot of a succeeded job; no kind: the overview (teacher vs student, four groups)",
             **({"requestBody": {"required": False, "content": {JSON: {"schema": {"type": "object", "properties": {
-                "job_id": {"type": "string"}, "kind": {"type": "string"}}}}}}} if m == "post" else
-               {"parameters": JOB_SELECTION + [_query("kind", "Plot kind; default: overview")]}),
+                "job_id": {"type": "string"}, "study_id": {"type": "string"}, "kind": {"type": "string"}}}}}}}
+                if m == "post" else {"parameters": JOB_SELECTION + STUDY_SELECTION + [_query(
+                    "kind", "Plot kind; default: overview; with study_id: pareto (default) or study_sparsity")]}),
             "responses": {"200": {"description": "PNG", "content": {"image/png": {"schema": {
                 "type": "string", "format": "binary"}}}}, "400": _err("Unknown kind (the message lists them)"),
                 "404": _err("No such job, or no succeeded job yet"), "409": _err("The job has not succeeded")}}
             for m in ("get", "post")},
         "/download": {"get": {
-            "summary": "ZIP bundle: student model, report, MATLAB data, CSV, plots, README",
-            "parameters": JOB_SELECTION,
+            "summary": "ZIP bundle: student model, report, MATLAB data, CSV, plots, README (or a study's bundle)",
+            "parameters": JOB_SELECTION + STUDY_SELECTION,
             "responses": {"200": {"description": "ZIP", "content": {"application/zip": {"schema": {
                 "type": "string", "format": "binary"}}}}, "400": _err("Bad model_name"),
                 "404": _err("No such job, or no succeeded job yet"), "409": _err("The job has not succeeded")}}},
@@ -166,6 +220,7 @@ def _paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": {JSON: {"schema": {
                 "type": "object", "required": ["model_name"], "properties": {"model_name": {"type": "string"}}}}}},
             "responses": {"200": _json(OBJ, "What was measured"), "400": _err("Unknown model_name")}}},
+        **_study_paths(),
         "/test_metrics": {"get": {"summary": "Run the metrics code on a small model pair; the figures measured",
                                   "responses": {"200": _json(OBJ, "What was measured"), "429": {
                                       **_err("A run is in progress (one at a time)"), "headers": RETRY_AFTER}}}},
@@ -203,8 +258,10 @@ def spec(server_url: str | None = None) -> dict[str, Any]:
                                 "{\"error\": {\"code\", \"message\"}}. Socket.IO events: training_status, "
                                 "training_progress, training_metrics, training_error (each with job_id), sent only to "
                                 "the clients that emitted 'join' with {job_id}; with a token, connect with "
-                                "auth={\"token\": ...}. Numeric options have the ranges shown in TrainOptions "
-                                "(also in GET /models, 'limits')."},
+                                "auth={\"token\": ...}. study_progress (study_id, points_done, points_total, state, "
+                                "latest: the row of the point that just ended) goes to the room of a study; 'join' "
+                                "with {study_id} gets it and the events of its jobs. Numeric options have the ranges "
+                                "shown in TrainOptions (also in GET /models, 'limits')."},
         "paths": _guarded(_paths()),
         "components": {"schemas": SCHEMAS, "securitySchemes": {"bearerAuth": {
             "type": "http", "scheme": "bearer",

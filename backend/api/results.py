@@ -26,6 +26,10 @@ def matlab_metrics():
     """{"matlab_data": ...} of one job, or with ?all=1 the latest job of every model."""
     from backend.metrics.matlab import matlab_all_models
 
+    if request.args.get("study_id"):  # a compression study: numeric matrices, rows = points
+        from backend.api.studies import study_matlab
+
+        return jsonify(study_matlab(request.args["study_id"]))
     if str(request.args.get("all", "")).lower() in TRUE_WORDS:
         latest = manager().latest_succeeded_per_model()
         if not latest:
@@ -55,6 +59,15 @@ def visualize():
 
     body = json_body(required=False) if request.method == "POST" else None
     kind = arg("kind", body)
+    if arg("study_id", body) not in (None, ""):  # a study's plots: kind pareto or study_sparsity
+        from backend.api.studies import study_plot
+        from backend.metrics.study import STUDY_PLOT_KINDS
+
+        kind = kind or STUDY_PLOT_KINDS[0]
+        if kind not in STUDY_PLOT_KINDS:
+            raise ApiError(400, "invalid_option", f"with study_id, kind must be one of {list(STUDY_PLOT_KINDS)}, "
+                           f"got '{clip(kind)}'.", field="kind")
+        return study_plot(arg("study_id", body), kind)
     if kind in (None, ""):
         kind = "overview"
     if kind not in PLOT_KINDS:
@@ -70,7 +83,11 @@ def visualize():
 
 @bp.get("/download")
 def download():
-    """The job's bundle: student model, report, MATLAB data, CSV, plots, README."""
+    """The job's bundle: student model, report, MATLAB data, CSV, plots, README (?study_id=: a study's bundle)."""
+    if request.args.get("study_id"):
+        from backend.api.studies import study_bundle
+
+        return study_bundle(request.args["study_id"])
     record = finished_job()
     path = artifact(record, "bundle")
     return send_file(path, mimetype="application/zip", as_attachment=True,

@@ -45,8 +45,40 @@ def _on_connect(auth: Any = None) -> bool:
     return True
 
 
+def study_room(study_id: str) -> str:
+    """The room of one study's study_progress events."""
+    return f"study:{study_id}"
+
+
+def make_study_emitter(socketio: SocketIO) -> Callable[[dict[str, Any]], None]:
+    """emit(study_progress payload): to the study's room only."""
+    server = socketio.server
+
+    def emit(payload: dict[str, Any]) -> None:
+        server.emit("study_progress", payload, namespace=NAMESPACE, to=study_room(payload["study_id"]))
+
+    return emit
+
+
+def _join_study(study_id: Any) -> dict[str, Any]:
+    """Join a study's room and the rooms of its jobs, so both kinds of events arrive."""
+    studies = current_app.extensions.get("studies")
+    try:
+        study = studies.get(study_id)
+    except LookupError:
+        return {"ok": False, "error": f"No study with id '{clip(study_id)}'."}
+    join_room(study_room(study.id))
+    for job_id in study.job_ids:
+        join_room(room_of(job_id))
+    summary = studies.summary(study)
+    return {"ok": True, "study_id": study.id, "state": summary["state"], "points_done": summary["points_done"],
+            "points_total": summary["points_total"], "job_ids": study.job_ids}
+
+
 def _on_join(data: Any = None) -> dict[str, Any]:
-    """Join a job's room: {job_id}; answers (ack) with the job's current status."""
+    """Join a job's room: {job_id} (ack: the job's current status), or a study's: {study_id}."""
+    if isinstance(data, dict) and "study_id" in data and "job_id" not in data:
+        return _join_study(data["study_id"])
     job_id = data.get("job_id") if isinstance(data, dict) else None
     if not isinstance(job_id, str):
         return {"ok": False, "error": "send {\"job_id\": \"...\"}"}
@@ -60,7 +92,10 @@ def _on_join(data: Any = None) -> dict[str, Any]:
 
 
 def _on_leave(data: Any = None) -> dict[str, Any]:
-    """Leave a job's room: {job_id}."""
+    """Leave a job's room: {job_id}, or a study's: {study_id}."""
+    study_id = data.get("study_id") if isinstance(data, dict) else None
+    if isinstance(study_id, str):
+        leave_room(study_room(study_id))
     job_id = data.get("job_id") if isinstance(data, dict) else None
     if isinstance(job_id, str):
         leave_room(room_of(job_id))

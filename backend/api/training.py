@@ -20,7 +20,7 @@ QUEUE_RETRY_AFTER_S = 30
 def train():
     """Validate the options and queue a job; 202 at once, 429 when the queue is full."""
     body = json_body()
-    _check_queue_room()
+    check_queue_room()
     try:
         config = JobConfig.from_dict(body)
     except ConfigError as exc:
@@ -34,8 +34,11 @@ def train():
     return jsonify(answer), 202, {"Location": f"/jobs/{record.id}"}
 
 
-def _check_queue_room() -> None:
-    """429 with Retry-After once MAX_QUEUED_JOBS jobs wait: one caller cannot queue unbounded work."""
+def check_queue_room() -> None:
+    """429 with Retry-After once MAX_QUEUED_JOBS jobs wait: one caller cannot queue unbounded work.
+
+    A study's points are admitted together once this passes, so the queue stays under the cap plus one study.
+    """
     cap = int(current_app.config["MAX_QUEUED_JOBS"])
     if manager().queue_length() >= cap:
         raise ApiError(429, "queue_full", f"{cap} jobs are already waiting (MAX_QUEUED_JOBS); retry when one "

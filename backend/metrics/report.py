@@ -336,6 +336,7 @@ def _metadata(ctx: dict) -> dict:
         "job_id": ctx.get("job_id"),
         "model": {"id": ctx.get("model_name"), "display_name": ctx.get("display_name"), "family": ctx.get("family")},
         "dataset": ctx.get("dataset"), "config": ctx.get("config"), "teacher_source": ctx.get("teacher_source"),
+        "student_source": ctx.get("student_source"),
         "environment": ctx.get("environment"), "timings_s": ctx.get("timings_s"),
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "report_version": REPORT_VERSION, "conventions": CONVENTIONS,

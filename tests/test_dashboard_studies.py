@@ -1,0 +1,17 @@
+"""The dashboard's study section: served with the page, its script present and offline."""
+from __future__ import annotations
+
+from backend.api import dashboard
+
+
+def test_study_section_and_script_are_served(client):
+    html = client.get("/").get_data(as_text=True)
+    for marker in ('id="study-form"', 'id="study-chart"', 'id="study-table"', '<script src="studies.js"></script>'):
+        assert marker in html
+    res = client.get("/static/dashboard/studies.js")
+    assert res.status_code == 200 and "javascript" in res.mimetype
+    res.close()
+    script = (dashboard.STATIC_DIR / "dashboard" / "studies.js").read_text(encoding="utf-8")
+    assert "https://" not in script and "cdn" not in script.lower()
+    for call in ("'/studies'", "study_progress", "pareto_latency", "/cancel"):
+        assert call in script

@@ -61,11 +61,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("KD_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("KD_PORT", "5001")))
     parser.add_argument("--data-dir", default=os.environ.get("KD_DATA_DIR"))
+    parser.add_argument("--device", default=os.environ.get("KD_DEVICE"),
+                        help="default device of jobs that name none: auto (CUDA when present, else CPU), cpu, "
+                             "cuda, cuda:N, mps")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides: dict[str, Any] = {"HOST": args.host, "PORT": args.port}
     if args.data_dir:
         overrides["DATA_DIR"] = args.data_dir
+    if args.device:
+        from backend.devices import DeviceError, check_device
+
+        try:
+            overrides["DEVICE"] = check_device(args.device)
+        except DeviceError as exc:
+            parser.error(str(exc))
     app = create_app(overrides)
     print(f"KD-Pruning Simulator on http://{args.host}:{args.port}", flush=True)
     socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)

@@ -19,6 +19,8 @@ bp = Blueprint("training", __name__)
 def train():
     """Validate the options and queue a job; 202 at once."""
     body = json_body()
+    if isinstance(body, dict) and body.get("device") is None:  # the server's default (--device, KD_DEVICE)
+        body = {**body, "device": current_app.config.get("DEVICE", "auto")}
     try:
         config = JobConfig.from_dict(body)
     except ConfigError as exc:

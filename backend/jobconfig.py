@@ -7,7 +7,9 @@ from typing import Any, Mapping
 
 from backend.models.registry import PRESETS, UnknownModelError, get_model_spec
 
-BUILTIN_DATASETS = {"vision": ("digits", "cifar10"), "text": ("synthetic_sentiment",)}
+# public ones (cifar10, cifar100, fashion_mnist, sst2, imdb, ag_news) are described in backend/data/public.py
+BUILTIN_DATASETS = {"vision": ("digits", "cifar10", "cifar100", "fashion_mnist"),
+                    "text": ("synthetic_sentiment", "sst2", "imdb", "ag_news")}
 DEFAULT_DATASET = {"vision": "digits", "text": "synthetic_sentiment"}
 UPLOAD_PREFIX = "upl_"
 

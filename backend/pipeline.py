@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from backend import devices
-from backend.data import datasets as ds
+from backend.data import datasets as ds, public
 from backend.jobconfig import JobConfig
 from backend.kd import loop
 from backend.kd.callbacks import CallbackList, Callbacks
@@ -173,8 +173,8 @@ def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
                              max_samples=config.max_samples, seed=config.seed)
     elif config.dataset == "digits":
         raw = ds.load_digits()
-    elif config.dataset == "cifar10":
-        raw = ds.load_cifar10(cache_dir / "datasets")
+    elif config.dataset in public.PUBLIC:
+        raw = public.load(config.dataset, cache_dir / "datasets", max_samples=config.max_samples, seed=config.seed)
     else:
         raw = ds.load_synthetic_sentiment(seed=config.seed, n=presets.TEXT_SET_SIZE)
     state.raw = ds.subsample(raw, config.max_samples, config.seed)

@@ -36,7 +36,9 @@ def models():
                     "datasets": list(BUILTIN_DATASETS[spec.family]), "default_dataset": DEFAULT_DATASET[spec.family],
                     "upload_kinds": _upload_kinds(spec.family),
                     "preset_defaults": {p: _safe_defaults(defaults, spec.id, p) for p in PRESETS}})
-    return jsonify({"models": out, "options": jsonable(job_defaults)})
+    from backend.data.public import listing
+
+    return jsonify({"models": out, "options": jsonable(job_defaults), "public_datasets": listing()})
 
 
 def _upload_kinds(family: str) -> list[str]:

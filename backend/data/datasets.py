@@ -156,21 +156,6 @@ def load_digits() -> RawDataset:
                       description="scikit-learn handwritten digits (1,797 8x8 images, 10 classes), upsampled.")
 
 
-def load_cifar10(root: Path) -> RawDataset:
-    """CIFAR-10 through torchvision; a clear error when it is neither cached nor downloadable."""
-    from torchvision.datasets import CIFAR10
-
-    try:
-        parts = [CIFAR10(str(root), train=t, download=True) for t in (True, False)]
-    except Exception as exc:  # offline: URLError, gaierror, ...
-        raise DataError(f"cifar10 could not be loaded or downloaded into {root} ({type(exc).__name__}: {exc}). "
-                        "This machine may be offline; use 'digits' or upload a ZIP of class folders.") from None
-    images = np.ascontiguousarray(np.concatenate([p.data for p in parts]).transpose(0, 3, 1, 2))  # uint8, 32x32
-    labels = np.concatenate([np.asarray(p.targets) for p in parts]).astype(np.int64)
-    return RawDataset("cifar10", "vision", list(parts[0].classes), labels, images=images,
-                      description="CIFAR-10 (60,000 32x32 colour images, 10 classes) via torchvision.")
-
-
 def load_synthetic_sentiment(seed: int = 0, n: int = 6000) -> RawDataset:
     """The built-in synthetic sentiment set (see backend.data.synthetic_text)."""
     texts, labels = synthetic_text.generate(n=n, seed=seed)
@@ -222,6 +207,8 @@ def model_inputs(images: torch.Tensor, image_size: int, augment: bool = False) -
 
     size = (image_size, image_size)
     x = v2.functional.to_dtype(images, torch.float32, scale=True)
+    if x.shape[1] == 1:  # greyscale sources (Fashion-MNIST) are stored with one channel: a view, no copy
+        x = x.expand(-1, 3, -1, -1)
     if augment:  # v2 draws one set of parameters per call: per image, so every image gets its own crop and flip
         crop = v2.Compose([v2.RandomResizedCrop(size, scale=AUGMENT_SCALE, antialias=True),
                            v2.RandomHorizontalFlip()])

@@ -18,11 +18,13 @@ import torch
 from torch import nn
 
 from backend import devices
-from backend.data import datasets as ds, public
+from backend.data import datasets as ds
+from backend.data import public
 from backend.jobconfig import JobConfig
 from backend.kd import loop
 from backend.kd.callbacks import CallbackList, Callbacks
-from backend.models import adapters, presets, teachers, text as text_models, vision
+from backend.models import adapters, presets, teachers, vision
+from backend.models import text as text_models
 from backend.models.registry import ModelSpec, get_model_spec
 from backend.pruning import progressive
 from backend.pruning.structural import make_student

@@ -406,7 +406,8 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     evaluate_started = time.perf_counter()
     _stage_test_accuracies(state, cb)
     cb.check_stop()
-    test_batches = [(b, b["labels"]) for b in state.test.batches(128)]
+    # made one batch at a time: a list would hold the whole test split at model size (4.5 GB for 7,500 at 224)
+    test_batches = ((b, b["labels"]) for b in state.test.batches(128))
     measurements = measure_pair(state.teacher, state.student, predict=state.adapter.predict,
                                 test_batches=test_batches, example_batch=state.test.head,
                                 class_names=state.raw.class_names, latency_runs=state.config.latency_runs)

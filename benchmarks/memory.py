@@ -66,7 +66,7 @@ def _npz(n: int) -> bytes:
     return buf.getvalue()
 
 
-def measure(n: int, steps: int) -> dict:
+def measure(n: int, steps: int, batch_size: int | None = None) -> dict:
     """Start a server, upload n images, run the data phase and `steps` teacher steps, cancel; peak tree RSS."""
     port = _free_port()
     api = f"http://127.0.0.1:{port}"
@@ -84,7 +84,8 @@ def measure(n: int, steps: int) -> dict:
             up.raise_for_status()
             job = requests.post(f"{api}/train", json={"model_name": "resnet18", "preset": "standard",
                                                       "dataset": up.json()["upload_id"], "epochs": 1,
-                                                      "pretrained": False}).json()
+                                                      "pretrained": False,
+                                                      **({"batch_size": batch_size} if batch_size else {})}).json()
             job_id, seen = job["job_id"], {}
             while True:
                 seen = requests.get(f"{api}/jobs/{job_id}", timeout=30).json()
@@ -95,7 +96,7 @@ def measure(n: int, steps: int) -> dict:
                 time.sleep(0.5)
             requests.post(f"{api}/cancel_training", json={"job_id": job_id}, timeout=30)
             peak_mb = sampler.stop() / MB
-            return {"images": n, "upload_mb": len(data) / MB, "idle_service_mb": idle_mb, "peak_service_mb": peak_mb,
+            return {"images": n, "batch_size": batch_size or "preset (64)", "upload_mb": len(data) / MB, "idle_service_mb": idle_mb, "peak_service_mb": peak_mb,
                     "goal_mb": GOALS_MB.get(n), "met": peak_mb < GOALS_MB.get(n, float("inf")),
                     "float32_at_224_mb": n * 3 * 224 * 224 * 4 / MB, "teacher_steps_reached": progress.get("step"),
                     "phase_reached": seen.get("phase"), "state": seen.get("state"), "error": seen.get("error"),
@@ -107,7 +108,7 @@ def measure(n: int, steps: int) -> dict:
 
 def render(results: list[dict], env: str) -> str:
     rows = "\n".join(
-        f"| {r['images']:,} | {r['upload_mb']:.0f} | {r['idle_service_mb']:.0f} | {r['peak_service_mb']:.0f} | "
+        f"| {r['images']:,} | {r['batch_size']} | {r['upload_mb']:.0f} | {r['idle_service_mb']:.0f} | {r['peak_service_mb']:.0f} | "
         f"{r['goal_mb']:,} | {'met' if r['met'] else '**missed**'} | {r['float32_at_224_mb']:,.0f} | "
         f"{r['phase_reached']} step {r['teacher_steps_reached']} | {r['seconds']:.0f} |" for r in results)
     return (
@@ -118,8 +119,8 @@ def render(results: list[dict], env: str) -> str:
         "processes, sampled every 50 ms from the upload through the data phase and the first teacher steps, "
         "then the job is cancelled. Images are kept as uint8 at 32x32 and resized per batch; the float32-at-224 "
         f"column is what materialising them took before (issue 13 saw 12.1 GB for 6,000 images). {env}\n\n"
-        "| images | upload MB | idle service MB | peak service MB | goal MB | goal | float32 at 224 MB | reached "
-        "| seconds |\n|---|---|---|---|---|---|---|---|---|\n" + rows + "\n")
+        "| images | batch size | upload MB | idle service MB | peak service MB | goal MB | goal | float32 at 224 MB "
+        "| reached | seconds |\n|---|---|---|---|---|---|---|---|---|---|\n" + rows + "\n")
 
 
 def write_section(section: str) -> None:
@@ -136,13 +137,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.memory")
     parser.add_argument("--images", nargs="*", type=int, default=[6000, 50000])
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, help="default: the standard preset's")
     args = parser.parse_args()
     from backend.runtime import cpu_model
 
     results = []
     for n in args.images:
         print(f"{n} images ...", flush=True)
-        results.append(measure(n, args.steps))
+        results.append(measure(n, args.steps, args.batch_size))
         print(json.dumps(results[-1]), flush=True)
     (ROOT / "benchmarks" / "memory.json").write_text(json.dumps(results, indent=2))
     env = (f"Machine: {cpu_model()}, {psutil.cpu_count()} cores shared with other work while measured, "

@@ -108,7 +108,8 @@ def measure(n: int, steps: int, batch_size: int | None = None) -> dict:
 
 def render(results: list[dict], env: str) -> str:
     rows = "\n".join(
-        f"| {r['images']:,} | {r['batch_size']} | {r['upload_mb']:.0f} | {r['idle_service_mb']:.0f} | {r['peak_service_mb']:.0f} | "
+        f"| {r['images']:,} | {r.get('batch_size', 'preset (64)')} | {r['upload_mb']:.0f} | {r['idle_service_mb']:.0f} | "
+        f"{r['peak_service_mb']:.0f} | "
         f"{r['goal_mb']:,} | {'met' if r['met'] else '**missed**'} | {r['float32_at_224_mb']:,.0f} | "
         f"{r['phase_reached']} step {r['teacher_steps_reached']} | {r['seconds']:.0f} |" for r in results)
     return (

@@ -108,3 +108,20 @@ def test_whole_job_on_cpu_with_augmentation_says_so(tmp_path, one_torch_thread):
     assert eff["latency_conditions"]["device"] == "cpu (fp32)"
     assert eff["latency_cpu"] is None and "CPU" in eff["latency_cpu_reason"]
     assert 0.0 <= report["student_model_performance"]["accuracy"] <= 1.0
+
+
+def test_augment_defaults_on_at_standard_off_at_quick_and_vision_only():
+    from backend.models.registry import get_model_spec
+    from backend.pipeline import resolved_hyperparameters
+
+    spec = get_model_spec("resnet18")
+    for preset, expected in (("standard", True), ("quick", False)):
+        config = JobConfig.from_dict({"model_name": "resnet18", "preset": preset})
+        assert resolved_hyperparameters(config, spec)["augment"] is expected
+    config = JobConfig.from_dict({"model_name": "resnet18", "preset": "standard", "augment": False})
+    assert resolved_hyperparameters(config, spec)["augment"] is False
+    with pytest.raises(ConfigError) as exc:
+        JobConfig.from_dict({"model_name": "distilbert", "augment": True})
+    assert exc.value.field == "augment"
+    with pytest.raises(ConfigError):
+        JobConfig.from_dict({"model_name": "resnet18", "augment": "yes"})

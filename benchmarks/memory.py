@@ -37,7 +37,7 @@ class TreeSampler(threading.Thread):
 
     def __init__(self, pid: int, interval_s: float = 0.05) -> None:
         super().__init__(daemon=True)
-        self.root, self.interval_s, self.peak, self._stop = psutil.Process(pid), interval_s, 0, threading.Event()
+        self.root, self.interval_s, self.peak, self._halt = psutil.Process(pid), interval_s, 0, threading.Event()
 
     def rss(self) -> int:
         total = 0
@@ -49,12 +49,12 @@ class TreeSampler(threading.Thread):
         return total
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.peak = max(self.peak, self.rss())
-            self._stop.wait(self.interval_s)
+            self._halt.wait(self.interval_s)
 
     def stop(self) -> int:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.peak
 

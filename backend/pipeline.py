@@ -182,10 +182,10 @@ def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
     state.raw = ds.subsample(raw, config.max_samples, config.seed)
     state.splits = ds.split_indices(state.raw.labels, config.seed)
     if spec.family == "vision":
+        train, val, test = state.splits.train, state.splits.val, state.splits.test
         state.train, state.val, state.test = (
-            ds.vision_tensors(state.raw, idx, state.image_size, augment=state.hp["augment"] and idx is state.splits.train
-                              ).to(state.device)
-            for idx in (state.splits.train, state.splits.val, state.splits.test))
+            ds.vision_tensors(state.raw, idx, state.image_size, augment=state.hp["augment"] and idx is train
+                              ).to(state.device) for idx in (train, val, test))
         state.raw.images = None  # the splits hold their own (source-size) copies
         state.adapter = _adapter(state)
 

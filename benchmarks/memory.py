@@ -96,7 +96,8 @@ def measure(n: int, steps: int, batch_size: int | None = None) -> dict:
                 time.sleep(0.5)
             requests.post(f"{api}/cancel_training", json={"job_id": job_id}, timeout=30)
             peak_mb = sampler.stop() / MB
-            return {"images": n, "batch_size": batch_size or "preset", "upload_mb": len(data) / MB, "idle_service_mb": idle_mb, "peak_service_mb": peak_mb,
+            return {"images": n, "batch_size": batch_size or "preset", "upload_mb": len(data) / MB,
+                    "idle_service_mb": idle_mb, "peak_service_mb": peak_mb,
                     "goal_mb": GOALS_MB.get(n), "met": peak_mb < GOALS_MB.get(n, float("inf")),
                     "float32_at_224_mb": n * 3 * 224 * 224 * 4 / MB, "teacher_steps_reached": progress.get("step"),
                     "phase_reached": seen.get("phase"), "state": seen.get("state"), "error": seen.get("error"),
@@ -108,7 +109,7 @@ def measure(n: int, steps: int, batch_size: int | None = None) -> dict:
 
 def render(results: list[dict], env: str) -> str:
     rows = "\n".join(
-        f"| {r['images']:,} | {r.get('batch_size', 'preset (64)')} | {r['upload_mb']:.0f} | {r['idle_service_mb']:.0f} | "
+        f"| {r['images']:,} | {r.get('batch_size', 'preset')} | {r['upload_mb']:.0f} | {r['idle_service_mb']:.0f} | "
         f"{r['peak_service_mb']:.0f} | "
         f"{r['goal_mb']:,} | {'met' if r['met'] else '**missed**'} | {r['float32_at_224_mb']:,.0f} | "
         f"{r['phase_reached']} step {r['teacher_steps_reached']} | {r['seconds']:.0f} |" for r in results)

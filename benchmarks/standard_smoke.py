@@ -115,7 +115,8 @@ def main() -> None:
     note = (f"Measured by `python -m benchmarks.standard_smoke` ({' '.join(sys.argv[1:]) or 'defaults'}), started "
             f"{started}: standard preset (published sizes: 224x224 CNNs, DistilBERT-base, T5-small), "
             f"{'max_samples ' + str(args.max_samples) if args.max_samples else 'the whole built-in dataset'}, "
-            f"{'the preset epochs' if args.preset_epochs else str(args.epochs) + ' epoch(s)'} per phase, pretrained='auto' from local caches only. Each job ran alone in "
+            f"{'the preset epochs' if args.preset_epochs else str(args.epochs) + ' epoch(s)'} per phase, "
+            "pretrained='auto' from local caches only. Each job ran alone in "
             "its own process; timings on a shared machine are indicative only.")
     write_section(render(results, args.section, note))
 

@@ -114,7 +114,8 @@ def with_teacher_logits(teacher: nn.Module, adapter, data: TensorSet, *, max_mb:
             if megabytes > max_mb:
                 return data, {"teacher_logits": "computed at every step", "would_need_mb": round(megabytes, 1)}
     logits = torch.cat(chunks).float().cpu()  # stored with the examples, served per batch on their device
-    return data.with_tensors(**{TEACHER_LOGITS: logits}), {"teacher_logits": "computed once per job", "memory_mb": round(megabytes, 1)}
+    info = {"teacher_logits": "computed once per job", "memory_mb": round(megabytes, 1)}
+    return data.with_tensors(**{TEACHER_LOGITS: logits}), info
 
 
 def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher, scaler=None

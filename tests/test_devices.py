@@ -96,7 +96,7 @@ def test_whole_job_on_cpu_with_augmentation_says_so(tmp_path, one_torch_thread):
     """The plumbing of a whole job: device, precision and augmentation resolved, used and reported."""
     from tests.engine_helpers import tiny_job
 
-    result = tiny_job(tmp_path, "resnet18", device="cpu", augment=True, pruning_steps=1, max_samples=60)
+    result = tiny_job(tmp_path, "resnet18", device="cpu", augment=True, pruning_steps=1, max_samples=120)
     report = result.report
     env = report["metadata"]["environment"]
     assert env["device"] == "cpu" and env["precision"] == "fp32"  # fp32: the CPU default

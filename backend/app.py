@@ -79,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--insecure-no-token", action="store_true",
                         help="serve a non-loopback --host without a token (anyone who reaches the port can train)")
     parser.add_argument("--max-queued-jobs", type=int, help="queue cap, 429 past it (KD_MAX_QUEUED_JOBS)")
+    parser.add_argument("--device", default=os.environ.get("KD_DEVICE"),
+                        help="default device of jobs that name none: auto (CUDA when present, else CPU), cpu, "
+                             "cuda, cuda:N, mps")
     return parser.parse_args(argv)
 
 
@@ -99,6 +102,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"Refusing to serve {args.host} without an API token: anyone who can reach the port could "
                  "start jobs and read results. Give --api-token (or KD_API_TOKEN), or --insecure-no-token to "
                  "serve it open anyway.")
+    if args.device:
+        from backend.devices import DeviceError, check_device
+
+        try:
+            overrides["DEVICE"] = check_device(args.device)
+        except DeviceError as exc:
+            sys.exit(f"--device: {exc}")
     app = create_app(overrides)
     print(f"KD-Pruning Simulator on http://{args.host}:{args.port}", flush=True)
     socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)

@@ -57,6 +57,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        ("alpha", float), ("sparsity", float), ("pruning-steps", int), ("structural-ratio", float),
                        ("seed", int), ("batch-size", int), ("learning-rate", float), ("max-samples", int)):
         parser.add_argument(f"--{name}", type=kind)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
+                        help="default: bf16 autocast on CUDA where supported, else fp32")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="random resized crop + flip for vision training (default: on at standard, off at quick)")
     parser.add_argument("--out", default="out", help="directory for the report and the model bundle")
     parser.add_argument("--cache-dir", default=str(BACKEND_DIR / "instance" / "cache"))
     parser.add_argument("--upload-dir", default=str(BACKEND_DIR / "uploads"))
@@ -81,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return study_main(argv[1:])
     args = parse_args(argv)
-    options = {"model_name": args.model, "dataset": args.dataset, "preset": args.preset, "pretrained": args.pretrained}
+    options = {"model_name": args.model, "dataset": args.dataset, "preset": args.preset, "pretrained": args.pretrained,
+               "device": args.device, "precision": args.precision, "augment": args.augment}
     for key in ("epochs", "kd_epochs", "finetune_epochs", "temperature", "alpha", "sparsity", "pruning_steps",
                 "structural_ratio", "seed", "batch_size", "learning_rate", "max_samples"):
         if getattr(args, key) is not None:

@@ -24,6 +24,7 @@ _SETTINGS: dict[str, tuple[str, Any, type]] = {
     "WORKERS": ("KD_WORKERS", 1, int),
     "TORCH_THREADS": ("KD_TORCH_THREADS", 0, int),  # 0: leave one core for the web server
     "START_WORKERS": ("KD_START_WORKERS", True, bool),
+    "DEVICE": ("KD_DEVICE", "auto", str),  # jobs' device when a request names none: auto (CUDA if present), cpu, ...
 }
 
 

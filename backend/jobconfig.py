@@ -9,7 +9,9 @@ from typing import Any, Mapping
 from backend.echo import clip
 from backend.models.registry import PRESETS, UnknownModelError, get_model_spec
 
-BUILTIN_DATASETS = {"vision": ("digits", "cifar10"), "text": ("synthetic_sentiment",)}
+# public ones (cifar10, cifar100, fashion_mnist, sst2, imdb, ag_news) are described in backend/data/public.py
+BUILTIN_DATASETS = {"vision": ("digits", "cifar10", "cifar100", "fashion_mnist"),
+                    "text": ("synthetic_sentiment", "sst2", "imdb", "ag_news")}
 DEFAULT_DATASET = {"vision": "digits", "text": "synthetic_sentiment"}
 UPLOAD_PREFIX = "upl_"
 
@@ -66,6 +68,9 @@ class JobConfig:
     max_grad_norm: float = 1.0
     max_samples: int | None = None  # cap on the dataset size, for quick checks
     latency_runs: int = 30
+    augment: bool | None = None  # random resized crop + flip on vision training; None: on at standard, off at quick
+    device: str | None = None  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"; None: the server's default (auto)
+    precision: str | None = None  # "fp32" | "bf16" | "fp16"; None: bf16 on CUDA where supported, else fp32
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "JobConfig":
@@ -105,6 +110,29 @@ class JobConfig:
             raise ConfigError("teacher_upload_id", "teacher_upload_id must be an upload_id from POST /upload.")
         for name, limit in LIMITS.items():
             _check_number(self, name, limit, optional=name in OPTIONAL)
+        self._check_augment(spec.family)
+        self._check_device()
+
+    def _check_augment(self, family: str) -> None:
+        if self.augment is not None and not isinstance(self.augment, bool):
+            raise ConfigError("augment", f"augment must be true or false, got {self.augment!r}.")
+        if self.augment and family != "vision":
+            raise ConfigError("augment", "augment (random resized crop + flip) applies to vision models only.")
+
+    def _check_device(self) -> None:
+        """The device exists on this machine and can run the precision (400 naming what exists otherwise)."""
+        from backend.devices import DeviceError, check_device, check_precision, resolve_device
+
+        try:
+            if self.device is not None:
+                self.device = check_device(self.device)
+        except DeviceError as exc:
+            raise ConfigError("device", str(exc)) from None
+        try:
+            if self.precision is not None:
+                check_precision(self.precision, resolve_device(self.device))
+        except DeviceError as exc:
+            raise ConfigError("precision", str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, as stored in the report."""

@@ -4,6 +4,7 @@ Knows nothing of Flask or Socket.IO: progress and cancellation go through callba
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 import time
@@ -16,16 +17,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from backend import devices
 from backend.data import datasets as ds
+from backend.data import public
 from backend.jobconfig import JobConfig
 from backend.kd import loop
 from backend.kd.callbacks import CallbackList, Callbacks
-from backend.models import adapters, presets, teachers, text as text_models, vision
+from backend.models import adapters, presets, teachers, vision
+from backend.models import text as text_models
 from backend.models.registry import ModelSpec, get_model_spec
 from backend.pruning import progressive
 from backend.pruning.structural import make_student
 from backend.runtime import environment_info
 
+AUGMENTATION = (f"training split only: per image random resized crop (area {ds.AUGMENT_SCALE[0]:g}-"
+                f"{ds.AUGMENT_SCALE[1]:g}) + horizontal flip (torchvision.transforms.v2); teacher logits per step")
 PHASES = ("data", "teacher", "student", "distill", "prune", "evaluate")
 
 
@@ -65,6 +71,9 @@ class JobState:
     timings: dict = field(default_factory=dict)
     image_size: int = 32
     max_length: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    precision: str = "fp32"
+    teacher_logits: dict = field(default_factory=dict)  # how KD got the teacher's logits (cached or per step)
 
 
 def resolved_hyperparameters(config: JobConfig, spec: ModelSpec) -> dict:
@@ -78,7 +87,18 @@ def resolved_hyperparameters(config: JobConfig, spec: ModelSpec) -> dict:
     # the student's rate (KD, and fine-tuning at a third of it): the preset's, unless the request sets one for all
     if config.learning_rate is not None or "kd_learning_rate" not in hp:
         hp["kd_learning_rate"] = hp["learning_rate"]
+    # random resized crop + flip: on for vision at the standard preset (224 inputs from smaller sources), off at quick
+    hp["augment"] = bool(config.augment) if config.augment is not None else \
+        (spec.family == "vision" and config.preset == "standard")
     return hp
+
+
+def place(state: JobState) -> None:
+    """Resolve where the job runs ('auto': CUDA when present) and at what precision (bf16 on CUDA where supported)."""
+    state.device = devices.resolve_device(state.config.device)
+    state.precision = state.config.precision or devices.default_precision(state.device)
+    devices.check_precision(state.precision, state.device)
+    state.hp.update(device=str(state.device), precision=state.precision)
 
 
 def seed_everything(seed: int) -> None:
@@ -109,6 +129,7 @@ def run_job(config: JobConfig, callbacks: Callbacks | None = None, *, job_id: st
     cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
     spec = get_model_spec(config.model_name)
     state = JobState(config=config, spec=spec, hp=resolved_hyperparameters(config, spec))
+    place(state)
     started = time.perf_counter()
     seed_everything(config.seed)
     with phase(state, cb, "data") as info:
@@ -128,8 +149,16 @@ def run_job(config: JobConfig, callbacks: Callbacks | None = None, *, job_id: st
         report = evaluate_and_report(state, cb, job_id, started)
     from backend.outputs import write_outputs
 
+    _to_cpu(state)  # the exported bundle is for the CPU
     artifacts = write_outputs(report, state, Path(out_dir))
     return JobResult(report=report, out_dir=Path(out_dir), artifacts=artifacts)
+
+
+def _to_cpu(state: JobState) -> None:
+    """Models and data back in host memory (frees accelerator memory too)."""
+    for model in (state.teacher, state.student):
+        model.cpu()
+    state.train, state.val, state.test = (s.to("cpu") for s in (state.train, state.val, state.test))
 
 
 def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
@@ -143,19 +172,30 @@ def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
         if meta.get("kind") not in DATASET_KINDS[spec.family]:
             raise ds.DataError(f"upload {config.dataset} is a {meta.get('kind')!r} file; {spec.display_name} needs "
                                f"one of {list(DATASET_KINDS[spec.family])}.")
-        raw = ds.load_upload(spec.family, path, meta.get("filename", config.dataset), state.image_size)
+        raw = ds.load_upload(spec.family, path, meta.get("filename", config.dataset), state.image_size,
+                             max_samples=config.max_samples, seed=config.seed)
     elif config.dataset == "digits":
         raw = ds.load_digits()
-    elif config.dataset == "cifar10":
-        raw = ds.load_cifar10(cache_dir / "datasets")
+    elif config.dataset in public.PUBLIC:
+        raw = public.load(config.dataset, cache_dir / "datasets", max_samples=config.max_samples, seed=config.seed)
     else:
         raw = ds.load_synthetic_sentiment(seed=config.seed, n=presets.TEXT_SET_SIZE)
     state.raw = ds.subsample(raw, config.max_samples, config.seed)
     state.splits = ds.split_indices(state.raw.labels, config.seed)
     if spec.family == "vision":
-        state.train, state.val, state.test = (ds.vision_tensors(state.raw, idx, state.image_size)
-                                              for idx in (state.splits.train, state.splits.val, state.splits.test))
-        state.adapter = adapters.adapter_for(spec.id)
+        train, val, test = state.splits.train, state.splits.val, state.splits.test
+        state.train, state.val, state.test = (
+            ds.vision_tensors(state.raw, idx, state.image_size, augment=state.hp["augment"] and idx is train
+                              ).to(state.device) for idx in (train, val, test))
+        state.raw.images = None  # the splits hold their own (source-size) copies
+        state.adapter = _adapter(state)
+
+
+def _adapter(state: JobState, tokenizer=None):
+    """The model's adapter, its forward passes under the job's autocast."""
+    adapter = adapters.adapter_for(state.spec.id, tokenizer, state.raw.class_names)
+    adapter.amp = devices.autocast(state.device, state.precision)
+    return adapter
 
 
 def _tokenise(state: JobState) -> None:
@@ -165,16 +205,17 @@ def _tokenise(state: JobState) -> None:
     state.max_length = adapters.fitted_length(tok, train_texts, text_models.MAX_LENGTH[state.config.preset])
     words = raw.class_names if state.spec.id == "t5-small" else None
     state.train, state.val, state.test = (
-        adapters.text_tensors(tok, [raw.texts[i] for i in idx], raw.labels[idx], state.max_length, words)
+        adapters.text_tensors(tok, [raw.texts[i] for i in idx], raw.labels[idx], state.max_length, words
+                              ).to(state.device)
         for idx in (state.splits.train, state.splits.val, state.splits.test))
-    state.adapter = adapters.adapter_for(state.spec.id, tok, raw.class_names)
+    state.adapter = _adapter(state, tok)
 
 
 def _settings(state: JobState, epochs: int, lr: float | None = None) -> loop.TrainSettings:
     c, hp = state.config, state.hp
     return loop.TrainSettings(epochs=epochs, learning_rate=lr or hp["learning_rate"], batch_size=hp["batch_size"],
                               max_grad_norm=c.max_grad_norm, seed=c.seed, temperature=c.temperature, alpha=c.alpha,
-                              embedding_lr_scale=hp.get("embedding_lr_scale", 1.0))
+                              embedding_lr_scale=hp.get("embedding_lr_scale", 1.0), precision=state.precision)
 
 
 def _teacher_key(state: JobState) -> str:
@@ -185,6 +226,9 @@ def _teacher_key(state: JobState) -> str:
              "batch_size": hp["batch_size"], "max_samples": c.max_samples, "grad_norm": c.max_grad_norm,
              "embedding_lr_scale": hp.get("embedding_lr_scale", 1.0), "architecture": _architecture(state),
              "version": 2}
+    # only when not the defaults of before, so existing cached teachers keep their keys
+    parts.update({k: hp[k] for k in ("augment",) if hp.get(k)})
+    parts.update({"precision": state.precision} if state.precision != "fp32" else {})
     return f"{c.model_name}-{teachers.cache_key(parts)}"
 
 
@@ -217,6 +261,7 @@ def _obtain_teacher(state: JobState, cb: CallbackList, cache_path: Path | None, 
         cached = teachers.load_cached(cache_path, spec, preset=config.preset, class_names=class_names)
         if cached is not None:
             state.teacher, state.tokenizer, meta = cached
+            state.teacher.to(state.device)
             state.teacher_source = {**meta["source"], "kind": "cache",
                                     "detail": f"reused from the teacher cache ({meta['source']['detail']})"}
             state.history["teacher"] = meta.get("history", [])
@@ -229,7 +274,7 @@ def _obtain_teacher(state: JobState, cb: CallbackList, cache_path: Path | None, 
                                                       class_names=class_names, train_texts=train_texts,
                                                       seed=config.seed)
         epochs = state.hp["epochs"]
-    state.teacher, state.tokenizer, state.teacher_source = model, tok, source
+    state.teacher, state.tokenizer, state.teacher_source = model.to(state.device), tok, source
     if spec.family == "text":
         _tokenise(state)
     seed_everything(config.seed)
@@ -316,6 +361,7 @@ def distill(state: JobState, cb: CallbackList, cache_dir: Path | None = None) ->
     seed_everything(state.config.seed + 1)
     state.kd_train, info = loop.with_teacher_logits(state.teacher, state.adapter, state.train,
                                                       check_stop=cb.check_stop)
+    state.teacher_logits = info
     key = _student_key(state)
     if cache_dir is None or key is None:
         state.student_source = {"kind": "distilled", "detail": "distilled here; not cached: "
@@ -442,10 +488,14 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     evaluate_started = time.perf_counter()
     _stage_test_accuracies(state, cb)
     cb.check_stop()
-    test_batches = [(b, b["labels"]) for b in state.test.batches(128)]
+    # made one batch at a time: a list would hold the whole test split at model size (4.5 GB for 7,500 at 224)
+    test_batches = ((b, b["labels"]) for b in state.test.batches(128))
     measurements = measure_pair(state.teacher, state.student, predict=state.adapter.predict,
                                 test_batches=test_batches, example_batch=state.test.head,
                                 class_names=state.raw.class_names, latency_runs=state.config.latency_runs)
+    measurements["latency"]["device"] = _device_label(state)
+    if state.device.type != "cpu":
+        measurements["latency_cpu"] = _cpu_latency(state)
     cb.check_stop()
     final = measurements["student"]["effectiveness"]["accuracy"]
     state.stages.append({"stage": "final", "val_accuracy": state.stages[-1]["val_accuracy"], "test_accuracy": final})
@@ -454,6 +504,27 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     state.timings["evaluate"], state.timings["total"] = now - evaluate_started, now - started
     ctx = build_context(state, job_id, measurements, kl)
     return build_report(ctx)
+
+
+def _device_label(state: JobState) -> str:
+    """The device and precision latency was measured at, e.g. 'cuda:0 (NVIDIA H200, bf16 autocast)'."""
+    index = state.device.index if state.device.index is not None else 0
+    name = torch.cuda.get_device_name(index) if state.device.type == "cuda" else None
+    precision = "fp32" if state.precision == "fp32" else f"{state.precision} autocast"
+    return f"{state.device}" + (f" ({name}, {precision})" if name else f" ({precision})")
+
+
+def _cpu_latency(state: JobState) -> dict:
+    """Latency of CPU copies of both models at fp32: the deployment target most users ship to."""
+    from backend.metrics.efficiency import measure_latency
+
+    models = {"teacher": copy.deepcopy(state.teacher).cpu(), "student": copy.deepcopy(state.student).cpu()}
+    adapter = copy.copy(state.adapter)
+    adapter.amp = contextlib.nullcontext
+    test = state.test.to("cpu")
+    latency = measure_latency(models, adapter.predict, test.head, runs=state.config.latency_runs)
+    latency["device"] = "cpu (fp32)"
+    return latency
 
 
 def _config_with_reasons(state: JobState) -> dict:
@@ -485,16 +556,20 @@ def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -
         "dataset": {"name": raw.name, "num_classes": len(raw.class_names), "class_names": raw.class_names,
                     **state.splits.sizes(), "description": raw.description, "synthetic": raw.synthetic,
                     **({"image_size": state.image_size} if state.spec.family == "vision"
-                       else {"max_length_tokens": state.max_length})},
+                       else {"max_length_tokens": state.max_length}),
+                    **({"augmentation": AUGMENTATION if state.hp["augment"] else "none"}
+                       if state.spec.family == "vision" else {})},
         "teacher_source": state.teacher_source,
         "student_source": state.student_source,
-        "environment": env,
+        "environment": {**env, "device": str(state.device), "precision": state.precision,
+                        "device_name": _device_label(state)},
         "timings_s": {p: state.timings.get(p) for p in (*PHASES, "total")},
         "structural": state.structural,
         "history": state.history,
         "validation": state.validation,
         "pruning": state.pruning,
         "stages": state.stages,
+        "teacher_logits": state.teacher_logits,
         "kd_agreement": {"mean_kl": kl, "mean_kl_reason": None,
                          "mean_kl_note": "KL(teacher || student) at T=1 per logit row on the test split"
                                          + (" (decoder positions, teacher-forced)" if state.spec.id == "t5-small"

@@ -121,7 +121,7 @@ def test_uploaded_datasets_load_and_split(tmp_path):
     assert sorted(raw.class_names) == ["neg", "pos"] and len(raw.texts) == 40
     meta = save_upload(tmp_path, "images.zip", _image_zip(3, 6))
     raw = ds.load_upload("vision", tmp_path / meta["upload_id"] / meta["stored_name"], "images.zip", 16)
-    assert raw.images.shape == (18, 3, 16, 16) and len(raw.class_names) == 3
+    assert raw.images.shape == (18, 3, 12, 12) and raw.images.dtype == np.uint8 and len(raw.class_names) == 3
     splits = ds.split_indices(raw.labels, 0)
     assert set(splits.train).isdisjoint(splits.test) and set(splits.val).isdisjoint(splits.test)
     assert len(splits.train) + len(splits.val) + len(splits.test) == 18

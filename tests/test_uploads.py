@@ -107,10 +107,11 @@ def test_image_zip_upload_counts_classes_and_images(post, up_app, prefix):
     assert body["images_per_class"] == {"cat": 3, "dog": 2}
     path, _ = uploads.resolve_upload(up_app.config["UPLOAD_DIR"], body["upload_id"])
     images, labels, names = uploads.load_image_zip(path, 16)
-    assert images.shape == (5, 3, 16, 16) and images.dtype == np.float32
-    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert images.shape == (5, 3, 8, 8) and images.dtype == np.uint8  # source resolution, one byte a value
     assert labels.dtype == np.int64 and labels.tolist() == [0, 0, 0, 1, 1] and names == ["cat", "dog"]
-    assert images[0, 0].mean() > 0.7 and images[3, 2].mean() > 0.7  # red cats, blue dogs
+    assert images[0, 0].mean() == 200 and images[3, 2].mean() == 200  # red cats, blue dogs
+    small, _, _ = uploads.load_image_zip(path, 4)  # never stored larger than the model's input
+    assert small.shape == (5, 3, 4, 4)
 
 
 def test_model_zip_upload_reports_architecture_and_parameters(post, up_app, tmp_path):
@@ -143,8 +144,8 @@ def test_npz_upload_and_loading(post, up_app):
     assert res.get_json()["images"] == 6 and res.get_json()["classes"] == 3
     path, _ = uploads.resolve_upload(up_app.config["UPLOAD_DIR"], res.get_json()["upload_id"])
     images, labels, names = uploads.load_image_zip(path, 8)  # the pipeline's loader takes .npz too
-    assert images.shape == (6, 3, 8, 8) and labels.tolist() == [0, 1, 0, 1, 2, 2] and names == ["0", "1", "2"]
-    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert images.shape == (6, 3, 10, 10) and labels.tolist() == [0, 1, 0, 1, 2, 2] and names == ["0", "1", "2"]
+    assert images.dtype == np.uint8 and (images == x.transpose(0, 3, 1, 2)).all()  # kept as uploaded
 
 
 def test_upload_listing_and_detail(post, up_app):

@@ -16,6 +16,14 @@ def health():
     """Status, library versions, device, threads and queue length."""
     info = {"status": "ok", "version": __version__, "python": platform.python_version()}
     info.update(environment_info())
+    from backend.devices import DeviceError, available_devices, resolve_device
+
+    info["devices"] = available_devices()  # what exists: name and memory of each
+    info["default_device"] = current_app.config.get("DEVICE", "auto")
+    try:
+        info["device"] = str(resolve_device(info["default_device"]))  # where a job naming no device runs
+    except DeviceError as exc:  # a server default this machine lacks: say so rather than fail the health check
+        info["device"], info["device_reason"] = None, str(exc)
     manager = current_app.extensions.get("jobs")
     info["queue_length"] = manager.queue_length() if manager is not None else 0
     info["running_job_id"] = manager.running_job_id() if manager is not None else None

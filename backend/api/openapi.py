@@ -46,6 +46,13 @@ TRAIN_OPTIONS: dict[str, Any] = {
         # Numeric options and their documented ranges (backend/jobconfig.py LIMITS; a value outside is a 400).
         **{name: {**limit, "type": [limit["type"], "null"] if name in OPTIONAL else limit["type"]}
            for name, limit in LIMITS.items()},
+        "augment": {"type": ["boolean", "null"], "description": "random resized crop + flip on vision training; "
+                                                                "null: on at the standard preset, off at quick"},
+        "device": {"type": ["string", "null"], "pattern": "^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$",
+                   "description": "where the job runs; null: the server's --device (auto: CUDA when present, else "
+                                  "CPU); a device this machine lacks is a 400 naming those it has"},
+        "precision": {"type": ["string", "null"], "enum": ["fp32", "bf16", "fp16", None],
+                      "description": "autocast of forward passes; null: bf16 on CUDA where supported, else fp32"},
     },
 }
 

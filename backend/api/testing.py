@@ -43,7 +43,10 @@ def models():
     service = {"max_queued_jobs": current_app.config["MAX_QUEUED_JOBS"],
                "max_body_kb": current_app.config["MAX_BODY_KB"], "max_json_depth": current_app.config["MAX_JSON_DEPTH"],
                "max_upload_mb": current_app.config["MAX_UPLOAD_MB"]}
-    return jsonify({"models": out, "options": jsonable(job_defaults), "limits": limits, "service_limits": service})
+    from backend.data.public import listing
+
+    return jsonify({"models": out, "options": jsonable(job_defaults), "limits": limits, "service_limits": service,
+                    "public_datasets": listing()})
 
 
 def _upload_kinds(family: str) -> list[str]:

@@ -21,11 +21,14 @@ def train():
     """Validate the options and queue a job; 202 at once, 429 when the queue is full."""
     body = json_body()
     check_queue_room()
+    if isinstance(body, dict) and body.get("device") is None:  # the server's default (--device, KD_DEVICE)
+        body = {**body, "device": current_app.config.get("DEVICE", "auto")}
     try:
         config = JobConfig.from_dict(body)
     except ConfigError as exc:
         raise ApiError(400, "invalid_option", str(exc), field=exc.field) from None
     _check_uploads(config)
+    _check_public_dataset(config)
     record = manager().submit(config)
     answer = {"job_id": record.id, "status": record.state, "model_name": config.model_name,
               "queue_position": manager().queue_position(record.id), "config": config.to_dict(),
@@ -52,6 +55,17 @@ def _check_uploads(config: JobConfig) -> None:
         _check_upload("dataset", config.dataset, DATASET_KINDS[family], f"a {family} dataset")
     if config.teacher_upload_id is not None:
         _check_upload("teacher_upload_id", config.teacher_upload_id, TEACHER_KINDS, "a checkpoint or model ZIP")
+
+
+def _check_public_dataset(config: JobConfig) -> None:
+    """A public dataset must be cached here, or the machine online to download it (400 naming the folder)."""
+    from pathlib import Path
+
+    from backend.data import public
+
+    root = Path(current_app.config["DATA_DIR"]) / "cache" / "datasets"
+    if config.dataset in public.PUBLIC and not public.is_cached(config.dataset, root) and public.offline():
+        raise ApiError(400, "dataset_unavailable", public.unavailable_message(config.dataset, root), field="dataset")
 
 
 def _check_upload(field: str, upload_id: str, kinds: tuple[str, ...], what: str) -> None:

@@ -1,13 +1,18 @@
-"""Load a dataset by name, split it (stratified, seeded) and hold it as tensors in memory."""
+"""Load a dataset by name, split it (stratified, seeded) and hold it in memory as compactly as its source.
+
+Images stay at source resolution (uint8 where the source is); each batch is resized to the model's input size,
+normalised (and augmented, for training where asked) only when it is served, with torchvision.transforms.v2,
+on the job's device. Memory is so bounded by the source data, not by the model's input size.
+"""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
 from backend.data import synthetic_text
@@ -23,7 +28,7 @@ class DataError(ValueError):
 
 @dataclass
 class RawDataset:
-    """Examples before splitting: images (float [N,3,H,W] in [0,1]) or texts, with integer labels."""
+    """Examples before splitting: images ([N,3,H,W] at source resolution: uint8, or float in [0,1]) or texts."""
 
     name: str
     family: str
@@ -52,25 +57,55 @@ class TensorSet:
     """Equal-length tensors (model inputs and `labels`) served as dict batches."""
 
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where batches are served
+
+    augment = False  # no random transform: every pass serves the same inputs
 
     def __len__(self) -> int:
         return len(self.tensors["labels"])
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-        """Yield dict batches; a seeded shuffle makes epochs repeatable."""
+        """Yield dict batches on `device`; a seeded shuffle makes epochs repeatable."""
         n = len(self)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
         for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            yield {k: v[idx] for k, v in self.tensors.items()}
+            yield self._serve(order[start:start + batch_size], self.augment)
 
     def num_batches(self, batch_size: int) -> int:
         return (len(self) + batch_size - 1) // batch_size
 
     def head(self, n: int) -> dict[str, torch.Tensor]:
-        """The first n examples as one batch, repeated if the set is smaller."""
-        idx = torch.arange(n) % len(self)
-        return {k: v[idx] for k, v in self.tensors.items()}
+        """The first n examples as one batch (never augmented), repeated if the set is smaller."""
+        return self._serve(torch.arange(n) % len(self), False)
+
+    def with_tensors(self, **extra: torch.Tensor) -> "TensorSet":
+        """A copy with more per-example tensors (e.g. the teacher's logits), served alongside."""
+        return dataclasses.replace(self, tensors={**self.tensors, **extra})
+
+    def to(self, device: torch.device | str) -> "TensorSet":
+        """A view serving its batches on `device` (the stored tensors stay in host memory)."""
+        return dataclasses.replace(self, device=torch.device(device))
+
+    def _serve(self, idx: torch.Tensor, augment: bool) -> dict[str, torch.Tensor]:
+        return {k: v[idx].to(self.device, non_blocking=True) for k, v in self.tensors.items()}
+
+
+@dataclass
+class ImageSet(TensorSet):
+    """Images stored as loaded (`images`: uint8 or float [N,3,h,w]); `pixel_values` made per batch.
+
+    Each batch is resized to `image_size` (antialiased when shrinking) and normalised with ImageNet
+    statistics on `device`; with `augment`, every image gets its own random resized crop and flip first.
+    Without augmentation a given example always yields the same pixel_values (the teacher-logit cache relies on it).
+    """
+
+    image_size: int = 32
+    augment: bool = False
+
+    def _serve(self, idx: torch.Tensor, augment: bool) -> dict[str, torch.Tensor]:
+        batch = super()._serve(idx, augment)
+        batch["pixel_values"] = model_inputs(batch.pop("images"), self.image_size, augment)
+        return batch
 
 
 def split_indices(labels: np.ndarray, seed: int) -> Splits:
@@ -86,13 +121,22 @@ def split_indices(labels: np.ndarray, seed: int) -> Splits:
     return Splits(np.sort(train), np.sort(val), np.sort(test))
 
 
+def subsample_indices(labels: np.ndarray, max_samples: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of a stratified subset of at most `max_samples` examples; None when all are kept.
+
+    Loaders call this before decoding anything, so a capped job never decodes the examples it drops.
+    """
+    if not max_samples or len(labels) <= max_samples:
+        return None
+    keep, _ = train_test_split(np.arange(len(labels)), train_size=max_samples, stratify=labels, random_state=seed)
+    return np.sort(keep)
+
+
 def subsample(raw: RawDataset, max_samples: int | None, seed: int) -> RawDataset:
     """Keep a stratified subset of at most `max_samples` examples (for quick checks)."""
-    if not max_samples or len(raw.labels) <= max_samples:
+    keep = subsample_indices(raw.labels, max_samples, seed)
+    if keep is None:
         return raw
-    keep, _ = train_test_split(np.arange(len(raw.labels)), train_size=max_samples, stratify=raw.labels,
-                               random_state=seed)
-    keep = np.sort(keep)
     raw.labels = raw.labels[keep]
     if raw.images is not None:
         raw.images = raw.images[keep]
@@ -112,21 +156,6 @@ def load_digits() -> RawDataset:
                       description="scikit-learn handwritten digits (1,797 8x8 images, 10 classes), upsampled.")
 
 
-def load_cifar10(root: Path) -> RawDataset:
-    """CIFAR-10 through torchvision; a clear error when it is neither cached nor downloadable."""
-    from torchvision.datasets import CIFAR10
-
-    try:
-        parts = [CIFAR10(str(root), train=t, download=True) for t in (True, False)]
-    except Exception as exc:  # offline: URLError, gaierror, ...
-        raise DataError(f"cifar10 could not be loaded or downloaded into {root} ({type(exc).__name__}: {exc}). "
-                        "This machine may be offline; use 'digits' or upload a ZIP of class folders.") from None
-    images = np.concatenate([p.data for p in parts]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    labels = np.concatenate([np.asarray(p.targets) for p in parts]).astype(np.int64)
-    return RawDataset("cifar10", "vision", list(parts[0].classes), labels, images=images,
-                      description="CIFAR-10 (60,000 32x32 colour images, 10 classes) via torchvision.")
-
-
 def load_synthetic_sentiment(seed: int = 0, n: int = 6000) -> RawDataset:
     """The built-in synthetic sentiment set (see backend.data.synthetic_text)."""
     texts, labels = synthetic_text.generate(n=n, seed=seed)
@@ -136,25 +165,56 @@ def load_synthetic_sentiment(seed: int = 0, n: int = 6000) -> RawDataset:
                                   "from a seed; labels follow negation and contrast clauses. Not real reviews.")
 
 
-def load_upload(kind: str, path: Path, name: str, image_size: int) -> RawDataset:
-    """A dataset from an uploaded CSV (text) or ZIP of class folders (vision)."""
+def load_upload(kind: str, path: Path, name: str, image_size: int, *, max_samples: int | None = None,
+                seed: int = 0) -> RawDataset:
+    """A dataset from an uploaded CSV (text) or ZIP of class folders / .npz (vision).
+
+    Images are decoded at source resolution (at most `image_size` a side) and only those `max_samples` keeps.
+    """
     from backend.data import uploads
 
     if kind == "text":
         texts, labels, classes = uploads.load_text_csv(path)
         return RawDataset(name, "text", classes, np.asarray(labels, np.int64), texts=texts,
                           description=f"Uploaded CSV {name} ({len(texts):,} rows, {len(classes)} classes).")
-    images, labels, classes = uploads.load_image_zip(path, image_size)
+    dropped: list[int] = []
+
+    def keep(labels: np.ndarray) -> np.ndarray | None:  # applied by the loader before it decodes any image
+        idx = subsample_indices(labels, max_samples, seed)
+        dropped.append(0 if idx is None else len(labels) - len(idx))
+        return idx
+
+    images, labels, classes = uploads.load_image_zip(path, image_size, keep=keep)
+    note = f" Subsampled to {len(labels):,} examples (max_samples) before decoding." if any(dropped) else ""
     return RawDataset(name, "vision", classes, np.asarray(labels, np.int64), images=images,
-                      description=f"Uploaded image folders {name} ({len(labels):,} images, {len(classes)} classes).")
+                      description=f"Uploaded images {name} ({len(labels):,} images, {len(classes)} classes, "
+                                  f"stored {images.shape[-2]}x{images.shape[-1]} {images.dtype}).{note}")
 
 
-def vision_tensors(raw: RawDataset, idx: np.ndarray, image_size: int) -> TensorSet:
-    """Images resized to `image_size` and normalised with ImageNet statistics."""
-    x = torch.from_numpy(np.ascontiguousarray(raw.images[idx]))
-    if x.shape[-1] != image_size or x.shape[-2] != image_size:
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    x = ((x - mean) / std).contiguous()
-    return TensorSet({"pixel_values": x, "labels": torch.from_numpy(raw.labels[idx]).long()})
+AUGMENT_SCALE = (0.25, 1.0)  # area kept by the random crop: gentler than ImageNet's 0.08, for 32x32 sources
+
+
+def vision_tensors(raw: RawDataset, idx: np.ndarray, image_size: int, *, augment: bool = False) -> ImageSet:
+    """The images of `idx` as stored (no copy at model size), served resized and normalised per batch."""
+    images = torch.from_numpy(np.ascontiguousarray(raw.images[idx]))
+    return ImageSet({"images": images, "labels": torch.from_numpy(raw.labels[idx]).long()},
+                    image_size=image_size, augment=augment)
+
+
+def model_inputs(images: torch.Tensor, image_size: int, augment: bool = False) -> torch.Tensor:
+    """A batch of stored images (uint8 or float in [0,1]) as normalised float32 at `image_size` (transforms.v2)."""
+    from torchvision.transforms import v2
+
+    size = (image_size, image_size)
+    x = v2.functional.to_dtype(images, torch.float32, scale=True)
+    if x.shape[1] == 1:  # greyscale sources (Fashion-MNIST) are stored with one channel: a view, no copy
+        x = x.expand(-1, 3, -1, -1)
+    if augment:  # v2 draws one set of parameters per call: per image, so every image gets its own crop and flip
+        crop = v2.Compose([v2.RandomResizedCrop(size, scale=AUGMENT_SCALE, antialias=True),
+                           v2.RandomHorizontalFlip()])
+        x = torch.stack([crop(img) for img in x])
+    if tuple(x.shape[-2:]) != size:
+        # antialias only when shrinking: upsampling (8x8 digits, 32x32 CIFAR at 224) stays plain bilinear
+        shrink = x.shape[-2] > image_size or x.shape[-1] > image_size
+        x = v2.functional.resize(x, list(size), antialias=shrink)
+    return v2.functional.normalize(x, list(IMAGENET_MEAN), list(IMAGENET_STD))

@@ -451,27 +451,50 @@ def _inspect_image_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limi
             "classes": len(counts), "class_names": list(counts)[:100], "images_per_class": dict(list(counts.items())[:100])}
 
 
-def load_image_zip(path: str | Path, image_size: int, limits: UploadLimits = UploadLimits()
-                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(images float32 [N,3,S,S] in [0,1], labels int64 [N], class names) from a ZIP of class folders."""
-    from PIL import Image
+Keep = Callable[[np.ndarray], "np.ndarray | None"]  # labels -> sorted indices to keep (None: all)
 
+
+def load_image_zip(path: str | Path, image_size: int, limits: UploadLimits = UploadLimits(), *,
+                   keep: Keep | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images uint8 [N,3,h,w], labels int64 [N], class names) from a ZIP of class folders (or an .npz).
+
+    Only the images `keep` selects are decoded. Each is kept at its own resolution, at most `image_size` a
+    side (the model never sees more); images of mixed sizes are brought to one square size, the largest seen.
+    """
     if Path(path).suffix.lower() == ".npz":  # the other image-dataset upload kind
-        return load_image_npz(path, image_size, limits)
+        return load_image_npz(path, image_size, limits, keep=keep)
     with open_checked_zip(path, limits) as zf:
         classes = _image_classes(_file_entries(zf))
-        count = sum(len(v) for v in classes.values())
-        images = np.empty((count, 3, image_size, image_size), dtype=np.float32)
-        labels = np.empty(count, dtype=np.int64)
-        i = 0
-        for label, infos in enumerate(classes.values()):
-            for info in infos:
-                img = _open_image(_read_member(zf, info), info.filename, limits.max_image_pixels)
-                img = img.resize((image_size, image_size), Image.BILINEAR)
-                images[i] = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
-                labels[i] = label
-                i += 1
-    return images, labels, list(classes)
+        entries = [(label, info) for label, infos in enumerate(classes.values()) for info in infos]
+        labels = np.array([label for label, _ in entries], dtype=np.int64)
+        idx = keep(labels) if keep is not None else None
+        if idx is not None:
+            entries, labels = [entries[i] for i in idx], labels[idx]
+        arrays = [_decoded(_open_image(_read_member(zf, info), info.filename, limits.max_image_pixels), image_size)
+                  for _, info in entries]
+    return _stacked(arrays), labels, list(classes)
+
+
+def _decoded(img, image_size: int) -> np.ndarray:
+    """An RGB PIL image as uint8 [3,h,w], squeezed to image_size x image_size when larger."""
+    from PIL import Image
+
+    if img.width > image_size or img.height > image_size:
+        img = img.resize((image_size, image_size), Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _stacked(arrays: list[np.ndarray]) -> np.ndarray:
+    """One uint8 [N,3,s,s] array; images of another size resized to the largest size seen."""
+    from PIL import Image
+
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        side = max(max(shape[1:]) for shape in shapes)
+        arrays = [a if a.shape[1:] == (side, side) else
+                  np.asarray(Image.fromarray(a.transpose(1, 2, 0)).resize((side, side), Image.BILINEAR)
+                             ).transpose(2, 0, 1) for a in arrays]
+    return np.stack(arrays) if arrays else np.empty((0, 3, 1, 1), np.uint8)
 
 
 def _model_root(entries: list[zipfile.ZipInfo]) -> str | None:
@@ -759,29 +782,36 @@ def _inspect_npz(path: Path, limits: UploadLimits) -> dict[str, Any]:
             "class_names": (names or [str(c) for c in classes.tolist()])[:100]}
 
 
-def load_image_npz(path: str | Path, image_size: int, limits: UploadLimits = UploadLimits()
-                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(images float32 [N,3,S,S] in [0,1], labels int64 [N], class names) from an .npz of arrays."""
-    import torch
-    import torch.nn.functional as F
+def load_image_npz(path: str | Path, image_size: int, limits: UploadLimits = UploadLimits(), *,
+                   keep: Keep | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images [N,3,H,W] at source resolution, labels int64 [N], class names) from an .npz of arrays.
 
+    Integer images in 0..255 stay uint8 (1 byte a value); other sources become float32 in [0,1]. Only the
+    examples `keep` selects are converted. `image_size` is unused: resizing happens per batch, later.
+    """
+    del image_size  # the signature matches load_image_zip's
     x, y, names = _npz_arrays(path, limits)
     _check_npz(x, y)
+    classes, labels = np.unique(y.astype(np.int64), return_inverse=True)
+    idx = keep(labels) if keep is not None else None
+    if idx is not None:
+        x, labels = x[idx], labels[idx]
     if x.ndim == 3:
         x = x[:, None]
     elif x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
         x = x.transpose(0, 3, 1, 2)
-    x = x.astype(np.float32)
-    if x.max(initial=0.0) > 1.0:
-        x = x / 255.0
-    x = np.clip(x[:, :3] if x.shape[1] >= 3 else np.repeat(x, 3, axis=1), 0.0, 1.0)
-    t = torch.from_numpy(np.ascontiguousarray(x))
-    if t.shape[-2:] != (image_size, image_size):
-        t = F.interpolate(t, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
-    classes, labels = np.unique(y.astype(np.int64), return_inverse=True)
+    x = x[:, :3] if x.shape[1] >= 3 else np.repeat(x, 3, axis=1)
+    high = x.max(initial=0)
+    if x.dtype.kind in "iu" and 1 < high <= 255 and x.min(initial=0) >= 0:
+        x = np.ascontiguousarray(x, dtype=np.uint8)
+    else:  # float sources, and integers in 0..1: values in [0,1] as before
+        x = x.astype(np.float32)
+        if high > 1.0:
+            x /= 255.0
+        x = np.ascontiguousarray(np.clip(x, 0.0, 1.0))
     if names is None or len(names) != len(classes):
         names = [str(c) for c in classes.tolist()]
-    return t.clamp(0, 1).numpy(), labels.astype(np.int64), names
+    return x, labels.astype(np.int64), names
 
 
 def load_image_dataset(path: str | Path, meta: Mapping[str, Any], image_size: int

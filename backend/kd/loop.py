@@ -27,6 +27,7 @@ class TrainSettings:
     temperature: float = 3.0
     alpha: float = 0.7
     embedding_lr_scale: float = 1.0  # >1 for T5 from scratch: its embeddings start at std 1, made for Adafactor
+    precision: str = "fp32"  # forward passes autocast by the adapter; fp16 also scales the loss (GradScaler)
 
 
 def train(model: nn.Module, adapter, data: TensorSet, settings: TrainSettings, *, phase: str,
@@ -42,13 +43,16 @@ def train(model: nn.Module, adapter, data: TensorSet, settings: TrainSettings, *
     steps_per_epoch = data.num_batches(settings.batch_size)
     total = settings.epochs * steps_per_epoch
     scheduler = _schedule(optimizer, settings.learning_rate, total)
+    device = next(model.parameters()).device
+    # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
+    scaler = torch.amp.GradScaler(device.type) if settings.precision == "fp16" else None
     history: list[dict] = []
     step, started = 0, time.perf_counter()
     model.train()
     for epoch in range(settings.epochs):
         for batch in data.batches(settings.batch_size, shuffle=True, seed=settings.seed * 1000 + epoch):
             callbacks.check_stop()
-            losses = _step(model, adapter, batch, settings, optimizer, teacher)
+            losses = _step(model, adapter, batch, settings, optimizer, teacher, scaler)
             scheduler.step()
             step += 1
             elapsed = time.perf_counter() - started
@@ -92,8 +96,12 @@ def with_teacher_logits(teacher: nn.Module, adapter, data: TensorSet, *, max_mb:
 
     Exact because the teacher is in eval mode (no dropout), never updated, and inputs are not augmented,
     so each example's teacher logits are the same in every epoch. Falls back to `data` (the teacher then
-    runs at every step) when the logits would take more than `max_mb` (e.g. a 32k-word vocabulary).
+    runs at every step) when `data` is augmented (each epoch sees other crops) or when the logits would take
+    more than `max_mb` (e.g. a 32k-word vocabulary).
     """
+    if data.augment:
+        return data, {"teacher_logits": "computed at every step",
+                      "reason": "training inputs are augmented (random crops and flips differ every epoch)"}
     teacher.eval()
     chunks: list[torch.Tensor] = []
     megabytes = 0.0
@@ -105,11 +113,13 @@ def with_teacher_logits(teacher: nn.Module, adapter, data: TensorSet, *, max_mb:
             megabytes = len(data) * chunks[0][0].numel() * 4 / 1e6
             if megabytes > max_mb:
                 return data, {"teacher_logits": "computed at every step", "would_need_mb": round(megabytes, 1)}
-    tensors = dict(data.tensors, **{TEACHER_LOGITS: torch.cat(chunks).float()})
-    return TensorSet(tensors), {"teacher_logits": "computed once per job", "memory_mb": round(megabytes, 1)}
+    logits = torch.cat(chunks).float().cpu()  # stored with the examples, served per batch on their device
+    info = {"teacher_logits": "computed once per job", "memory_mb": round(megabytes, 1)}
+    return data.with_tensors(**{TEACHER_LOGITS: logits}), info
 
 
-def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher) -> dict[str, float | None]:
+def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher, scaler=None
+          ) -> dict[str, float | None]:
     """One optimisation step; returns the loss terms as floats."""
     logits, targets = adapter.logits_and_targets(model, batch)
     teacher_logits = None
@@ -120,9 +130,16 @@ def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher) ->
             teacher_logits, _ = adapter.logits_and_targets(teacher, batch)
     terms = distillation_loss(logits, teacher_logits, targets, temperature=settings.temperature, alpha=settings.alpha)
     optimizer.zero_grad(set_to_none=True)
-    terms["loss"].backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
-    optimizer.step()
+    if scaler is None:
+        terms["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+        optimizer.step()
+    else:
+        scaler.scale(terms["loss"]).backward()
+        scaler.unscale_(optimizer)  # clip the true gradients
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
     out = {k: float(v.detach()) for k, v in terms.items()}
     out.setdefault("kd_loss", None)
     if not math.isfinite(out["loss"]):

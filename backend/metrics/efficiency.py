@@ -135,7 +135,9 @@ def _summary(times_s: Sequence[float], batch_size: int) -> dict:
 
 def _time_once(model: nn.Module, predict: Predict, batch: Batch) -> float:
     start = time.perf_counter()
-    predict(model, batch)
+    out = predict(model, batch)
+    if isinstance(out, torch.Tensor) and out.is_cuda:  # kernels run asynchronously: wait for them before timing
+        torch.cuda.synchronize(out.device)
     return time.perf_counter() - start
 
 

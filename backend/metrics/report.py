@@ -189,6 +189,8 @@ def _kd_analysis(ctx: dict) -> dict:
     out["loss_history"] = {phase: _series(history.get(phase, []), phase)
                            for phase in ("teacher", "distill", "finetune")}
     out["validation"] = _validation_rows([r for r in ctx.get("validation", []) if r.get("phase") == "distill"])
+    if ctx.get("teacher_logits"):  # cached once (exact) or computed every step (augmented inputs), and why
+        out["teacher_logits"] = ctx["teacher_logits"]
     _set(out, "teacher_student_agreement_pct", agreement.get("agreement_pct"), "no test predictions to compare")
     out["agreement"] = agreement
     kl = ctx.get("kd_agreement") or {}
@@ -256,6 +258,15 @@ def _latency_rows(latency: dict) -> dict:
     return out
 
 
+def _cpu_latency(m: dict) -> dict:
+    """The CPU figure beside the device's when the job ran on an accelerator (the CPU is where users deploy)."""
+    lat = m.get("latency_cpu")
+    if lat is None:
+        return {"latency_cpu": None, "latency_cpu_reason": "the job ran on the CPU: 'latency' is the CPU figure"}
+    return {"latency_cpu": _latency_rows(lat),
+            "latency_cpu_conditions": {k: lat.get(k) for k in ("batch_sizes", "runs", "torch_threads", "device")}}
+
+
 def _efficiency(ctx: dict) -> dict:
     """Latency, throughput, size on disk, memory and full-pass time, teacher vs student, with ratios."""
     m, cmp = ctx["measurements"], ctx["measurements"]["comparison"]
@@ -263,7 +274,9 @@ def _efficiency(ctx: dict) -> dict:
     t_eff, s_eff = m["teacher"]["efficiency"], m["student"]["efficiency"]
     return {
         "latency": _latency_rows(lat),
-        "latency_conditions": {k: lat[k] for k in ("batch_sizes", "runs", "warmup_runs", "torch_threads", "schedule")},
+        "latency_conditions": {**{k: lat[k] for k in ("batch_sizes", "runs", "warmup_runs", "torch_threads",
+                                                      "schedule")}, "device": lat.get("device", "cpu (fp32)")},
+        **_cpu_latency(m),
         "model_size": {
             "teacher_model_size_mb": t_eff["size"]["model_size_mb"],
             "student_model_size_mb": s_eff["size"]["model_size_mb"],

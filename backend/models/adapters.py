@@ -6,7 +6,8 @@ generated word is no class).
 """
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
@@ -18,35 +19,49 @@ from backend.kd.loss import IGNORE_INDEX
 Batch = dict[str, torch.Tensor]
 
 
-class VisionAdapter:
+class _Adapter:
+    """What every adapter shares: `amp`, the context its forward passes run under (autocast, or nothing at fp32).
+
+    Only forward passes run under it; logits come back as float32, so losses and backward stay in fp32.
+    """
+
+    amp: Callable[[], ContextManager] = contextlib.nullcontext
+
+
+class VisionAdapter(_Adapter):
     """torchvision classifiers: pixel_values -> class logits."""
 
     family = "vision"
     input_keys = ("pixel_values",)
 
     def logits_and_targets(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return model(batch["pixel_values"]), batch["labels"]
+        with self.amp():
+            logits = model(batch["pixel_values"])
+        return logits.float(), batch["labels"]
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        return model(batch["pixel_values"]).argmax(-1)
+        with self.amp():
+            return model(batch["pixel_values"]).argmax(-1)
 
 
-class SequenceClassificationAdapter:
+class SequenceClassificationAdapter(_Adapter):
     """DistilBERT-style classifiers: input_ids + attention_mask -> class logits."""
 
     family = "text"
     input_keys = ("input_ids", "attention_mask")
 
     def logits_and_targets(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        return out.logits, batch["labels"]
+        with self.amp():
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return out.logits.float(), batch["labels"]
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        with self.amp():
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         return out.logits.argmax(-1)
 
 
-class Text2TextAdapter:
+class Text2TextAdapter(_Adapter):
     """T5: the target is the label word; KD over decoder logits under teacher forcing; predictions by generation."""
 
     family = "text"
@@ -60,14 +75,17 @@ class Text2TextAdapter:
 
     def logits_and_targets(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         targets = batch["target_ids"]
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=targets)
-        return out.logits.reshape(-1, out.logits.shape[-1]), targets.reshape(-1)
+        with self.amp():
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=targets)
+        return out.logits.float().reshape(-1, out.logits.shape[-1]), targets.reshape(-1)
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                   max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
+        with self.amp():
+            generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                       max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
         words = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
-        return torch.tensor([self.word_to_class.get(w.strip().lower(), -1) for w in words], dtype=torch.long)
+        return torch.tensor([self.word_to_class.get(w.strip().lower(), -1) for w in words], dtype=torch.long,
+                            device=batch["input_ids"].device)  # beside the labels it is compared with
 
 
 def adapter_for(model_id: str, tokenizer=None, class_names: Sequence[str] = ()) -> object:

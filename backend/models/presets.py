@@ -12,8 +12,10 @@ DEFAULTS: dict[tuple[str, str], dict] = {
     # T5 from scratch under AdamW: embeddings learn 30x faster (their init, std 1, is made for Adafactor).
     ("t5-small", "quick"): dict(epochs=6, kd_epochs=4, finetune_epochs=1, batch_size=64, learning_rate=2e-3,
                                 embedding_lr_scale=30.0),
-    ("resnet18", "standard"): dict(epochs=10, kd_epochs=6, finetune_epochs=1, batch_size=64, learning_rate=1e-3),
-    ("mobilenetv2", "standard"): dict(epochs=12, kd_epochs=8, finetune_epochs=1, batch_size=64, learning_rate=1e-3),
+    # 224x224 CNNs: batches of 32. At 64 the training activations alone took ~2 GB and the whole service peaked at
+    # 3.1 GB for a 6,000-image upload (benchmarks/memory.py); a CPU gains no throughput from larger batches.
+    ("resnet18", "standard"): dict(epochs=10, kd_epochs=6, finetune_epochs=1, batch_size=32, learning_rate=1e-3),
+    ("mobilenetv2", "standard"): dict(epochs=12, kd_epochs=8, finetune_epochs=1, batch_size=32, learning_rate=1e-3),
     ("distilbert", "standard"): dict(epochs=3, kd_epochs=3, finetune_epochs=1, batch_size=16, learning_rate=5e-5),
     ("t5-small", "standard"): dict(epochs=3, kd_epochs=3, finetune_epochs=1, batch_size=16, learning_rate=3e-4),
 }

@@ -547,7 +547,7 @@ def _config_with_reasons(state: JobState) -> dict:
 
 def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -> dict:
     """The measured facts of this run, in the shape the report builder takes."""
-    raw, config = state.raw, state.config
+    raw = state.raw
     env = environment_info()
     return {
         "job_id": job_id, "model_name": state.spec.id, "display_name": state.spec.display_name,

@@ -7,8 +7,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "server.lock"
@@ -27,7 +28,7 @@ class DataDirLock:
         self.path = self.data_dir / LOCK_NAME
         self._fh: Any = None
 
-    def acquire(self) -> "DataDirLock":
+    def acquire(self) -> DataDirLock:
         """Take the lock; DataDirLocked naming the dir and the holder's PID when another server has it."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the process's life

@@ -197,14 +197,22 @@ def _architecture(state: JobState) -> dict:
 
 def obtain_teacher(state: JobState, cb: CallbackList, cache_dir: Path, upload_dir: Path) -> None:
     """Teacher from an upload, the cache, or pretrained / fresh weights trained on the train split."""
+    if state.config.teacher_upload_id:
+        _obtain_teacher(state, cb, None, upload_dir)
+        return
+    cache_path = cache_dir / "teachers" / _teacher_key(state)
+    # One worker trains a given teacher; another that needs it meanwhile waits, then reuses it from the cache.
+    with teachers.cache_lock(cache_path, check=cb.check_stop):
+        _obtain_teacher(state, cb, cache_path, upload_dir)
+
+
+def _obtain_teacher(state: JobState, cb: CallbackList, cache_path: Path | None, upload_dir: Path) -> None:
     config, spec = state.config, state.spec
     class_names = state.raw.class_names
     train_texts = [state.raw.texts[i] for i in state.splits.train] if spec.family == "text" else None
-    if config.teacher_upload_id:
+    if cache_path is None:
         model, tok, source, epochs = _uploaded_teacher(state, upload_dir, class_names)
-        cache_path = None
     else:
-        cache_path = cache_dir / "teachers" / _teacher_key(state)
         cached = teachers.load_cached(cache_path, spec, preset=config.preset, class_names=class_names)
         if cached is not None:
             state.teacher, state.tokenizer, meta = cached

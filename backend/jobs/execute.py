@@ -13,8 +13,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from backend.jobconfig import JobConfig
 from backend.jobs.events import Emit, JobRelay, jsonable

@@ -205,6 +205,14 @@ class JobStore:
                                    (*args, job_id, QUEUED, RUNNING))
             return cur.rowcount == 1
 
+    def cancel_queued(self, job_id: str, error: str) -> bool:
+        """Queued -> cancelled, atomically (a worker may be claiming it); False when it was not queued."""
+        with self._lock:
+            cur = self._db.execute("UPDATE jobs SET state = ?, phase = ?, error = ?, finished_at = ? "
+                                   "WHERE id = ? AND state = ?", (CANCELLED, CANCELLED, error, time.time(), job_id,
+                                                                  QUEUED))
+            return cur.rowcount == 1
+
     def request_cancel(self, job_id: str, reason: str) -> None:
         """Ask the process running the job to stop (it polls this column)."""
         self.update(job_id, cancel_reason=reason)

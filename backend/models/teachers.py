@@ -1,10 +1,14 @@
 """Where a teacher comes from: an upload, the teacher cache, pretrained weights, or a fresh initialisation."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import shutil
+import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +81,26 @@ def save_teacher(path: Path, model: nn.Module, tokenizer, meta: dict) -> None:
         tmp.rename(path)
     except OSError:  # another job put the same teacher there first
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cache_lock(path: Path, *, check: Callable[[], None] | None = None, poll_s: float = 0.5) -> Iterator[None]:
+    """Hold an exclusive file lock for one teacher cache key, so that two workers needing the same teacher
+    train it once (the second waits, then loads it from the cache). `check` runs while waiting (a cancel)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+") as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if check is not None:
+                    check()
+                time.sleep(poll_s)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def load_cached(path: Path, spec: ModelSpec, *, preset: str, class_names: list[str]):

@@ -36,7 +36,10 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen:
 def until(predicate, timeout: float, what: str, every: float = 0.3):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except requests.RequestException:  # a loaded machine can be slow to answer: ask again
+            value = None
         if value:
             return value
         time.sleep(every)
@@ -44,7 +47,7 @@ def until(predicate, timeout: float, what: str, every: float = 0.3):
 
 
 def job(base: str, job_id: str) -> dict:
-    return requests.get(f"{base}/jobs/{job_id}", timeout=10).json()
+    return requests.get(f"{base}/jobs/{job_id}", timeout=30).json()
 
 
 @pytest.fixture()

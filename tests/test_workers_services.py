@@ -33,7 +33,10 @@ LONG = {**TINY, "epochs": 200}
 def until(predicate, timeout: float, what: str, every: float = 0.3):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except requests.RequestException:  # a loaded machine can be slow to answer: ask again
+            value = None
         if value:
             return value
         time.sleep(every)
@@ -47,7 +50,7 @@ class Cluster:
         self.data_dir = tmp / "data"
         self.redis_port = free_port()
         self.broker = f"redis://127.0.0.1:{self.redis_port}/0"
-        self.env = {**os.environ, "KD_TORCH_THREADS": "1", "KD_WORKER_TIMEOUT_S": "8", "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, "KD_TORCH_THREADS": "1", "KD_WORKER_TIMEOUT_S": "15", "PYTHONUNBUFFERED": "1"}
         self.procs: list[subprocess.Popen] = []
         self.workers: dict[str, subprocess.Popen] = {}
         self.api: subprocess.Popen | None = None
@@ -78,7 +81,7 @@ class Cluster:
                                         str(self.data_dir), "--name", name, "--loglevel", "WARNING")
 
     def job(self, job_id: str) -> dict:
-        return requests.get(f"{self.base}/jobs/{job_id}", timeout=10).json()
+        return requests.get(f"{self.base}/jobs/{job_id}", timeout=30).json()
 
     def submit(self, options: dict) -> str:
         res = requests.post(f"{self.base}/train", json=options, timeout=10)

@@ -65,14 +65,14 @@ def test_killed_worker_fails_its_job_and_the_next_job_runs(server):
     base = server["base"]
     doomed = requests.post(f"{base}/train", json=LONG, timeout=10).json()["job_id"]
     after = requests.post(f"{base}/train", json=TINY, timeout=10).json()["job_id"]
-    running = until(lambda: (j := job(base, doomed))["phase"] == "teacher" and j, 120, "the job trains")
+    running = until(lambda: (j := job(base, doomed))["phase"] == "teacher" and j, 300, "the job trains")
     worker = running["worker"]
     assert worker["mode"] == "local" and worker["device"] == "cpu" and worker["pid"] != server["proc"].pid
     os.kill(worker["pid"], signal.SIGKILL)  # what the out-of-memory killer does
     failed = until(lambda: (j := job(base, doomed))["state"] == "failed" and j, 60, "the job is marked")
     assert failed["error_type"] == "worker_lost" and "SIGKILL" in failed["error"]
     assert requests.get(f"{base}/test", timeout=10).status_code == 200  # the API is unharmed
-    done = until(lambda: (j := job(base, after))["state"] in ("succeeded", "failed") and j, 240, "next job ends")
+    done = until(lambda: (j := job(base, after))["state"] in ("succeeded", "failed") and j, 900, "next job ends")
     assert done["state"] == "succeeded", done["error"]
     assert done["worker"]["pid"] != worker["pid"]  # a fresh worker process took it
     assert requests.get(f"{base}/evaluate?job_id={after}", timeout=10).status_code == 200
@@ -88,7 +88,7 @@ def test_locked_data_dir_and_sigterm_mid_job(server):
 
     running = requests.post(f"{base}/train", json=LONG, timeout=10).json()["job_id"]
     waiting = requests.post(f"{base}/train", json=TINY, timeout=10).json()["job_id"]
-    until(lambda: job(base, running)["phase"] == "teacher", 120, "the job trains")
+    until(lambda: job(base, running)["phase"] == "teacher", 300, "the job trains")
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(15)
@@ -100,3 +100,26 @@ def test_locked_data_dir_and_sigterm_mid_job(server):
     finally:
         store.close()
     assert "server shutdown" in proc.stdout.read()
+
+
+def test_gunicorn_serves_rest_and_websocket_and_stops(tmp_path):
+    import socketio
+
+    port = free_port()
+    env = {**os.environ, "KD_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "20", "--timeout", "120",
+                             "--graceful-timeout", "10", "-b", f"127.0.0.1:{port}", "backend.wsgi:app"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/test", proc)
+        client = socketio.Client()
+        client.connect(base, transports=["websocket"], wait_timeout=30)  # simple-websocket under gunicorn
+        assert client.transport() == "websocket"
+        client.disconnect()
+        assert (tmp_path / "data" / "server.lock").read_text().strip().isdigit()  # the data dir is locked
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            stop(proc)

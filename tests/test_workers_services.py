@@ -152,7 +152,7 @@ def test_three_jobs_spread_over_two_workers_with_events(cluster):
         ids = [cluster.submit(TINY) for _ in range(3)]
         for job_id in ids:
             listener.join(job_id)
-        jobs = [cluster.finished(job_id, 300) for job_id in ids]
+        jobs = [cluster.finished(job_id, 900) for job_id in ids]
         assert [j["state"] for j in jobs] == ["succeeded"] * 3, [j["error"] for j in jobs]
         assert {j["worker"]["name"] for j in jobs} == {"w1", "w2"}
         assert all(j["worker"]["host"] and j["worker"]["device"] == "cpu" for j in jobs)
@@ -172,7 +172,7 @@ def test_three_jobs_spread_over_two_workers_with_events(cluster):
 def test_cancel_queued_and_running_then_kill_a_worker(cluster):
     first, second = cluster.submit({**LONG, "seed": 11}), cluster.submit({**LONG, "seed": 12})
     queued = cluster.submit(TINY)
-    until(lambda: all(cluster.job(j)["phase"] == "teacher" for j in (first, second)), 120, "both train")
+    until(lambda: all(cluster.job(j)["phase"] == "teacher" for j in (first, second)), 300, "both train")
     assert cluster.job(queued)["state"] == "queued"
     res = requests.post(f"{cluster.base}/cancel_training", json={"job_id": queued}, timeout=10)
     assert res.status_code == 200 and res.json()["state"] == "cancelled"
@@ -191,11 +191,11 @@ def test_cancel_queued_and_running_then_kill_a_worker(cluster):
 
 def test_api_restart_mid_job(cluster):
     job_id = cluster.submit({**TINY, "seed": 3})
-    until(lambda: cluster.job(job_id)["state"] == "running", 120, "a worker takes it")
+    until(lambda: cluster.job(job_id)["state"] == "running", 300, "a worker takes it")
     stop(cluster.api)
     cluster.start_api()
     wait_for(f"{cluster.base}/test", cluster.api)
-    done = cluster.finished(job_id, 300)
+    done = cluster.finished(job_id, 900)
     assert done["state"] == "succeeded", done["error"]
     report = requests.get(f"{cluster.base}/evaluate?job_id={job_id}", timeout=30)
     assert report.status_code == 200 and report.json()["metadata"]["job_id"] == job_id

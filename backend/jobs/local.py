@@ -99,13 +99,13 @@ class LocalWorker:
                 conn.send(("stop",))
         except (OSError, ValueError):
             pass
-        proc.join(timeout)
+        proc.join(timeout * 0.5)
         if proc.is_alive():
             proc.terminate()
-            proc.join(2)
+            proc.join(timeout * 0.25)
         if proc.is_alive():
             proc.kill()
-            proc.join(2)
+            proc.join(timeout * 0.25)
         self._close()
 
     def _close(self) -> None:

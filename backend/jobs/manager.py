@@ -104,8 +104,8 @@ class JobManager:
         threads, self._threads = self._threads, []
         for t in threads:  # a cancelled job ends within a step or two; keep time to stop the processes
             t.join(max(0.0, deadline - time.monotonic() - 3.0))
-        for slot in self.slots:
-            slot.stop(timeout=max(0.5, min(2.0, deadline - time.monotonic() - 1.0)))
+        for slot in self.slots:  # the time left, shared: a stop never takes longer than asked
+            slot.stop(timeout=max(0.5, (deadline - time.monotonic() - 0.5) / max(1, len(self.slots))))
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
         if not any(t.is_alive() for t in threads):

@@ -55,7 +55,7 @@ def server(tmp_path):
     data_dir, port = tmp_path / "data", free_port()
     proc = start_server(data_dir, port)
     base = f"http://127.0.0.1:{port}"
-    wait_for(f"{base}/test", proc)
+    wait_for(f"{base}/test", proc, timeout=300)
     yield {"proc": proc, "base": base, "data_dir": data_dir}
     if proc.poll() is None:
         stop(proc)
@@ -112,7 +112,7 @@ def test_gunicorn_serves_rest_and_websocket_and_stops(tmp_path):
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}/test", proc)
+        wait_for(f"{base}/test", proc, timeout=300)
         client = socketio.Client()
         client.connect(base, transports=["websocket"], wait_timeout=30)  # simple-websocket under gunicorn
         assert client.transport() == "websocket"

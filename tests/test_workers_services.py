@@ -115,7 +115,7 @@ def cluster(tmp_path_factory):
         c.start_api()
         c.start_worker("w1")
         c.start_worker("w2")
-        wait_for(f"{c.base}/test", c.api)
+        wait_for(f"{c.base}/test", c.api, timeout=300)
         yield c
     finally:
         c.close()
@@ -194,7 +194,7 @@ def test_api_restart_mid_job(cluster):
     until(lambda: cluster.job(job_id)["state"] == "running", 300, "a worker takes it")
     stop(cluster.api)
     cluster.start_api()
-    wait_for(f"{cluster.base}/test", cluster.api)
+    wait_for(f"{cluster.base}/test", cluster.api, timeout=300)
     done = cluster.finished(job_id, 900)
     assert done["state"] == "succeeded", done["error"]
     report = requests.get(f"{cluster.base}/evaluate?job_id={job_id}", timeout=30)

@@ -27,10 +27,12 @@ TINY = {"model_name": "resnet18", "epochs": 1, "kd_epochs": 1, "finetune_epochs"
 LONG = {**TINY, "epochs": 200, "seed": 7}  # a teacher phase long enough to act on
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen:
+def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "KD_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data_dir)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Output to a file, not a pipe: an undrained pipe fills up and blocks the server's logging.
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir",
+                                 str(data_dir)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def until(predicate, timeout: float, what: str, every: float = 0.3):
@@ -52,11 +54,11 @@ def job(base: str, job_id: str) -> dict:
 
 @pytest.fixture()
 def server(tmp_path):
-    data_dir, port = tmp_path / "data", free_port()
-    proc = start_server(data_dir, port)
+    data_dir, port, log = tmp_path / "data", free_port(), tmp_path / "server.log"
+    proc = start_server(data_dir, port, log)
     base = f"http://127.0.0.1:{port}"
     wait_for(f"{base}/test", proc, timeout=300)
-    yield {"proc": proc, "base": base, "data_dir": data_dir}
+    yield {"proc": proc, "base": base, "data_dir": data_dir, "log": log}
     if proc.poll() is None:
         stop(proc)
 
@@ -99,7 +101,7 @@ def test_locked_data_dir_and_sigterm_mid_job(server):
         assert store.get(waiting).state == "queued"  # runs after the next start
     finally:
         store.close()
-    assert "server shutdown" in proc.stdout.read()
+    assert "server shutdown" in server["log"].read_text()
 
 
 def test_gunicorn_serves_rest_and_websocket_and_stops(tmp_path):
@@ -107,9 +109,10 @@ def test_gunicorn_serves_rest_and_websocket_and_stops(tmp_path):
 
     port = free_port()
     env = {**os.environ, "KD_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "20", "--timeout", "120",
-                             "--graceful-timeout", "10", "-b", f"127.0.0.1:{port}", "backend.wsgi:app"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(tmp_path / "gunicorn.log", "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "20", "--timeout", "120",
+                                 "--graceful-timeout", "10", "-b", f"127.0.0.1:{port}", "backend.wsgi:app"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/test", proc, timeout=300)

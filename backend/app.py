@@ -75,6 +75,8 @@ def serve_prepare(overrides: Mapping[str, Any] | None = None) -> Flask:
     manager = app.extensions.get("jobs")
     if manager is not None:
         install_shutdown_handlers(lambda: manager.shutdown(timeout=8.0))
+        if app.config.get("START_WORKERS") and hasattr(manager, "prewarm"):
+            manager.prewarm()
     return app
 
 

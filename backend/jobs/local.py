@@ -36,12 +36,18 @@ class LocalWorker:
                          "progress_interval_s": float(progress_interval_s), "device": device}
         self._proc: Any = None
         self._conn: Connection | None = None
+        self._spawn_lock = threading.Lock()
         self.spawned = 0  # how many processes this slot has started (a fresh one after each death)
 
     @property
     def pid(self) -> int | None:
         """The current process's id, or None when none runs."""
         return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
+
+    def ensure_started(self) -> None:
+        """Start the process if none runs (it imports the pipeline while it waits for a job)."""
+        with self._spawn_lock:
+            self._ensure()
 
     def _ensure(self) -> None:
         if self._proc is not None and self._proc.is_alive():
@@ -57,7 +63,7 @@ class LocalWorker:
 
     def run(self, job_id: str, emit: Emit) -> tuple[str | None, str | None]:
         """Run a job in the worker; (final state or None, None) or (None, why the worker died)."""
-        self._ensure()
+        self.ensure_started()
         assert self._conn is not None
         try:
             self._conn.send(("run", job_id))
@@ -156,6 +162,7 @@ def _child_main(conn: Connection, settings: dict[str, Any]) -> None:
     data_dir = Path(settings["data_dir"])
     store = JobStore(data_dir / "jobs.sqlite3")
     worker = worker_identity(settings["name"], settings.get("device"), "local")
+    import backend.pipeline  # noqa: F401 - imported now, while no job waits for it
     lock = threading.Lock()
 
     def emit(event: str, payload: dict, room: str | None = None) -> None:

@@ -91,6 +91,17 @@ class JobManager:
         for t in self._threads:
             t.start()
 
+    def prewarm(self) -> None:
+        """Start the worker processes now (in the background), so the first job does not wait for their imports."""
+        def warm() -> None:
+            for slot in self.slots:
+                with self._cond:
+                    if self._stopping:
+                        return
+                slot.ensure_started()
+
+        threading.Thread(target=warm, name="kd-prewarm", daemon=True).start()
+
     def shutdown(self, timeout: float = 10.0) -> None:
         """Cancel running jobs (reason "server shutdown"), stop the workers, close the store; queued jobs stay
         queued and run after the next start."""

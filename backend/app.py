@@ -33,7 +33,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     guard = Guard(app.config)  # never "*": loopback origins, the configured ones, and the page's own
     CORS(app, origins=[LOOPBACK_ORIGIN, *guard.origins], expose_headers=["Content-Disposition", "Retry-After"],
          allow_headers=["Content-Type", "Authorization"], max_age=600)
-    socketio.init_app(app, async_mode="threading", cors_allowed_origins=guard.origin_allowed)
+    # With a broker, Socket.IO also listens on it: workers on other processes or machines emit through it.
+    socketio.init_app(app, async_mode="threading", cors_allowed_origins=guard.origin_allowed,
+                      message_queue=app.config.get("BROKER_URL") or None)
 
     from backend.api.errors import register_error_handlers
     from backend.api import health
@@ -52,6 +54,29 @@ def _register_service(app: Flask) -> None:
     except ImportError:
         return
     register_service(app, socketio)
+
+
+def serve_prepare(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """A served app: the data dir locked for this process, SIGTERM/SIGINT cancel the running job and exit.
+
+    Exits with status 1 and a message naming the dir and the holder's PID when another server holds it.
+    """
+    from backend.lifecycle import DataDirLock, DataDirLocked, install_shutdown_handlers
+
+    data_dir = load_config(overrides)["DATA_DIR"]
+    try:
+        lock = DataDirLock(data_dir).acquire()
+    except DataDirLocked as exc:
+        print(f"KD-Pruning Simulator: cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    app = create_app(overrides)
+    app.extensions["data_dir_lock"] = lock  # referenced for the app's life: the lock goes with the file object
+    manager = app.extensions.get("jobs")
+    if manager is not None:
+        install_shutdown_handlers(lambda: manager.shutdown(timeout=8.0))
+        if app.config.get("START_WORKERS") and hasattr(manager, "prewarm"):
+            manager.prewarm()
+    return app
 
 
 LOOPBACK_BIND = {"127.0.0.1", "localhost", "::1"}
@@ -82,6 +107,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=os.environ.get("KD_DEVICE"),
                         help="default device of jobs that name none: auto (CUDA when present, else CPU), cpu, "
                              "cuda, cuda:N, mps")
+    parser.add_argument("--broker", default=os.environ.get("KD_BROKER_URL"),
+                        help="Redis URL (redis://HOST:6379/0): jobs go to Celery workers started with "
+                             "python -m backend.worker; default: local worker processes")
+    parser.add_argument("--workers", type=int, default=None, help="local worker processes (embedded mode)")
     return parser.parse_args(argv)
 
 
@@ -109,7 +138,11 @@ def main(argv: list[str] | None = None) -> None:
             overrides["DEVICE"] = check_device(args.device)
         except DeviceError as exc:
             sys.exit(f"--device: {exc}")
-    app = create_app(overrides)
+    if args.broker:
+        overrides["BROKER_URL"] = args.broker
+    if args.workers:
+        overrides["WORKERS"] = args.workers
+    app = serve_prepare(overrides)
     print(f"KD-Pruning Simulator on http://{args.host}:{args.port}", flush=True)
     socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)
 

@@ -25,6 +25,9 @@ _SETTINGS: dict[str, tuple[str, Any, type]] = {
     "TORCH_THREADS": ("KD_TORCH_THREADS", 0, int),  # 0: leave one core for the web server
     "START_WORKERS": ("KD_START_WORKERS", True, bool),
     "DEVICE": ("KD_DEVICE", "auto", str),  # jobs' device when a request names none: auto (CUDA if present), cpu, ...
+    # Scale-out: a Redis URL sends jobs to Celery workers (python -m backend.worker) instead of local ones.
+    "BROKER_URL": ("KD_BROKER_URL", "", str),
+    "WORKER_TIMEOUT_S": ("KD_WORKER_TIMEOUT_S", 30.0, float),  # no heartbeat for this long: the job is failed
 }
 
 

@@ -7,6 +7,10 @@ python3 -m pip install -q -r requirements-dev.txt
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 fi
+# The scale-out tests start their own redis-server (Debian's package) on a free port.
+if ! command -v redis-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
+fi
 # The dashboard's Socket.IO client: the pinned npm package, copied to backend/static/vendor/ by postinstall.
 if ! command -v npm >/dev/null 2>&1; then
   echo "scripts/test.sh: npm (Node.js) is needed for the dashboard's Socket.IO client (npm ci)" >&2

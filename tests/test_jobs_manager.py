@@ -216,16 +216,19 @@ def test_restart_marks_interrupted_and_keeps_results(make, tmp_path):
     assert again.run_next() == waiting.id and again.get(waiting.id).state == SUCCEEDED
 
 
-def test_shutdown_during_a_job_marks_it_interrupted(make):
-    manager, _ = make(runner=scripted(steps=10_000, step_s=0.01), start=True)
-    job = manager.submit(config())
+def test_shutdown_during_a_job_cancels_it_and_keeps_the_queue(make):
+    manager, rec = make(runner=scripted(steps=10_000, step_s=0.01), start=True)
+    job, waiting = manager.submit(config()), manager.submit(config())
     deadline = time.monotonic() + 10
     while manager.running_job_id() != job.id and time.monotonic() < deadline:
         time.sleep(0.02)
     manager.shutdown()
     store = JobStore(manager.data_dir / "jobs.sqlite3")
-    assert store.get(job.id).state == FAILED and store.get(job.id).error == INTERRUPTED
+    assert store.get(job.id).state == CANCELLED and store.get(job.id).error == "server shutdown"
+    assert store.get(waiting.id).state == QUEUED  # runs after the next start
     store.close()
+    assert rec.of("training_status")[-1] == {"job_id": job.id, "status": CANCELLED, "phase": CANCELLED,
+                                             "reason": "server shutdown"}
 
 
 def test_store_latest_per_model_and_listing(tmp_path):

@@ -28,8 +28,14 @@ def register_service(app: "Flask", socketio: "SocketIO") -> None:
         app.config.setdefault(key, type(default)(env) if env else default)
     app.request_class = uploads.UploadRequest
     emit = sockets.init_sockets(app, socketio)
-    app.extensions["jobs"] = JobManager(
-        app.config["DATA_DIR"], app.config["UPLOAD_DIR"], emit=emit, workers=app.config["WORKERS"],
+    manager_class, extra = JobManager, {}
+    if app.config.get("BROKER_URL"):  # scale-out: Celery workers over Redis
+        from backend.jobs.distributed import BrokerJobManager
+
+        manager_class = BrokerJobManager
+        extra = {"broker_url": app.config["BROKER_URL"], "worker_timeout_s": float(app.config["WORKER_TIMEOUT_S"])}
+    app.extensions["jobs"] = manager_class(
+        app.config["DATA_DIR"], app.config["UPLOAD_DIR"], emit=emit, workers=app.config["WORKERS"], **extra,
         torch_threads=app.config["TORCH_THREADS"], start=app.config["START_WORKERS"],
         cancel_wait_s=float(app.config["CANCEL_WAIT_S"]), heartbeat_s=float(app.config["HEARTBEAT_S"]),
         progress_interval_s=float(app.config["PROGRESS_INTERVAL_S"]))

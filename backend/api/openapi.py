@@ -120,7 +120,12 @@ SCHEMAS: dict[str, Any] = {
         "finished_at": {"type": ["string", "null"]}, "duration_s": {"type": ["number", "null"]},
         "error": {"type": ["string", "null"]}, "error_type": {"type": ["string", "null"]},
         "artifacts": {"type": "array", "items": {"type": "string"}}, "phase_timings": OBJ, "summary": OBJ,
-        "queue_position": {"type": ["integer", "null"]}}},
+        "queue_position": {"type": ["integer", "null"]},
+        "heartbeat_at": {"type": ["string", "null"], "description": "last heartbeat of the worker running it"},
+        "worker": {"type": "object", "description": "the worker process that ran the job (empty until one "
+                   "takes it)", "properties": {
+                       "name": {"type": "string"}, "host": {"type": "string"}, "device": {"type": "string"},
+                       "pid": {"type": "integer"}, "mode": {"type": "string", "enum": ["local", "celery", "thread"]}}}}},
     "Upload": {"type": "object", "required": ["upload_id", "kind", "size_bytes"], "properties": {
         "upload_id": {"type": "string"}, "kind": {"type": "string", "enum": [
             "csv", "image_zip", "model_zip", "checkpoint", "safetensors", "npz"]},

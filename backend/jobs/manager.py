@@ -1,7 +1,6 @@
-"""The job queue: submit, run in background workers, cancel, persist, recover after a restart."""
+"""The job queue: submit, hand to worker processes, cancel, persist, recover after a restart."""
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -9,19 +8,17 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from backend.jobconfig import JobConfig
 from backend.jobs import disk
-from backend.jobs.events import Emit, JobRelay, jsonable
-from backend.jobs.store import CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobStore
-from backend.kd.callbacks import JobCancelled
+from backend.jobs.events import Emit
+from backend.jobs.execute import SHUTDOWN, USER_CANCEL, Runner, announce, execute_job
+from backend.jobs.local import LocalWorker, worker_identity
+from backend.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobStore
 
 log = logging.getLogger(__name__)
-
-Runner = Callable[..., Any]  # run_job(config, callbacks, *, job_id, out_dir, cache_dir, upload_dir) -> JobResult
 
 
 class JobNotFound(LookupError):
@@ -36,41 +33,40 @@ class JobStateError(Exception):
         self.state = state
 
 
-@dataclass
-class _Running:
-    relay: JobRelay
-    thread: str
-
-
 def _no_emit(event: str, payload: dict, room: str | None = None) -> None:
     """Emitter used when nobody listens."""
 
 
-def _default_runner(*args: Any, **kwargs: Any) -> Any:
-    from backend.pipeline import run_job  # imported late: heavy, and the manager must start without it
-
-    return run_job(*args, **kwargs)
-
-
 class JobManager:
-    """Queue and workers of training jobs; the source of truth is the SQLite store under data_dir."""
+    """Queue of training jobs run by supervised local worker processes; the SQLite store under data_dir is the
+    source of truth.
+
+    Training never runs in the process that holds the manager: each of `workers` slots owns a worker process
+    (backend/jobs/local.py). `runner` is for unit tests only: given one, jobs run in a thread of this process
+    with that runner instead of the pipeline (the served app never passes one).
+    """
 
     def __init__(self, data_dir: str | Path, upload_dir: str | Path, *, emit: Emit | None = None,
                  workers: int = 1, torch_threads: int = 0, start: bool = True, runner: Runner | None = None,
-                 cancel_wait_s: float = 5.0, heartbeat_s: float = 1.0, progress_interval_s: float = 0.1) -> None:
+                 cancel_wait_s: float = 5.0, heartbeat_s: float = 1.0, progress_interval_s: float = 0.1,
+                 device: str | None = None) -> None:
         self.data_dir, self.upload_dir = Path(data_dir), Path(upload_dir)
         self.jobs_dir, self.cache_dir = self.data_dir / "jobs", self.data_dir / "cache"
         for d in (self.jobs_dir, self.cache_dir, self.upload_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(self.data_dir / "jobs.sqlite3")
         self._emit = emit or _no_emit
-        self._runner = runner or _default_runner
-        self.workers, self.torch_threads = max(1, int(workers)), int(torch_threads)
+        self._runner = runner
+        self.workers, self.torch_threads, self.device = max(1, int(workers)), int(torch_threads), device
         self.cancel_wait_s, self.heartbeat_s, self.progress_interval_s = cancel_wait_s, heartbeat_s, progress_interval_s
         self._cond = threading.Condition()
         self._queue: deque[str] = deque()
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, threading.Event] = {}  # job id -> its stop flag (in this process)
         self._threads: list[threading.Thread] = []
+        self.slots = [LocalWorker(f"local-{i}", data_dir=self.data_dir, upload_dir=self.upload_dir,
+                                  torch_threads=torch_threads, heartbeat_s=heartbeat_s,
+                                  progress_interval_s=progress_interval_s, device=device)
+                      for i in range(self.workers)] if runner is None else []
         self._stopping = False
         self._recover()
         self.retention = disk.Retention()
@@ -87,26 +83,43 @@ class JobManager:
         self._queue.extend(queued)
 
     def start(self) -> None:
-        """Start the worker threads and the progress heartbeat."""
+        """Start the threads that hand queued jobs to the worker processes (spawned when a job comes)."""
         with self._cond:
             if self._threads:
                 return
             self._stopping = False
             for i in range(self.workers):
-                self._threads.append(threading.Thread(target=self._work, name=f"kd-worker-{i}", daemon=True))
-            self._threads.append(threading.Thread(target=self._beat, name="kd-heartbeat", daemon=True))
+                self._threads.append(threading.Thread(target=self._work, args=(i,), name=f"kd-slot-{i}",
+                                                      daemon=True))
         for t in self._threads:
             t.start()
 
+    def prewarm(self) -> None:
+        """Start the worker processes now (in the background), so the first job does not wait for their imports."""
+        def warm() -> None:
+            for slot in self.slots:
+                with self._cond:
+                    if self._stopping:
+                        return
+                slot.ensure_started()
+
+        threading.Thread(target=warm, name="kd-prewarm", daemon=True).start()
+
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop running jobs, stop the workers and close the store. Queued jobs stay queued."""
+        """Cancel running jobs (reason "server shutdown"), stop the workers, close the store; queued jobs stay
+        queued and run after the next start."""
+        deadline = time.monotonic() + timeout
         with self._cond:
             self._stopping = True
-            for running in self._running.values():
-                running.relay.stop_event.set()
+            for job_id, stop in self._running.items():
+                self.store.request_cancel(job_id, SHUTDOWN)
+                stop.set()
             self._cond.notify_all()
-        deadline = time.monotonic() + timeout
         threads, self._threads = self._threads, []
+        for t in threads:  # a cancelled job ends within a step or two; keep time to stop the processes
+            t.join(max(0.0, deadline - time.monotonic() - 3.0))
+        for slot in self.slots:  # the time left, shared: a stop never takes longer than asked
+            slot.stop(timeout=max(0.5, (deadline - time.monotonic() - 0.5) / max(1, len(self.slots))))
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
         if not any(t.is_alive() for t in threads):
@@ -173,7 +186,7 @@ class JobManager:
             self._emit("training_status", {"job_id": job_id, "status": QUEUED, "phase": QUEUED,
                                            "model_name": config.model_name, "queue_position": len(self._queue)},
                        room=job_id)
-            self._cond.notify_all()  # the heartbeat waits on this condition too
+            self._cond.notify_all()
         return record
 
     def cancel(self, job_id: str | None = None) -> JobRecord:
@@ -186,15 +199,16 @@ class JobManager:
             queued = job_id in self._queue
             if queued:
                 self._queue.remove(job_id)
-                self._finish(job_id, CANCELLED, error="cancelled before it started")
-            running = self._running.get(job_id)
-            if running is not None:
-                running.relay.cancel_requested = True
-                running.relay.stop_event.set()
+                self.store.finish_if_unfinished(job_id, CANCELLED, error="cancelled before it started")
+                self._cond.notify_all()
+            stop = self._running.get(job_id)
+            if stop is not None:
+                self.store.request_cancel(job_id, USER_CANCEL)  # crosses to the worker process
+                stop.set()
         if queued:
-            self._announce(job_id, CANCELLED)
+            announce(self._relay_emit, job_id, CANCELLED)
             return self.get(job_id)
-        if running is None:
+        if stop is None:
             record = self.get(job_id)
             raise JobStateError(f"Job {job_id} already {record.state}; nothing to cancel.", record.state)
         return self.wait(job_id, self.cancel_wait_s)
@@ -214,37 +228,27 @@ class JobManager:
         """Run the next queued job in the calling thread (for tests that drive the queue)."""
         job_id = self._take(block=False)
         if job_id is not None:
-            self._run(job_id)
+            self._run(job_id, 0)
         return job_id
 
     # -- workers --------------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        _set_torch_threads(self.torch_threads)
+    def _relay_emit(self, event: str, payload: dict, room: str | None = None) -> None:
+        """Emit through the current emitter (looked up per call: tests wrap it after construction)."""
+        self._emit(event, payload, room=room)
+
+    def _work(self, slot: int) -> None:
         while True:
             job_id = self._take(block=True)
             if job_id is None:
                 return
             try:
-                self._run(job_id)
-            except Exception:  # e.g. the store failed while recording the end: keep the worker alive
-                log.exception("worker error after job %s", job_id)
-
-    def _beat(self) -> None:
-        while True:
-            with self._cond:
-                if self._stopping:
-                    return
-                relays = [r.relay for r in self._running.values()]
-                self._cond.wait(min(0.25, self.heartbeat_s / 2))
-            for relay in relays:
-                try:
-                    relay.heartbeat()
-                except Exception:  # a broken listener must not stop the heartbeat
-                    log.exception("heartbeat failed")
+                self._run(job_id, slot)
+            except Exception:  # e.g. the store failed while recording the end: keep the slot alive
+                log.exception("worker slot error after job %s", job_id)
 
     def _take(self, *, block: bool) -> str | None:
-        """Pop the next job and mark it running, atomically with respect to cancel()."""
+        """Pop the next job and mark it taken, atomically with respect to cancel()."""
         with self._cond:
             while not self._queue:
                 if self._stopping or not block:
@@ -253,62 +257,35 @@ class JobManager:
             if self._stopping:
                 return None
             job_id = self._queue.popleft()
-            relay = JobRelay(job_id, self._emit, on_update=lambda **kw: self.store.update(job_id, **kw),
-                             min_interval_s=self.progress_interval_s, heartbeat_s=self.heartbeat_s)
-            self._running[job_id] = _Running(relay, threading.current_thread().name)
-            self.store.update(job_id, state=RUNNING, phase="starting", started_at=time.time())
+            self._running[job_id] = threading.Event()
             return job_id
 
-    def _run(self, job_id: str) -> None:
-        relay = self._running[job_id].relay
-        record = self.get(job_id)
-        out_dir = Path(record.out_dir)
+    def _run(self, job_id: str, slot: int) -> None:
         try:
-            config = JobConfig.from_dict(record.config)
-            result = self._runner(config, relay, job_id=job_id, out_dir=out_dir, cache_dir=self.cache_dir,
-                                  upload_dir=self.upload_dir)
-            artifacts = _store_result(result, out_dir)
-        except JobCancelled:
-            if relay.cancel_requested or not self._stopping:
-                self._end(job_id, CANCELLED, relay, error="cancelled while running")
-            else:  # stopped by shutdown, not by a user: same as a restart
-                self._end(job_id, FAILED, relay, error=INTERRUPTED, error_type="interrupted")
-        except ValueError as exc:  # bad input found by the pipeline: the user's to fix
-            self._end(job_id, FAILED, relay, error=str(exc) or type(exc).__name__, error_type="invalid_input")
-        except MemoryError:
-            self._end(job_id, FAILED, relay, error="out of memory; try a smaller max_samples or batch_size",
-                      error_type="out_of_memory")
-        except Exception as exc:
-            log.exception("job %s failed", job_id)
-            self._end(job_id, FAILED, relay, error=f"{type(exc).__name__}: {exc}", error_type="error")
-        else:
-            done = {"job_id": job_id, "phase": "done", "percent": 100.0, "overall_percent": 100.0,
-                    "elapsed_s": relay.elapsed_s()}
-            self._end(job_id, SUCCEEDED, relay, artifacts=artifacts, summary=_summary(result.report), progress=done)
+            if self._runner is not None:  # unit tests only: a scripted runner in this process
+                execute_job(self.store, job_id, emit=self._relay_emit, cache_dir=self.cache_dir,
+                            upload_dir=self.upload_dir, worker=worker_identity("in-process", "cpu", "thread"),
+                            runner=self._runner, stop_event=self._running[job_id], heartbeat_s=self.heartbeat_s,
+                            progress_interval_s=self.progress_interval_s)
+            else:
+                _, died = self.slots[slot].run(job_id, self._relay_emit)
+                if died is not None:
+                    self._worker_died(job_id, died)
         finally:
-            gc.collect()
+            with self._cond:
+                self._running.pop(job_id, None)
+                self._cond.notify_all()
+            self._after_job()
 
-    def _end(self, job_id: str, state: str, relay: JobRelay, **fields: Any) -> None:
-        relay.close()
-        with self._cond:
-            self._running.pop(job_id, None)
-            self._finish(job_id, state, phase_timings=relay.phase_timings, **fields)
-        self._announce(job_id, state, fields.get("error"), fields.get("error_type"))
-        self._after_job()
-
-    def _finish(self, job_id: str, state: str, **fields: Any) -> None:
-        """Record the final state and wake waiters (caller holds the condition)."""
-        phase = "done" if state == SUCCEEDED else state
-        self.store.update(job_id, state=state, phase=phase, finished_at=time.time(), **fields)
-        self._cond.notify_all()
-
-    def _announce(self, job_id: str, state: str, error: str | None = None, error_type: str | None = None) -> None:
-        """Final events of a job: training_error (when failed), then training_status."""
-        payload = {"job_id": job_id, "status": state, "phase": "done" if state == SUCCEEDED else state}
-        if state == FAILED:
-            payload["error"] = error
-            self._emit("training_error", {"job_id": job_id, "message": error, "error_type": error_type}, room=job_id)
-        self._emit("training_status", payload, room=job_id)
+    def _worker_died(self, job_id: str, reason: str) -> None:
+        """Record the end of a job whose worker process died; the slot spawns a fresh one for the next job."""
+        if self._stopping:  # killed by our own shutdown: the job was being cancelled anyway
+            if self.store.finish_if_unfinished(job_id, CANCELLED, error=SHUTDOWN):
+                announce(self._relay_emit, job_id, CANCELLED, SHUTDOWN)
+            return
+        log.error("job %s: %s", job_id, reason)
+        if self.store.finish_if_unfinished(job_id, FAILED, error=reason, error_type="worker_lost"):
+            announce(self._relay_emit, job_id, FAILED, reason, "worker_lost")
 
     # -- disk -----------------------------------------------------------------------------------
 
@@ -376,35 +353,7 @@ class JobManager:
             log.exception("retention after a job failed")
 
 
-def _store_result(result: Any, out_dir: Path) -> dict[str, str]:
-    """Artifacts of a finished job; writes report.json (atomically) if the pipeline did not."""
-    artifacts = dict(getattr(result, "artifacts", None) or {})
-    report_rel = artifacts.get("report", "report.json")
-    report_path = out_dir / report_rel
-    if not report_path.exists():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = report_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(jsonable(result.report), indent=2, allow_nan=False), encoding="utf-8")
-        os.replace(tmp, report_path)
-    artifacts["report"] = report_rel
-    return {str(k): str(v) for k, v in artifacts.items()}
-
-
-def _summary(report: Any) -> dict[str, Any]:
-    """A few headline figures for job lists, where the report has them."""
-    if not isinstance(report, dict):
-        return {}
-    perf = report.get("student_model_performance") or {}
-    derived = (report.get("teacher_vs_student_comparison") or {}).get("derived") or {}
-    speedup = derived.get("speedup") if isinstance(derived.get("speedup"), dict) else {}
-    picks = {"student_accuracy": perf.get("accuracy"), "student_f1_macro": perf.get("f1_macro"),
-             "teacher_accuracy": derived.get("accuracy_teacher"),
-             "compression_ratio": derived.get("compression_ratio"), "parameter_ratio": derived.get("parameter_ratio"),
-             **{f"speedup_{k}": v for k, v in speedup.items()}}
-    return jsonable({k: v for k, v in picks.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-
-
-def _set_torch_threads(requested: int) -> None:
+def set_torch_threads(requested: int) -> None:
     """Leave a core to the web server unless told otherwise."""
     try:
         import torch

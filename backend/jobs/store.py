@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_state_seq ON jobs(state, seq);
 """
-_JSON_FIELDS = ("config", "progress", "artifacts", "phase_timings", "summary")
+# Columns added for worker processes; ALTER TABLE adds them to a data dir made by an older version.
+_ADDED_COLUMNS = {"worker": "TEXT NOT NULL DEFAULT '{}'", "heartbeat_at": "REAL", "cancel_reason": "TEXT"}
+_JSON_FIELDS = ("config", "progress", "artifacts", "phase_timings", "summary", "worker")
 
 
 @dataclass
@@ -61,6 +63,9 @@ class JobRecord:
     artifacts: dict[str, str] = field(default_factory=dict)
     phase_timings: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    worker: dict[str, Any] = field(default_factory=dict)  # name, host, device, pid of the process that ran it
+    heartbeat_at: float | None = None
+    cancel_reason: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -77,7 +82,8 @@ class JobRecord:
         data = asdict(self)
         data.pop("seq")
         data.pop("out_dir")
-        for key in ("created_at", "started_at", "finished_at"):
+        data.pop("cancel_reason")
+        for key in ("created_at", "started_at", "finished_at", "heartbeat_at"):
             data[key] = iso_time(data[key])
         data["duration_s"] = self.duration_s()
         data["artifacts"] = sorted(self.artifacts)
@@ -92,17 +98,30 @@ def iso_time(stamp: float | None) -> str | None:
 
 
 class JobStore:
-    """Thread-safe access to the jobs table (one connection behind a lock)."""
+    """Thread-safe access to the jobs table (one connection behind a lock).
+
+    Several processes (the API and its workers) open the same file: WAL mode lets readers run beside the
+    one writer, and the busy timeout makes a writer wait for another instead of failing.
+    """
 
     def __init__(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         with self._lock:
+            self._db.execute("PRAGMA busy_timeout=30000")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            for name, decl in _ADDED_COLUMNS.items():
+                if name not in have:
+                    try:
+                        self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
+                    except sqlite3.OperationalError:  # another process added it meanwhile
+                        pass
 
     def close(self) -> None:
         """Close the connection."""
@@ -171,6 +190,54 @@ class JobStore:
         """Remove a job's row; True when there was one."""
         with self._lock:
             return self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+
+    def claim(self, job_id: str, worker: dict[str, Any]) -> bool:
+        """Queued -> running for this worker, atomically; False when the job is not queued any more."""
+        now = time.time()
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET state = ?, phase = 'starting', started_at = ?, heartbeat_at = ?, worker = ? "
+                "WHERE id = ? AND state = ?", (RUNNING, now, now, json.dumps(worker), job_id, QUEUED))
+            return cur.rowcount == 1
+
+    def finish_if_unfinished(self, job_id: str, state: str, **values: Any) -> bool:
+        """Set a final state unless the job already has one (a worker and the API may race); True if set."""
+        values = {"state": state, "phase": state, "finished_at": time.time(), **values}
+        cols = ", ".join(f"{k} = ?" for k in values)
+        args = [json.dumps(v) if k in _JSON_FIELDS else v for k, v in values.items()]
+        with self._lock:
+            cur = self._db.execute(f"UPDATE jobs SET {cols} WHERE id = ? AND state IN (?, ?)",
+                                   (*args, job_id, QUEUED, RUNNING))
+            return cur.rowcount == 1
+
+    def cancel_queued(self, job_id: str, error: str) -> bool:
+        """Queued -> cancelled, atomically (a worker may be claiming it); False when it was not queued."""
+        with self._lock:
+            cur = self._db.execute("UPDATE jobs SET state = ?, phase = ?, error = ?, finished_at = ? "
+                                   "WHERE id = ? AND state = ?", (CANCELLED, CANCELLED, error, time.time(), job_id,
+                                                                  QUEUED))
+            return cur.rowcount == 1
+
+    def request_cancel(self, job_id: str, reason: str) -> None:
+        """Ask the process running the job to stop (it polls this column)."""
+        self.update(job_id, cancel_reason=reason)
+
+    def cancel_reason(self, job_id: str) -> str | None:
+        """Why the job was asked to stop, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT cancel_reason FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row[0] if row else None
+
+    def stale_running(self, older_than_s: float) -> list[JobRecord]:
+        """Running jobs whose worker has not beaten for older_than_s seconds."""
+        return self._select("WHERE state = ? AND COALESCE(heartbeat_at, started_at, 0) < ? ORDER BY seq",
+                            (RUNNING, time.time() - older_than_s))
+
+    def queued_ids(self) -> list[str]:
+        """Queued jobs, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM jobs WHERE state = ? ORDER BY seq", (QUEUED,)).fetchall()
+        return [r[0] for r in rows]
 
     def recover(self) -> tuple[list[str], list[str]]:
         """At start: mark jobs left running as failed (interrupted); return (interrupted, queued) ids."""

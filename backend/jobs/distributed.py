@@ -1,0 +1,166 @@
+"""Scale-out on Celery + Redis: the API queues each job as a Celery task; `python -m backend.worker` runs them.
+
+The SQLite store in the shared data dir stays the one source of truth. A worker claims a job in the store
+before running it (so a job cancelled while it waited in the broker, or delivered twice, never runs), beats a
+heartbeat into its row while it runs, and polls the row's cancel column between steps. The API fails the jobs
+of workers whose heartbeat stops (SIGKILL, out of memory, a lost machine). Events reach clients through
+Flask-SocketIO's message queue on the same Redis. Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from backend.jobconfig import JobConfig
+from backend.jobs.events import Emit
+from backend.jobs.execute import USER_CANCEL, announce
+from backend.jobs.manager import JobManager, JobStateError
+from backend.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, JobRecord
+
+log = logging.getLogger(__name__)
+TASK_NAME = "kd.run_job"
+QUEUE_NAME = "kd-jobs"
+
+
+def make_celery(broker_url: str) -> Celery:
+    """The Celery app shared by the API (sends) and the workers (run): one job at a time, no prefetching."""
+    app = Celery("kd_pruning", broker=broker_url)
+    app.conf.update(
+        task_acks_late=True,  # a job's message goes back to the broker if its worker dies before the end
+        worker_prefetch_multiplier=1,  # a busy worker holds no second long job that another could run
+        worker_concurrency=1,
+        task_ignore_result=True,  # results live in the data dir, not in Redis
+        task_default_queue=QUEUE_NAME,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        # A message unacknowledged this long is delivered again (the claim in the store makes that harmless).
+        broker_transport_options={"visibility_timeout": 24 * 3600},
+    )
+    return app
+
+
+class BrokerJobManager(JobManager):
+    """JobManager whose jobs go to Celery workers; queue and running state are read from the shared store."""
+
+    def __init__(self, data_dir: str | Path, upload_dir: str | Path, *, broker_url: str, emit: Emit | None = None,
+                 start: bool = True, cancel_wait_s: float = 5.0, worker_timeout_s: float = 30.0,
+                 **_local_only: Any) -> None:
+        self.broker_url, self.worker_timeout_s = broker_url, float(worker_timeout_s)
+        self.celery = make_celery(broker_url)
+        self._stop_reaper = threading.Event()
+        self._reaper: threading.Thread | None = None
+        super().__init__(data_dir, upload_dir, emit=emit, start=start, cancel_wait_s=cancel_wait_s, workers=1)
+        self.slots = []  # no local workers: training happens in the Celery workers
+
+    def _recover(self) -> None:
+        """Nothing to redo: queued jobs wait in the broker, running ones belong to live workers (or the reaper)."""
+
+    def clean_leftovers(self) -> list[str]:
+        """Leftovers are removed only while no job is queued or running: workers elsewhere may be writing."""
+        if self.store.list(state=QUEUED, limit=1) or self.store.list(state=RUNNING, limit=1):
+            return []
+        return super().clean_leftovers()
+
+    def start(self) -> None:
+        """Start the reaper that fails the jobs of workers that stopped beating."""
+        if self._reaper is None:
+            self._stop_reaper.clear()
+            self._reaper = threading.Thread(target=self._reap, name="kd-reaper", daemon=True)
+            self._reaper.start()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the reaper and close the store; the workers' jobs go on (a restarted API shows them)."""
+        self._stop_reaper.set()
+        if self._reaper is not None:
+            self._reaper.join(timeout)
+            self._reaper = None
+        self.store.close()
+
+    # -- queries from the store -------------------------------------------------------------------
+
+    def queue_length(self) -> int:
+        """Jobs waiting for a worker."""
+        return len(self.store.queued_ids())
+
+    def running_job_id(self) -> str | None:
+        """The oldest running job, or None."""
+        rows = self.store.list(state=RUNNING, limit=1, newest_first=False)
+        return rows[0].id if rows else None
+
+    def queue_position(self, job_id: str) -> int | None:
+        """1 for the next job a worker takes; None when not queued."""
+        queued = self.store.queued_ids()
+        return queued.index(job_id) + 1 if job_id in queued else None
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def submit(self, config: JobConfig) -> JobRecord:
+        """Record the job, announce it, and send it to the broker."""
+        job_id = "job_" + uuid.uuid4().hex[:16]
+        record = self.store.create(job_id, config.to_dict(), out_dir=str(self.jobs_dir / job_id))
+        self._emit("training_status", {"job_id": job_id, "status": QUEUED, "phase": QUEUED,
+                                       "model_name": config.model_name,
+                                       "queue_position": self.queue_position(job_id)}, room=job_id)
+        try:
+            self.celery.send_task(TASK_NAME, args=[job_id], task_id=job_id, queue=QUEUE_NAME)
+        except Exception as exc:  # the broker is down: say so on the job rather than leave it waiting forever
+            error = f"the job broker is unreachable ({type(exc).__name__}); try again when it is back"
+            if self.store.finish_if_unfinished(job_id, FAILED, error=error, error_type="broker_unavailable"):
+                announce(self._relay_emit, job_id, FAILED, error, "broker_unavailable")
+        return self.get(record.id)
+
+    def cancel(self, job_id: str | None = None) -> JobRecord:
+        """Cancel a job waiting in the broker at once (revoked, and skipped by any worker), or stop a running one."""
+        if job_id is None:
+            job_id = self.running_job_id()
+            if job_id is None:
+                raise JobStateError("No job is running; name a job_id to cancel a queued one.")
+        self.get(job_id)  # JobNotFound
+        self.store.request_cancel(job_id, USER_CANCEL)  # set first: a worker claiming it now stops at once
+        if self.store.cancel_queued(job_id, "cancelled before it started"):
+            try:
+                self.celery.control.revoke(job_id)
+            except Exception:  # the store already says cancelled: a worker that gets it skips it
+                log.warning("revoke of %s failed", job_id, exc_info=True)
+            announce(self._relay_emit, job_id, CANCELLED)
+            return self.get(job_id)
+        record = self.get(job_id)
+        if record.state != RUNNING:
+            raise JobStateError(f"Job {job_id} already {record.state}; nothing to cancel.", record.state)
+        return self.wait(job_id, self.cancel_wait_s)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        """Poll the store until the job is finished or timeout passes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = self.get(job_id)
+            if record.finished or (deadline is not None and time.monotonic() >= deadline):
+                return record
+            time.sleep(0.2)
+
+    def run_next(self) -> str | None:
+        """Not available: Celery workers take the jobs."""
+        raise JobStateError("jobs run on Celery workers in this mode")
+
+    def _reap(self) -> None:
+        period = max(0.5, min(5.0, self.worker_timeout_s / 4))
+        while not self._stop_reaper.wait(period):
+            try:
+                for record in self.store.stale_running(self.worker_timeout_s):
+                    self._worker_lost(record)
+            except Exception:  # a busy or closed database: try again next round
+                log.exception("reaper round failed")
+
+    def _worker_lost(self, record: JobRecord) -> None:
+        who = record.worker or {}
+        reason = (f"worker {who.get('name', '?')} on {who.get('host', '?')} stopped sending heartbeats for "
+                  f"{self.worker_timeout_s:g} s (killed, out of memory, or its machine was lost)")
+        if self.store.finish_if_unfinished(record.id, FAILED, error=reason, error_type="worker_lost"):
+            log.error("job %s: %s", record.id, reason)
+            announce(self._relay_emit, record.id, FAILED, reason, "worker_lost")

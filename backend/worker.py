@@ -1,0 +1,93 @@
+"""A Celery worker that runs training jobs: python -m backend.worker --broker redis://HOST:6379/0 --data-dir DIR.
+
+One job at a time, no prefetching (a long job never waits behind another on a busy worker). It shares the
+API's data dir (jobs database, uploads, teacher cache: one machine, or a shared mount) and emits the jobs'
+Socket.IO events through Flask-SocketIO's message queue on the same Redis, as a write-only emitter. Start as
+many as you like, on any machine that mounts the data dir; stop them at any time (a killed worker's job is
+marked failed by the API when its heartbeat stops).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: python backend/worker.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backend.config import load_config
+
+ROOM_PREFIX = "job:"  # the API's per-job Socket.IO room (backend/api/sockets.py room_of)
+
+
+def socketio_emitter(broker_url: str):
+    """emit(event, payload, room=job_id) into the job's room through the message queue (write-only)."""
+    from flask_socketio import SocketIO
+
+    sio = SocketIO(message_queue=broker_url)
+
+    def emit(event: str, payload: dict[str, Any], room: str | None = None) -> None:
+        sio.emit(event, payload, namespace="/", to=f"{ROOM_PREFIX}{room}" if room else None)
+
+    return emit
+
+
+def build_worker(broker_url: str, data_dir: str | Path, *, upload_dir: str | Path | None = None,
+                 name: str | None = None, device: str | None = None, torch_threads: int = 0,
+                 heartbeat_s: float = 1.0):
+    """The Celery app with the job task bound to this data dir; returns (app, identity)."""
+    from backend.jobs.distributed import TASK_NAME, make_celery
+    from backend.jobs.execute import execute_job
+    from backend.jobs.local import worker_identity
+    from backend.jobs.manager import set_torch_threads
+    from backend.jobs.store import JobStore
+
+    data_dir = Path(data_dir)
+    upload_dir = Path(upload_dir) if upload_dir else data_dir / "uploads"
+    set_torch_threads(torch_threads)
+    identity = worker_identity(name or f"worker-{socket.gethostname()}-{os.getpid()}", device, "celery")
+    app = make_celery(broker_url)
+    emit = socketio_emitter(broker_url)
+    state: dict[str, Any] = {}
+
+    @app.task(name=TASK_NAME, acks_late=True, ignore_result=True)
+    def run_job_task(job_id: str) -> str | None:
+        """Run one job if it is still queued in the store (cancelled or taken ones are skipped)."""
+        store = state.get("store") or state.setdefault("store", JobStore(data_dir / "jobs.sqlite3"))
+        return execute_job(store, job_id, emit=emit, cache_dir=data_dir / "cache", upload_dir=upload_dir,
+                           worker=identity, heartbeat_s=heartbeat_s)
+
+    return app, identity
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the options and run the worker until it is stopped."""
+    defaults = load_config()
+    parser = argparse.ArgumentParser(description="KD-Pruning Simulator job worker (Celery over Redis)")
+    parser.add_argument("--broker", default=defaults["BROKER_URL"] or None,
+                        help="Redis URL, the same as the API's --broker (or KD_BROKER_URL)")
+    parser.add_argument("--data-dir", default=defaults["DATA_DIR"], help="the API's data dir (shared)")
+    parser.add_argument("--upload-dir", default=None, help="default: DATA_DIR/uploads, as the API")
+    parser.add_argument("--name", default=None, help="shown in GET /jobs/<id> (default: worker-HOST-PID)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0 ... (default: CUDA when present)")
+    parser.add_argument("--torch-threads", type=int, default=defaults["TORCH_THREADS"])
+    parser.add_argument("--loglevel", default="INFO")
+    args = parser.parse_args(argv)
+    if not args.broker:
+        parser.error("--broker redis://HOST:6379/0 (or KD_BROKER_URL) is required")
+    logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    upload_dir = args.upload_dir or os.environ.get("KD_UPLOAD_DIR") or Path(args.data_dir) / "uploads"
+    app, identity = build_worker(args.broker, args.data_dir, upload_dir=upload_dir, name=args.name,
+                                 device=args.device, torch_threads=args.torch_threads)
+    print(f"KD-Pruning worker {identity['name']} on {identity['host']} ({identity['device']})", flush=True)
+    # solo pool: the job runs in this process, so killing the worker stops its job and nothing is orphaned.
+    app.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--hostname={identity['name']}@%h",
+                     f"--loglevel={args.loglevel}", "--without-gossip", "--without-mingle", "-Q", "kd-jobs"])
+
+
+if __name__ == "__main__":
+    main()

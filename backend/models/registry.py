@@ -24,7 +24,7 @@ class ModelSpec:
     default_structural_ratio: float
     builder: str = ""  # "module:function" building (teacher, tokenizer_or_None); resolved lazily
     notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # "onnx": how it exports (backend.models.onnx_export)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -69,6 +69,7 @@ register_model(ModelSpec(
     source="transformers.DistilBertForSequenceClassification",
     default_structural_ratio=0.5,
     builder="backend.models.text:build_distilbert",
+    extra={"onnx": "sequence_classifier"},
 ))
 register_model(ModelSpec(
     id="t5-small", display_name="T5-small", family="text",
@@ -76,6 +77,7 @@ register_model(ModelSpec(
     source="transformers.T5ForConditionalGeneration",
     default_structural_ratio=0.5,
     builder="backend.models.text:build_t5",
+    extra={"onnx": "encoder_decoder"},
 ))
 register_model(ModelSpec(
     id="mobilenetv2", display_name="MobileNetV2", family="vision",
@@ -83,6 +85,7 @@ register_model(ModelSpec(
     source="torchvision.models.mobilenet_v2",
     default_structural_ratio=0.4,
     builder="backend.models.vision:build_mobilenetv2",
+    extra={"onnx": "image_classifier"},
 ))
 register_model(ModelSpec(
     id="resnet18", display_name="ResNet-18", family="vision",
@@ -90,6 +93,7 @@ register_model(ModelSpec(
     source="torchvision.models.resnet18",
     default_structural_ratio=0.5,
     builder="backend.models.vision:build_resnet18",
+    extra={"onnx": "image_classifier"},
 ))
 
 

@@ -10,6 +10,7 @@ from backend.models.registry import PRESETS, UnknownModelError, get_model_spec
 BUILTIN_DATASETS = {"vision": ("digits", "cifar10"), "text": ("synthetic_sentiment",)}
 DEFAULT_DATASET = {"vision": "digits", "text": "synthetic_sentiment"}
 UPLOAD_PREFIX = "upl_"
+QUANTIZE_OPTIONS = ("none", "dynamic_int8")  # dynamic_int8: ONNX Runtime quantize_dynamic of the exported student
 
 
 class ConfigError(ValueError):
@@ -43,6 +44,7 @@ class JobConfig:
     max_grad_norm: float = 1.0
     max_samples: int | None = None  # cap on the dataset size, for quick checks
     latency_runs: int = 30
+    quantize: str = "none"  # "none" | "dynamic_int8": an int8 student in ONNX Runtime, measured beside the others
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "JobConfig":
@@ -87,6 +89,8 @@ class JobConfig:
         _check_int(self, "batch_size", low=1, high=4096, optional=True)
         _check_int(self, "max_samples", low=20, optional=True)
         _check_int(self, "latency_runs", low=30, high=1000)
+        if self.quantize not in QUANTIZE_OPTIONS:
+            raise ConfigError("quantize", f"quantize must be one of {list(QUANTIZE_OPTIONS)}, got {self.quantize!r}.")
         _check_float(self, "temperature", low=0.0, low_open=True, high=100.0)
         _check_float(self, "alpha", low=0.0, high=1.0)
         _check_float(self, "sparsity", low=0.0, high=1.0, high_open=True)

@@ -64,6 +64,7 @@ class JobState:
     timings: dict = field(default_factory=dict)
     image_size: int = 32
     max_length: int = 0
+    onnx_dir: Path | None = None  # where the student's ONNX files are written (the bundle ships them)
 
 
 def resolved_hyperparameters(config: JobConfig, spec: ModelSpec) -> dict:
@@ -107,7 +108,8 @@ def run_job(config: JobConfig, callbacks: Callbacks | None = None, *, job_id: st
     hf_logging.disable_progress_bar()
     cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
     spec = get_model_spec(config.model_name)
-    state = JobState(config=config, spec=spec, hp=resolved_hyperparameters(config, spec))
+    state = JobState(config=config, spec=spec, hp=resolved_hyperparameters(config, spec),
+                     onnx_dir=Path(out_dir) / "onnx")
     started = time.perf_counter()
     seed_everything(config.seed)
     with phase(state, cb, "data") as info:
@@ -365,6 +367,8 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
                                 test_batches=test_batches, example_batch=state.test.head,
                                 class_names=state.raw.class_names, latency_runs=state.config.latency_runs)
     cb.check_stop()
+    measurements["deployment"] = _deployment(state, measurements, test_batches)
+    cb.check_stop()
     final = measurements["student"]["effectiveness"]["accuracy"]
     state.stages.append({"stage": "final", "val_accuracy": state.stages[-1]["val_accuracy"], "test_accuracy": final})
     kl = loop.mean_kl(state.teacher, state.student, state.adapter, state.test, temperature=1.0)
@@ -372,6 +376,21 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     state.timings["evaluate"], state.timings["total"] = now - evaluate_started, now - started
     ctx = build_context(state, job_id, measurements, kl)
     return build_report(ctx)
+
+
+def _deployment(state: JobState, measurements: dict, test_batches: list) -> dict:
+    """Teacher, student (and int8 student) in ONNX Runtime; on an export failure, null figures with the reason."""
+    from backend.metrics.deployment import measure_deployment
+
+    pytorch_accuracy = {name: measurements[name]["effectiveness"]["accuracy"] for name in ("teacher", "student")}
+    try:
+        return measure_deployment(state.spec.id, state.teacher, state.student, adapter=state.adapter,
+                                  test_batches=test_batches, example_batch=state.test.head,
+                                  class_names=state.raw.class_names, pytorch_accuracy=pytorch_accuracy,
+                                  out_dir=state.onnx_dir or Path("onnx"), quantize=state.config.quantize,
+                                  runs=state.config.latency_runs)
+    except Exception as exc:  # noqa: BLE001 - the PyTorch figures stand on their own; say why ORT's are missing
+        return {"runtime": "onnxruntime", "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
 
 
 def _config_with_reasons(state: JobState) -> dict:

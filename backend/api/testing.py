@@ -34,9 +34,11 @@ def models():
                     "aliases": list(spec.aliases), "source": spec.source,
                     "default_structural_ratio": spec.default_structural_ratio, "presets": list(PRESETS),
                     "datasets": list(BUILTIN_DATASETS[spec.family]), "default_dataset": DEFAULT_DATASET[spec.family],
-                    "upload_kinds": _upload_kinds(spec.family),
+                    "upload_kinds": _upload_kinds(spec.family), "onnx_export": spec.extra.get("onnx"),
                     "preset_defaults": {p: _safe_defaults(defaults, spec.id, p) for p in PRESETS}})
-    return jsonify({"models": out, "options": jsonable(job_defaults)})
+    from backend.jobconfig import QUANTIZE_OPTIONS
+
+    return jsonify({"models": out, "options": jsonable(job_defaults), "quantize_options": list(QUANTIZE_OPTIONS)})
 
 
 def _upload_kinds(family: str) -> list[str]:

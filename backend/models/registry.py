@@ -69,7 +69,7 @@ register_model(ModelSpec(
     source="transformers.DistilBertForSequenceClassification",
     default_structural_ratio=0.5,
     builder="backend.models.text:build_distilbert",
-    extra={"onnx": "sequence_classifier"},
+    extra={"onnx": "sequence_classifier", "int8_op_types": ("MatMul", "Gemm", "Gather")},
 ))
 register_model(ModelSpec(
     id="t5-small", display_name="T5-small", family="text",
@@ -77,7 +77,8 @@ register_model(ModelSpec(
     source="transformers.T5ForConditionalGeneration",
     default_structural_ratio=0.5,
     builder="backend.models.text:build_t5",
-    extra={"onnx": "encoder_decoder"},
+    # deep encoder, shallow decoder: generation pays per decoder layer per token (batch-1 goal, BENCHMARKS.md)
+    extra={"onnx": "encoder_decoder", "student_decoder_layers": 1, "int8_op_types": ("MatMul", "Gemm", "Gather")},
 ))
 register_model(ModelSpec(
     id="mobilenetv2", display_name="MobileNetV2", family="vision",

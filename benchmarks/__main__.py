@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from backend.runtime import environment_info
-from benchmarks import compression, server, training_loop
+from benchmarks import compression, deployment, server, training_loop
 from benchmarks.report import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,12 @@ def main() -> None:
         raw.write_text(json.dumps(results, indent=2, default=str))  # a later failure keeps what was measured
     results["total_s"] = time.perf_counter() - started
     raw.write_text(json.dumps(results, indent=2, default=str))
-    (ROOT / "BENCHMARKS.md").write_text(render(results))
+    previous = (ROOT / "BENCHMARKS.md").read_text() if (ROOT / "BENCHMARKS.md").exists() else ""
+    text = render(results)
+    if deployment.BEGIN in previous and deployment.END in previous:  # python -m benchmarks.deployment's section
+        start, end = previous.index(deployment.BEGIN), previous.index(deployment.END) + len(deployment.END)
+        text = text.rstrip("\n") + "\n\n" + previous[start:end] + "\n"
+    (ROOT / "BENCHMARKS.md").write_text(text)
     print(f"wrote BENCHMARKS.md and benchmarks/results.json in {results['total_s']:.0f} s")
 
 

@@ -299,6 +299,7 @@ def _runtimes(ctx: dict, pytorch_rows: dict) -> dict:
                                "quantize", "exporter", "accuracy", "pytorch_accuracy", "size_mb",
                                "student_accuracy_difference_points", "student_accuracy_matches_pytorch",
                                "accuracy_drop_int8_points", "quantization", "size_note", "unit_note")}
+    ort["measure_s"] = dep.get("measure_s")
     ort["latency"] = _ort_latency_rows(dep)
     ort["latency_conditions"] = {k: dep["latency"][k] for k in ("batch_sizes", "runs", "warmup_runs", "schedule")}
     for key, value in dep.items():

@@ -65,7 +65,9 @@ ORT_T5 = ORT_HEADER + """  encoder = ort.InferenceSession("onnx/student/model_en
   for _ in range({steps}):                                       # greedy: the decoder re-reads the prefix
       logits = decoder.run(None, {{"decoder_input_ids": out, "encoder_hidden_states": hidden,
                                    "attention_mask": attention_mask}})[0]
-      out = np.concatenate([out, logits[:, -1:].argmax(-1)], axis=1)
+      token = logits[:, -1].argmax(-1)
+      token[(out == {eos}).any(axis=1)] = {pad}                     # a finished row gets padding
+      out = np.concatenate([out, token[:, None]], axis=1)
       if (out == {eos}).any(axis=1).all(): break                 # every row has its end token ({eos})
   # tok.batch_decode(out, skip_special_tokens=True) gives the class word
 """
@@ -137,7 +139,8 @@ def _onnx_readme(state: Any, onnx_dir: Path) -> tuple[str, str]:
         return files, ORT_CLASSIFIER.format(max_length=state.max_length)
     config = state.student.config
     return files, ORT_T5.format(max_length=state.max_length, start=config.decoder_start_token_id,
-                                eos=config.eos_token_id, steps=state.adapter.max_new_tokens)
+                                eos=config.eos_token_id, pad=config.pad_token_id,
+                                steps=state.adapter.max_new_tokens)
 
 
 def _zip_bundle(out_dir: Path, members: list[str]) -> None:

@@ -79,7 +79,8 @@ def latency_only(model: str, work: Path) -> dict:
     from backend.data import datasets as ds
     from backend.metrics.deployment import measure_deployment
     from backend.metrics.efficiency import measure_latency
-    from backend.models import adapters, teachers, text as text_models, vision
+    from backend.models import adapters, teachers, vision
+    from backend.models import text as text_models
     from backend.models.registry import get_model_spec
     from backend.pruning.structural import make_student
 

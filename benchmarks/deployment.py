@@ -155,12 +155,12 @@ def render(results: dict, latency: dict | None = None, notes: list[str] | None =
              f"{results.get('onnxruntime', '?')} (CPUExecutionProvider), the same intra-op thread count as PyTorch "
              f"({rows[0]['threads'] if rows else (latency or {}).get('rows', [{}])[0].get('threads', '?')}). "
              f"**The machine was heavily loaded** (five engineers sharing {env.get('cpu_count', 2)} cores; load "
-             "average above 10 while this ran): absolute milliseconds are inflated and noisy; the ratios come from "
+             "average 4-13 while this ran): absolute milliseconds are inflated and noisy; the ratios come from "
              "interleaved runs (models alternate every run, order flipped each run) and are the figures to read.", ""]
     if latency:
         lines += ["### Latency of the default architectures, both runtimes (all four models)", "",
                   "`python -m benchmarks.deployment --latency-only` (raw: `benchmarks/deployment_latency_results.json`,"
-                  f" started {latency['started_at']}): the quick-preset teacher and its default student, untrained "
+                  f" written {latency['started_at']}, after its last model): the quick-preset teacher and its default student, untrained "
                   "(dense latency does not depend on the weight values; T5's untrained decoder runs every allowed "
                   "step, a trained one stops at EOS), batch 1 and 32, 30 interleaved runs after 5 warm-up runs.", "",
                   *render_latency(latency["rows"]), ""]

@@ -14,6 +14,7 @@ BUILTIN_DATASETS = {"vision": ("digits", "cifar10", "cifar100", "fashion_mnist")
                     "text": ("synthetic_sentiment", "sst2", "imdb", "ag_news")}
 DEFAULT_DATASET = {"vision": "digits", "text": "synthetic_sentiment"}
 UPLOAD_PREFIX = "upl_"
+QUANTIZE_OPTIONS = ("none", "dynamic_int8")  # dynamic_int8: ONNX Runtime quantize_dynamic of the exported student
 
 # The range of every numeric option, as JSON Schema (GET /models and /openapi.json show these). The upper
 # limits bound the work one request can ask for: the presets use far less (epochs <= 12 on a 2-core CPU).
@@ -71,6 +72,7 @@ class JobConfig:
     augment: bool | None = None  # random resized crop + flip on vision training; None: on at standard, off at quick
     device: str | None = None  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"; None: the server's default (auto)
     precision: str | None = None  # "fp32" | "bf16" | "fp16"; None: bf16 on CUDA where supported, else fp32
+    quantize: str = "none"  # "none" | "dynamic_int8": an int8 student in ONNX Runtime, measured beside the others
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "JobConfig":
@@ -110,6 +112,8 @@ class JobConfig:
             raise ConfigError("teacher_upload_id", "teacher_upload_id must be an upload_id from POST /upload.")
         for name, limit in LIMITS.items():
             _check_number(self, name, limit, optional=name in OPTIONAL)
+        if self.quantize not in QUANTIZE_OPTIONS:
+            raise ConfigError("quantize", f"quantize must be one of {list(QUANTIZE_OPTIONS)}, got '{clip(self.quantize)}'.")
         self._check_augment(spec.family)
         self._check_device()
 

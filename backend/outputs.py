@@ -17,10 +17,10 @@ Files
   metrics.csv          teacher vs student figures, one metric a row
   plots/*.png          charts of the report
   model/               the compressed student
-
+{onnx_files}
 Loading the student without this project's code
 {loading}
-"""
+{onnx_loading}"""
 
 TEXT_LOADING = """  from transformers import AutoTokenizer, {cls}
   tok = AutoTokenizer.from_pretrained("model")
@@ -39,6 +39,38 @@ VISION_LOADING = """  import torch
   # preprocessing (model/preprocessing.json): scale pixels to [0, 1], resize to {size}x{size},
   # normalise with mean {mean} and std {std}; class names in preprocessing.json.
   # model/model.safetensors holds the same weights as plain tensors."""
+
+
+ONNX_FILES = """  onnx/student/        the student as ONNX (opset 18, dynamic batch axis), for onnxruntime alone
+{int8_line}"""
+INT8_LINE = "  onnx/student_int8/   the student with int8 weights (onnxruntime quantize_dynamic), same inputs\n"
+ORT_HEADER = """
+Running the ONNX student with onnxruntime alone (pip install onnxruntime numpy)
+  import numpy as np, onnxruntime as ort
+  options = ort.SessionOptions(); options.intra_op_num_threads = 2
+"""
+ORT_IMAGE = ORT_HEADER + """  session = ort.InferenceSession("onnx/student/model.onnx", options, providers=["CPUExecutionProvider"])
+  images = np.zeros((1, 3, {size}, {size}), dtype=np.float32)   # preprocessed as above
+  logits = session.run(None, {{"pixel_values": images}})[0]       # [batch, classes]
+"""
+ORT_CLASSIFIER = ORT_HEADER + """  session = ort.InferenceSession("onnx/student/model.onnx", options, providers=["CPUExecutionProvider"])
+  # input_ids / attention_mask: int64 [batch, {max_length}], from model/'s tokenizer (or any WordPiece code)
+  logits = session.run(None, {{"input_ids": input_ids, "attention_mask": attention_mask}})[0]
+"""
+ORT_T5 = ORT_HEADER + """  encoder = ort.InferenceSession("onnx/student/model_encoder.onnx", options, providers=["CPUExecutionProvider"])
+  decoder = ort.InferenceSession("onnx/student/model_decoder.onnx", options, providers=["CPUExecutionProvider"])
+  # input_ids / attention_mask: int64 [batch, {max_length}] from model/'s tokenizer
+  hidden = encoder.run(None, {{"input_ids": input_ids, "attention_mask": attention_mask}})[0]
+  out = np.full((len(input_ids), 1), {start}, dtype=np.int64)   # decoder start token
+  for _ in range({steps}):                                       # greedy: the decoder re-reads the prefix
+      logits = decoder.run(None, {{"decoder_input_ids": out, "encoder_hidden_states": hidden,
+                                   "attention_mask": attention_mask}})[0]
+      token = logits[:, -1].argmax(-1)
+      token[(out == {eos}).any(axis=1)] = {pad}                     # a finished row gets padding
+      out = np.concatenate([out, token[:, None]], axis=1)
+      if (out == {eos}).any(axis=1).all(): break                 # every row has its end token ({eos})
+  # tok.batch_decode(out, skip_special_tokens=True) gives the class word
+"""
 
 
 def _atomic_write(path: Path, data: bytes | str) -> None:
@@ -65,6 +97,8 @@ def write_outputs(report: dict, state: Any, out_dir: Path) -> dict[str, str]:
         _atomic_write(out_dir / rel, render_plot(report, kind))
         artifacts[f"plots/{kind}"] = rel
     artifacts["model"] = "model"
+    if (out_dir / "onnx" / "student").is_dir():  # written while measuring in ONNX Runtime (teacher not shipped)
+        artifacts["onnx"] = "onnx"
     _atomic_write(out_dir / "README.txt", _export_model(state, out_dir / "model", report))
     artifacts["readme"] = "README.txt"
     artifacts["bundle"] = "bundle.zip"
@@ -88,7 +122,25 @@ def _export_model(state: Any, folder: Path, report: dict) -> str:
 
         export_vision_model(state.student, folder, state.image_size, state.raw.class_names)
         loading = VISION_LOADING.format(size=state.image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    return BUNDLE_README.format(display=spec.display_name, job_id=report["metadata"].get("job_id"), loading=loading)
+    onnx_files, onnx_loading = _onnx_readme(state, folder.parent / "onnx")
+    return BUNDLE_README.format(display=spec.display_name, job_id=report["metadata"].get("job_id"), loading=loading,
+                                onnx_files=onnx_files, onnx_loading=onnx_loading)
+
+
+def _onnx_readme(state: Any, onnx_dir: Path) -> tuple[str, str]:
+    """The bundle README's lines on the ONNX files, and how to run them with onnxruntime alone ('' when absent)."""
+    if not (onnx_dir / "student").is_dir():
+        return "", ""
+    files = ONNX_FILES.format(int8_line=INT8_LINE if (onnx_dir / "student_int8").is_dir() else "")
+    kind = state.spec.extra.get("onnx")
+    if kind == "image_classifier":
+        return files, ORT_IMAGE.format(size=state.image_size)
+    if kind == "sequence_classifier":
+        return files, ORT_CLASSIFIER.format(max_length=state.max_length)
+    config = state.student.config
+    return files, ORT_T5.format(max_length=state.max_length, start=config.decoder_start_token_id,
+                                eos=config.eos_token_id, pad=config.pad_token_id,
+                                steps=state.adapter.max_new_tokens)
 
 
 def _zip_bundle(out_dir: Path, members: list[str]) -> None:

@@ -74,6 +74,7 @@ class JobState:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
     teacher_logits: dict = field(default_factory=dict)  # how KD got the teacher's logits (cached or per step)
+    onnx_dir: Path | None = None  # where the student's ONNX files are written (the bundle ships them)
 
 
 def resolved_hyperparameters(config: JobConfig, spec: ModelSpec) -> dict:
@@ -128,7 +129,8 @@ def run_job(config: JobConfig, callbacks: Callbacks | None = None, *, job_id: st
     hf_logging.disable_progress_bar()
     cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
     spec = get_model_spec(config.model_name)
-    state = JobState(config=config, spec=spec, hp=resolved_hyperparameters(config, spec))
+    state = JobState(config=config, spec=spec, hp=resolved_hyperparameters(config, spec),
+                     onnx_dir=Path(out_dir) / "onnx")
     place(state)
     started = time.perf_counter()
     seed_everything(config.seed)
@@ -488,14 +490,15 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     evaluate_started = time.perf_counter()
     _stage_test_accuracies(state, cb)
     cb.check_stop()
-    # made one batch at a time: a list would hold the whole test split at model size (4.5 GB for 7,500 at 224)
-    test_batches = ((b, b["labels"]) for b in state.test.batches(128))
+    test_batches = _LabelledBatches(state.test)
     measurements = measure_pair(state.teacher, state.student, predict=state.adapter.predict,
                                 test_batches=test_batches, example_batch=state.test.head,
                                 class_names=state.raw.class_names, latency_runs=state.config.latency_runs)
     measurements["latency"]["device"] = _device_label(state)
     if state.device.type != "cpu":
         measurements["latency_cpu"] = _cpu_latency(state)
+    cb.check_stop()
+    measurements["deployment"] = _deployment(state, measurements)
     cb.check_stop()
     final = measurements["student"]["effectiveness"]["accuracy"]
     state.stages.append({"stage": "final", "val_accuracy": state.stages[-1]["val_accuracy"], "test_accuracy": final})
@@ -514,17 +517,55 @@ def _device_label(state: JobState) -> str:
     return f"{state.device}" + (f" ({name}, {precision})" if name else f" ({precision})")
 
 
+class _LabelledBatches:
+    """(batch, labels) of a split, made one batch at a time on every pass.
+
+    A list would hold the whole test split at model size (4.5 GB for 7,500 images at 224); a generator could be
+    read only once, and the accuracy of each model (and runtime) reads the split again.
+    """
+
+    def __init__(self, split: Any, batch_size: int = 128) -> None:
+        self.split, self.batch_size = split, batch_size
+
+    def __iter__(self):
+        return ((b, b["labels"]) for b in self.split.batches(self.batch_size))
+
+
+def _on_cpu(state: JobState) -> tuple[nn.Module, nn.Module, Any, Any]:
+    """Teacher, student, adapter and test split on the CPU at fp32 (copies when the job ran elsewhere)."""
+    if state.device.type == "cpu" and state.precision == "fp32":
+        return state.teacher, state.student, state.adapter, state.test
+    adapter = copy.copy(state.adapter)
+    adapter.amp = contextlib.nullcontext
+    return (copy.deepcopy(state.teacher).cpu(), copy.deepcopy(state.student).cpu(), adapter,
+            state.test.to("cpu"))
+
+
 def _cpu_latency(state: JobState) -> dict:
     """Latency of CPU copies of both models at fp32: the deployment target most users ship to."""
     from backend.metrics.efficiency import measure_latency
 
-    models = {"teacher": copy.deepcopy(state.teacher).cpu(), "student": copy.deepcopy(state.student).cpu()}
-    adapter = copy.copy(state.adapter)
-    adapter.amp = contextlib.nullcontext
-    test = state.test.to("cpu")
-    latency = measure_latency(models, adapter.predict, test.head, runs=state.config.latency_runs)
+    teacher, student, adapter, test = _on_cpu(state)
+    latency = measure_latency({"teacher": teacher, "student": student}, adapter.predict, test.head,
+                              runs=state.config.latency_runs)
     latency["device"] = "cpu (fp32)"
     return latency
+
+
+def _deployment(state: JobState, measurements: dict) -> dict:
+    """Teacher, student (and int8 student) in ONNX Runtime on the CPU; on a failure, null figures with the reason."""
+    from backend.metrics.deployment import measure_deployment
+
+    pytorch_accuracy = {name: measurements[name]["effectiveness"]["accuracy"] for name in ("teacher", "student")}
+    try:
+        teacher, student, adapter, test = _on_cpu(state)
+        return measure_deployment(state.spec.id, teacher, student, adapter=adapter,
+                                  test_batches=_LabelledBatches(test), example_batch=test.head,
+                                  class_names=state.raw.class_names, pytorch_accuracy=pytorch_accuracy,
+                                  out_dir=state.onnx_dir or Path("onnx"), quantize=state.config.quantize,
+                                  runs=state.config.latency_runs)
+    except Exception as exc:  # noqa: BLE001 - the PyTorch figures stand on their own; say why ORT's are missing
+        return {"runtime": "onnxruntime", "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
 
 
 def _config_with_reasons(state: JobState) -> dict:

@@ -1,13 +1,15 @@
 """python -m benchmarks: every measurement, written to BENCHMARKS.md and benchmarks/results.json."""
 from __future__ import annotations
 
+import re
+
 import argparse
 import json
 import time
 from pathlib import Path
 
 from backend.runtime import environment_info
-from benchmarks import compression, server, study, training_loop
+from benchmarks import compression, deployment, server, study, training_loop
 from benchmarks.report import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,9 +36,25 @@ def main() -> None:
     raw.write_text(json.dumps(results, indent=2, default=str))
     md = ROOT / "BENCHMARKS.md"
     old = md.read_text(encoding="utf-8") if md.exists() else ""
-    md.write_text(study.keep_section(old, render(results)))  # the study benchmark's section survives
+    md.write_text(keep_other_sections(old, render(results)), encoding="utf-8")
     print(f"wrote BENCHMARKS.md and benchmarks/results.json in {results['total_s']:.0f} s")
 
 
 if __name__ == "__main__":
     main()
+
+
+def keep_other_sections(old: str, new: str) -> str:
+    """`new` with the sections other benchmark scripts wrote into `old` kept: this script rewrites the file.
+
+    The study and deployment sections sit between their scripts' markers; the memory, smoke-scale and GPU
+    sections are the `## ` sections that `new` does not have.
+    """
+    text = study.keep_section(old, new)
+    if deployment.BEGIN in old and deployment.END in old and deployment.BEGIN not in text:
+        start, end = old.index(deployment.BEGIN), old.index(deployment.END) + len(deployment.END)
+        text = text.rstrip("\n") + "\n\n" + old[start:end] + "\n"
+    for found in re.finditer(r"^(## [^\n]*)\n.*?(?=^## |^<!-- |\Z)", old, re.S | re.M):
+        if found.group(1) not in text:
+            text = text.rstrip("\n") + "\n\n" + found.group(0).rstrip("\n") + "\n"
+    return text

@@ -134,7 +134,7 @@ def test_identifiers():
 def test_csv_rows_match_the_report():
     report = realistic_report()
     rows = list(csv.reader(io.StringIO(metrics_csv(report))))
-    assert rows[0] == ["metric", "unit", "teacher", "student"]
+    assert rows[0] == ["metric", "unit", "teacher", "student", "student_int8"]
     assert len(rows) == 1 + len(pair_rows(report))
     by_metric = {r[0]: r for r in rows[1:]}
     acc = report["teacher_vs_student_comparison"]["effectiveness"]["accuracy"]

@@ -37,16 +37,17 @@ def models():
                     "aliases": list(spec.aliases), "source": spec.source,
                     "default_structural_ratio": spec.default_structural_ratio, "presets": list(PRESETS),
                     "datasets": list(BUILTIN_DATASETS[spec.family]), "default_dataset": DEFAULT_DATASET[spec.family],
-                    "upload_kinds": _upload_kinds(spec.family),
+                    "upload_kinds": _upload_kinds(spec.family), "onnx_export": spec.extra.get("onnx"),
                     "preset_defaults": {p: _safe_defaults(defaults, spec.id, p) for p in PRESETS}})
     limits = {name: {**limit, "optional": name in OPTIONAL} for name, limit in LIMITS.items()}
     service = {"max_queued_jobs": current_app.config["MAX_QUEUED_JOBS"],
                "max_body_kb": current_app.config["MAX_BODY_KB"], "max_json_depth": current_app.config["MAX_JSON_DEPTH"],
                "max_upload_mb": current_app.config["MAX_UPLOAD_MB"]}
     from backend.data.public import listing
+    from backend.jobconfig import QUANTIZE_OPTIONS
 
     return jsonify({"models": out, "options": jsonable(job_defaults), "limits": limits, "service_limits": service,
-                    "public_datasets": listing()})
+                    "public_datasets": listing(), "quantize_options": list(QUANTIZE_OPTIONS)})
 
 
 def _upload_kinds(family: str) -> list[str]:

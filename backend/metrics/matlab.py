@@ -8,6 +8,7 @@ import re
 from typing import Any, Iterator
 
 LABELS = ["teacher", "student"]
+RUNTIME_LABELS = ("teacher", "student", "student_int8")
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _SERIES_TERMS = ("epoch", "step", "loss", "kd_loss", "ce_loss", "lr", "pruning_step")
 _STEP_COLUMNS = ("step", "target_sparsity", "achieved_sparsity", "val_accuracy", "nonzero_parameters",
@@ -86,6 +87,49 @@ def pair_rows(report: dict) -> list[tuple[str, str, str, Any, Any]]:
     rows = [(g, f, u, _dig(cmp["teacher"], p), _dig(cmp["student"], p)) for g, f, u, p in PAIR_SPECS]
     rows += [(g, f, u, v["teacher"], v["student"]) for g, f, u, v in _latency_specs(report)]
     return rows
+
+
+def ort_rows(report: dict) -> list[tuple[str, str, str, Any, Any, Any]]:
+    """(group, field, unit, teacher, student, student_int8) for every ONNX Runtime figure; [] when not measured."""
+    ort = (report["efficiency_improvements"].get("runtimes") or {}).get("onnxruntime")
+    if not ort:
+        return []
+    rows = [("onnxruntime", "accuracy", "fraction", *(ort["accuracy"].get(n) for n in RUNTIME_LABELS)),
+            ("onnxruntime", "model_size_mb", "MB", *(ort["size_mb"].get(n) for n in RUNTIME_LABELS))]
+    for key, row in ort["latency"].items():
+        for field, unit, src in (("latency_median_ms", "ms", "median_ms"), ("latency_p95_ms", "ms", "p95_ms"),
+                                 ("throughput_samples_per_s", "samples/s", "throughput_samples_per_s")):
+            rows.append(("onnxruntime", f"{field}_{key}", unit, *(row.get(f"{n}_{src}") for n in RUNTIME_LABELS)))
+    return rows
+
+
+def _runtimes(report: dict, missing: dict) -> dict:
+    """Latency by runtime: pytorch [teacher, student] and onnxruntime [teacher, student(, student_int8)]."""
+    pytorch = {matlab_identifier(f): [_number(v["teacher"]), _number(v["student"])]
+               for g, f, u, v in _latency_specs(report)}
+    out: dict[str, Any] = {"pytorch": {k: v for k, v in pytorch.items() if None not in v}}
+    rows = ort_rows(report)
+    if not rows:
+        missing["runtimes_onnxruntime"] = ((report["efficiency_improvements"].get("runtimes") or {})
+                                           .get("onnxruntime_reason") or "not measured in this run")
+        return out
+    has_int8 = all(_number(r[5]) is not None for r in rows)
+    labels = list(RUNTIME_LABELS if has_int8 else LABELS)
+    if not has_int8:
+        missing["runtimes_onnxruntime_student_int8"] = "quantize was 'none': no int8 student was made"
+    ort: dict[str, Any] = {"labels": labels}
+    for _group, field, _unit, *values in rows:
+        numbers = [_number(v) for v in values[:len(labels)]]
+        if None in numbers:
+            missing[matlab_identifier(f"runtimes_onnxruntime_{field}")] = "not measured for every model"
+        else:
+            ort[matlab_identifier(field)] = numbers
+    extra = report["efficiency_improvements"]["runtimes"]["onnxruntime"]
+    for key in ("student_accuracy_difference_points", "accuracy_drop_int8_points"):
+        if _number(extra.get(key)) is not None:
+            ort[key] = extra[key]
+    out["onnxruntime"] = ort
+    return out
 
 
 def _pairs(report: dict, missing: dict) -> dict[str, dict]:
@@ -206,6 +250,7 @@ def matlab_data(report: dict) -> dict:
         "training": _training(report, missing),
         "pruning": _pruning(report, missing),
         "per_class": _per_class(report),
+        "runtimes": _runtimes(report, missing),
     }
     data["missing"] = missing
     data["notes"] = {
@@ -215,6 +260,9 @@ def matlab_data(report: dict) -> dict:
         "latency_device": "efficiency latency fields were measured on "
                           + str(report["efficiency_improvements"].get("latency_conditions", {}).get("device", "cpu"))
                           + "; fields ending _cpu on the CPU at fp32",
+        "runtimes": "latency by runtime: runtimes.pytorch fields are [teacher, student]; runtimes.onnxruntime "
+                    "fields follow runtimes.onnxruntime.labels ([teacher, student] or [teacher, student, "
+                    "student_int8] when quantize is dynamic_int8)",
     }
     return data
 
@@ -260,12 +308,16 @@ def matlab_all_models(reports: dict[str, dict]) -> dict:
 
 
 def metrics_csv(report: dict) -> str:
-    """A flat CSV `metric,unit,teacher,student` of the before/after figures (empty cell: not measured)."""
+    """A flat CSV `metric,unit,teacher,student,student_int8` (PyTorch rows, then onnxruntime.* rows; empty cell:
+    not measured - student_int8 exists only in ONNX Runtime, with quantize=dynamic_int8)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["metric", "unit", "teacher", "student"])
+    writer.writerow(["metric", "unit", "teacher", "student", "student_int8"])
+    cell = lambda v: "" if _number(v) is None else v  # noqa: E731
     for group, field, unit, t, s in pair_rows(report):
-        writer.writerow([f"{group}.{field}", unit, "" if _number(t) is None else t, "" if _number(s) is None else s])
+        writer.writerow([f"{group}.{field}", unit, cell(t), cell(s), ""])
+    for group, field, unit, t, s, i in ort_rows(report):
+        writer.writerow([f"{group}.{field}", unit, cell(t), cell(s), cell(i)])
     return buffer.getvalue()
 
 

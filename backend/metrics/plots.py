@@ -10,8 +10,8 @@ from matplotlib.figure import Figure
 from .matlab import pair_rows
 
 PLOT_KINDS = ("overview", "effectiveness", "efficiency", "compression", "complexity", "loss_curves", "accuracy_vs_sparsity",
-              "layer_sparsity", "confusion_matrix")
-COLORS = {"teacher": "#4C72B0", "student": "#DD8452"}
+              "layer_sparsity", "confusion_matrix", "runtimes")
+COLORS = {"teacher": "#4C72B0", "student": "#DD8452", "student_int8": "#55A868"}
 BETTER, WORSE, UNKNOWN = "#2E8B57", "#C0392B", "#AAAAAA"
 # Figures where more is better; for every other overview figure (time, size, memory, counts) less is better.
 HIGHER_IS_BETTER = {"accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted",
@@ -286,8 +286,38 @@ _RENDERERS: dict[str, Callable[[dict], bytes]] = {
     "effectiveness": _plot_effectiveness, "efficiency": _plot_efficiency, "compression": _plot_compression,
     "complexity": _plot_complexity, "loss_curves": _plot_loss_curves,
     "accuracy_vs_sparsity": _plot_accuracy_vs_sparsity, "layer_sparsity": _plot_layer_sparsity,
-    "confusion_matrix": _plot_confusion,
+    "confusion_matrix": _plot_confusion, "runtimes": lambda report: _plot_runtimes(report),
 }
+
+
+def _plot_runtimes(report: dict) -> bytes:
+    """Median latency by runtime (eager PyTorch, ONNX Runtime) for teacher, student and int8 student."""
+    runtimes = report["efficiency_improvements"].get("runtimes") or {}
+    ort = runtimes.get("onnxruntime")
+    pytorch = report["efficiency_improvements"]["latency"]
+    keys = list(pytorch)
+    fig = _figure(11, 4.5)
+    axes = fig.subplots(1, max(1, len(keys)), squeeze=False)[0]
+    for ax, key in zip(axes, keys):
+        if not ort:
+            _message(fig, ax, f"ONNX Runtime not measured: {runtimes.get('onnxruntime_reason', 'no figures')}")
+            continue
+        groups = [("PyTorch (eager)", {n: pytorch[key].get(f"{n}_median_ms") for n in ("teacher", "student")}),
+                  ("ONNX Runtime", {n: ort["latency"][key].get(f"{n}_median_ms") for n in ort["labels"]})]
+        width = 0.27
+        for i, who in enumerate(("teacher", "student", "student_int8")):
+            values = [g[1].get(who) for g in groups]
+            xs = [j + (i - 1) * width for j in range(len(groups))]
+            bars = ax.bar(xs, [v if isinstance(v, (int, float)) else 0.0 for v in values], width, label=who,
+                          color=COLORS[who])
+            ax.bar_label(bars, labels=[_label(v) if isinstance(v, (int, float)) else "n/a" for v in values],
+                         fontsize=7)
+        ax.set_xticks(range(len(groups)), [g[0] for g in groups], fontsize=8)
+        ax.set_ylabel("median latency (ms)")
+        ax.set_title(f"Latency by runtime, {key.replace('_', ' ')}", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
 
 
 def render_plot(report: dict, kind: str) -> bytes:

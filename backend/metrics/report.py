@@ -94,8 +94,23 @@ def _student_performance(ctx: dict) -> dict:
         "macs_per_sample": s["complexity"]["flops"]["macs_per_sample"],
         "memory": s["efficiency"]["memory"],
         "full_pass_s": s["efficiency"]["full_pass_s"],
+        "onnxruntime": _ort_student(m.get("deployment")),
         "unit_note": MB_NOTE,
     }
+
+
+def _ort_student(dep: dict | None) -> dict:
+    """The exported student's test accuracy in ONNX Runtime beside PyTorch's, and the int8 student's."""
+    out: dict[str, Any] = {}
+    ok = bool(dep) and "error" not in dep
+    reason = (f"the ONNX export or ONNX Runtime failed: {dep['error']}" if dep and not ok else "not measured")
+    _set(out, "accuracy", dep["accuracy"]["student"] if ok else None, reason)
+    _set(out, "accuracy_pytorch", dep["pytorch_accuracy"]["student"] if ok else None, reason)
+    _set(out, "accuracy_difference_points", dep["student_accuracy_difference_points"] if ok else None, reason)
+    _set(out, "accuracy_int8", dep["accuracy"]["student_int8"] if ok else None,
+         (dep.get("quantization_reason") if ok else None) or reason)
+    out["note"] = "accuracy fractions on the test split; difference = ONNX Runtime minus PyTorch, in points"
+    return out
 
 
 # ---- teacher_vs_student_comparison -----------------------------------------------------------------------
@@ -267,12 +282,50 @@ def _cpu_latency(m: dict) -> dict:
             "latency_cpu_conditions": {k: lat.get(k) for k in ("batch_sizes", "runs", "torch_threads", "device")}}
 
 
+def _ort_latency_rows(dep: dict) -> dict:
+    """ONNX Runtime latency per batch size: teacher, student, student_int8 (null with a reason when not made)."""
+    lat, out = dep["latency"], {}
+    for key in (f"batch_{bs}" for bs in lat["batch_sizes"]):
+        row: dict[str, Any] = {}
+        for name in dep["labels"]:
+            cell = (lat["per_model"].get(name) or {}).get(key) or {}
+            for field in ("median_ms", "p95_ms", "throughput_samples_per_s"):
+                _set(row, f"{name}_{field}", cell.get(field), dep.get("quantization_reason") or "not measured")
+        _set(row, "speedup", (lat.get("speedup") or {}).get(key), "a median latency measured as 0")
+        _set(row, "speedup_int8", (lat.get("speedup_int8") or {}).get(key),
+             dep.get("quantization_reason") or "a median latency measured as 0")
+        out[key] = row
+    return out
+
+
+def _runtimes(ctx: dict, pytorch_rows: dict) -> dict:
+    """Latency by runtime: eager PyTorch (as in `latency`) and ONNX Runtime, with int8 sizes and accuracies."""
+    m = ctx["measurements"]
+    dep = m.get("deployment")
+    pytorch = {"latency": pytorch_rows, "threads": m["latency"]["torch_threads"]}
+    if not dep or "error" in dep:
+        reason = f"the ONNX export or ONNX Runtime failed: {dep['error']}" if dep else "not measured in this run"
+        return {"pytorch": pytorch, "onnxruntime": None, "onnxruntime_reason": reason}
+    ort = {k: dep[k] for k in ("runtime", "onnxruntime_version", "provider", "intra_op_threads", "labels",
+                               "quantize", "exporter", "accuracy", "pytorch_accuracy", "size_mb",
+                               "student_accuracy_difference_points", "student_accuracy_matches_pytorch",
+                               "accuracy_drop_int8_points", "quantization", "size_note", "unit_note")}
+    ort["measure_s"] = dep.get("measure_s")
+    ort["latency"] = _ort_latency_rows(dep)
+    ort["latency_conditions"] = {k: dep["latency"][k] for k in ("batch_sizes", "runs", "warmup_runs", "schedule")}
+    for key, value in dep.items():
+        if key.endswith("_reason"):
+            ort[key] = value
+    return {"pytorch": pytorch, "onnxruntime": ort}
+
+
 def _efficiency(ctx: dict) -> dict:
     """Latency, throughput, size on disk, memory and full-pass time, teacher vs student, with ratios."""
     m, cmp = ctx["measurements"], ctx["measurements"]["comparison"]
     lat = m["latency"]
     t_eff, s_eff = m["teacher"]["efficiency"], m["student"]["efficiency"]
     return {
+        "runtimes": _runtimes(ctx, _latency_rows(lat)),
         "latency": _latency_rows(lat),
         "latency_conditions": {**{k: lat[k] for k in ("batch_sizes", "runs", "warmup_runs", "torch_threads",
                                                       "schedule")}, "device": lat.get("device", "cpu (fp32)")},

@@ -26,7 +26,7 @@ class ModelSpec:
     default_structural_ratio: float
     builder: str = ""  # "module:function" building (teacher, tokenizer_or_None); resolved lazily
     notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # "onnx": how it exports (backend.models.onnx_export)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -71,6 +71,7 @@ register_model(ModelSpec(
     source="transformers.DistilBertForSequenceClassification",
     default_structural_ratio=0.5,
     builder="backend.models.text:build_distilbert",
+    extra={"onnx": "sequence_classifier", "int8_op_types": ("MatMul", "Gemm", "Gather")},
 ))
 register_model(ModelSpec(
     id="t5-small", display_name="T5-small", family="text",
@@ -78,6 +79,8 @@ register_model(ModelSpec(
     source="transformers.T5ForConditionalGeneration",
     default_structural_ratio=0.5,
     builder="backend.models.text:build_t5",
+    # deep encoder, shallow decoder: generation pays per decoder layer per token (batch-1 goal, BENCHMARKS.md)
+    extra={"onnx": "encoder_decoder", "student_decoder_layers": 1, "int8_op_types": ("MatMul", "Gemm", "Gather")},
 ))
 register_model(ModelSpec(
     id="mobilenetv2", display_name="MobileNetV2", family="vision",
@@ -85,6 +88,7 @@ register_model(ModelSpec(
     source="torchvision.models.mobilenet_v2",
     default_structural_ratio=0.4,
     builder="backend.models.vision:build_mobilenetv2",
+    extra={"onnx": "image_classifier"},
 ))
 register_model(ModelSpec(
     id="resnet18", display_name="ResNet-18", family="vision",
@@ -92,6 +96,7 @@ register_model(ModelSpec(
     source="torchvision.models.resnet18",
     default_structural_ratio=0.5,
     builder="backend.models.vision:build_resnet18",
+    extra={"onnx": "image_classifier"},
 ))
 
 

@@ -86,15 +86,50 @@ def shrink_distilbert(teacher: nn.Module, ffn_ratio: float) -> tuple[nn.Module, 
     return student, _text_summary("transformer blocks", len(blocks), keep, teacher.config.hidden_dim, hidden, ffn_ratio)
 
 
-def shrink_t5(teacher: nn.Module, ffn_ratio: float) -> tuple[nn.Module, dict]:
-    """Half the encoder and decoder blocks of T5, each with `ffn_ratio` of its FFN units removed."""
+def _keep_relative_bias(stack: nn.Module, first_kept: nn.Module) -> None:
+    """Give the new first block the stack's relative position bias (T5 keeps it in block 0 only).
+
+    Without it a stack whose block 0 was dropped has no position information, and from_pretrained would
+    re-initialise the missing bias at random on reload.
+    """
+    first = stack.block[0].layer[0].SelfAttention
+    if first.has_relative_attention_bias:
+        return
+    source = first_kept.layer[0].SelfAttention
+    first.has_relative_attention_bias = True
+    first.relative_attention_bias = copy.deepcopy(source.relative_attention_bias)
+
+
+def student_t5_depths(n_encoder: int, n_decoder: int, decoder_layers: int | None) -> tuple[list[int], list[int]]:
+    """Kept encoder and decoder blocks: half the encoder; the decoder to `decoder_layers` (None: half).
+
+    "Deep encoder, shallow decoder": generation runs the decoder once per answer token, the encoder once, so
+    decoder depth is what batch-1 latency pays for. The decoder keeps its last blocks (the LM head was trained on
+    the last one's output) and block 0's position bias is moved to the new first block.
+    """
+    encoder = keep_half_the_layers(n_encoder)
+    if decoder_layers is None:
+        return encoder, keep_half_the_layers(n_decoder)
+    k = max(1, min(n_decoder, int(decoder_layers)))
+    return encoder, list(range(n_decoder - k, n_decoder))
+
+
+def shrink_t5(teacher: nn.Module, ffn_ratio: float, decoder_layers: int | None = None) -> tuple[nn.Module, dict]:
+    """Half the encoder blocks of T5, `decoder_layers` decoder blocks (None: half), `ffn_ratio` of FFN units removed.
+
+    A decoder shallower than the encoder generates fine with transformers' generate: its cache is sized from
+    config.num_layers (the encoder depth, through T5Config's num_hidden_layers alias), so only the reverse, a
+    decoder deeper than the encoder, would overrun it (IndexError in cache.update) - a shape this never makes.
+    """
     student = copy.deepcopy(teacher).eval()
     kept_all: list[int] = []
     d_ff = teacher.config.d_ff
-    for stack in (student.encoder, student.decoder):
-        keep = keep_half_the_layers(len(stack.block))
+    keeps = student_t5_depths(len(student.encoder.block), len(student.decoder.block), decoder_layers)
+    for stack, keep in zip((student.encoder, student.decoder), keeps):
         kept_all += keep
+        first_block = stack.block[0]
         stack.block = nn.ModuleList([stack.block[i] for i in keep])
+        _keep_relative_bias(stack, first_block)
         for position, block in enumerate(stack.block):
             for module in block.modules():  # the KV cache is indexed by layer position
                 if hasattr(module, "layer_idx"):
@@ -108,8 +143,9 @@ def shrink_t5(teacher: nn.Module, ffn_ratio: float) -> tuple[nn.Module, dict]:
     student.config.num_decoder_layers = len(student.decoder.block)
     student.config.d_ff = d_ff
     n_teacher = teacher.config.num_layers + teacher.config.num_decoder_layers
-    return student, _text_summary("encoder + decoder blocks", n_teacher, kept_all,
-                                  teacher.config.d_ff, d_ff, ffn_ratio)
+    summary = _text_summary("encoder + decoder blocks", n_teacher, kept_all, teacher.config.d_ff, d_ff, ffn_ratio)
+    summary["details"].update(encoder_blocks_kept=keeps[0], decoder_blocks_kept=keeps[1])
+    return student, summary
 
 
 def _text_summary(what: str, n_before: int, kept: list[int], ffn_before: int, ffn_after: int, ratio: float) -> dict:
@@ -126,7 +162,9 @@ def make_student(model_id: str, teacher: nn.Module, ratio: float, example_inputs
     if model_id == "distilbert":
         student, summary = shrink_distilbert(teacher, ratio)
     elif model_id == "t5-small":
-        student, summary = shrink_t5(teacher, ratio)
+        from backend.models.registry import get_model_spec
+
+        student, summary = shrink_t5(teacher, ratio, get_model_spec(model_id).extra.get("student_decoder_layers"))
     else:
         student, summary = prune_cnn_channels(teacher, ratio, example_inputs, keep_layers or [])
     summary["teacher_parameters"] = count_parameters(teacher)["total"]

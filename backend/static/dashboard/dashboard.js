@@ -717,7 +717,26 @@
         pairBars(charted),
         comparisonTable(mine));
     }).filter(Boolean);
+    const runtimes = runtimeTable(report);
+    if (runtimes) groups.push(runtimes);
     $('groups').replaceChildren(...groups);
+  }
+
+  // Deployment runtime (ONNX Runtime): teacher, student and, with quantize=dynamic_int8, the int8 student.
+  function runtimeTable(report) {
+    const ort = (((report.efficiency_improvements || {}).runtimes) || {}).onnxruntime;
+    if (!ort) return null;
+    const who = ['teacher', 'student', 'student_int8'];
+    const rows = [['accuracy', 'fraction', ort.accuracy || {}], ['ONNX file size', 'MB', ort.size_mb || {}]];
+    for (const [key, row] of Object.entries(ort.latency || {})) {
+      rows.push([`median latency, ${prettyName(key)}`, 'ms', Object.fromEntries(who.map((w) => [w, row[`${w}_median_ms`]]))]);
+    }
+    return el('div', { class: 'group', id: 'group-onnxruntime' },
+      el('h3', { text: 'ONNX Runtime (deployment)' }),
+      el('table', { class: 'compare' },
+        el('thead', {}, el('tr', {}, el('th', { text: 'metric' }), ...who.map((w) => el('th', { class: 'num', text: w })))),
+        el('tbody', {}, rows.map(([name, unit, values]) => el('tr', {},
+          el('td', { text: name }), ...who.map((w) => el('td', { class: 'num', text: fmtUnit(values[w], unit) })))))));
   }
 
   function metricName(row) { return prettyName(String(row.metric).split('.').slice(1).join('.')); }

@@ -221,3 +221,27 @@ def test_watcher_emits_one_study_progress_per_point(tmp_path):
     finally:
         service.stop_watching()
         manager.shutdown()
+
+
+def test_a_new_study_whose_points_end_before_the_first_poll_is_still_reported(tmp_path):
+    """The watcher's first look may come after every point ended (a loaded machine): still one event a point."""
+    from backend.jobs import JobManager
+    from backend.jobs.studies import StudyService, StudyStore, _StudyWatcher
+
+    manager = JobManager(tmp_path, tmp_path / "uploads", start=False, runner=_fake_runner)
+    service = StudyService(manager, StudyStore(tmp_path / "jobs.sqlite3"))
+    events: list[dict] = []
+    service.add_listener(events.append)
+    watcher = _StudyWatcher(service, interval_s=0.05)  # not started: polled by hand below
+    try:
+        study = service.create({"model_name": "resnet18", "grid": {"sparsity": [0.2, 0.4], "structural_ratio": [0.5]}})
+        watcher.watch(study)
+        assert manager.run_next() and manager.run_next()
+        watcher._check(study.id, watcher._active[study.id])
+        assert [e["points_done"] for e in events] == [1, 2] and events[-1]["state"] == "succeeded"
+        ended = _StudyWatcher(service, interval_s=0.05)  # a restarted server finds the study already ended
+        ended.watch(study, existing=True)
+        ended._check(study.id, ended._active[study.id])
+        assert len(events) == 2
+    finally:
+        manager.shutdown()

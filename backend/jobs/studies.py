@@ -299,7 +299,7 @@ class StudyService:
         if self._watcher is None:
             self._watcher = _StudyWatcher(self, interval_s)
             for study in self.store.list(limit=1000):
-                self._watcher.watch(study)
+                self._watcher.watch(study, existing=True)
             self._watcher.start()
 
     def watch(self, study: StudyRecord) -> None:
@@ -334,11 +334,14 @@ class _StudyWatcher(threading.Thread):
         self.service, self.interval_s = service, interval_s
         self._lock = threading.Lock()
         self._active: dict[str, set[str]] = {}
+        self._existing: set[str] = set()  # studies found at start: one that had already ended says nothing
         self._wake, self._stopped = threading.Event(), threading.Event()
 
-    def watch(self, study: StudyRecord) -> None:
+    def watch(self, study: StudyRecord, *, existing: bool = False) -> None:
         with self._lock:
             self._active.setdefault(study.id, set())
+            if existing:
+                self._existing.add(study.id)
         self._wake.set()
 
     def stop(self) -> None:
@@ -371,9 +374,11 @@ class _StudyWatcher(threading.Thread):
             with self._lock:
                 self._active.pop(study_id, None)
             return
-        fresh_start = not seen
+        with self._lock:
+            ended_before_start = study_id in self._existing and not seen
+            self._existing.discard(study_id)
         events, finished = self.service.progress_events(study, seen)
-        if not (fresh_start and finished):  # a study that had ended before the server started: nothing new
+        if not (ended_before_start and finished):  # a study that had ended before the server started: nothing new
             for payload in events:
                 for listener in list(self.service._listeners):
                     listener(payload)

@@ -50,8 +50,8 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("studies")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    # one worker thread: two jobs in threads of one process cannot both torch.export (the bundle) at once
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KD_TORCH_THREADS": "1"}
+    # two worker processes of one thread each: points run side by side, and the cache locks make them share
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KD_TORCH_THREADS": "1", "KD_WORKERS": "2"}
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(tmp / "data")],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

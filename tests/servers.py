@@ -38,3 +38,17 @@ def stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def until(predicate, timeout: float, what: str, every: float = 0.3):
+    """predicate()'s first truthy value within `timeout` s (a request that fails counts as not yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except requests.RequestException:  # a loaded machine can be slow to answer: ask again
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"not within {timeout} s: {what}")

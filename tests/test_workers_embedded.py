@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from backend.jobs.store import JobStore
-from tests.servers import free_port, stop, wait_for
+from tests.servers import free_port, stop, until, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -33,19 +33,6 @@ def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     with open(log, "w") as out:
         return subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir",
                                  str(data_dir)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def until(predicate, timeout: float, what: str, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except requests.RequestException:  # a loaded machine can be slow to answer: ask again
-            value = None
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def job(base: str, job_id: str) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.servers import free_port, stop, wait_for
+from tests.servers import free_port, stop, until, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -28,19 +28,6 @@ REDIS = shutil.which("redis-server")
 TINY = {"model_name": "resnet18", "epochs": 1, "kd_epochs": 1, "finetune_epochs": 1, "max_samples": 200,
         "pruning_steps": 1, "pretrained": False}
 LONG = {**TINY, "epochs": 200}
-
-
-def until(predicate, timeout: float, what: str, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except requests.RequestException:  # a loaded machine can be slow to answer: ask again
-            value = None
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 class Cluster:

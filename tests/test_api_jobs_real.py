@@ -10,6 +10,8 @@ import pytest
 
 from backend.app import create_app, socketio
 
+pytestmark = pytest.mark.slow  # real jobs through a real server (about 50 s)
+
 TINY = {"model_name": "resnet18", "epochs": 1, "kd_epochs": 1, "finetune_epochs": 1, "max_samples": 300,
         "pruning_steps": 1, "pretrained": False}
 SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowledge_distillation_analysis",

@@ -184,6 +184,7 @@ def _check_results(page) -> None:
     assert "teacher" in page.text_content("#summary")
 
 
+@pytest.mark.slow
 def test_a_small_job_runs_from_the_page_with_live_progress(server, make_page, tmp_path):
     client = ROOT / "backend" / "static" / "vendor" / "socket.io" / "socket.io.min.js"
     if not client.is_file():

@@ -42,6 +42,7 @@ def resnet_job(tmp_path_factory):
     return tmp, rec, tiny_job(tmp, "ResNet-18", rec)
 
 
+@pytest.mark.slow
 def test_job_runs_every_phase_and_writes_the_report(resnet_job):
     tmp, rec, result = resnet_job
     assert rec.phases == ["data", "teacher", "student", "distill", "prune", "evaluate"]
@@ -68,6 +69,7 @@ def test_job_runs_every_phase_and_writes_the_report(resnet_job):
     assert 0 < float((conv == 0).float().mean()) < 1
 
 
+@pytest.mark.slow
 def test_exported_vision_model_reproduces_reported_accuracy(resnet_job):
     tmp, _, result = resnet_job
     program = torch.export.load(str(result.out_dir / "model" / "model.pt2"))
@@ -84,6 +86,7 @@ def test_exported_vision_model_reproduces_reported_accuracy(resnet_job):
     assert final["test_accuracy"] == pytest.approx(reported)
 
 
+@pytest.mark.slow
 def test_second_job_reuses_cached_teacher(resnet_job):
     tmp, _, first = resnet_job
     second = tiny_job(tmp, "resnet18", job_id="job-2")
@@ -93,6 +96,7 @@ def test_second_job_reuses_cached_teacher(resnet_job):
     assert json.dumps(t1.get("accuracy")) == json.dumps(t2.get("accuracy"))  # same teacher, same seed
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_accuracies(tmp_path, resnet_job):
     _, _, first = resnet_job
     again = tiny_job(tmp_path, "resnet18", job_id="again")  # fresh cache: the teacher is trained again
@@ -119,6 +123,7 @@ def test_cancel_stops_a_job_within_five_seconds(tmp_path):
     assert time.perf_counter() - cb.asked < 5
 
 
+@pytest.mark.slow
 def test_t5_job_exports_a_model_that_reproduces_its_accuracy(tmp_path):
     from transformers import AutoTokenizer, T5ForConditionalGeneration
 

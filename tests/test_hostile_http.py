@@ -115,6 +115,7 @@ def test_foreign_host_is_421(server, http):
     assert http.get(f"{server}/test", headers={"Host": f"localhost:{server.rsplit(':', 1)[1]}"}).status_code == 200
 
 
+@pytest.mark.slow
 def test_token_required_on_rest_and_socketio(server, http):
     for res in (requests.get(f"{server}/jobs", timeout=10),
                 requests.get(f"{server}/jobs", headers={"Authorization": "Bearer wrong"}, timeout=10),

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.servers import free_port, wait_for
+
+pytestmark = pytest.mark.slow  # trains a job through a real server (about 60 s)
 
 ROOT = Path(__file__).resolve().parent.parent
 

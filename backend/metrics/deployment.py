@@ -21,7 +21,7 @@ import torch
 
 from .common import MB, MB_NOTE, ratio
 from .effectiveness import classification_metrics
-from .efficiency import MIN_LATENCY_RUNS, _summary
+from .efficiency import MIN_LATENCY_RUNS, _interleaved_times, _summary
 
 LABELS = ("teacher", "student", "student_int8")
 QUANTIZE_OPTIONS = ("none", "dynamic_int8")
@@ -58,16 +58,7 @@ def interleaved_latency(models: dict[str, Any], predict: Callable, example_batch
         raise ValueError(f"runs must be at least {MIN_LATENCY_RUNS} (got {runs})")
     names, out = list(models), {name: {} for name in models}
     for bs in batch_sizes:
-        batch = example_batch(bs)
-        for _ in range(warmup):
-            for name in names:
-                predict(models[name], batch)
-        times: dict[str, list[float]] = {name: [] for name in names}
-        for run in range(runs):
-            for name in (names if run % 2 == 0 else names[::-1]):
-                start = time.perf_counter()
-                predict(models[name], batch)
-                times[name].append(time.perf_counter() - start)
+        times = _interleaved_times(models, predict, example_batch(bs), runs, warmup)  # the PyTorch timer's loop
         for name in names:
             out[name][f"batch_{bs}"] = _summary(times[name], bs)
     return out

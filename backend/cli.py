@@ -12,6 +12,7 @@ from pathlib import Path
 
 from backend.config import BACKEND_DIR
 from backend.jobconfig import ConfigError, JobConfig
+from backend.models.registry import model_ids
 from backend.kd.callbacks import Callbacks
 
 
@@ -49,7 +50,7 @@ class ProgressBar(Callbacks):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m backend.cli", description="Run one KD + pruning job.")
-    parser.add_argument("--model", required=True, help="distilbert, t5-small, mobilenetv2 or resnet18")
+    parser.add_argument("--model", required=True, help=", ".join(model_ids()) + " (or an alias)")
     parser.add_argument("--dataset", help="digits, cifar10, synthetic_sentiment, or an upload_id")
     parser.add_argument("--preset", default="quick", choices=["quick", "standard"])
     parser.add_argument("--pretrained", default="auto", choices=["auto", "true", "false"])

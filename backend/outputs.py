@@ -26,10 +26,10 @@ TEXT_LOADING = """  from transformers import AutoTokenizer, {cls}
   tok = AutoTokenizer.from_pretrained("model")
   model = {cls}.from_pretrained("model").eval()
 {usage}"""
-DISTILBERT_USAGE = """  enc = tok(["the movie was not good."], padding="max_length", truncation=True, max_length={max_length},
+CLASSIFIER_USAGE = """  enc = tok(["the movie was not good."], padding="max_length", truncation=True, max_length={max_length},
             return_tensors="pt")
   label = model.config.id2label[int(model(**enc).logits.argmax(-1))]"""
-T5_USAGE = """  enc = tok(["the movie was not good."], padding="max_length", truncation=True, max_length={max_length},
+TEXT2TEXT_USAGE = """  enc = tok(["the movie was not good."], padding="max_length", truncation=True, max_length={max_length},
             return_tensors="pt")
   word = tok.batch_decode(model.generate(**enc, max_new_tokens=8), skip_special_tokens=True)[0]
   # the answer is a class name: {classes}"""
@@ -57,7 +57,7 @@ ORT_CLASSIFIER = ORT_HEADER + """  session = ort.InferenceSession("onnx/student/
   # input_ids / attention_mask: int64 [batch, {max_length}], from model/'s tokenizer (or any WordPiece code)
   logits = session.run(None, {{"input_ids": input_ids, "attention_mask": attention_mask}})[0]
 """
-ORT_T5 = ORT_HEADER + """  encoder = ort.InferenceSession("onnx/student/model_encoder.onnx", options, providers=["CPUExecutionProvider"])
+ORT_TEXT2TEXT = ORT_HEADER + """  encoder = ort.InferenceSession("onnx/student/model_encoder.onnx", options, providers=["CPUExecutionProvider"])
   decoder = ort.InferenceSession("onnx/student/model_decoder.onnx", options, providers=["CPUExecutionProvider"])
   # input_ids / attention_mask: int64 [batch, {max_length}] from model/'s tokenizer
   hidden = encoder.run(None, {{"input_ids": input_ids, "attention_mask": attention_mask}})[0]
@@ -111,11 +111,11 @@ def _export_model(state: Any, folder: Path, report: dict) -> str:
     spec = state.spec
     if spec.family == "text":
         export_text_model(state.student, state.tokenizer, folder)
-        if spec.id == "t5-small":
-            usage = T5_USAGE.format(max_length=state.max_length, classes=", ".join(state.raw.class_names))
-            loading = TEXT_LOADING.format(cls="T5ForConditionalGeneration", usage=usage)
+        if spec.task == "encoder_decoder":
+            usage = TEXT2TEXT_USAGE.format(max_length=state.max_length, classes=", ".join(state.raw.class_names))
+            loading = TEXT_LOADING.format(cls="AutoModelForSeq2SeqLM", usage=usage)
         else:
-            usage = DISTILBERT_USAGE.format(max_length=state.max_length)
+            usage = CLASSIFIER_USAGE.format(max_length=state.max_length)
             loading = TEXT_LOADING.format(cls="AutoModelForSequenceClassification", usage=usage)
     else:
         from backend.data.datasets import IMAGENET_MEAN, IMAGENET_STD
@@ -132,13 +132,13 @@ def _onnx_readme(state: Any, onnx_dir: Path) -> tuple[str, str]:
     if not (onnx_dir / "student").is_dir():
         return "", ""
     files = ONNX_FILES.format(int8_line=INT8_LINE if (onnx_dir / "student_int8").is_dir() else "")
-    kind = state.spec.extra.get("onnx")
+    kind = state.spec.task
     if kind == "image_classifier":
         return files, ORT_IMAGE.format(size=state.image_size)
     if kind == "sequence_classifier":
         return files, ORT_CLASSIFIER.format(max_length=state.max_length)
     config = state.student.config
-    return files, ORT_T5.format(max_length=state.max_length, start=config.decoder_start_token_id,
+    return files, ORT_TEXT2TEXT.format(max_length=state.max_length, start=config.decoder_start_token_id,
                                 eos=config.eos_token_id, pad=config.pad_token_id,
                                 steps=state.adapter.max_new_tokens)
 

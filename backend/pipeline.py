@@ -23,9 +23,9 @@ from backend.data import public
 from backend.jobconfig import JobConfig
 from backend.kd import loop
 from backend.kd.callbacks import CallbackList, Callbacks
-from backend.models import adapters, presets, teachers, vision
+from backend.models import adapters, teachers, vision
 from backend.models import text as text_models
-from backend.models.registry import ModelSpec, get_model_spec
+from backend.models.registry import ModelSpec, defaults, get_model_spec
 from backend.pruning import progressive
 from backend.pruning.structural import make_student
 from backend.runtime import environment_info
@@ -79,7 +79,7 @@ class JobState:
 
 def resolved_hyperparameters(config: JobConfig, spec: ModelSpec) -> dict:
     """The preset's defaults for this model, overridden by whatever the config sets."""
-    hp = presets.defaults(spec.id, config.preset)
+    hp = defaults(spec.id, config.preset)
     for key in ("epochs", "kd_epochs", "finetune_epochs", "batch_size", "learning_rate"):
         if getattr(config, key) is not None:
             hp[key] = getattr(config, key)
@@ -181,7 +181,7 @@ def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
     elif config.dataset in public.PUBLIC:
         raw = public.load(config.dataset, cache_dir / "datasets", max_samples=config.max_samples, seed=config.seed)
     else:
-        raw = ds.load_synthetic_sentiment(seed=config.seed, n=presets.TEXT_SET_SIZE)
+        raw = ds.load_synthetic_sentiment(seed=config.seed)
     state.raw = ds.subsample(raw, config.max_samples, config.seed)
     state.splits = ds.split_indices(state.raw.labels, config.seed)
     if spec.family == "vision":
@@ -195,7 +195,7 @@ def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
 
 def _adapter(state: JobState, tokenizer=None):
     """The model's adapter, its forward passes under the job's autocast."""
-    adapter = adapters.adapter_for(state.spec.id, tokenizer, state.raw.class_names)
+    adapter = adapters.adapter_for(state.spec, tokenizer, state.raw.class_names)
     adapter.amp = devices.autocast(state.device, state.precision)
     return adapter
 
@@ -205,7 +205,7 @@ def _tokenise(state: JobState) -> None:
     raw, tok = state.raw, state.tokenizer
     train_texts = [raw.texts[i] for i in state.splits.train]
     state.max_length = adapters.fitted_length(tok, train_texts, text_models.MAX_LENGTH[state.config.preset])
-    words = raw.class_names if state.spec.id == "t5-small" else None
+    words = raw.class_names if state.spec.labels_as_words else None
     state.train, state.val, state.test = (
         adapters.text_tensors(tok, [raw.texts[i] for i in idx], raw.labels[idx], state.max_length, words
                               ).to(state.device)
@@ -236,10 +236,7 @@ def _teacher_key(state: JobState) -> str:
 
 def _architecture(state: JobState) -> dict:
     """The sizes a from-scratch teacher is built with (a changed preset size must not load an old teacher)."""
-    sizes = {"t5-small": text_models.T5_SIZES, "distilbert": text_models.DISTILBERT_SIZES}.get(state.spec.id)
-    if sizes is not None:
-        return dict(sizes[state.config.preset])
-    return {"image_size": vision.IMAGE_SIZE[state.config.preset]}
+    return state.spec.architecture(state.config.preset)
 
 
 def obtain_teacher(state: JobState, cb: CallbackList, cache_dir: Path, upload_dir: Path) -> None:
@@ -303,7 +300,7 @@ def _uploaded_teacher(state: JobState, upload_dir: Path, class_names: list[str])
             raise teachers.TeacherError(f"a {spec.display_name} teacher must be a ZIP of a save_pretrained folder.")
         folder = extract_model_zip(path, upload_dir / config.teacher_upload_id / "model")
         model, tok = teachers.load_text_folder(spec, folder)
-        if spec.id == "distilbert" and model.config.num_labels != len(class_names):
+        if spec.task == "sequence_classifier" and model.config.num_labels != len(class_names):
             raise teachers.TeacherError(f"uploaded model has {model.config.num_labels} labels, the dataset "
                                         f"{len(class_names)}.")
         reinit = False
@@ -351,8 +348,7 @@ def build_student(state: JobState, cb: CallbackList) -> None:
     teacher, spec = state.teacher, state.spec
     _stage(state, "teacher", teacher)
     example = state.train.head(1)["pixel_values"] if spec.family == "vision" else None
-    keep = [vision.classifier_layer(teacher)] if spec.family == "vision" else None
-    state.student, state.structural = make_student(spec.id, teacher, state.hp["structural_ratio"], example, keep)
+    state.student, state.structural = make_student(spec, teacher, state.hp["structural_ratio"], example)
     state.student.requires_grad_(True)
     _stage(state, "student_structural", state.student)
     cb.on_metrics("student", {"phase": "student", **state.structural})
@@ -613,7 +609,7 @@ def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -
         "teacher_logits": state.teacher_logits,
         "kd_agreement": {"mean_kl": kl, "mean_kl_reason": None,
                          "mean_kl_note": "KL(teacher || student) at T=1 per logit row on the test split"
-                                         + (" (decoder positions, teacher-forced)" if state.spec.id == "t5-small"
+                                         + (" (decoder positions, teacher-forced)" if state.spec.labels_as_words
                                             else "")},
         "measurements": measurements,
     }

@@ -12,6 +12,7 @@ from typing import Any
 
 from backend.config import BACKEND_DIR
 from backend.jobconfig import ConfigError
+from backend.models.registry import model_ids
 
 AXES = ("sparsity", "structural-ratio", "temperature", "alpha")
 OPTIONS = (("epochs", int), ("kd-epochs", int), ("finetune-epochs", int), ("pruning-steps", int), ("seed", int),
@@ -30,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m backend.cli study",
                                      description="Sweep a grid of sparsities and structural ratios (and optionally "
                                                  "temperatures / alphas); every point is a full measured job.")
-    parser.add_argument("--model", required=True, help="distilbert, t5-small, mobilenetv2 or resnet18")
+    parser.add_argument("--model", required=True, help=", ".join(model_ids()) + " (or an alias)")
     parser.add_argument("--dataset", help="digits, cifar10, synthetic_sentiment, or an upload_id")
     parser.add_argument("--preset", default="quick", choices=["quick", "standard"])
     parser.add_argument("--pretrained", default="auto", choices=["auto", "true", "false"])

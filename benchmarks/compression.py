@@ -1,4 +1,4 @@
-"""All four models on the quick preset and built-in datasets: teacher vs student, cold and cached teacher."""
+"""Every model on the quick preset and built-in datasets: teacher vs student, cold and cached teacher."""
 from __future__ import annotations
 
 import tempfile
@@ -8,7 +8,7 @@ from pathlib import Path
 from backend.jobconfig import JobConfig
 from backend.pipeline import run_job
 
-MODELS = ("resnet18", "mobilenetv2", "distilbert", "t5-small")
+MODELS = ("resnet18", "mobilenetv2", "distilbert", "t5-small", "bert")
 TARGETS = {"size_reduction_pct_min": 50.0, "accuracy_drop_points_max": 1.5, "speedup_batch_1_min": 1.5}
 
 

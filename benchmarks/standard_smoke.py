@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks.memory import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("resnet18", "mobilenetv2", "distilbert", "t5-small")
+MODELS = ("resnet18", "mobilenetv2", "distilbert", "t5-small", "bert")
 
 _JOB = """
 import json, resource, sys, time

@@ -11,7 +11,7 @@ from backend.data import datasets as ds
 from backend.kd.callbacks import CallbackList
 from backend.kd.loop import TrainSettings, train
 from backend.models.adapters import VisionAdapter
-from backend.models.vision import build_resnet18, classifier_layer
+from backend.models.zoo.resnet18 import build as build_resnet18
 from backend.pruning.structural import make_student
 
 STEPS = 20
@@ -45,8 +45,8 @@ def run(rounds: int = 3) -> dict:
     torch.manual_seed(0)
     raw = ds.load_digits()
     data = ds.vision_tensors(raw, ds.split_indices(raw.labels, 0).train[: STEPS * BATCH], 32)
-    teacher = build_resnet18(num_classes=10).eval()
-    student, _ = make_student("resnet18", teacher, 0.5, torch.zeros(1, 3, 32, 32), [classifier_layer(teacher)])
+    teacher = build_resnet18(class_names=raw.class_names)[0].eval()
+    student, _ = make_student("resnet18", teacher, 0.5, torch.zeros(1, 3, 32, 32))
     teacher.requires_grad_(False)
     settings = TrainSettings(epochs=1, learning_rate=1e-3, batch_size=BATCH)
     rates: dict[str, list[float]] = {"framework": [], "bare": []}

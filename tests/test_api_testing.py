@@ -14,10 +14,12 @@ def client(tmp_path_factory):
     app.extensions["jobs"].shutdown()
 
 
-def test_models_lists_the_four(client):
+def test_models_lists_every_registered_model(client):
     body = client.get("/models").get_json()
     models = {m["id"]: m for m in body["models"]}
-    assert set(models) == {"distilbert", "t5-small", "mobilenetv2", "resnet18"}
+    assert set(models) == {"distilbert", "t5-small", "mobilenetv2", "resnet18", "bert"}
+    assert models["bert"]["task"] == "sequence_classifier" and models["bert"]["upload_kinds"] == ["csv"]
+    assert models["t5-small"]["task"] == "encoder_decoder" and models["bert"]["preset_defaults"]["quick"]["epochs"]
     assert models["resnet18"]["family"] == "vision" and "digits" in models["resnet18"]["datasets"]
     assert "resnet-18" in models["resnet18"]["aliases"] and models["distilbert"]["upload_kinds"] == ["csv"]
     assert models["resnet18"]["preset_defaults"]["quick"]["epochs"] >= 1

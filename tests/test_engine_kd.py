@@ -131,7 +131,7 @@ def test_teacher_logits_computed_once_give_the_same_kd_run():
 
 def test_teacher_logits_for_text_to_text_keep_one_row_per_target_token():
     from backend.data.synthetic_text import CLASS_NAMES, generate
-    from backend.models.text import build_t5
+    from backend.models.zoo.t5_small import build as build_t5
 
     texts, labels = generate(80, seed=0)
     torch.manual_seed(0)

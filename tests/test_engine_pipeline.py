@@ -127,7 +127,7 @@ def test_cancel_stops_a_job_within_five_seconds(tmp_path):
 def test_t5_job_exports_a_model_that_reproduces_its_accuracy(tmp_path):
     from transformers import AutoTokenizer, T5ForConditionalGeneration
 
-    from backend.models.presets import TEXT_SET_SIZE
+    from backend.data.datasets import TEXT_SET_SIZE
 
     result = tiny_job(tmp_path, "t5-small", max_samples=200)
     report = result.report

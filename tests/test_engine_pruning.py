@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from backend.data.synthetic_text import generate
-from backend.models.text import build_distilbert, build_t5
-from backend.models.vision import build_mobilenetv2, build_resnet18, classifier_layer
+from backend.models.zoo.distilbert import build as build_distilbert
+from backend.models.zoo.t5_small import build as build_t5
+from backend.models.zoo import bert, mobilenetv2, resnet18
 from backend.pruning import progressive
 from backend.metrics.compression import count_parameters, sparsity
 from backend.pruning.structural import make_student
@@ -69,18 +70,19 @@ def test_measured_sparsity_counts_exactly_the_pruned_layers():
     assert "lm_head" not in measured["per_layer"] and "lm_head" in measured["scope"]
 
 
-@pytest.mark.parametrize("builder,model_id,ratio", [(build_resnet18, "resnet18", 0.5),
-                                                    (build_mobilenetv2, "mobilenetv2", 0.4)])
+@pytest.mark.parametrize("builder,model_id,ratio", [(resnet18.build, "resnet18", 0.5),
+                                                    (mobilenetv2.build, "mobilenetv2", 0.4)])
 def test_cnn_student_is_smaller_and_runs(builder, model_id, ratio):
-    teacher = builder(num_classes=10).eval().requires_grad_(False)
+    teacher = builder(class_names=[str(i) for i in range(10)])[0].eval().requires_grad_(False)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    student, summary = make_student(model_id, teacher, ratio, torch.randn(1, 3, 32, 32), [classifier_layer(teacher)])
+    student, summary = make_student(model_id, teacher, ratio, torch.randn(1, 3, 32, 32))
     assert summary["student_parameters"] < 0.5 * summary["teacher_parameters"]
     assert student(torch.randn(2, 3, 32, 32)).shape == (2, 10)  # classifier width kept
     assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())  # teacher untouched
 
 
-@pytest.mark.parametrize("builder,model_id", [(build_distilbert, "distilbert"), (build_t5, "t5-small")])
+@pytest.mark.parametrize("builder,model_id", [(build_distilbert, "distilbert"), (build_t5, "t5-small"),
+                                              (bert.build, "bert")])
 def test_transformer_student_keepskeep_half_the_layers_layer_from_teacher(builder, model_id):
     texts, _ = generate(300)
     teacher, tok = builder(preset="quick", class_names=["negative", "positive"], train_texts=texts, pretrained=False)
@@ -91,6 +93,11 @@ def test_transformer_student_keepskeep_half_the_layers_layer_from_teacher(builde
     if model_id == "distilbert":
         t_attn = teacher.distilbert.transformer.layer[3].attention.q_lin.weight
         assert torch.equal(student.distilbert.transformer.layer[1].attention.q_lin.weight, t_attn)
+        assert student(**enc).logits.shape == (3, 2)
+    elif model_id == "bert":
+        t_attn = teacher.bert.encoder.layer[3].attention.self.query.weight
+        assert torch.equal(student.bert.encoder.layer[1].attention.self.query.weight, t_attn)
+        assert student.config.num_hidden_layers == 2 and student.config.intermediate_size == 256
         assert student(**enc).logits.shape == (3, 2)
     else:
         assert torch.equal(student.encoder.block[1].layer[0].SelfAttention.q.weight,

@@ -15,9 +15,9 @@ from backend.data.uploads import UploadError, save_upload
 from backend.jobconfig import ConfigError, JobConfig
 from backend.models import teachers
 from backend.models.registry import get_model_spec, resolve_model_name
-from backend.models.text import build_distilbert
+from backend.models.zoo.distilbert import build as build_distilbert
 from backend.models.tokenizers import train_wordpiece
-from backend.models.vision import build_resnet18
+from backend.models.zoo.resnet18 import build as build_resnet18
 from tests.engine_helpers import tiny_job
 
 
@@ -41,7 +41,7 @@ def test_bad_config_names_the_field(options, field):
 
 def test_torchvision_pretrained_weights_load_from_local_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    reference = build_resnet18(num_classes=1000)
+    reference, _ = build_resnet18(class_names=[str(i) for i in range(1000)])
     ckpt = tmp_path / "hub" / "checkpoints"
     ckpt.mkdir(parents=True)
     torch.save(reference.state_dict(), ckpt / "resnet18-f37072fd.pth")

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import DistilBertConfig, DistilBertForSequenceClassification, T5Config, T5ForConditionalGeneration
+from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig, DistilBertForSequenceClassification,
+                          T5Config, T5ForConditionalGeneration)
 
 from backend.models.onnx_export import OrtModel, export_onnx
-from backend.models.vision import build_mobilenetv2, build_resnet18
+from backend.models.zoo import mobilenetv2, resnet18
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -42,9 +43,9 @@ def _text_batch(n: int, length: int, vocab: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-@pytest.mark.parametrize("model_id,build", [("resnet18", build_resnet18), ("mobilenetv2", build_mobilenetv2)])
+@pytest.mark.parametrize("model_id,build", [("resnet18", resnet18.build), ("mobilenetv2", mobilenetv2.build)])
 def test_vision_round_trip(tmp_path, model_id, build):
-    model = build(num_classes=10).eval()
+    model = build(class_names=[str(i) for i in range(10)])[0].eval()
     exported = export_onnx(model_id, model, {"pixel_values": torch.randn(2, 3, 32, 32)}, tmp_path)
     ort_model = OrtModel.load(tmp_path, exported, threads=1)
     x = torch.randn(5, 3, 32, 32)  # another batch size than the export's: the batch axis is dynamic
@@ -58,6 +59,19 @@ def test_distilbert_round_trip(tmp_path, dynamo):
     model = _tiny_distilbert()
     exported = export_onnx("distilbert", model, _text_batch(2, 12, 100), tmp_path, dynamo=dynamo)
     assert exported["exporter"]["model"] == ("dynamo" if dynamo else "torchscript")
+    batch = _text_batch(3, 16, 100)
+    with torch.no_grad():
+        expected = model(**batch).logits.numpy()
+    np.testing.assert_allclose(OrtModel.load(tmp_path, exported, 1).logits(batch), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_bert_round_trip(tmp_path):
+    """The fifth model exports through the same sequence-classifier path, token_type_ids left to their default."""
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=100, max_position_embeddings=32, num_hidden_layers=2, hidden_size=32,
+                        num_attention_heads=2, intermediate_size=64, num_labels=3)
+    model = BertForSequenceClassification(config).eval()
+    exported = export_onnx("bert", model, _text_batch(2, 12, 100), tmp_path)
     batch = _text_batch(3, 16, 100)
     with torch.no_grad():
         expected = model(**batch).logits.numpy()

@@ -6,7 +6,7 @@ import shutil
 import torch
 
 from backend.data import datasets as ds
-from backend.models.text import build_distilbert
+from backend.models.zoo.distilbert import build as build_distilbert
 from tests.test_engine_teachers import _tiny_distilbert_folder
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-from backend.pruning.structural import shrink_t5
+from backend.models.zoo.t5_small import make_student as shrink_t5
 
 
 def test_shallow_decoder_student_generates_and_reloads_identically(tmp_path, one_torch_thread):

@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, request
 
 from backend import __version__
 from backend.jobconfig import LIMITS, OPTIONAL
+from backend.models.registry import model_ids
 
 bp = Blueprint("openapi", __name__)
 
@@ -38,7 +39,7 @@ OBJ = {"type": "object"}
 TRAIN_OPTIONS: dict[str, Any] = {
     "type": "object", "required": ["model_name"], "additionalProperties": False,
     "properties": {
-        "model_name": {"type": "string", "description": "distilbert, t5-small, mobilenetv2, resnet18 or an alias"},
+        "model_name": {"type": "string", "description": ", ".join(model_ids()) + " or an alias"},
         "dataset": {"type": "string", "description": "a built-in dataset name or an upload_id"},
         "preset": {"type": "string", "enum": ["quick", "standard"]},
         "pretrained": {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["auto", "true", "false"]}]},

@@ -13,22 +13,17 @@ from backend.api.errors import ApiError
 from backend.echo import clip
 from backend.jobconfig import BUILTIN_DATASETS, DEFAULT_DATASET, LIMITS, OPTIONAL, JobConfig
 from backend.jobs import jsonable
-from backend.models.registry import PRESETS, UnknownModelError, get_model_spec, list_models
+from backend.models.registry import PRESETS, UnknownModelError, defaults, get_model_spec, list_models
 
 bp = Blueprint("testing", __name__)
 _torch_lock = threading.Lock()  # one self-check at a time: they are CPU-heavy
 _metrics_running = threading.Lock()  # /test_metrics: a second call while one runs is a 429, not a wait
 METRICS_RETRY_AFTER_S = 10
-# Reference figures (DESIGN.md section 8): torchvision at 224x224, 1000 classes.
-REFERENCE = {"resnet18": {"parameters": 11_689_512, "gmacs": 1.814},
-             "mobilenetv2": {"parameters": 3_504_872, "gmacs": 0.301}}
 
 
 @bp.get("/models")
 def models():
     """Ids, aliases, family, presets, datasets that fit, defaults per preset."""
-    from backend.models.presets import defaults
-
     job_defaults = {f.name: f.default for f in fields(JobConfig) if f.name != "model_name"
                     and not callable(f.default) and f.default is not f.default_factory}
     out = []
@@ -37,8 +32,8 @@ def models():
                     "aliases": list(spec.aliases), "source": spec.source,
                     "default_structural_ratio": spec.default_structural_ratio, "presets": list(PRESETS),
                     "datasets": list(BUILTIN_DATASETS[spec.family]), "default_dataset": DEFAULT_DATASET[spec.family],
-                    "upload_kinds": _upload_kinds(spec.family), "onnx_export": spec.extra.get("onnx"),
-                    "preset_defaults": {p: _safe_defaults(defaults, spec.id, p) for p in PRESETS}})
+                    "upload_kinds": _upload_kinds(spec.family), "task": spec.task, "onnx_export": spec.task,
+                    "preset_defaults": {p: defaults(spec.id, p) for p in PRESETS}})
     limits = {name: {**limit, "optional": name in OPTIONAL} for name, limit in LIMITS.items()}
     service = {"max_queued_jobs": current_app.config["MAX_QUEUED_JOBS"],
                "max_body_kb": current_app.config["MAX_BODY_KB"], "max_json_depth": current_app.config["MAX_JSON_DEPTH"],
@@ -54,13 +49,6 @@ def _upload_kinds(family: str) -> list[str]:
     from backend.data.uploads import DATASET_KINDS
 
     return list(DATASET_KINDS[family])
-
-
-def _safe_defaults(defaults, model_id: str, preset: str) -> dict[str, Any]:
-    try:
-        return defaults(model_id, preset)
-    except KeyError:
-        return {}
 
 
 @bp.post("/test_model")
@@ -96,9 +84,9 @@ def _build_for_test(spec, preset: str):
     names = list(synthetic_text.CLASS_NAMES)
     model, tokenizer = teachers.build_fresh(spec, preset=preset, class_names=names, train_texts=texts,
                                             pretrained=False, seed=0)
-    words = names if spec.id == "t5-small" else None
+    words = names if spec.labels_as_words else None
     batch = adapters.text_tensors(tokenizer, texts[:1], labels[:1], text.MAX_LENGTH[preset], words).head(1)
-    adapter = adapters.adapter_for(spec.id, tokenizer, names)
+    adapter = adapters.adapter_for(spec, tokenizer, names)
     return model, batch, lambda m, b: adapter.logits_and_targets(m, b)[0]
 
 
@@ -141,26 +129,26 @@ def test_metrics():
 
 def _metrics_check() -> dict[str, Any]:
     start = time.perf_counter()
-    reference = {name: _reference_check(name) for name in REFERENCE}
+    reference = {spec.id: _reference_check(spec.reference) for spec in list_models() if spec.reference}
     pair = _small_pair_check()
     ok = all(r["parameters_match"] and r["gmacs_match"] for r in reference.values())
     return {"status": "ok" if ok else "mismatch", "reference_checks": reference, "small_pair": pair,
             "seconds": time.perf_counter() - start}
 
 
-def _reference_check(name: str) -> dict[str, Any]:
-    """Parameters and MACs of an untrained torchvision model at 224x224 against the published figures."""
+def _reference_check(ref: dict[str, Any]) -> dict[str, Any]:
+    """Parameters and MACs of an untrained torchvision model at 224x224 against the published figures (the
+    registry entry's `reference`: torchvision's model card, 1000 classes)."""
     import torch
-    from torchvision import models as tvm
 
     from backend.metrics.complexity import count_flops
     from backend.metrics.compression import count_parameters
+    from backend.models.registry import load_class
 
-    model = {"resnet18": tvm.resnet18, "mobilenetv2": tvm.mobilenet_v2}[name](weights=None).eval()
+    model = load_class(ref["factory"])(weights=None).eval()
     params = count_parameters(model)["total"]
     flops = count_flops(model, lambda m, b: m(b["pixel_values"]), {"pixel_values": torch.zeros(1, 3, 224, 224)})
     gmacs = flops["macs_per_sample"] / 1e9
-    ref = REFERENCE[name]
     return {"parameters": params, "reference_parameters": ref["parameters"],
             "parameters_match": params == ref["parameters"], "gmacs": round(gmacs, 4),
             "reference_gmacs": ref["gmacs"], "gmacs_match": abs(gmacs - ref["gmacs"]) / ref["gmacs"] < 0.01,

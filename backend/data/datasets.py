@@ -20,6 +20,7 @@ from backend.data import synthetic_text
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train, validation, test
+TEXT_SET_SIZE = 5000  # texts in the built-in synthetic sentiment set
 
 
 class DataError(ValueError):
@@ -156,7 +157,7 @@ def load_digits() -> RawDataset:
                       description="scikit-learn handwritten digits (1,797 8x8 images, 10 classes), upsampled.")
 
 
-def load_synthetic_sentiment(seed: int = 0, n: int = 6000) -> RawDataset:
+def load_synthetic_sentiment(seed: int = 0, n: int = TEXT_SET_SIZE) -> RawDataset:
     """The built-in synthetic sentiment set (see backend.data.synthetic_text)."""
     texts, labels = synthetic_text.generate(n=n, seed=seed)
     return RawDataset("synthetic_sentiment", "text", list(synthetic_text.CLASS_NAMES), np.asarray(labels, np.int64),

@@ -719,21 +719,17 @@ def _inspect_checkpoint(path: Path, limits: UploadLimits) -> dict[str, Any]:
 
 
 def model_hint(state: Mapping[str, Any]) -> str | None:
-    """Which of the four models a state dict looks like, from its key names; None when unsure."""
-    keys = set(state)
-    if any(k.startswith(("distilbert.", "transformer.layer.")) for k in keys):
-        return "distilbert"
-    if any(k.startswith(("encoder.block.", "decoder.block.")) for k in keys) or "shared.weight" in keys:
-        return "t5-small"
-    if any(k.startswith("layer4.") for k in keys) and "conv1.weight" in keys:
-        return "resnet18"
-    if any(k.startswith("features.") for k in keys) and any(k.startswith("classifier.") for k in keys):
-        return "mobilenetv2"
-    return None
+    """Which registered model a state dict looks like, from its key names (each model's `looks_like`); None when
+    unsure."""
+    from backend.models.registry import model_for_checkpoint
+
+    return model_for_checkpoint(set(state))
 
 
 def _hint_from_config(config: Mapping[str, Any]) -> str | None:
-    return {"distilbert": "distilbert", "t5": "t5-small"}.get(str(config.get("model_type", "")).lower())
+    from backend.models.registry import model_for_hf_type
+
+    return model_for_hf_type(config.get("model_type"))
 
 
 # ---------------------------------------------------------------- NPZ arrays

@@ -34,7 +34,7 @@ def quantize_student(model_id: str, src: Path, dst: Path, exported: dict) -> dic
 
     from backend.models.registry import get_model_spec
 
-    op_types = list(get_model_spec(model_id).extra.get("int8_op_types", DEFAULT_INT8_OP_TYPES))
+    op_types = list(get_model_spec(model_id).int8_op_types or DEFAULT_INT8_OP_TYPES)
     dst.mkdir(parents=True, exist_ok=True)
     for name in exported["files"].values():
         quantize_dynamic(str(src / name), str(dst / name), weight_type=QuantType.QInt8, op_types_to_quantize=op_types)

@@ -7,7 +7,7 @@ generated word is no class).
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, ContextManager, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ class VisionAdapter(_Adapter):
 
 
 class SequenceClassificationAdapter(_Adapter):
-    """DistilBERT-style classifiers: input_ids + attention_mask -> class logits."""
+    """Encoder classifiers (DistilBERT, BERT): input_ids + attention_mask -> class logits."""
 
     family = "text"
     input_keys = ("input_ids", "attention_mask")
@@ -88,11 +88,14 @@ class Text2TextAdapter(_Adapter):
                             device=batch["input_ids"].device)  # beside the labels it is compared with
 
 
-def adapter_for(model_id: str, tokenizer=None, class_names: Sequence[str] = ()) -> object:
-    """The adapter that fits a registered model."""
-    if model_id == "t5-small":
+def adapter_for(spec: Any, tokenizer=None, class_names: Sequence[str] = ()) -> object:
+    """The adapter that fits a registered model's task (its spec, or any name of it)."""
+    from backend.models.registry import ModelSpec, get_model_spec
+
+    task = (spec if isinstance(spec, ModelSpec) else get_model_spec(spec)).task
+    if task == "encoder_decoder":
         return Text2TextAdapter(tokenizer, class_names)
-    if model_id == "distilbert":
+    if task == "sequence_classifier":
         return SequenceClassificationAdapter()
     return VisionAdapter()
 

@@ -1,6 +1,6 @@
 """ONNX export of every registered model, and running the exported files in ONNX Runtime.
 
-What each model exports as is said in the registry (`ModelSpec.extra["onnx"]`):
+What each model exports as follows from its task in the registry (`ModelSpec.task`):
   "image_classifier"         one file: pixel_values -> logits
   "sequence_classifier"      one file: input_ids, attention_mask -> logits
   "encoder_decoder"          two files (T5): an encoder (input_ids, attention_mask -> hidden states) and a
@@ -12,7 +12,7 @@ The batch axis (and the text length / decoder length) is dynamic. Nothing here n
 
 Exporter: the dynamo exporter works for the CNNs and DistilBERT (and matches PyTorch as closely), but took
 11-28 s per model on the 2-core machine against 0.3-1.2 s for the TorchScript exporter; a job exports two to
-three models, so the registry's `extra["onnx_dynamo"]` is False by default and a model may turn it on. T5 fails
+three models, so the registry's `ModelSpec.onnx_dynamo` is False by default and a model may turn it on. T5 fails
 in the dynamo exporter's decomposition step and always uses TorchScript.
 """
 from __future__ import annotations
@@ -70,16 +70,16 @@ class _T5Decoder(nn.Module):
 
 
 def onnx_kind(model_id: str) -> str:
-    """How a registered model exports (the registry's `extra["onnx"]`)."""
+    """How a registered model exports: its task (the registry's `ModelSpec.task`)."""
     from backend.models.registry import get_model_spec
 
-    return get_model_spec(model_id).extra["onnx"]
+    return get_model_spec(model_id).task
 
 
 def _use_dynamo(model_id: str) -> bool:
     from backend.models.registry import get_model_spec
 
-    return bool(get_model_spec(model_id).extra.get("onnx_dynamo", False))
+    return get_model_spec(model_id).onnx_dynamo
 
 
 def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],

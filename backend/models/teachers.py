@@ -17,8 +17,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from backend.jobs.disk import touch_teacher
-from backend.models.registry import ModelSpec, resolve_builder
-from backend.models.vision import PretrainedUnavailable, classifier_layer
+from backend.models.registry import ModelSpec
+from backend.models.vision import PretrainedUnavailable
 
 
 class TeacherError(ValueError):
@@ -32,13 +32,10 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 def build_fresh(spec: ModelSpec, *, preset: str, class_names: list[str], train_texts: list[str] | None,
                 pretrained: bool, seed: int) -> tuple[nn.Module, Any]:
-    """(model, tokenizer or None) from the registry's builder, pretrained or newly initialised."""
+    """(model, tokenizer or None) from the model's own builder, pretrained or newly initialised."""
     torch.manual_seed(seed)
-    builder = resolve_builder(spec)
-    if spec.family == "vision":
-        return builder(num_classes=len(class_names), pretrained=pretrained), None
-    return builder(preset=preset, class_names=class_names, train_texts=train_texts or [], pretrained=pretrained,
-                   seed=seed)
+    return spec.build(preset=preset, class_names=class_names, train_texts=train_texts or [], pretrained=pretrained,
+                      seed=seed)
 
 
 def load_pretrained(spec: ModelSpec, *, mode: str, preset: str, class_names: list[str], train_texts, seed: int):
@@ -122,10 +119,13 @@ def load_cached(path: Path, spec: ModelSpec, *, preset: str, class_names: list[s
 
 def load_text_folder(spec: ModelSpec, folder: Path):
     """A save_pretrained folder, loaded without running any code from it."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, T5ForConditionalGeneration
+    from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    cls = T5ForConditionalGeneration if spec.id == "t5-small" else AutoModelForSequenceClassification
+    cls = AutoModelForSeq2SeqLM if spec.task == "encoder_decoder" else AutoModelForSequenceClassification
     model = cls.from_pretrained(str(folder), trust_remote_code=False)
+    if spec.hf_model_type and model.config.model_type != spec.hf_model_type:
+        raise TeacherError(f"the model folder holds a {model.config.model_type!r} model, not {spec.display_name} "
+                           f"({spec.hf_model_type!r}).")
     tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
     return model, tok
 
@@ -142,7 +142,7 @@ def load_vision_checkpoint(spec: ModelSpec, path: Path, class_names: list[str]) 
     model, _ = build_fresh(spec, preset="quick", class_names=class_names, train_texts=None, pretrained=False, seed=0)
     state = {k.removeprefix("module."): v for k, v in load_state_dict_file(path).items()}
     own = model.state_dict()
-    head = classifier_layer(model)
+    head = spec.classifier(model)
     head_keys = {k for k, v in model.named_parameters() if any(v is p for p in head.parameters())}
     mismatched = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)
     if set(mismatched) - head_keys:

@@ -1,43 +1,22 @@
-"""DistilBERT and T5-small from transformers, with tokenizers pretrained or trained on the dataset."""
+"""What the Hugging Face text models share: token lengths per preset, loading pretrained weights offline-safe,
+and the structural recipe of encoder stacks (half the blocks, the FFN units of smallest L1 magnitude dropped)."""
 from __future__ import annotations
 
+import copy
 import os
-from typing import Sequence
+from typing import Any, Callable
 
-from torch import nn
-from transformers import (AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification, PreTrainedTokenizerBase,
-                          T5Config, T5ForConditionalGeneration)
-
-from backend.models.tokenizers import train_sentencepiece, train_wordpiece
 from backend.models.vision import PretrainedUnavailable
 
-# Where pretrained weights come from: a hub id (cache or download) or a local save_pretrained folder.
-PRETRAINED_SOURCE = {
-    "distilbert": os.environ.get("KD_PRETRAINED_DISTILBERT", "distilbert-base-uncased"),
-    "t5-small": os.environ.get("KD_PRETRAINED_T5", "t5-small"),
-}
 MAX_LENGTH = {"quick": 64, "standard": 128}
 
-# quick: small enough to train in about a minute on 2 CPU cores; standard: the published sizes.
-DISTILBERT_SIZES = {
-    # no dropout: from scratch at this size it let the [CLS] output collapse (50% accuracy) on some seeds
-    "quick": dict(n_layers=4, dim=128, n_heads=4, hidden_dim=512, dropout=0.0, attention_dropout=0.0),
-    "standard": dict(n_layers=6, dim=768, n_heads=12, hidden_dim=3072),
-}
-T5_SIZES = {
-    # 4+4 blocks: with 2+2 (2+4, 4+2) T5 from scratch reached only 80-85% on the built-in text set (measured).
-    "quick": dict(num_layers=4, num_decoder_layers=4, d_model=96, d_kv=24, d_ff=384, num_heads=4, dropout_rate=0.0),
-    "standard": dict(num_layers=6, num_decoder_layers=6, d_model=512, d_kv=64, d_ff=2048, num_heads=8),
-}
+
+def pretrained_source(env: str, default: str) -> str:
+    """The hub id or local save_pretrained folder pretrained weights are loaded from: `env` when set."""
+    return os.environ.get(env) or default
 
 
-def pretrained_source(model_id: str) -> str:
-    """The hub id or local folder pretrained weights are loaded from (env KD_PRETRAINED_*)."""
-    return os.environ.get(f"KD_PRETRAINED_{'T5' if model_id == 't5-small' else 'DISTILBERT'}",
-                          PRETRAINED_SOURCE[model_id])
-
-
-def _from_pretrained(cls, source: str, **kwargs):
+def from_pretrained(cls: Any, source: str, **kwargs: Any) -> Any:
     """Load a model or tokenizer without running any downloaded code; PretrainedUnavailable when offline."""
     try:
         return cls.from_pretrained(source, trust_remote_code=False, **kwargs)
@@ -46,30 +25,41 @@ def _from_pretrained(cls, source: str, **kwargs):
                                     f"({type(exc).__name__}: {str(exc)[:200]}).") from None
 
 
-def build_distilbert(*, preset: str, class_names: Sequence[str], train_texts: Sequence[str], pretrained: bool,
-                     seed: int = 0, source: str | None = None) -> tuple[nn.Module, PreTrainedTokenizerBase]:
-    """DistilBertForSequenceClassification: pretrained (standard size) or new, with its tokenizer."""
-    labels = dict(num_labels=len(class_names), id2label=dict(enumerate(class_names)),
-                  label2id={c: i for i, c in enumerate(class_names)})
-    if pretrained:
-        source = source or pretrained_source("distilbert")
-        tokenizer = _from_pretrained(AutoTokenizer, source)
-        model = _from_pretrained(DistilBertForSequenceClassification, source, ignore_mismatched_sizes=True, **labels)
-        return model, tokenizer
-    tokenizer = train_wordpiece(train_texts)
-    config = DistilBertConfig(vocab_size=len(tokenizer), max_position_embeddings=MAX_LENGTH[preset],
-                              pad_token_id=tokenizer.pad_token_id, **DISTILBERT_SIZES[preset], **labels)
-    return DistilBertForSequenceClassification(config), tokenizer
+def label_maps(class_names: list[str]) -> dict[str, Any]:
+    """num_labels, id2label and label2id of a sequence classifier's config."""
+    return dict(num_labels=len(class_names), id2label=dict(enumerate(class_names)),
+                label2id={c: i for i, c in enumerate(class_names)})
 
 
-def build_t5(*, preset: str, class_names: Sequence[str], train_texts: Sequence[str], pretrained: bool,
-             seed: int = 0, source: str | None = None) -> tuple[nn.Module, PreTrainedTokenizerBase]:
-    """T5ForConditionalGeneration: pretrained (t5-small) or new, with its tokenizer; labels are words."""
-    if pretrained:
-        source = source or pretrained_source("t5-small")
-        return _from_pretrained(T5ForConditionalGeneration, source), _from_pretrained(AutoTokenizer, source)
-    tokenizer = train_sentencepiece(train_texts, extra_words=list(class_names), seed=seed)
-    build = dict(dropout_rate=0.1, feed_forward_proj="relu", tie_word_embeddings=True) | T5_SIZES[preset]
-    config = T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id, **build)
-    return T5ForConditionalGeneration(config), tokenizer
+def sizes_of(sizes: dict[str, dict]) -> Callable[[str], dict]:
+    """A spec's `architecture`: the from-scratch sizes at a preset."""
+    return lambda preset: dict(sizes[preset])
+
+
+def shrink_encoder(teacher: Any, ffn_ratio: float, *, blocks: Callable[[Any], Any],
+                   set_blocks: Callable[[Any, Any], None], ffn: Callable[[Any], tuple[tuple[Any, str], ...]],
+                   what: str = "transformer blocks") -> tuple[Any, dict]:
+    """Half the blocks of an encoder stack (evenly spread, first and last kept, initialised from the teacher's),
+    each with `ffn_ratio` of its FFN units removed by L1 magnitude.
+
+    `blocks(model)` is the stack's ModuleList, `set_blocks(model, modules)` replaces it, and `ffn(block)` names the
+    FFN's input and output Linear layers: ((module, attribute) of the input one, (module, attribute) of the output).
+    Returns the student (its config not yet updated: the caller knows its field names) and the summary.
+    """
+    from torch import nn
+
+    from backend.pruning.structural import ffn_keep, keep_half_the_layers, slice_linear, text_summary
+
+    student = copy.deepcopy(teacher).eval()
+    stack = blocks(student)
+    keep = keep_half_the_layers(len(stack))
+    set_blocks(student, nn.ModuleList([stack[i] for i in keep]))
+    before = after = 0
+    for block in blocks(student):
+        (owner_in, name_in), (owner_out, name_out) = ffn(block)
+        lin_in, lin_out = getattr(owner_in, name_in), getattr(owner_out, name_out)
+        idx = ffn_keep(lin_in.weight, lin_out.weight, ffn_ratio)
+        before, after = lin_in.out_features, len(idx)
+        setattr(owner_in, name_in, slice_linear(lin_in, idx, 0))
+        setattr(owner_out, name_out, slice_linear(lin_out, idx, 1))
+    return student, text_summary(what, len(stack), keep, before, after, ffn_ratio)

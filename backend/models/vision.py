@@ -1,9 +1,7 @@
-"""torchvision's MobileNetV2 and ResNet-18, with the classifier sized to the dataset."""
+"""What the torchvision classifiers share: input sizes per preset, ImageNet weights from the torch hub cache."""
 from __future__ import annotations
 
-import torch
-from torch import nn
-from torchvision import models as tvm
+from typing import Any, Callable
 
 IMAGE_SIZE = {"quick": 32, "standard": 224}
 
@@ -12,7 +10,7 @@ class PretrainedUnavailable(RuntimeError):
     """Pretrained weights are neither cached nor downloadable."""
 
 
-def _imagenet_state_dict(weights: tvm.WeightsEnum) -> dict[str, torch.Tensor]:
+def imagenet_state_dict(weights: Any) -> dict:
     """torchvision's ImageNet weights from the torch hub cache (TORCH_HOME), downloading when possible."""
     try:
         return weights.get_state_dict(progress=False, weights_only=True)
@@ -21,27 +19,24 @@ def _imagenet_state_dict(weights: tvm.WeightsEnum) -> dict[str, torch.Tensor]:
                                     f"({type(exc).__name__}: {exc}).") from None
 
 
-def _build(factory, weights: tvm.WeightsEnum, num_classes: int, pretrained: bool) -> nn.Module:
+def torchvision_classifier(factory: Callable[..., Any], weights: Any, pretrained: bool) -> Any:
+    """A torchvision model, newly initialised or with its ImageNet weights (the head is the caller's to resize)."""
     model = factory(weights=None)
     if pretrained:
-        model.load_state_dict(_imagenet_state_dict(weights))
+        model.load_state_dict(imagenet_state_dict(weights))
     return model
 
 
-def build_resnet18(*, num_classes: int, pretrained: bool = False, **_: object) -> nn.Module:
-    """torchvision ResNet-18 (ImageNet weights when `pretrained`), new `fc` for `num_classes`."""
-    model = _build(tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1, num_classes, pretrained)
-    model.fc = nn.Linear(model.fc.in_features, num_classes)
-    return model
+def image_architecture(preset: str) -> dict:
+    """What shapes a from-scratch CNN teacher beyond its own code: the input size."""
+    return {"image_size": IMAGE_SIZE[preset]}
 
 
-def build_mobilenetv2(*, num_classes: int, pretrained: bool = False, **_: object) -> nn.Module:
-    """torchvision MobileNetV2 (ImageNet weights when `pretrained`), new last classifier layer."""
-    model = _build(tvm.mobilenet_v2, tvm.MobileNet_V2_Weights.IMAGENET1K_V1, num_classes, pretrained)
-    model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
-    return model
+def prune_channels(classifier: Callable[[Any], Any]) -> Callable[..., tuple[Any, dict]]:
+    """A CNN's structural recipe: L1 channel pruning with torch-pruning, the classifier's outputs kept."""
+    def make_student(teacher: Any, ratio: float, example_inputs: Any) -> tuple[Any, dict]:
+        from backend.pruning.structural import prune_cnn_channels
 
+        return prune_cnn_channels(teacher, ratio, example_inputs, [classifier(teacher)])
+    return make_student
 
-def classifier_layer(model: nn.Module) -> nn.Linear:
-    """The final Linear layer, which structural pruning must keep at full width."""
-    return model.fc if hasattr(model, "fc") else model.classifier[-1]

@@ -1,4 +1,5 @@
-"""The student: a physically smaller copy of the teacher.
+"""The student: a physically smaller copy of the teacher, made by each model's recipe (its registry entry) from
+the building blocks here.
 
 CNNs lose channels by L1-magnitude structural pruning (torch-pruning), the classifier's output kept.
 Transformers keep half their layers (evenly spread, first and last kept), initialised from the teacher's
@@ -7,6 +8,7 @@ Transformers keep half their layers (evenly spread, first and last kept), initia
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 import torch_pruning as tp
@@ -50,14 +52,14 @@ def keep_half_the_layers(n: int) -> list[int]:
     return sorted({round(i * (n - 1) / (keep - 1)) for i in range(keep)})
 
 
-def _ffn_keep(w_in: torch.Tensor, w_out: torch.Tensor, ratio: float) -> torch.Tensor:
+def ffn_keep(w_in: torch.Tensor, w_out: torch.Tensor, ratio: float) -> torch.Tensor:
     """Indices of the FFN units with the largest L1 norm (input rows plus output columns), in order."""
     score = w_in.abs().sum(dim=1) + w_out.abs().sum(dim=0)
     k = max(1, int(round(score.numel() * (1.0 - ratio))))
     return torch.topk(score, k).indices.sort().values
 
 
-def _slice_linear(layer: nn.Linear, idx: torch.Tensor, dim: int) -> nn.Linear:
+def slice_linear(layer: nn.Linear, idx: torch.Tensor, dim: int) -> nn.Linear:
     """A new Linear keeping the output (dim 0) or input (dim 1) units in `idx`."""
     weight = layer.weight.detach().index_select(dim, idx).clone()
     out_f, in_f = weight.shape
@@ -68,87 +70,7 @@ def _slice_linear(layer: nn.Linear, idx: torch.Tensor, dim: int) -> nn.Linear:
     return new
 
 
-def shrink_distilbert(teacher: nn.Module, ffn_ratio: float) -> tuple[nn.Module, dict]:
-    """Half the transformer blocks of DistilBERT, each with `ffn_ratio` of its FFN units removed."""
-    student = copy.deepcopy(teacher).eval()
-    blocks = student.distilbert.transformer.layer
-    keep = keep_half_the_layers(len(blocks))
-    student.distilbert.transformer.layer = nn.ModuleList([blocks[i] for i in keep])
-    hidden = None
-    for block in student.distilbert.transformer.layer:
-        idx = _ffn_keep(block.ffn.lin1.weight, block.ffn.lin2.weight, ffn_ratio)
-        block.ffn.lin1 = _slice_linear(block.ffn.lin1, idx, 0)
-        block.ffn.lin2 = _slice_linear(block.ffn.lin2, idx, 1)
-        hidden = len(idx)
-    student.config.n_layers = len(keep)
-    student.distilbert.transformer.n_layers = len(keep)
-    student.config.hidden_dim = hidden
-    return student, _text_summary("transformer blocks", len(blocks), keep, teacher.config.hidden_dim, hidden, ffn_ratio)
-
-
-def _keep_relative_bias(stack: nn.Module, first_kept: nn.Module) -> None:
-    """Give the new first block the stack's relative position bias (T5 keeps it in block 0 only).
-
-    Without it a stack whose block 0 was dropped has no position information, and from_pretrained would
-    re-initialise the missing bias at random on reload.
-    """
-    first = stack.block[0].layer[0].SelfAttention
-    if first.has_relative_attention_bias:
-        return
-    source = first_kept.layer[0].SelfAttention
-    first.has_relative_attention_bias = True
-    first.relative_attention_bias = copy.deepcopy(source.relative_attention_bias)
-
-
-def student_t5_depths(n_encoder: int, n_decoder: int, decoder_layers: int | None) -> tuple[list[int], list[int]]:
-    """Kept encoder and decoder blocks: half the encoder; the decoder to `decoder_layers` (None: half).
-
-    "Deep encoder, shallow decoder": generation runs the decoder once per answer token, the encoder once, so
-    decoder depth is what batch-1 latency pays for. The decoder keeps its last blocks (the LM head was trained on
-    the last one's output) and block 0's position bias is moved to the new first block.
-    """
-    encoder = keep_half_the_layers(n_encoder)
-    if decoder_layers is None:
-        return encoder, keep_half_the_layers(n_decoder)
-    k = max(1, min(n_decoder, int(decoder_layers)))
-    return encoder, list(range(n_decoder - k, n_decoder))
-
-
-def shrink_t5(teacher: nn.Module, ffn_ratio: float, decoder_layers: int | None = None) -> tuple[nn.Module, dict]:
-    """Half the encoder blocks of T5, `decoder_layers` decoder blocks (None: half), `ffn_ratio` of FFN units removed.
-
-    A decoder shallower than the encoder generates fine with transformers' generate: its cache is sized from
-    config.num_layers (the encoder depth, through T5Config's num_hidden_layers alias), so only the reverse, a
-    decoder deeper than the encoder, would overrun it (IndexError in cache.update) - a shape this never makes.
-    """
-    student = copy.deepcopy(teacher).eval()
-    kept_all: list[int] = []
-    d_ff = teacher.config.d_ff
-    keeps = student_t5_depths(len(student.encoder.block), len(student.decoder.block), decoder_layers)
-    for stack, keep in zip((student.encoder, student.decoder), keeps):
-        kept_all += keep
-        first_block = stack.block[0]
-        stack.block = nn.ModuleList([stack.block[i] for i in keep])
-        _keep_relative_bias(stack, first_block)
-        for position, block in enumerate(stack.block):
-            for module in block.modules():  # the KV cache is indexed by layer position
-                if hasattr(module, "layer_idx"):
-                    module.layer_idx = position
-            ff = block.layer[-1].DenseReluDense
-            idx = _ffn_keep(ff.wi.weight, ff.wo.weight, ffn_ratio)
-            ff.wi, ff.wo = _slice_linear(ff.wi, idx, 0), _slice_linear(ff.wo, idx, 1)
-            d_ff = len(idx)
-        stack.config.num_layers, stack.config.d_ff = len(keep), d_ff
-    student.config.num_layers = len(student.encoder.block)
-    student.config.num_decoder_layers = len(student.decoder.block)
-    student.config.d_ff = d_ff
-    n_teacher = teacher.config.num_layers + teacher.config.num_decoder_layers
-    summary = _text_summary("encoder + decoder blocks", n_teacher, kept_all, teacher.config.d_ff, d_ff, ffn_ratio)
-    summary["details"].update(encoder_blocks_kept=keeps[0], decoder_blocks_kept=keeps[1])
-    return student, summary
-
-
-def _text_summary(what: str, n_before: int, kept: list[int], ffn_before: int, ffn_after: int, ratio: float) -> dict:
+def text_summary(what: str, n_before: int, kept: list[int], ffn_before: int, ffn_after: int, ratio: float) -> dict:
     return {"method": "layer selection (half the blocks, evenly spread, first and last kept, initialised from "
                       "the teacher) + L1-magnitude FFN-unit pruning", "ratio": ratio,
             "removed": f"{n_before - len(kept)} of {n_before} {what}; FFN width {ffn_before} -> {ffn_after} per block",
@@ -156,18 +78,14 @@ def _text_summary(what: str, n_before: int, kept: list[int], ffn_before: int, ff
                         "ffn_units_teacher": ffn_before, "ffn_units_student": ffn_after}}
 
 
-def make_student(model_id: str, teacher: nn.Module, ratio: float, example_inputs: torch.Tensor | None = None,
-                 keep_layers: list[nn.Module] | None = None) -> tuple[nn.Module, dict]:
-    """The structurally compressed student of a registered model, and a summary of what was removed."""
-    if model_id == "distilbert":
-        student, summary = shrink_distilbert(teacher, ratio)
-    elif model_id == "t5-small":
-        from backend.models.registry import get_model_spec
+def make_student(model: Any, teacher: nn.Module, ratio: float,
+                 example_inputs: torch.Tensor | None = None) -> tuple[nn.Module, dict]:
+    """The structurally compressed student of a registered model (its spec or any name of it), by the model's own
+    recipe (`ModelSpec.make_student`), and a summary of what was removed."""
+    from backend.models.registry import ModelSpec, get_model_spec
 
-        student, summary = shrink_t5(teacher, ratio, get_model_spec(model_id).extra.get("student_decoder_layers"))
-    else:
-        student, summary = prune_cnn_channels(teacher, ratio, example_inputs, keep_layers or [])
+    spec = model if isinstance(model, ModelSpec) else get_model_spec(model)
+    student, summary = spec.make_student(teacher, ratio, example_inputs)
     summary["teacher_parameters"] = count_parameters(teacher)["total"]
     summary["student_parameters"] = count_parameters(student)["total"]
     return student, summary
-

@@ -144,6 +144,19 @@ def _f(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _conditions(results: dict) -> str:
+    """Under what load each run was measured (rows of several runs: `runs`, see --merge)."""
+    runs = results.get("runs")
+    if not runs:
+        return f"Run started {results.get('started_at', '?')}."
+    return " ".join(f"{', '.join(r['models'])}: run started {r['started_at']} on a {r['conditions']}." for r in runs)
+
+
+def _runs(results: dict) -> str:
+    return "; ".join(f"{', '.join(r['models'])} in the run of {r['started_at']}"
+                     + (f" ({r['total_s']:.0f} s)" if r.get("total_s") else "") for r in results["runs"])
+
+
 def render(results: dict, latency: dict | None = None, notes: list[str] | None = None) -> str:
     """The BENCHMARKS.md section, from the measured results only (`results` may hold fewer models than asked)."""
     env = results.get("environment", {})
@@ -152,10 +165,10 @@ def render(results: dict, latency: dict | None = None, notes: list[str] | None =
     lines = [BEGIN, "## Deployment runtime: ONNX Runtime, int8, batch-1 goal", "",
              f"Measured by `python -m benchmarks.deployment` (raw: `benchmarks/deployment_results.json`), ONNX Runtime "
              f"{results.get('onnxruntime', '?')} (CPUExecutionProvider), the same intra-op thread count as PyTorch "
-             f"({rows[0]['threads'] if rows else (latency or {}).get('rows', [{}])[0].get('threads', '?')}). "
-             f"**The machine was heavily loaded** (five engineers sharing {env.get('cpu_count', 2)} cores; load "
-             "average 4-13 while this ran): absolute milliseconds are inflated and noisy; the ratios come from "
-             "interleaved runs (models alternate every run, order flipped each run) and are the figures to read.", ""]
+             f"({rows[0]['threads'] if rows else (latency or {}).get('rows', [{}])[0].get('threads', '?')}), "
+             f"{env.get('cpu_count', 2)} cores. " + _conditions(results) + " The ratios come from interleaved runs "
+             "(models alternate every run, order flipped each run) and hold under load; absolute milliseconds on a "
+             "loaded machine are inflated.", ""]
     if latency:
         lines += ["### Latency of the default architectures, both runtimes (all four models)", "",
                   "`python -m benchmarks.deployment --latency-only` (raw: `benchmarks/deployment_latency_results.json`,"
@@ -164,8 +177,9 @@ def render(results: dict, latency: dict | None = None, notes: list[str] | None =
                   "step, a trained one stops at EOS), batch 1 and 32, 30 interleaved runs after 5 warm-up runs.", "",
                   *render_latency(latency["rows"]), ""]
     lines += ["### Whole jobs: accuracy and latency of trained models", "",
-              f"One quick-preset job per model, default settings plus `quantize: \"dynamic_int8\"`, seed 0; run started "
-              f"{results.get('started_at', '?')}, {took}.", "",
+              "One quick-preset job per model, default settings plus `quantize: \"dynamic_int8\"`, seed 0; "
+              + (_runs(results) if results.get("runs") else f"run started {results.get('started_at', '?')}, {took}")
+              + ".", "",
               "| model | PyTorch b1 ms t / s | speedup | PyTorch b32 ms t / s | speedup | ORT b1 ms t / s / int8 | "
               "speedup (int8) | ORT b32 ms t / s / int8 | speedup (int8) | acc teacher / student / int8 (ORT) | "
               "drop pts (int8) | ORT - PyTorch student pts | goal b1 ≥ 1.5x in ORT, drop ≤ 1.5 |",
@@ -209,6 +223,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.deployment")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--render-only", action="store_true", help="rewrite the section from the saved results")
+    parser.add_argument("--merge", action="store_true", help="keep the saved rows of the models not run now")
     parser.add_argument("--latency-only", action="store_true",
                         help="untrained teacher/student architectures only: latency in both runtimes, no training")
     args = parser.parse_args()
@@ -233,9 +248,20 @@ def main() -> None:
     started = time.perf_counter()
     results = {"environment": {**environment_info(), "cpu_count": os.cpu_count()},
                "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "onnxruntime": onnxruntime.__version__}
-    results["rows"] = run(args.models, lambda rows: raw.write_text(json.dumps({**results, "rows": rows}, indent=2,
-                                                                               default=str)))
-    results["total_s"] = time.perf_counter() - started
+    this_run = {"started_at": results["started_at"], "models": list(args.models),
+                "conditions": f"machine at load average {os.getloadavg()[0]:.1f} when the run started"}
+    kept, runs = [], []
+    if args.merge and raw.exists():  # keep the other models' rows, each labelled with the run that measured it
+        old = json.loads(raw.read_text())
+        kept = [r for r in old.get("rows", []) if r["model"] not in args.models]
+        runs = [r for r in old.get("runs", [{"started_at": old.get("started_at", "?"), "conditions": "machine of "
+                                              "unrecorded load", "models": [r["model"] for r in kept]}])
+                if set(r["models"]) & {k["model"] for k in kept}]
+    results["rows"] = kept + run(args.models, lambda rows: raw.write_text(json.dumps({**results, "rows": kept + rows},
+                                                                                      indent=2, default=str)))
+    this_run["total_s"] = results["total_s"] = time.perf_counter() - started
+    if args.merge:
+        results["runs"] = runs + [this_run]
     raw.write_text(json.dumps(results, indent=2, default=str))
     write_section(render(results))
     print(f"wrote the deployment section of BENCHMARKS.md and {raw.name} in {results['total_s']:.0f} s")

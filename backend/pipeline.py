@@ -415,7 +415,8 @@ def _save_student(state: JobState, path: Path) -> None:
     save_file(weights, str(tmp / "student.safetensors"))
     kd_stage = next(r for r in state.stages if r["stage"] == "student_kd")
     meta = {"history": state.history["distill"], "validation": [v for v in state.validation if v["phase"] == "distill"],
-            "val_accuracy": kd_stage["val_accuracy"], "job_config": state.config.to_dict()}
+            "val_accuracy": kd_stage["val_accuracy"], "job_config": state.config.to_dict(),
+            "dataset": state.config.dataset}  # DELETE /uploads/<id> removes the students trained on it
     (tmp / "meta.json").write_text(json.dumps(meta, default=str))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
@@ -427,8 +428,11 @@ def _load_cached_student(state: JobState, path: Path) -> bool:
 
     from safetensors.torch import load_file
 
+    from backend.jobs.disk import touch_cached
+
     if not (path / "meta.json").is_file():
         return False
+    touch_cached(path)  # used now: least-recently-used eviction spares it
     meta = json.loads((path / "meta.json").read_text())
     try:  # the structure comes from the same teacher and ratio, so the shapes match; if not, distil again
         state.student.load_state_dict(load_file(str(path / "student.safetensors")))

@@ -134,6 +134,9 @@ def test_delete_upload_removes_every_file_and_refuses_while_used(app, tmp_path):
     other = manager.cache_dir / "teachers" / "distilbert-def"
     other.mkdir()
     (other / "meta.json").write_text(json.dumps({"dataset": "synthetic_sentiment"}))
+    student = manager.cache_dir / "students" / "s-abc"  # a distilled student of that teacher (studies share it)
+    student.mkdir(parents=True)
+    (student / "meta.json").write_text(json.dumps({"dataset": dataset}))
     before = files_under(data)
 
     job = train(client, model_name="distilbert", dataset=dataset)
@@ -144,7 +147,8 @@ def test_delete_upload_removes_every_file_and_refuses_while_used(app, tmp_path):
 
     assert client.delete(f"/uploads/{dataset}").status_code == 204
     assert files_under(data) == {f for f in before
-                                 if not f.startswith((f"uploads/{dataset}/", "cache/teachers/distilbert-abc/"))}
+                                 if not f.startswith((f"uploads/{dataset}/", "cache/teachers/distilbert-abc/",
+                                                      "cache/students/s-abc/"))}
     assert client.get(f"/uploads/{dataset}").status_code == 404 and client.get("/uploads").get_json()["count"] == 0
     assert not list(upload_dir.glob(".trash-*")) and other.is_dir()
     assert client.delete(f"/uploads/{dataset}").status_code == 404
@@ -206,6 +210,24 @@ def test_retention_keeps_exactly_the_newest_n(tmp_path):
         manager.shutdown()
 
 
+def test_cache_bound_applies_to_teachers_and_students(tmp_path):
+    """Studies fill cache/students as jobs fill cache/teachers: the same bound keeps both in check."""
+    manager = JobManager(tmp_path / "data", tmp_path / "up", runner=writer(), start=False)
+    try:
+        old = time.time() - 3600
+        for kind in ("teachers", "students"):
+            for i in range(3):
+                entry = manager.cache_dir / kind / f"{kind}-{i}"
+                entry.mkdir(parents=True)
+                (entry / "meta.json").write_text("{}")
+                os.utime(entry / "meta.json", (old + i, old + i))
+        manager.set_retention(disk.Retention(cache_max_entries=1))
+        for kind in ("teachers", "students"):
+            assert [p.name for p in (manager.cache_dir / kind).iterdir()] == [f"{kind}-2"]  # the most recent
+    finally:
+        manager.shutdown()
+
+
 def test_retention_from_config_applies_at_start(tmp_path):
     data = tmp_path / "data"
     manager = JobManager(data, data / "uploads", runner=writer(), start=False)
@@ -224,7 +246,7 @@ def test_retention_from_config_applies_at_start(tmp_path):
         app.extensions["jobs"].shutdown()
 
 
-def test_teacher_cache_evicts_least_recently_used_but_not_in_use(tmp_path):
+def test_model_caches_evict_least_recently_used_but_not_in_use(tmp_path):
     teachers = tmp_path / "teachers"
     now = time.time()
     for name, age_s, size in (("old", 5000, 3000), ("middle", 3000, 3000), ("recent", 2000, 3000), ("in-use", 5, 3000)):
@@ -232,14 +254,14 @@ def test_teacher_cache_evicts_least_recently_used_but_not_in_use(tmp_path):
         (teachers / name / "model.safetensors").write_bytes(b"x" * size)
         (teachers / name / "meta.json").write_text("{}")
         os.utime(teachers / name / "meta.json", (now - age_s, now - age_s))
-    disk.touch_teacher(teachers / "old")  # used again just now: no longer the least recently used
+    disk.touch_cached(teachers / "old")  # used again just now: no longer the least recently used
     os.utime(teachers / "old" / "meta.json", (now - 1000, now - 1000))
-    assert disk.prune_teacher_cache(teachers, max_entries=2, now=now) == ["middle", "recent"]
+    assert disk.prune_model_cache(teachers, max_entries=2, now=now) == ["middle", "recent"]
     assert sorted(p.name for p in teachers.iterdir()) == ["in-use", "old"]
     # Size bound; the entry in use stays even though the cache is still over it.
-    assert disk.prune_teacher_cache(teachers, max_mb=1000 / 2**20, now=now) == ["old"]
+    assert disk.prune_model_cache(teachers, max_mb=1000 / 2**20, now=now) == ["old"]
     assert sorted(p.name for p in teachers.iterdir()) == ["in-use"]
-    assert disk.prune_teacher_cache(teachers, max_entries=0, max_mb=0, now=now) == []
+    assert disk.prune_model_cache(teachers, max_entries=0, max_mb=0, now=now) == []
 
 
 # ---------------------------------------------------------------- leftovers

@@ -2,7 +2,8 @@
 
 Three jobs at once succeed spread over both workers, with their events reaching a python-socketio client of
 the API and the teacher trained once; cancel of a queued and of a running job; SIGKILL of a worker mid-job
-(its job marked by the heartbeat reaper); the API restarted mid-job (the job completes and is served).
+(its job marked by the heartbeat reaper); the API restarted mid-job (the job completes and is served); Redis
+restarted (every finished result still served byte for byte, and the next job runs).
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ class Cluster:
         proc = subprocess.Popen([REDIS, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
                                  "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(proc)
+        self.redis = proc
         until(lambda: _ping(redis.Redis(port=self.redis_port)), 20, "redis answers")
 
     def start_api(self) -> None:
@@ -187,3 +189,18 @@ def test_api_restart_mid_job(cluster):
     report = requests.get(f"{cluster.base}/evaluate?job_id={job_id}", timeout=30)
     assert report.status_code == 200 and report.json()["metadata"]["job_id"] == job_id
     json.dumps(report.json(), allow_nan=False)
+
+
+def test_redis_restart_loses_no_result(cluster):
+    """Redis holds only the queue: results live in the data dir, and API and workers reconnect."""
+    finished = [j["job_id"] for j in requests.get(f"{cluster.base}/jobs?state=succeeded", timeout=30).json()["jobs"]]
+    assert len(finished) >= 4  # three spread over the workers, one across the API restart
+    before = {j: requests.get(f"{cluster.base}/evaluate?job_id={j}", timeout=30).content for j in finished}
+    stop(cluster.redis)
+    cluster.start_redis()  # the same port, empty: nothing was persisted
+    after = {j: requests.get(f"{cluster.base}/evaluate?job_id={j}", timeout=30).content for j in finished}
+    assert after == before
+    job_id = cluster.submit({**TINY, "seed": 3})  # the teacher of the API-restart test, cached
+    done = cluster.finished(job_id, 600)
+    assert done["state"] == "succeeded", done["error"]
+    assert requests.get(f"{cluster.base}/download?job_id={job_id}", timeout=30).content[:2] == b"PK"

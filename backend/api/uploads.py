@@ -76,7 +76,8 @@ def delete_upload(upload_id: str):
         store.delete_upload(current_app.config["UPLOAD_DIR"], upload_id, jobs.jobs_using_upload)
     except store.UploadError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
-    disk.remove_teachers_of_dataset(jobs.cache_dir / "teachers", upload_id)  # teachers trained on it
+    for kind in ("teachers", "students"):  # the models trained on it
+        disk.remove_cached_of_dataset(jobs.cache_dir / kind, upload_id)
     return "", 204
 
 

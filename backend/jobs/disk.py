@@ -129,7 +129,7 @@ def _children(folder: Path) -> list[Path]:
         return []
 
 
-# ---------------------------------------------------------------- teacher cache
+# ---------------------------------------------------------------- model caches (teachers, distilled students)
 
 
 def _size(folder: Path) -> int:
@@ -137,31 +137,32 @@ def _size(folder: Path) -> int:
 
 
 def _last_used(folder: Path) -> float:
-    """When a cached teacher was last saved or loaded: its meta.json's mtime (touched on every use)."""
+    """When a cached model was last saved or loaded: its meta.json's mtime (touched on every use)."""
     try:
         return (folder / "meta.json").stat().st_mtime
     except FileNotFoundError:
         return 0.0
 
 
-def touch_teacher(folder: Path) -> None:
-    """Mark a cached teacher as used now (least-recently-used eviction reads this)."""
+def touch_cached(folder: Path) -> None:
+    """Mark a cached teacher or student as used now (least-recently-used eviction reads this)."""
     try:
         (folder / "meta.json").touch(exist_ok=True)
     except FileNotFoundError:
         pass
 
 
-def prune_teacher_cache(teachers_dir: Path, *, max_entries: int = 0, max_mb: float = 0,
-                        in_use_s: float = TEACHER_IN_USE_S, now: float | None = None) -> list[str]:
-    """Evict least recently used teachers until at most max_entries / max_mb remain (0: no bound).
+def prune_model_cache(cache_dir: Path, *, max_entries: int = 0, max_mb: float = 0,
+                      in_use_s: float = TEACHER_IN_USE_S, now: float | None = None) -> list[str]:
+    """Evict the least recently used entries of a model cache (cache/teachers or cache/students) until at most
+    max_entries / max_mb remain (0: no bound).
 
     An entry used in the last in_use_s seconds is never evicted (a job may be loading it), so the cache can
     stay over its bound until those age. Eviction is an atomic rename, then a delete. Returns evicted names."""
     if max_entries <= 0 and max_mb <= 0:
         return []
     now = time.time() if now is None else now
-    entries = [e for e in _children(teachers_dir)
+    entries = [e for e in _children(cache_dir)
                if e.is_dir() and not e.name.endswith(".tmp") and not e.name.startswith(TRASH_PREFIX)]
     entries.sort(key=_last_used)  # oldest use first
     sizes = {e.name: _size(e) for e in entries}
@@ -178,14 +179,14 @@ def prune_teacher_cache(teachers_dir: Path, *, max_entries: int = 0, max_mb: flo
         evicted.append(entry.name)
         count, total = count - 1, total - sizes[entry.name]
     if evicted:
-        log.info("teacher cache: evicted %s", ", ".join(evicted))
+        log.info("%s cache: evicted %s", cache_dir.name, ", ".join(evicted))
     return evicted
 
 
-def remove_teachers_of_dataset(teachers_dir: Path, dataset: str) -> list[str]:
-    """Remove cached teachers trained on one dataset (an upload being deleted); returns their names."""
+def remove_cached_of_dataset(cache_dir: Path, dataset: str) -> list[str]:
+    """Remove the cached teachers or students trained on one dataset (an upload being deleted); their names."""
     gone = []
-    for entry in _children(teachers_dir):
+    for entry in _children(cache_dir):
         try:
             meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -341,8 +341,9 @@ class JobManager:
                 pass
         if doomed:
             log.info("retention: deleted %d finished job(s): %s", len(doomed), ", ".join(doomed[:20]))
-        disk.prune_teacher_cache(self.cache_dir / "teachers", max_entries=keep.cache_max_entries,
-                                 max_mb=keep.cache_max_mb)
+        for kind in ("teachers", "students"):  # each bounded by the same settings
+            disk.prune_model_cache(self.cache_dir / kind, max_entries=keep.cache_max_entries,
+                                   max_mb=keep.cache_max_mb)
         return doomed
 
     def _after_job(self) -> None:

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from backend.jobs.disk import touch_teacher
+from backend.jobs.disk import touch_cached
 from backend.models.registry import ModelSpec
 from backend.models.vision import PretrainedUnavailable
 
@@ -103,7 +103,7 @@ def cache_lock(path: Path, *, check: Callable[[], None] | None = None, poll_s: f
 
 def load_cached(path: Path, spec: ModelSpec, *, preset: str, class_names: list[str]):
     """(model, tokenizer, meta) from the cache, or None when absent."""
-    touch_teacher(path)  # used now: eviction (LRU) spares it while this job loads it
+    touch_cached(path)  # used now: eviction (LRU) spares it while this job loads it
     try:
         meta = json.loads((path / "meta.json").read_text())
     except FileNotFoundError:  # absent, or evicted just now: train it again

@@ -185,6 +185,21 @@ def test_a_full_queue_refuses_the_whole_study(idle_app):
     assert http.get("/jobs").get_json()["count"] == 4  # refused whole: nothing of it queued
 
 
+def test_a_study_is_admitted_only_if_all_its_points_fit(idle_app):
+    idle_app.config["MAX_QUEUED_JOBS"] = 5
+    http = idle_app.test_client()
+    small = {"model_name": "resnet18", "grid": {"sparsity": [0.3, 0.5], "structural_ratio": [0.25]}}
+    assert http.post("/studies", json=small).status_code == 202  # 2 waiting
+    big = {"model_name": "resnet18", "grid": {"sparsity": [0.3, 0.5], "structural_ratio": [0.25, 0.5]}}
+    res = http.post("/studies", json=big)  # 2 + 4 > 5
+    assert res.status_code == 429 and res.get_json()["error"]["code"] == "queue_full"
+    assert http.post("/studies", json={**big, "grid": {"sparsity": [0.3, 0.5, 0.7], "structural_ratio": [0.25]}}
+                     ).status_code == 202  # 2 + 3 fit
+    assert http.get("/jobs").get_json()["count"] == 5
+    bad = http.post("/studies", json={**small, "grid": {"sparsity": [7]}})  # a bad grid is a 400 before the cap
+    assert bad.status_code == 400
+
+
 def _fake_runner(config, callbacks, *, job_id, out_dir, cache_dir, upload_dir):
     """A scripted job: a report with the figures a study row reads; sparser is less accurate and faster."""
     from types import SimpleNamespace

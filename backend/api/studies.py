@@ -48,9 +48,8 @@ def get_study(study_id: Any) -> StudyRecord:
 def create_study():
     """Validate every point of the grid, then queue them all as jobs; 202 {study_id, job_ids}."""
     body = json_body()
-    check_queue_room()
     try:
-        study = service().create(body)
+        study = service().create(body, admit=check_queue_room)
     except ConfigError as exc:
         raise ApiError(400, "invalid_option", str(exc), field=exc.field) from None
     answer = {"study_id": study.id, "job_ids": study.job_ids, "points_total": len(study.points), "points_done": 0,

@@ -37,13 +37,15 @@ def train():
     return jsonify(answer), 202, {"Location": f"/jobs/{record.id}"}
 
 
-def check_queue_room() -> None:
-    """429 with Retry-After once MAX_QUEUED_JOBS jobs wait: one caller cannot queue unbounded work.
+def check_queue_room(jobs: int = 1) -> None:
+    """429 with Retry-After unless `jobs` more fit under MAX_QUEUED_JOBS: one caller cannot queue unbounded work.
 
-    A study's points are admitted together once this passes, so the queue stays under the cap plus one study.
+    A study's points are admitted together or not at all: into an empty queue a study larger than the cap still
+    fits (its grid is capped too), otherwise all its points must fit under the cap. So the queue never holds more
+    than the larger of the cap and one study.
     """
-    cap = int(current_app.config["MAX_QUEUED_JOBS"])
-    if manager().queue_length() >= cap:
+    cap, waiting = int(current_app.config["MAX_QUEUED_JOBS"]), manager().queue_length()
+    if waiting >= cap or (waiting > 0 and waiting + jobs > cap):
         raise ApiError(429, "queue_full", f"{cap} jobs are already waiting (MAX_QUEUED_JOBS); retry when one "
                        "has started, or cancel one.", headers={"Retry-After": str(QUEUE_RETRY_AFTER_S)})
 

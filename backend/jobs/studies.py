@@ -200,9 +200,13 @@ class StudyService:
         self._watcher: _StudyWatcher | None = None
         self._metrics: dict[str, dict[str, Any]] = {}  # job_id -> its row figures: a succeeded report never changes
 
-    def create(self, body: Mapping[str, Any]) -> StudyRecord:
-        """Validate every point, then submit them all as jobs; nothing is submitted when one is bad."""
+    def create(self, body: Mapping[str, Any], admit: Callable[[int], None] | None = None) -> StudyRecord:
+        """Validate every point, then submit them all as jobs; nothing is submitted when one is bad.
+
+        `admit(n)` runs after validation, before anything is queued: it raises to refuse the n points (queue cap)."""
         axes, options, configs = expand_grid(body)
+        if admit is not None:
+            admit(len(configs))
         points = []
         for config in configs:
             record = self.manager.submit(config)

@@ -6,30 +6,15 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from backend.kd.callbacks import Callbacks
+from backend.kd.callbacks import PHASES, Callbacks
+from backend.metrics.jsonsafe import jsonable
 
-PHASES = ("data", "teacher", "student", "distill", "prune", "evaluate")
+__all__ = ["PHASES", "Emit", "JobRelay", "jsonable"]
+
 # Rough share of a job's time per phase, for an overall percentage (an estimate, and named so).
 _PHASE_WEIGHT = {"data": 5, "teacher": 30, "student": 5, "distill": 25, "prune": 25, "evaluate": 10}
 
 Emit = Callable[..., None]  # emit(event, payload, room=None)
-
-
-def jsonable(value: Any) -> Any:
-    """A copy that strict JSON can hold: NaN/inf -> None, numpy/torch scalars -> numbers, tuples -> lists."""
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
-        return jsonable(value.tolist())
-    if hasattr(value, "item"):
-        return jsonable(value.item())
-    return str(value)
 
 
 class JobRelay(Callbacks):

@@ -12,7 +12,6 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,9 @@ import pytest
 from backend.app import create_app
 from backend.data import uploads
 from backend.jobs import CANCELLED, RUNNING, SUCCEEDED, JobManager, disk
+from tests.fake_jobs import finished
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Result:
-    report: dict
-    out_dir: Path
-    artifacts: dict = field(default_factory=dict)
 
 
 def writer(gate: threading.Event | None = None, started: threading.Event | None = None):
@@ -39,12 +32,9 @@ def writer(gate: threading.Event | None = None, started: threading.Event | None 
             started.set()
         if gate is not None:
             gate.wait(30)
-        out = Path(out_dir)
-        (out / "plots").mkdir(parents=True, exist_ok=True)
-        (out / "plots" / "accuracy.png").write_bytes(b"\x89PNG fake")
-        (out / "bundle.zip").write_bytes(b"PK")
-        (out / "matlab_metrics.json").write_text("{}")
-        return Result({"metadata": {"job_id": job_id}}, out, {"bundle": "bundle.zip", "plots/accuracy": "plots/accuracy.png"})
+        return finished(out_dir, {"metadata": {"job_id": job_id}},
+                        {"bundle": ("bundle.zip", b"PK"), "plots/accuracy": ("plots/accuracy.png", b"\x89PNG fake"),
+                         "matlab": ("matlab_metrics.json", b"{}")})
 
     return run
 

@@ -31,7 +31,6 @@ class JobRelay(Callbacks):
         self._lock = threading.Lock()
         self.phase: str | None = None
         self.phase_timings: dict[str, float] = {}
-        self.metrics_history: list[dict[str, Any]] = []
         self._started = clock()
         self._progress: dict[str, Any] = {}
         self._last_emit = self._last_persist = float("-inf")
@@ -75,11 +74,7 @@ class JobRelay(Callbacks):
 
     def on_metrics(self, phase: str, metrics: dict[str, Any]) -> None:
         """Validation or pruning-step results, relayed as they come."""
-        entry = {"phase": phase, "metrics": jsonable(metrics)}
-        with self._lock:
-            self.metrics_history.append(entry)
-            del self.metrics_history[:-200]
-        self._send("training_metrics", dict(entry))
+        self._send("training_metrics", {"phase": phase, "metrics": metrics})
 
     def should_stop(self) -> bool:
         """True once cancellation was asked for."""

@@ -22,7 +22,7 @@ from backend.data import datasets as ds
 from backend.data import public
 from backend.jobconfig import JobConfig
 from backend.kd import loop
-from backend.kd.callbacks import CallbackList, Callbacks
+from backend.kd.callbacks import PHASES, CallbackList, Callbacks
 from backend.models import adapters, teachers, vision
 from backend.models import text as text_models
 from backend.models.registry import ModelSpec, defaults, get_model_spec
@@ -32,7 +32,6 @@ from backend.runtime import environment_info
 
 AUGMENTATION = (f"training split only: per image random resized crop (area {ds.AUGMENT_SCALE[0]:g}-"
                 f"{ds.AUGMENT_SCALE[1]:g}) + horizontal flip (torchvision.transforms.v2); teacher logits per step")
-PHASES = ("data", "teacher", "student", "distill", "prune", "evaluate")
 
 
 @dataclass

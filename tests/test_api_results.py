@@ -47,14 +47,13 @@ def test_visualize_lists_kinds(client):
 
 
 def test_visualize_without_kind_is_the_overview_png(tmp_path):
-    from pathlib import Path
-
-    from tests.test_jobs_manager import Result
+    from backend.metrics.plots import PLOT_KINDS, render_plot
+    from tests.fake_jobs import finished
     from tests.test_metrics_report import realistic_report
 
     def runner(config, callbacks, *, job_id, out_dir, cache_dir, upload_dir):
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        return Result(realistic_report(), Path(out_dir), {})
+        report = realistic_report()  # the overview drawn from a real report, as the pipeline draws it
+        return finished(out_dir, report, {"plots/overview": ("plots/overview.png", render_plot(report, "overview"))})
 
     app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "START_WORKERS": False})
     try:
@@ -68,5 +67,10 @@ def test_visualize_without_kind_is_the_overview_png(tmp_path):
             assert res.data.startswith(b"\x89PNG") and len(res.data) > 20_000  # four panels drawn
             assert "overview" in res.headers["Content-Disposition"]
         assert client.get("/visualize?kind=pie").status_code == 400
+        # What the job did not write is a 404 naming it, never drawn or computed afresh from the report.
+        other = next(kind for kind in PLOT_KINDS if kind != "overview")
+        for res in (client.get(f"/visualize?kind={other}"), client.get("/matlab_metrics")):
+            assert res.status_code == 404 and res.get_json()["error"]["code"] == "artifact_missing"
+        assert set(client.get("/evaluate").get_json()) == set(realistic_report())  # the report.json it wrote
     finally:
         app.extensions["jobs"].shutdown()

@@ -63,3 +63,19 @@ def test_unhandled_exception_is_json_500_without_traceback(app):
 def test_cors_header_for_other_origin(client):
     res = client.get("/test", headers={"Origin": "http://localhost:3000"})
     assert res.headers.get("Access-Control-Allow-Origin") in {"*", "http://localhost:3000"}
+
+
+def test_app_process_starts_without_torch(tmp_path):
+    # The API process stays light: the JSON sanitiser it shares with the report must not import torch.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    program = ("import sys\n"
+               "from backend.app import create_app\n"
+               f"create_app({{'TESTING': True, 'DATA_DIR': {str(tmp_path / 'd')!r}}})\n"
+               "import backend.jobs.events, backend.metrics.jsonsafe\n"
+               "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    done = subprocess.run([sys.executable, "-c", program], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

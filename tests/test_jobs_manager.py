@@ -9,8 +9,6 @@ import json
 import math
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -19,13 +17,7 @@ from backend.jobs import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobMana
                           JobStore, jsonable)
 from backend.jobs.store import INTERRUPTED
 from backend.kd.callbacks import CallbackList
-
-
-@dataclass
-class Result:
-    report: dict
-    out_dir: Path
-    artifacts: dict = field(default_factory=dict)
+from tests.fake_jobs import finished
 
 
 class Recorder:
@@ -63,10 +55,8 @@ def scripted(steps: int = 3, step_s: float = 0.0, fail: Exception | None = None,
             cb.on_phase_end(phase, {"seconds": 0.01})
         if fail is not None:
             raise fail
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "bundle.zip").write_bytes(b"PK")
-        return Result({"student_model_performance": {"accuracy": 0.9}, "metadata": {"job_id": job_id}},
-                      Path(out_dir), {"bundle": "bundle.zip"})
+        return finished(out_dir, {"student_model_performance": {"accuracy": 0.9}, "metadata": {"job_id": job_id}},
+                        {"bundle": ("bundle.zip", b"PK")})
 
     return run
 
@@ -99,7 +89,7 @@ def test_job_succeeds_with_event_sequence_and_artifacts(make):
     done = manager.get(job.id)
     assert done.state == SUCCEEDED and done.phase == "done" and done.error is None
     assert rec.statuses(job.id) == ["queued", "data", "teacher", "done"]
-    assert manager.report(done)["metadata"]["job_id"] == job.id  # report.json written for it
+    assert manager.report(done)["metadata"]["job_id"] == job.id  # the report.json it wrote
     assert set(done.artifacts) == {"bundle", "report"} and done.summary == {"student_accuracy": 0.9}
     assert done.phase_timings == {"data": 0.01, "teacher": 0.01}
     assert done.started_at and done.finished_at >= done.started_at

@@ -240,3 +240,15 @@ def test_sanitize_json_replaces_non_finite_and_library_scalars():
     assert clean["c"] == 0.5 and isinstance(clean["c"], float) and clean["d"] == 3 and clean["e"] == [1, 2]
     json.dumps(clean, allow_nan=False)
     assert not math.isnan(clean["c"])
+
+
+def test_jsonable_is_sanitize_json_without_reasons():
+    # One sanitiser: the API's jsonable differs from the report's only in leaving out the *_reason keys.
+    from pathlib import Path
+
+    from backend.jobs import jsonable
+
+    raw = {"a": float("nan"), "p": Path("x") / "y", "s": {2, 1}, "t": torch.tensor([[1.0, float("inf")]])}
+    assert jsonable(raw) == {"a": None, "p": str(Path("x") / "y"), "s": [1, 2], "t": [[1.0, None]]}
+    assert sanitize_json(raw) == {**jsonable(raw), "a_reason": sanitize_json(raw)["a_reason"]}
+    assert sanitize_json(raw)["a_reason"]

@@ -202,11 +202,11 @@ def test_a_study_is_admitted_only_if_all_its_points_fit(idle_app):
 
 def _fake_runner(config, callbacks, *, job_id, out_dir, cache_dir, upload_dir):
     """A scripted job: a report with the figures a study row reads; sparser is less accurate and faster."""
-    from types import SimpleNamespace
+    from tests.fake_jobs import finished
 
     perf = {"accuracy": 1.0 - config.sparsity / 10, "f1_macro": 0.9, "model_size_mb": 4.0,
             "latency_ms": {"batch_1": {"median_ms": 1.0 - config.sparsity}}}
-    return SimpleNamespace(report={"student_model_performance": perf, "metadata": {}}, artifacts={})
+    return finished(out_dir, {"student_model_performance": perf, "metadata": {}})
 
 
 def test_watcher_emits_one_study_progress_per_point(tmp_path):

@@ -183,14 +183,14 @@ def _paths() -> dict[str, Any]:
         "/evaluate": {"get": {
             "summary": "The full report of a succeeded job", "parameters": JOB_SELECTION,
             "responses": {"200": _json(OBJ, "Report"), "400": _err("Bad model_name"), "404": _err(
-                "No such job, or no succeeded job yet"), "409": _err("The job has not succeeded")}}},
+                "No such job, no succeeded job yet, or its report file is missing (artifact_missing)"), "409": _err("The job has not succeeded")}}},
         "/matlab_metrics": {"get": {
             "summary": "MATLAB-friendly metrics of a job, or (all=1) the latest job of every model",
             "parameters": JOB_SELECTION + STUDY_SELECTION + [_query("all", "1: the latest succeeded job of every "
                                                                            "model")],
             "responses": {"200": _json({"type": "object", "required": ["matlab_data"], "properties": {
                 "matlab_data": OBJ}}, "MATLAB data"), "400": _err("Bad model_name"),
-                "404": _err("No such job, or no succeeded job yet"), "409": _err("The job has not succeeded")}}},
+                "404": _err("No such job, no succeeded job yet, or the file the job wrote is missing (artifact_missing)"), "409": _err("The job has not succeeded")}}},
         "/visualize": {m: {
             "summary": "A PNG plot of a succeeded job; no kind: the overview (teacher vs student, four groups)",
             **({"requestBody": {"required": False, "content": {JSON: {"schema": {"type": "object", "properties": {
@@ -199,7 +199,7 @@ def _paths() -> dict[str, Any]:
                     "kind", "Plot kind; default: overview; with study_id: pareto (default) or study_sparsity")]}),
             "responses": {"200": {"description": "PNG", "content": {"image/png": {"schema": {
                 "type": "string", "format": "binary"}}}}, "400": _err("Unknown kind (the message lists them)"),
-                "404": _err("No such job, or no succeeded job yet"), "409": _err("The job has not succeeded")}}
+                "404": _err("No such job, no succeeded job yet, or the file the job wrote is missing (artifact_missing)"), "409": _err("The job has not succeeded")}}
             for m in ("get", "post")},
         "/download": {"get": {
             "summary": "ZIP bundle: student model, report, MATLAB data, CSV, plots, README (or a study's bundle)",

@@ -40,13 +40,11 @@ def matlab_metrics():
 
 
 def _matlab_of(record: JobRecord) -> dict[str, Any]:
-    """The job's matlab_metrics.json, or computed from its report when the file is absent."""
-    from backend.metrics.matlab import matlab_data
-
-    if "matlab" in record.artifacts:
+    """The job's matlab_metrics.json as written by the job; 404 when it is missing."""
+    try:
         data = json.loads(artifact(record, "matlab").read_text(encoding="utf-8"))
-    else:
-        data = matlab_data(_report(record))
+    except ValueError:
+        raise ApiError(404, "artifact_missing", f"The matlab file of job {record.id} is unreadable.") from None
     if isinstance(data, dict) and set(data) == {"matlab_data"}:
         data = data["matlab_data"]
     return jsonable(data)
@@ -55,7 +53,7 @@ def _matlab_of(record: JobRecord) -> dict[str, Any]:
 @bp.route("/visualize", methods=["GET", "POST"])
 def visualize():
     """A PNG plot of a job: JSON {job_id?, kind?} (or query parameters); no kind: the overview figure."""
-    from backend.metrics.plots import PLOT_KINDS, render_plot
+    from backend.metrics.plots import PLOT_KINDS
 
     body = json_body(required=False) if request.method == "POST" else None
     kind = arg("kind", body)
@@ -74,10 +72,7 @@ def visualize():
         raise ApiError(400, "invalid_option", f"kind must be one of {list(PLOT_KINDS)}, got '{clip(kind)}'.",
                        field="kind")
     record = finished_job(body)
-    if f"plots/{kind}" in record.artifacts:
-        png = artifact(record, f"plots/{kind}").read_bytes()
-    else:
-        png = render_plot(_report(record), kind)
+    png = artifact(record, f"plots/{kind}").read_bytes()  # the job drew every kind: served, never redrawn here
     return send_file(io.BytesIO(png), mimetype="image/png", download_name=f"{record.id}_{kind}.png")
 
 

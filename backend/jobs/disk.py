@@ -18,11 +18,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.data.uploads.common import UPLOAD_ID_RE  # one definition of what an upload id looks like
+
 log = logging.getLogger(__name__)
 
 TRASH_PREFIX = ".trash-"
 JOB_ID_RE = re.compile(r"^job_[0-9a-f]{16}$")
-UPLOAD_ID_RE = re.compile(r"^upl_[0-9a-f]{32}$")
 # An entry of the teacher cache used this recently is never evicted: a job may be loading it right now.
 TEACHER_IN_USE_S = 600.0
 

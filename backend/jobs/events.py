@@ -6,30 +6,15 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from backend.kd.callbacks import Callbacks
+from backend.kd.callbacks import PHASES, Callbacks
+from backend.metrics.jsonsafe import jsonable
 
-PHASES = ("data", "teacher", "student", "distill", "prune", "evaluate")
+__all__ = ["PHASES", "Emit", "JobRelay", "jsonable"]
+
 # Rough share of a job's time per phase, for an overall percentage (an estimate, and named so).
 _PHASE_WEIGHT = {"data": 5, "teacher": 30, "student": 5, "distill": 25, "prune": 25, "evaluate": 10}
 
 Emit = Callable[..., None]  # emit(event, payload, room=None)
-
-
-def jsonable(value: Any) -> Any:
-    """A copy that strict JSON can hold: NaN/inf -> None, numpy/torch scalars -> numbers, tuples -> lists."""
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
-        return jsonable(value.tolist())
-    if hasattr(value, "item"):
-        return jsonable(value.item())
-    return str(value)
 
 
 class JobRelay(Callbacks):
@@ -46,7 +31,6 @@ class JobRelay(Callbacks):
         self._lock = threading.Lock()
         self.phase: str | None = None
         self.phase_timings: dict[str, float] = {}
-        self.metrics_history: list[dict[str, Any]] = []
         self._started = clock()
         self._progress: dict[str, Any] = {}
         self._last_emit = self._last_persist = float("-inf")
@@ -90,11 +74,7 @@ class JobRelay(Callbacks):
 
     def on_metrics(self, phase: str, metrics: dict[str, Any]) -> None:
         """Validation or pruning-step results, relayed as they come."""
-        entry = {"phase": phase, "metrics": jsonable(metrics)}
-        with self._lock:
-            self.metrics_history.append(entry)
-            del self.metrics_history[:-200]
-        self._send("training_metrics", dict(entry))
+        self._send("training_metrics", {"phase": phase, "metrics": metrics})
 
     def should_stop(self) -> bool:
         """True once cancellation was asked for."""

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -146,17 +144,8 @@ def _on_device(config: JobConfig, device: str | None) -> JobConfig:
 
 
 def _store_result(result: Any, out_dir: Path) -> dict[str, str]:
-    """Artifacts of a finished job; writes report.json (atomically) if the pipeline did not."""
-    artifacts = dict(getattr(result, "artifacts", None) or {})
-    report_rel = artifacts.get("report", "report.json")
-    report_path = out_dir / report_rel
-    if not report_path.exists():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = report_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(jsonable(result.report), indent=2, allow_nan=False), encoding="utf-8")
-        os.replace(tmp, report_path)
-    artifacts["report"] = report_rel
-    return {str(k): str(v) for k, v in artifacts.items()}
+    """Artifacts of a finished job, as the pipeline wrote and named them (name -> path under out_dir)."""
+    return {str(k): str(v) for k, v in (getattr(result, "artifacts", None) or {}).items()}
 
 
 def _summary(report: Any) -> dict[str, Any]:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# A job's phases, in order: the pipeline runs them, the relay weights progress by them, the report times them.
+PHASES = ("data", "teacher", "student", "distill", "prune", "evaluate")
+
 
 class JobCancelled(Exception):
     """Raised inside a job when its stop flag is set."""

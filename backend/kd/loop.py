@@ -165,16 +165,6 @@ def evaluate(model: nn.Module, adapter, data: TensorSet, batch_size: int = 128) 
 
 
 @torch.inference_mode()
-def predictions(model: nn.Module, adapter, data: TensorSet, batch_size: int = 128) -> torch.Tensor:
-    """Predicted class indices over `data`."""
-    was_training = model.training
-    model.eval()
-    out = torch.cat([adapter.predict(model, b) for b in data.batches(batch_size)])
-    model.train(was_training)
-    return out
-
-
-@torch.inference_mode()
 def mean_kl(teacher: nn.Module, student: nn.Module, adapter, data: TensorSet, temperature: float = 1.0,
             batch_size: int = 128) -> float:
     """Mean KL(teacher || student) per logit row at `temperature` over `data` (teacher-forced for T5)."""

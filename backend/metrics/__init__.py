@@ -7,6 +7,7 @@ Modules (import the one you need; this package imports nothing, so a light calle
     complexity     count_flops, space_complexity
     measure        measure_pair
     report         build_report, report_to_json, sanitize_json
+    jsonsafe       sanitize_json, jsonable, to_strict_json (the one NaN/numpy/torch -> JSON rule; no torch import)
     matlab         matlab_data, matlab_all_models, metrics_csv
     plots          PLOT_KINDS, render_plot
 """

@@ -1,13 +1,15 @@
-"""Strict JSON: non-finite numbers become null with a reason, library scalars become Python numbers."""
+"""Strict JSON, decided in one place: non-finite numbers become null, library scalars/arrays become Python values.
+
+Used by the report (null with a reason) and by the API and job events (plain null, via jsonable). Duck typed on
+tolist()/item(), so numpy arrays and torch tensors convert without this module importing either: the API process
+stays free of torch.
+"""
 from __future__ import annotations
 
 import json
 import math
-from pathlib import PurePath
+from collections.abc import Mapping
 from typing import Any
-
-import numpy as np
-import torch
 
 REASON_SUFFIX = "_reason"  # the null convention: key: null next to key_reason: "why"
 NON_FINITE_REASON = "the measured value was not a finite number (NaN or infinity)"
@@ -15,13 +17,15 @@ UNKNOWN_REASON = "not available: it was not supplied to or measured by the repor
 
 
 def _scalar(obj: Any) -> Any:
-    """A Python number for numpy/torch scalars and 0-d arrays; the object itself otherwise."""
-    if isinstance(obj, torch.Tensor):
-        return obj.item() if obj.numel() == 1 and obj.dim() == 0 else obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
+    """Python numbers/lists for numpy/torch scalars, arrays and tensors; the object itself otherwise."""
+    if obj is None or isinstance(obj, (bool, int, float, str, Mapping, list, tuple, set, frozenset)):
+        return obj
+    tolist = getattr(obj, "tolist", None)  # numpy arrays and scalars, torch tensors
+    if callable(tolist):
+        return tolist()
+    item = getattr(obj, "item", None)
+    if callable(item):
+        return item()
     return obj
 
 
@@ -29,27 +33,33 @@ def _is_non_finite(obj: Any) -> bool:
     return isinstance(obj, float) and not math.isfinite(obj)
 
 
-def sanitize_json(obj: Any) -> Any:
-    """A copy that json.dumps(allow_nan=False) accepts: NaN/inf -> None (reason added in dicts), scalars -> Python."""
+def sanitize_json(obj: Any, *, reasons: bool = True) -> Any:
+    """A copy that json.dumps(allow_nan=False) accepts: NaN/inf -> None, scalars -> Python, tuples/sets -> lists.
+
+    With reasons, a dict key whose value was non-finite also gets key_reason (unless it has one already).
+    """
     obj = _scalar(obj)
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
         for key, value in obj.items():
             value = _scalar(value)
-            out[str(key)] = None if _is_non_finite(value) else sanitize_json(value)
-            if _is_non_finite(value) and f"{key}{REASON_SUFFIX}" not in obj:
+            out[str(key)] = None if _is_non_finite(value) else sanitize_json(value, reasons=reasons)
+            if reasons and _is_non_finite(value) and f"{key}{REASON_SUFFIX}" not in obj:
                 out[f"{key}{REASON_SUFFIX}"] = NON_FINITE_REASON
         return out
     if isinstance(obj, (list, tuple, set, frozenset)):
         items = sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else obj
-        return [None if _is_non_finite(_scalar(v)) else sanitize_json(v) for v in items]
+        return [sanitize_json(v, reasons=reasons) for v in items]
     if _is_non_finite(obj):
         return None
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    if isinstance(obj, PurePath):
-        return str(obj)
-    return repr(obj)
+    return str(obj)  # paths, devices, dtypes, enums: their readable name
+
+
+def jsonable(value: Any) -> Any:
+    """sanitize_json without reasons: what the API and job events send (NaN/inf -> plain null)."""
+    return sanitize_json(value, reasons=False)
 
 
 def ensure_reasons(obj: Any, default: str = UNKNOWN_REASON) -> Any:

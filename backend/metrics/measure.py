@@ -13,8 +13,6 @@ from .compression import count_parameters, count_layers, sparsity
 from .effectiveness import classification_metrics
 from .efficiency import measure_latency, memory_footprint, model_size
 
-NAMES = ("teacher", "student")
-
 
 def _predict_split(models: dict[str, nn.Module], predict: Predict,
                    test_batches: Sequence[tuple[Batch, torch.Tensor]]) -> tuple[dict, list[int], dict]:

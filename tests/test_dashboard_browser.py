@@ -99,6 +99,7 @@ class Page:
         self.page.goto(url)
         self.page.wait_for_selector("body[data-ready=true]")
         assert self.page.locator("#model option[value=resnet18]").count() == 1, "models were not loaded"
+        assert self.page.locator("#model option[value=bert]").count() == 1, "every registered model is offered"
 
     def close(self) -> None:
         self.context.close()

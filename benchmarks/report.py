@@ -70,15 +70,32 @@ def _server_rows(srv: dict | None) -> list[str]:
     return out
 
 
+def _load(results: dict) -> str:
+    load = results.get("load_average_at_start")
+    return "" if load is None else f", load average {load:.1f} at its start"
+
+
+def _earlier(results: dict) -> str:
+    """Which figures come from an earlier run (`python -m benchmarks --merge` re-measures only some models)."""
+    earlier = [f"{r['model']} (run started {r['run_started_at']})" for r in results["compression"]
+               if r.get("run_started_at", results["started_at"]) != results["started_at"]]
+    parts = [f" Rows of earlier runs, kept by `--merge`: {', '.join(earlier)}." if earlier else ""]
+    for key, title in (("training_loop", "training loop"), ("server", "server responsiveness")):
+        when = (results.get(key) or {}).get("run_started_at")
+        if when and when != results["started_at"]:
+            parts.append(f" The {title} figures come from the run started {when}.")
+    return "".join(parts)
+
+
 def render(results: dict) -> str:
     """The whole BENCHMARKS.md."""
     env = results["environment"]
     lines = ["# Benchmarks", "",
              "Measured by `python -m benchmarks` (raw figures in `benchmarks/results.json`). Every number below comes "
-             "from that one run; nothing is estimated. Quick preset, built-in datasets, default options, seed 0.", "",
+             "from the run named here; nothing is estimated. Quick preset, built-in datasets, default options, seed 0.", "",
              f"Machine: {env['cpu_model']}, {env['cpu_count']} cores, torch {env['torch_version']} "
              f"({env['torch_threads']} threads), {env['platform']}. Run started {results['started_at']}, "
-             f"took {results['total_s']:.0f} s.", "",
+             f"took {results['total_s']:.0f} s{_load(results)}.{_earlier(results)}", "",
              "Latencies are medians of at least 30 interleaved runs (teacher and student alternating); speedups are "
              "ratios from the same run. Sizes: dense = safetensors bytes of the weights; deflated = the same bytes "
              "through zlib, which is what 30% unstructured sparsity buys on disk. Dense FLOPs do not fall with "

@@ -1,12 +1,14 @@
 """App factory and entry point: `python backend/app.py` serves on 127.0.0.1:5001."""
+
 from __future__ import annotations
 
 import argparse
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script (python backend/app.py, or python app.py in backend/)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,14 +33,23 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from backend.api.security import LOOPBACK_ORIGIN, Guard, init_security
 
     guard = Guard(app.config)  # never "*": loopback origins, the configured ones, and the page's own
-    CORS(app, origins=[LOOPBACK_ORIGIN, *guard.origins], expose_headers=["Content-Disposition", "Retry-After"],
-         allow_headers=["Content-Type", "Authorization"], max_age=600)
+    CORS(
+        app,
+        origins=[LOOPBACK_ORIGIN, *guard.origins],
+        expose_headers=["Content-Disposition", "Retry-After"],
+        allow_headers=["Content-Type", "Authorization"],
+        max_age=600,
+    )
     # With a broker, Socket.IO also listens on it: workers on other processes or machines emit through it.
-    socketio.init_app(app, async_mode="threading", cors_allowed_origins=guard.origin_allowed,
-                      message_queue=app.config.get("BROKER_URL") or None)
+    socketio.init_app(
+        app,
+        async_mode="threading",
+        cors_allowed_origins=guard.origin_allowed,
+        message_queue=app.config.get("BROKER_URL") or None,
+    )
 
-    from backend.api.errors import register_error_handlers
     from backend.api import health
+    from backend.api.errors import register_error_handlers
 
     init_security(app, guard)  # after init_app: its Host check and headers wrap Socket.IO's answers too
     register_error_handlers(app)
@@ -81,8 +92,12 @@ def serve_prepare(overrides: Mapping[str, Any] | None = None) -> Flask:
 
 LOOPBACK_BIND = {"127.0.0.1", "localhost", "::1"}
 # flag -> config key; the KD_* variable of the same name is the default (backend/config.py)
-SECURITY_FLAGS = {"cors_origins": "CORS_ORIGINS", "allowed_hosts": "ALLOWED_HOSTS", "api_token": "API_TOKEN",
-                  "max_queued_jobs": "MAX_QUEUED_JOBS"}
+SECURITY_FLAGS = {
+    "cors_origins": "CORS_ORIGINS",
+    "allowed_hosts": "ALLOWED_HOSTS",
+    "api_token": "API_TOKEN",
+    "max_queued_jobs": "MAX_QUEUED_JOBS",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,25 +106,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("KD_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("KD_PORT", "5001")))
     parser.add_argument("--data-dir", default=os.environ.get("KD_DATA_DIR"))
-    for flag, kind, what in (("--retain-jobs", int, "keep only the newest N finished jobs (0: all)"),
-                             ("--retain-days", float, "delete finished jobs older than D days (0: never)"),
-                             ("--teacher-cache-max-entries", int, "at most N cached teachers, LRU evicted (0: no bound)"),
-                             ("--teacher-cache-max-mb", float, "at most this many MB of cached teachers (0: no bound)")):
+    for flag, kind, what in (
+        ("--retain-jobs", int, "keep only the newest N finished jobs (0: all)"),
+        ("--retain-days", float, "delete finished jobs older than D days (0: never)"),
+        ("--teacher-cache-max-entries", int, "at most N cached teachers, LRU evicted (0: no bound)"),
+        ("--teacher-cache-max-mb", float, "at most this many MB of cached teachers (0: no bound)"),
+    ):
         parser.add_argument(flag, type=kind, help=what)
-    parser.add_argument("--cors-origins", help="more origins allowed to call the API, comma-separated "
-                        "(KD_CORS_ORIGINS); loopback origins are always allowed")
-    parser.add_argument("--allowed-hosts", help="more Host names this server answers to, comma-separated "
-                        "(KD_ALLOWED_HOSTS); loopback names and --host are always served")
+    parser.add_argument(
+        "--cors-origins",
+        help="more origins allowed to call the API, comma-separated "
+        "(KD_CORS_ORIGINS); loopback origins are always allowed",
+    )
+    parser.add_argument(
+        "--allowed-hosts",
+        help="more Host names this server answers to, comma-separated "
+        "(KD_ALLOWED_HOSTS); loopback names and --host are always served",
+    )
     parser.add_argument("--api-token", help="require 'Authorization: Bearer <token>' on every call (KD_API_TOKEN)")
-    parser.add_argument("--insecure-no-token", action="store_true",
-                        help="serve a non-loopback --host without a token (anyone who reaches the port can train)")
+    parser.add_argument(
+        "--insecure-no-token",
+        action="store_true",
+        help="serve a non-loopback --host without a token (anyone who reaches the port can train)",
+    )
     parser.add_argument("--max-queued-jobs", type=int, help="queue cap, 429 past it (KD_MAX_QUEUED_JOBS)")
-    parser.add_argument("--device", default=os.environ.get("KD_DEVICE"),
-                        help="default device of jobs that name none: auto (CUDA when present, else CPU), cpu, "
-                             "cuda, cuda:N, mps")
-    parser.add_argument("--broker", default=os.environ.get("KD_BROKER_URL"),
-                        help="Redis URL (redis://HOST:6379/0): jobs go to Celery workers started with "
-                             "python -m backend.worker; default: local worker processes")
+    parser.add_argument(
+        "--device",
+        default=os.environ.get("KD_DEVICE"),
+        help="default device of jobs that name none: auto (CUDA when present, else CPU), cpu, cuda, cuda:N, mps",
+    )
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get("KD_BROKER_URL"),
+        help="Redis URL (redis://HOST:6379/0): jobs go to Celery workers started with "
+        "python -m backend.worker; default: local worker processes",
+    )
     parser.add_argument("--workers", type=int, default=None, help="local worker processes (embedded mode)")
     return parser.parse_args(argv)
 
@@ -124,13 +155,16 @@ def main(argv: list[str] | None = None) -> None:
     for key in ("retain_jobs", "retain_days", "teacher_cache_max_entries", "teacher_cache_max_mb"):
         if getattr(args, key) is not None:
             overrides[key.upper()] = getattr(args, key)
-    overrides.update({key: getattr(args, flag) for flag, key in SECURITY_FLAGS.items()
-                      if getattr(args, flag) is not None})
+    overrides.update(
+        {key: getattr(args, flag) for flag, key in SECURITY_FLAGS.items() if getattr(args, flag) is not None}
+    )
     token = overrides.get("API_TOKEN") or os.environ.get("KD_API_TOKEN")
     if args.host not in LOOPBACK_BIND and not token and not args.insecure_no_token:
-        sys.exit(f"Refusing to serve {args.host} without an API token: anyone who can reach the port could "
-                 "start jobs and read results. Give --api-token (or KD_API_TOKEN), or --insecure-no-token to "
-                 "serve it open anyway.")
+        sys.exit(
+            f"Refusing to serve {args.host} without an API token: anyone who can reach the port could "
+            "start jobs and read results. Give --api-token (or KD_API_TOKEN), or --insecure-no-token to "
+            "serve it open anyway."
+        )
     if args.device:
         from backend.devices import DeviceError, check_device
 

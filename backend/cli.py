@@ -2,6 +2,7 @@
 
 A study: python -m backend.cli study --model resnet18 --sparsity 0.3,0.5 --structural-ratio 0.25,0.5 (study_cli).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,8 @@ from pathlib import Path
 
 from backend.config import BACKEND_DIR
 from backend.jobconfig import ConfigError, JobConfig
-from backend.models.registry import model_ids
 from backend.kd.callbacks import Callbacks
+from backend.models.registry import model_ids
 
 
 class ProgressBar(Callbacks):
@@ -54,15 +55,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dataset", help="digits, cifar10, synthetic_sentiment, or an upload_id")
     parser.add_argument("--preset", default="quick", choices=["quick", "standard"])
     parser.add_argument("--pretrained", default="auto", choices=["auto", "true", "false"])
-    for name, kind in (("epochs", int), ("kd-epochs", int), ("finetune-epochs", int), ("temperature", float),
-                       ("alpha", float), ("sparsity", float), ("pruning-steps", int), ("structural-ratio", float),
-                       ("seed", int), ("batch-size", int), ("learning-rate", float), ("max-samples", int)):
+    for name, kind in (
+        ("epochs", int),
+        ("kd-epochs", int),
+        ("finetune-epochs", int),
+        ("temperature", float),
+        ("alpha", float),
+        ("sparsity", float),
+        ("pruning-steps", int),
+        ("structural-ratio", float),
+        ("seed", int),
+        ("batch-size", int),
+        ("learning-rate", float),
+        ("max-samples", int),
+    ):
         parser.add_argument(f"--{name}", type=kind)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
-                        help="default: bf16 autocast on CUDA where supported, else fp32")
-    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="random resized crop + flip for vision training (default: on at standard, off at quick)")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        help="default: bf16 autocast on CUDA where supported, else fp32",
+    )
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random resized crop + flip for vision training (default: on at standard, off at quick)",
+    )
     parser.add_argument("--out", default="out", help="directory for the report and the model bundle")
     parser.add_argument("--cache-dir", default=str(BACKEND_DIR / "instance" / "cache"))
     parser.add_argument("--upload-dir", default=str(BACKEND_DIR / "uploads"))
@@ -87,10 +106,29 @@ def main(argv: list[str] | None = None) -> int:
 
         return study_main(argv[1:])
     args = parse_args(argv)
-    options = {"model_name": args.model, "dataset": args.dataset, "preset": args.preset, "pretrained": args.pretrained,
-               "device": args.device, "precision": args.precision, "augment": args.augment}
-    for key in ("epochs", "kd_epochs", "finetune_epochs", "temperature", "alpha", "sparsity", "pruning_steps",
-                "structural_ratio", "seed", "batch_size", "learning_rate", "max_samples"):
+    options = {
+        "model_name": args.model,
+        "dataset": args.dataset,
+        "preset": args.preset,
+        "pretrained": args.pretrained,
+        "device": args.device,
+        "precision": args.precision,
+        "augment": args.augment,
+    }
+    for key in (
+        "epochs",
+        "kd_epochs",
+        "finetune_epochs",
+        "temperature",
+        "alpha",
+        "sparsity",
+        "pruning_steps",
+        "structural_ratio",
+        "seed",
+        "batch_size",
+        "learning_rate",
+        "max_samples",
+    ):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     try:
@@ -101,10 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     from backend.pipeline import run_job
 
     job_id = f"cli-{uuid.uuid4().hex[:8]}"
-    result = run_job(config, ProgressBar(), job_id=job_id, out_dir=Path(args.out), cache_dir=Path(args.cache_dir),
-                     upload_dir=Path(args.upload_dir))
-    print(f"\n\n{summary_table(result.report)}\n\nreport: {result.out_dir / 'report.json'}\n"
-          f"bundle: {result.out_dir / 'bundle.zip'}")
+    result = run_job(
+        config,
+        ProgressBar(),
+        job_id=job_id,
+        out_dir=Path(args.out),
+        cache_dir=Path(args.cache_dir),
+        upload_dir=Path(args.upload_dir),
+    )
+    print(
+        f"\n\n{summary_table(result.report)}\n\nreport: {result.out_dir / 'report.json'}\n"
+        f"bundle: {result.out_dir / 'bundle.zip'}"
+    )
     return 0
 
 

@@ -1,9 +1,11 @@
 """Service configuration: defaults, overridden by environment variables, then by a dict."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 BACKEND_DIR = Path(__file__).resolve().parent
 

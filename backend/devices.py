@@ -2,11 +2,13 @@
 
 torch is imported inside the functions: the API validates options without paying for it at import time.
 """
+
 from __future__ import annotations
 
 import contextlib
 import re
-from typing import Callable, ContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -23,14 +25,19 @@ def available_devices() -> list[dict]:
 
     from backend.runtime import cpu_model
 
-    out = [{"device": "cpu", "name": cpu_model(), "memory_bytes": psutil.virtual_memory().total,
-            "bf16_autocast": True}]
+    out = [{"device": "cpu", "name": cpu_model(), "memory_bytes": psutil.virtual_memory().total, "bf16_autocast": True}]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
-            out.append({"device": f"cuda:{i}", "name": props.name, "memory_bytes": props.total_memory,
-                        "capability": f"{props.major}.{props.minor}",
-                        "bf16_autocast": bool(torch.cuda.is_bf16_supported())})
+            out.append(
+                {
+                    "device": f"cuda:{i}",
+                    "name": props.name,
+                    "memory_bytes": props.total_memory,
+                    "capability": f"{props.major}.{props.minor}",
+                    "bf16_autocast": bool(torch.cuda.is_bf16_supported()),
+                }
+            )
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         out.append({"device": "mps", "name": "Apple Metal (MPS)", "memory_bytes": None, "bf16_autocast": False})
     return out
@@ -47,8 +54,10 @@ def check_device(name: object) -> str:
         raise DeviceError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}.")
     name = name.strip().lower()
     if name != "auto" and name not in _names():
-        raise DeviceError(f"device {name!r} is not available on this machine; available: "
-                          f"{['auto', *[n for n in _names() if n != 'cuda']]}.")
+        raise DeviceError(
+            f"device {name!r} is not available on this machine; available: "
+            f"{['auto', *[n for n in _names() if n != 'cuda']]}."
+        )
     return name
 
 

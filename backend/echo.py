@@ -1,4 +1,5 @@
 """Values echoed back in error messages, cut short: a client's megabyte must not come back whole."""
+
 from __future__ import annotations
 
 from typing import Any

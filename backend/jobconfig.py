@@ -1,17 +1,21 @@
 """The configuration of one job: a dataclass validated once, at the boundary, and stored in the report."""
+
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from backend.echo import clip
 from backend.models.registry import PRESETS, UnknownModelError, get_model_spec
 
 # public ones (cifar10, cifar100, fashion_mnist, sst2, imdb, ag_news) are described in backend/data/public.py
-BUILTIN_DATASETS = {"vision": ("digits", "cifar10", "cifar100", "fashion_mnist"),
-                    "text": ("synthetic_sentiment", "sst2", "imdb", "ag_news")}
+BUILTIN_DATASETS = {
+    "vision": ("digits", "cifar10", "cifar100", "fashion_mnist"),
+    "text": ("synthetic_sentiment", "sst2", "imdb", "ag_news"),
+}
 DEFAULT_DATASET = {"vision": "digits", "text": "synthetic_sentiment"}
 UPLOAD_PREFIX = "upl_"
 QUANTIZE_OPTIONS = ("none", "dynamic_int8")  # dynamic_int8: ONNX Runtime quantize_dynamic of the exported student
@@ -34,8 +38,9 @@ LIMITS: dict[str, dict[str, Any]] = {
     "learning_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     "max_grad_norm": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000},
 }
-OPTIONAL = frozenset({"epochs", "kd_epochs", "finetune_epochs", "batch_size", "max_samples", "structural_ratio",
-                      "learning_rate"})  # None: the preset's default
+OPTIONAL = frozenset(
+    {"epochs", "kd_epochs", "finetune_epochs", "batch_size", "max_samples", "structural_ratio", "learning_rate"}
+)  # None: the preset's default
 
 
 class ConfigError(ValueError):
@@ -75,7 +80,7 @@ class JobConfig:
     quantize: str = "none"  # "none" | "dynamic_int8": an int8 student in ONNX Runtime, measured beside the others
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "JobConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> JobConfig:
         """Validate a JSON-like mapping; ConfigError names the first bad field."""
         if not isinstance(data, Mapping):
             raise ConfigError("body", "The request body must be a JSON object.")
@@ -104,16 +109,22 @@ class JobConfig:
         if not isinstance(self.dataset, str):
             raise ConfigError("dataset", "dataset must be a string.")
         if not self.dataset.startswith(UPLOAD_PREFIX) and self.dataset not in BUILTIN_DATASETS[spec.family]:
-            raise ConfigError("dataset", f"dataset '{clip(self.dataset)}' does not fit {spec.id} ({spec.family}); "
-                                         f"valid: {list(BUILTIN_DATASETS[spec.family])} or an upload_id of a "
-                                         f"{'CSV' if spec.family == 'text' else 'ZIP of class folders'}.")
-        if self.teacher_upload_id is not None and not (isinstance(self.teacher_upload_id, str)
-                                                       and self.teacher_upload_id.startswith(UPLOAD_PREFIX)):
+            raise ConfigError(
+                "dataset",
+                f"dataset '{clip(self.dataset)}' does not fit {spec.id} ({spec.family}); "
+                f"valid: {list(BUILTIN_DATASETS[spec.family])} or an upload_id of a "
+                f"{'CSV' if spec.family == 'text' else 'ZIP of class folders'}.",
+            )
+        if self.teacher_upload_id is not None and not (
+            isinstance(self.teacher_upload_id, str) and self.teacher_upload_id.startswith(UPLOAD_PREFIX)
+        ):
             raise ConfigError("teacher_upload_id", "teacher_upload_id must be an upload_id from POST /upload.")
         for name, limit in LIMITS.items():
             _check_number(self, name, limit, optional=name in OPTIONAL)
         if self.quantize not in QUANTIZE_OPTIONS:
-            raise ConfigError("quantize", f"quantize must be one of {list(QUANTIZE_OPTIONS)}, got '{clip(self.quantize)}'.")
+            raise ConfigError(
+                "quantize", f"quantize must be one of {list(QUANTIZE_OPTIONS)}, got '{clip(self.quantize)}'."
+            )
         self._check_augment(spec.family)
         self._check_device()
 

@@ -1,4 +1,5 @@
 """A served data dir's lifecycle: one server per data dir (a lock), and a clean stop on SIGTERM/SIGINT."""
+
 from __future__ import annotations
 
 import fcntl
@@ -38,8 +39,10 @@ class DataDirLock:
             fh.seek(0)
             holder = fh.read().strip() or "unknown"
             fh.close()
-            raise DataDirLocked(f"the data dir {self.data_dir} is in use by another server (PID {holder}); "
-                                "stop it first, or start this one with another --data-dir") from None
+            raise DataDirLocked(
+                f"the data dir {self.data_dir} is in use by another server (PID {holder}); "
+                "stop it first, or start this one with another --data-dir"
+            ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"{os.getpid()}\n")
@@ -62,8 +65,9 @@ def install_shutdown_handlers(stop: Callable[[], None], *, exit_code: int = 0) -
     def handler(signum: int, _frame: Any) -> None:
         if not once.acquire(blocking=False):
             return  # a second signal while stopping: the first one is already on its way out
-        log.warning("%s received: cancelling the running job (server shutdown), keeping the queue",
-                    signal.Signals(signum).name)
+        log.warning(
+            "%s received: cancelling the running job (server shutdown), keeping the queue", signal.Signals(signum).name
+        )
         try:
             stop()
         except Exception:

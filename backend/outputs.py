@@ -1,4 +1,5 @@
 """The files a finished job leaves: report, MATLAB data, CSV, plots, the student model, and one ZIP of it all."""
+
 from __future__ import annotations
 
 import json
@@ -49,15 +50,23 @@ Running the ONNX student with onnxruntime alone (pip install onnxruntime numpy)
   import numpy as np, onnxruntime as ort
   options = ort.SessionOptions(); options.intra_op_num_threads = 2
 """
-ORT_IMAGE = ORT_HEADER + """  session = ort.InferenceSession("onnx/student/model.onnx", options, providers=["CPUExecutionProvider"])
+ORT_IMAGE = (
+    ORT_HEADER
+    + """  session = ort.InferenceSession("onnx/student/model.onnx", options, providers=["CPUExecutionProvider"])
   images = np.zeros((1, 3, {size}, {size}), dtype=np.float32)   # preprocessed as above
   logits = session.run(None, {{"pixel_values": images}})[0]       # [batch, classes]
 """
-ORT_CLASSIFIER = ORT_HEADER + """  session = ort.InferenceSession("onnx/student/model.onnx", options, providers=["CPUExecutionProvider"])
+)
+ORT_CLASSIFIER = (
+    ORT_HEADER
+    + """  session = ort.InferenceSession("onnx/student/model.onnx", options, providers=["CPUExecutionProvider"])
   # input_ids / attention_mask: int64 [batch, {max_length}], from model/'s tokenizer (or any WordPiece code)
   logits = session.run(None, {{"input_ids": input_ids, "attention_mask": attention_mask}})[0]
 """
-ORT_TEXT2TEXT = ORT_HEADER + """  encoder = ort.InferenceSession("onnx/student/model_encoder.onnx", options, providers=["CPUExecutionProvider"])
+)
+ORT_TEXT2TEXT = (
+    ORT_HEADER
+    + """  encoder = ort.InferenceSession("onnx/student/model_encoder.onnx", options, providers=["CPUExecutionProvider"])
   decoder = ort.InferenceSession("onnx/student/model_decoder.onnx", options, providers=["CPUExecutionProvider"])
   # input_ids / attention_mask: int64 [batch, {max_length}] from model/'s tokenizer
   hidden = encoder.run(None, {{"input_ids": input_ids, "attention_mask": attention_mask}})[0]
@@ -71,6 +80,7 @@ ORT_TEXT2TEXT = ORT_HEADER + """  encoder = ort.InferenceSession("onnx/student/m
       if (out == {eos}).any(axis=1).all(): break                 # every row has its end token ({eos})
   # tok.batch_decode(out, skip_special_tokens=True) gives the class word
 """
+)
 
 
 def _atomic_write(path: Path, data: bytes | str) -> None:
@@ -123,8 +133,13 @@ def _export_model(state: Any, folder: Path, report: dict) -> str:
         export_vision_model(state.student, folder, state.image_size, state.raw.class_names)
         loading = VISION_LOADING.format(size=state.image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     onnx_files, onnx_loading = _onnx_readme(state, folder.parent / "onnx")
-    return BUNDLE_README.format(display=spec.display_name, job_id=report["metadata"].get("job_id"), loading=loading,
-                                onnx_files=onnx_files, onnx_loading=onnx_loading)
+    return BUNDLE_README.format(
+        display=spec.display_name,
+        job_id=report["metadata"].get("job_id"),
+        loading=loading,
+        onnx_files=onnx_files,
+        onnx_loading=onnx_loading,
+    )
 
 
 def _onnx_readme(state: Any, onnx_dir: Path) -> tuple[str, str]:
@@ -138,9 +153,13 @@ def _onnx_readme(state: Any, onnx_dir: Path) -> tuple[str, str]:
     if kind == "sequence_classifier":
         return files, ORT_CLASSIFIER.format(max_length=state.max_length)
     config = state.student.config
-    return files, ORT_TEXT2TEXT.format(max_length=state.max_length, start=config.decoder_start_token_id,
-                                eos=config.eos_token_id, pad=config.pad_token_id,
-                                steps=state.adapter.max_new_tokens)
+    return files, ORT_TEXT2TEXT.format(
+        max_length=state.max_length,
+        start=config.decoder_start_token_id,
+        eos=config.eos_token_id,
+        pad=config.pad_token_id,
+        steps=state.adapter.max_new_tokens,
+    )
 
 
 def _zip_bundle(out_dir: Path, members: list[str]) -> None:

@@ -2,16 +2,18 @@
 
 Knows nothing of Flask or Socket.IO: progress and cancellation go through callbacks.
 """
+
 from __future__ import annotations
 
 import contextlib
 import copy
 import random
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,8 +32,10 @@ from backend.pruning import progressive
 from backend.pruning.structural import make_student
 from backend.runtime import environment_info
 
-AUGMENTATION = (f"training split only: per image random resized crop (area {ds.AUGMENT_SCALE[0]:g}-"
-                f"{ds.AUGMENT_SCALE[1]:g}) + horizontal flip (torchvision.transforms.v2); teacher logits per step")
+AUGMENTATION = (
+    f"training split only: per image random resized crop (area {ds.AUGMENT_SCALE[0]:g}-"
+    f"{ds.AUGMENT_SCALE[1]:g}) + horizontal flip (torchvision.transforms.v2); teacher logits per step"
+)
 
 
 @dataclass
@@ -82,14 +86,18 @@ def resolved_hyperparameters(config: JobConfig, spec: ModelSpec) -> dict:
     for key in ("epochs", "kd_epochs", "finetune_epochs", "batch_size", "learning_rate"):
         if getattr(config, key) is not None:
             hp[key] = getattr(config, key)
-    hp["structural_ratio"] = config.structural_ratio if config.structural_ratio is not None \
-        else spec.default_structural_ratio
+    hp["structural_ratio"] = (
+        config.structural_ratio if config.structural_ratio is not None else spec.default_structural_ratio
+    )
     # the student's rate (KD, and fine-tuning at a third of it): the preset's, unless the request sets one for all
     if config.learning_rate is not None or "kd_learning_rate" not in hp:
         hp["kd_learning_rate"] = hp["learning_rate"]
     # random resized crop + flip: on for vision at the standard preset (224 inputs from smaller sources), off at quick
-    hp["augment"] = bool(config.augment) if config.augment is not None else \
-        (spec.family == "vision" and config.preset == "standard")
+    hp["augment"] = (
+        bool(config.augment)
+        if config.augment is not None
+        else (spec.family == "vision" and config.preset == "standard")
+    )
     return hp
 
 
@@ -120,16 +128,24 @@ def phase(state: JobState, cb: CallbackList, name: str) -> Iterator[dict]:
     cb.on_phase_end(name, {"phase": name, "seconds": state.timings[name], **info})
 
 
-def run_job(config: JobConfig, callbacks: Callbacks | None = None, *, job_id: str, out_dir: Path,
-            cache_dir: Path, upload_dir: Path) -> JobResult:
+def run_job(
+    config: JobConfig,
+    callbacks: Callbacks | None = None,
+    *,
+    job_id: str,
+    out_dir: Path,
+    cache_dir: Path,
+    upload_dir: Path,
+) -> JobResult:
     """Run one job; raises JobCancelled when the callbacks ask to stop."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     cb = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
     spec = get_model_spec(config.model_name)
-    state = JobState(config=config, spec=spec, hp=resolved_hyperparameters(config, spec),
-                     onnx_dir=Path(out_dir) / "onnx")
+    state = JobState(
+        config=config, spec=spec, hp=resolved_hyperparameters(config, spec), onnx_dir=Path(out_dir) / "onnx"
+    )
     place(state)
     started = time.perf_counter()
     seed_everything(config.seed)
@@ -171,10 +187,18 @@ def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
 
         path, meta = resolve_upload(upload_dir, config.dataset)
         if meta.get("kind") not in DATASET_KINDS[spec.family]:
-            raise ds.DataError(f"upload {config.dataset} is a {meta.get('kind')!r} file; {spec.display_name} needs "
-                               f"one of {list(DATASET_KINDS[spec.family])}.")
-        raw = ds.load_upload(spec.family, path, meta.get("filename", config.dataset), state.image_size,
-                             max_samples=config.max_samples, seed=config.seed)
+            raise ds.DataError(
+                f"upload {config.dataset} is a {meta.get('kind')!r} file; {spec.display_name} needs "
+                f"one of {list(DATASET_KINDS[spec.family])}."
+            )
+        raw = ds.load_upload(
+            spec.family,
+            path,
+            meta.get("filename", config.dataset),
+            state.image_size,
+            max_samples=config.max_samples,
+            seed=config.seed,
+        )
     elif config.dataset == "digits":
         raw = ds.load_digits()
     elif config.dataset in public.PUBLIC:
@@ -186,8 +210,11 @@ def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
     if spec.family == "vision":
         train, val, test = state.splits.train, state.splits.val, state.splits.test
         state.train, state.val, state.test = (
-            ds.vision_tensors(state.raw, idx, state.image_size, augment=state.hp["augment"] and idx is train
-                              ).to(state.device) for idx in (train, val, test))
+            ds.vision_tensors(state.raw, idx, state.image_size, augment=state.hp["augment"] and idx is train).to(
+                state.device
+            )
+            for idx in (train, val, test)
+        )
         state.raw.images = None  # the splits hold their own (source-size) copies
         state.adapter = _adapter(state)
 
@@ -206,27 +233,47 @@ def _tokenise(state: JobState) -> None:
     state.max_length = adapters.fitted_length(tok, train_texts, text_models.MAX_LENGTH[state.config.preset])
     words = raw.class_names if state.spec.labels_as_words else None
     state.train, state.val, state.test = (
-        adapters.text_tensors(tok, [raw.texts[i] for i in idx], raw.labels[idx], state.max_length, words
-                              ).to(state.device)
-        for idx in (state.splits.train, state.splits.val, state.splits.test))
+        adapters.text_tensors(tok, [raw.texts[i] for i in idx], raw.labels[idx], state.max_length, words).to(
+            state.device
+        )
+        for idx in (state.splits.train, state.splits.val, state.splits.test)
+    )
     state.adapter = _adapter(state, tok)
 
 
 def _settings(state: JobState, epochs: int, lr: float | None = None) -> loop.TrainSettings:
     c, hp = state.config, state.hp
-    return loop.TrainSettings(epochs=epochs, learning_rate=lr or hp["learning_rate"], batch_size=hp["batch_size"],
-                              max_grad_norm=c.max_grad_norm, seed=c.seed, temperature=c.temperature, alpha=c.alpha,
-                              embedding_lr_scale=hp.get("embedding_lr_scale", 1.0), precision=state.precision)
+    return loop.TrainSettings(
+        epochs=epochs,
+        learning_rate=lr or hp["learning_rate"],
+        batch_size=hp["batch_size"],
+        max_grad_norm=c.max_grad_norm,
+        seed=c.seed,
+        temperature=c.temperature,
+        alpha=c.alpha,
+        embedding_lr_scale=hp.get("embedding_lr_scale", 1.0),
+        precision=state.precision,
+    )
 
 
 def _teacher_key(state: JobState) -> str:
     """Everything that shapes a trained teacher, hashed: equal keys mean an equal teacher."""
     c, hp = state.config, state.hp
-    parts = {"model": c.model_name, "dataset": c.dataset, "preset": c.preset, "seed": c.seed,
-             "pretrained": c.pretrained, "epochs": hp["epochs"], "lr": hp["learning_rate"],
-             "batch_size": hp["batch_size"], "max_samples": c.max_samples, "grad_norm": c.max_grad_norm,
-             "embedding_lr_scale": hp.get("embedding_lr_scale", 1.0), "architecture": _architecture(state),
-             "version": 2}
+    parts = {
+        "model": c.model_name,
+        "dataset": c.dataset,
+        "preset": c.preset,
+        "seed": c.seed,
+        "pretrained": c.pretrained,
+        "epochs": hp["epochs"],
+        "lr": hp["learning_rate"],
+        "batch_size": hp["batch_size"],
+        "max_samples": c.max_samples,
+        "grad_norm": c.max_grad_norm,
+        "embedding_lr_scale": hp.get("embedding_lr_scale", 1.0),
+        "architecture": _architecture(state),
+        "version": 2,
+    }
     # only when not the defaults of before, so existing cached teachers keep their keys
     parts.update({k: hp[k] for k in ("augment",) if hp.get(k)})
     parts.update({"precision": state.precision} if state.precision != "fp32" else {})
@@ -260,31 +307,53 @@ def _obtain_teacher(state: JobState, cb: CallbackList, cache_path: Path | None, 
         if cached is not None:
             state.teacher, state.tokenizer, meta = cached
             state.teacher.to(state.device)
-            state.teacher_source = {**meta["source"], "kind": "cache",
-                                    "detail": f"reused from the teacher cache ({meta['source']['detail']})"}
+            state.teacher_source = {
+                **meta["source"],
+                "kind": "cache",
+                "detail": f"reused from the teacher cache ({meta['source']['detail']})",
+            }
             state.history["teacher"] = meta.get("history", [])
             state.validation += meta.get("validation", [])
             if spec.family == "text":
                 _tokenise(state)
             state.teacher.requires_grad_(False)
             return
-        model, tok, source = teachers.load_pretrained(spec, mode=config.pretrained, preset=config.preset,
-                                                      class_names=class_names, train_texts=train_texts,
-                                                      seed=config.seed)
+        model, tok, source = teachers.load_pretrained(
+            spec,
+            mode=config.pretrained,
+            preset=config.preset,
+            class_names=class_names,
+            train_texts=train_texts,
+            seed=config.seed,
+        )
         epochs = state.hp["epochs"]
     state.teacher, state.tokenizer, state.teacher_source = model.to(state.device), tok, source
     if spec.family == "text":
         _tokenise(state)
     seed_everything(config.seed)
     validate = _epoch_validator(state, cb, "teacher", state.teacher)
-    state.history["teacher"] = loop.train(state.teacher, state.adapter, state.train, _settings(state, epochs),
-                                          phase="teacher", callbacks=cb, on_epoch_end=validate)
+    state.history["teacher"] = loop.train(
+        state.teacher,
+        state.adapter,
+        state.train,
+        _settings(state, epochs),
+        phase="teacher",
+        callbacks=cb,
+        on_epoch_end=validate,
+    )
     state.teacher.eval().requires_grad_(False)
     if cache_path is not None:
-        teachers.save_teacher(cache_path, state.teacher, state.tokenizer,
-                              {"source": state.teacher_source, "history": state.history["teacher"],
-                               "dataset": state.config.dataset,  # DELETE /uploads/<id> removes its teachers
-                               "validation": [v for v in state.validation if v["phase"] == "teacher"]})
+        teachers.save_teacher(
+            cache_path,
+            state.teacher,
+            state.tokenizer,
+            {
+                "source": state.teacher_source,
+                "history": state.history["teacher"],
+                "dataset": state.config.dataset,  # DELETE /uploads/<id> removes its teachers
+                "validation": [v for v in state.validation if v["phase"] == "teacher"],
+            },
+        )
 
 
 def _uploaded_teacher(state: JobState, upload_dir: Path, class_names: list[str]):
@@ -300,25 +369,31 @@ def _uploaded_teacher(state: JobState, upload_dir: Path, class_names: list[str])
         folder = extract_model_zip(path, upload_dir / config.teacher_upload_id / "model")
         model, tok = teachers.load_text_folder(spec, folder)
         if spec.task == "sequence_classifier" and model.config.num_labels != len(class_names):
-            raise teachers.TeacherError(f"uploaded model has {model.config.num_labels} labels, the dataset "
-                                        f"{len(class_names)}.")
+            raise teachers.TeacherError(
+                f"uploaded model has {model.config.num_labels} labels, the dataset {len(class_names)}."
+            )
         reinit = False
     else:
         model, info = teachers.load_vision_checkpoint(spec, path, class_names)
         tok, reinit = None, info["classifier_reinitialised"]
     epochs = config.epochs if config.epochs is not None else (state.hp["epochs"] if reinit else 0)
-    detail = f"uploaded checkpoint {name}" + (", classifier re-initialised" if reinit else "") + \
-             (f", trained {epochs} more epoch(s) here" if epochs else ", used as uploaded")
+    detail = (
+        f"uploaded checkpoint {name}"
+        + (", classifier re-initialised" if reinit else "")
+        + (f", trained {epochs} more epoch(s) here" if epochs else ", used as uploaded")
+    )
     return model, tok, {"kind": "upload", "detail": detail, "upload_id": config.teacher_upload_id}, epochs
 
 
 def _epoch_validator(state: JobState, cb: CallbackList, phase_name: str, model: nn.Module):
     """An on_epoch_end hook: validation accuracy and loss, recorded and reported."""
+
     def validate(epoch: int) -> None:
         result = loop.evaluate(model, state.adapter, state.val)
         row = {"phase": phase_name, "epoch": epoch, "pruning_step": None, **result}
         state.validation.append(row)
         cb.on_metrics(phase_name, row)
+
     return validate
 
 
@@ -356,13 +431,15 @@ def build_student(state: JobState, cb: CallbackList) -> None:
 def distill(state: JobState, cb: CallbackList, cache_dir: Path | None = None) -> dict:
     """KD of the structural student from the frozen teacher, or the same student from the student cache."""
     seed_everything(state.config.seed + 1)
-    state.kd_train, info = loop.with_teacher_logits(state.teacher, state.adapter, state.train,
-                                                      check_stop=cb.check_stop)
+    state.kd_train, info = loop.with_teacher_logits(state.teacher, state.adapter, state.train, check_stop=cb.check_stop)
     state.teacher_logits = info
     key = _student_key(state)
     if cache_dir is None or key is None:
-        state.student_source = {"kind": "distilled", "detail": "distilled here; not cached: "
-                                + ("the teacher was uploaded" if key is None else "no cache directory")}
+        state.student_source = {
+            "kind": "distilled",
+            "detail": "distilled here; not cached: "
+            + ("the teacher was uploaded" if key is None else "no cache directory"),
+        }
         _distill_here(state, cb)
         return info
     path = cache_dir / "students" / key
@@ -371,8 +448,11 @@ def distill(state: JobState, cb: CallbackList, cache_dir: Path | None = None) ->
         if not _load_cached_student(state, path):
             _distill_here(state, cb)
             _save_student(state, path)
-            state.student_source = {"kind": "distilled", "cache_key": key,
-                                    "detail": "distilled here and stored in the student cache"}
+            state.student_source = {
+                "kind": "distilled",
+                "cache_key": key,
+                "detail": "distilled here and stored in the student cache",
+            }
         state.student_source["teacher_cache_key"] = _teacher_key(state)
     return info
 
@@ -380,10 +460,16 @@ def distill(state: JobState, cb: CallbackList, cache_dir: Path | None = None) ->
 def _distill_here(state: JobState, cb: CallbackList) -> None:
     """Train the structural student by KD and record its validation."""
     validate = _epoch_validator(state, cb, "distill", state.student)
-    state.history["distill"] = loop.train(state.student, state.adapter, state.kd_train,
-                                          _settings(state, state.hp["kd_epochs"], state.hp["kd_learning_rate"]),
-                                          phase="distill", callbacks=cb,
-                                          teacher=state.teacher, on_epoch_end=validate)
+    state.history["distill"] = loop.train(
+        state.student,
+        state.adapter,
+        state.kd_train,
+        _settings(state, state.hp["kd_epochs"], state.hp["kd_learning_rate"]),
+        phase="distill",
+        callbacks=cb,
+        teacher=state.teacher,
+        on_epoch_end=validate,
+    )
     last = [v for v in state.validation if v["phase"] == "distill"]
     _stage(state, "student_kd", state.student, last[-1]["accuracy"] if last else None)
 
@@ -394,9 +480,18 @@ def _student_key(state: JobState) -> str | None:
         return None
     teacher_key = _teacher_key(state)
     c, hp = state.config, state.hp
-    parts = {"teacher": teacher_key, "structural_ratio": hp["structural_ratio"], "temperature": c.temperature,
-             "alpha": c.alpha, "kd_epochs": hp["kd_epochs"], "kd_lr": hp["kd_learning_rate"],
-             "batch_size": hp["batch_size"], "grad_norm": c.max_grad_norm, "seed": c.seed, "version": 1}
+    parts = {
+        "teacher": teacher_key,
+        "structural_ratio": hp["structural_ratio"],
+        "temperature": c.temperature,
+        "alpha": c.alpha,
+        "kd_epochs": hp["kd_epochs"],
+        "kd_lr": hp["kd_learning_rate"],
+        "batch_size": hp["batch_size"],
+        "grad_norm": c.max_grad_norm,
+        "seed": c.seed,
+        "version": 1,
+    }
     return f"{c.model_name}-{teachers.cache_key(parts)}"
 
 
@@ -413,9 +508,13 @@ def _save_student(state: JobState, path: Path) -> None:
     weights = {k: v.detach().contiguous().clone() for k, v in state.student.state_dict().items()}
     save_file(weights, str(tmp / "student.safetensors"))
     kd_stage = next(r for r in state.stages if r["stage"] == "student_kd")
-    meta = {"history": state.history["distill"], "validation": [v for v in state.validation if v["phase"] == "distill"],
-            "val_accuracy": kd_stage["val_accuracy"], "job_config": state.config.to_dict(),
-            "dataset": state.config.dataset}  # DELETE /uploads/<id> removes the students trained on it
+    meta = {
+        "history": state.history["distill"],
+        "validation": [v for v in state.validation if v["phase"] == "distill"],
+        "val_accuracy": kd_stage["val_accuracy"],
+        "job_config": state.config.to_dict(),
+        "dataset": state.config.dataset,
+    }  # DELETE /uploads/<id> removes the students trained on it
     (tmp / "meta.json").write_text(json.dumps(meta, default=str))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
@@ -440,9 +539,12 @@ def _load_cached_student(state: JobState, path: Path) -> bool:
     state.history["distill"] = meta.get("history", [])
     state.validation += meta.get("validation", [])
     _stage(state, "student_kd", state.student, meta.get("val_accuracy"))
-    state.student_source = {"kind": "cache", "cache_key": path.name,
-                            "detail": "distilled student reused from the student cache (same teacher, structural "
-                                      "ratio, KD options and seed); only pruning and measurement ran here"}
+    state.student_source = {
+        "kind": "cache",
+        "cache_key": path.name,
+        "detail": "distilled student reused from the student cache (same teacher, structural "
+        "ratio, KD options and seed); only pruning and measurement ran here",
+    }
     return True
 
 
@@ -458,26 +560,46 @@ def prune_progressively(state: JobState, cb: CallbackList) -> None:
 
     def after_step(step: int, achieved: float) -> None:
         seed_everything(config.seed + 10 + step)
-        rows = loop.train(student, state.adapter, state.kd_train, _settings(state, state.hp["finetune_epochs"], lr),
-                          phase="prune", callbacks=cb, teacher=state.teacher, row_extra={"pruning_step": step})
+        rows = loop.train(
+            student,
+            state.adapter,
+            state.kd_train,
+            _settings(state, state.hp["finetune_epochs"], lr),
+            phase="prune",
+            callbacks=cb,
+            teacher=state.teacher,
+            row_extra={"pruning_step": step},
+        )
         state.history["finetune"] += rows
         val = loop.evaluate(student, state.adapter, state.val)
         state.validation.append({"phase": "prune", "epoch": state.hp["finetune_epochs"], "pruning_step": step, **val})
         size = model_size(student)
-        row = {"step": step, "target_sparsity": targets[step - 1],
-               "achieved_sparsity": achieved, "val_accuracy": val["accuracy"], "val_loss": val["loss"],
-               "nonzero_parameters": count_parameters(student)["nonzero"],
-               "model_size_mb": size["model_size_mb"], "compressed_size_mb": size["compressed_size_mb"]}
+        row = {
+            "step": step,
+            "target_sparsity": targets[step - 1],
+            "achieved_sparsity": achieved,
+            "val_accuracy": val["accuracy"],
+            "val_loss": val["loss"],
+            "nonzero_parameters": count_parameters(student)["nonzero"],
+            "model_size_mb": size["model_size_mb"],
+            "compressed_size_mb": size["compressed_size_mb"],
+        }
         steps.append(row)
         cb.on_metrics("prune", {"phase": "prune", **row})
 
     if config.sparsity > 0:
-        progressive.progressive_prune(student, config.sparsity, config.pruning_steps, scope="global",
-                                      after_step=after_step)
+        progressive.progressive_prune(
+            student, config.sparsity, config.pruning_steps, scope="global", after_step=after_step
+        )
     student.eval()
-    state.pruning = {"method": "l1_unstructured", "scope": "global", "schedule": "cubic",
-                     "target_sparsity": config.sparsity, "steps": steps,
-                     "masks_removed": not progressive.has_masks(student)}
+    state.pruning = {
+        "method": "l1_unstructured",
+        "scope": "global",
+        "schedule": "cubic",
+        "target_sparsity": config.sparsity,
+        "steps": steps,
+        "masks_removed": not progressive.has_masks(student),
+    }
     _stage(state, "student_pruned", student, steps[-1]["val_accuracy"] if steps else None)
 
 
@@ -490,9 +612,15 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     _stage_test_accuracies(state, cb)
     cb.check_stop()
     test_batches = _LabelledBatches(state.test)
-    measurements = measure_pair(state.teacher, state.student, predict=state.adapter.predict,
-                                test_batches=test_batches, example_batch=state.test.head,
-                                class_names=state.raw.class_names, latency_runs=state.config.latency_runs)
+    measurements = measure_pair(
+        state.teacher,
+        state.student,
+        predict=state.adapter.predict,
+        test_batches=test_batches,
+        example_batch=state.test.head,
+        class_names=state.raw.class_names,
+        latency_runs=state.config.latency_runs,
+    )
     measurements["latency"]["device"] = _device_label(state)
     if state.device.type != "cpu":
         measurements["latency_cpu"] = _cpu_latency(state)
@@ -536,8 +664,7 @@ def _on_cpu(state: JobState) -> tuple[nn.Module, nn.Module, Any, Any]:
         return state.teacher, state.student, state.adapter, state.test
     adapter = copy.copy(state.adapter)
     adapter.amp = contextlib.nullcontext
-    return (copy.deepcopy(state.teacher).cpu(), copy.deepcopy(state.student).cpu(), adapter,
-            state.test.to("cpu"))
+    return (copy.deepcopy(state.teacher).cpu(), copy.deepcopy(state.student).cpu(), adapter, state.test.to("cpu"))
 
 
 def _cpu_latency(state: JobState) -> dict:
@@ -545,8 +672,9 @@ def _cpu_latency(state: JobState) -> dict:
     from backend.metrics.efficiency import measure_latency
 
     teacher, student, adapter, test = _on_cpu(state)
-    latency = measure_latency({"teacher": teacher, "student": student}, adapter.predict, test.head,
-                              runs=state.config.latency_runs)
+    latency = measure_latency(
+        {"teacher": teacher, "student": student}, adapter.predict, test.head, runs=state.config.latency_runs
+    )
     latency["device"] = "cpu (fp32)"
     return latency
 
@@ -558,11 +686,19 @@ def _deployment(state: JobState, measurements: dict) -> dict:
     pytorch_accuracy = {name: measurements[name]["effectiveness"]["accuracy"] for name in ("teacher", "student")}
     try:
         teacher, student, adapter, test = _on_cpu(state)
-        return measure_deployment(state.spec.id, teacher, student, adapter=adapter,
-                                  test_batches=_LabelledBatches(test), example_batch=test.head,
-                                  class_names=state.raw.class_names, pytorch_accuracy=pytorch_accuracy,
-                                  out_dir=state.onnx_dir or Path("onnx"), quantize=state.config.quantize,
-                                  runs=state.config.latency_runs)
+        return measure_deployment(
+            state.spec.id,
+            teacher,
+            student,
+            adapter=adapter,
+            test_batches=_LabelledBatches(test),
+            example_batch=test.head,
+            class_names=state.raw.class_names,
+            pytorch_accuracy=pytorch_accuracy,
+            out_dir=state.onnx_dir or Path("onnx"),
+            quantize=state.config.quantize,
+            runs=state.config.latency_runs,
+        )
     except Exception as exc:  # noqa: BLE001 - the PyTorch figures stand on their own; say why ORT's are missing
         return {"runtime": "onnxruntime", "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
 
@@ -590,19 +726,37 @@ def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -
     raw = state.raw
     env = environment_info()
     return {
-        "job_id": job_id, "model_name": state.spec.id, "display_name": state.spec.display_name,
+        "job_id": job_id,
+        "model_name": state.spec.id,
+        "display_name": state.spec.display_name,
         "family": state.spec.family,
         "config": _config_with_reasons(state),
-        "dataset": {"name": raw.name, "num_classes": len(raw.class_names), "class_names": raw.class_names,
-                    **state.splits.sizes(), "description": raw.description, "synthetic": raw.synthetic,
-                    **({"image_size": state.image_size} if state.spec.family == "vision"
-                       else {"max_length_tokens": state.max_length}),
-                    **({"augmentation": AUGMENTATION if state.hp["augment"] else "none"}
-                       if state.spec.family == "vision" else {})},
+        "dataset": {
+            "name": raw.name,
+            "num_classes": len(raw.class_names),
+            "class_names": raw.class_names,
+            **state.splits.sizes(),
+            "description": raw.description,
+            "synthetic": raw.synthetic,
+            **(
+                {"image_size": state.image_size}
+                if state.spec.family == "vision"
+                else {"max_length_tokens": state.max_length}
+            ),
+            **(
+                {"augmentation": AUGMENTATION if state.hp["augment"] else "none"}
+                if state.spec.family == "vision"
+                else {}
+            ),
+        },
         "teacher_source": state.teacher_source,
         "student_source": state.student_source,
-        "environment": {**env, "device": str(state.device), "precision": state.precision,
-                        "device_name": _device_label(state)},
+        "environment": {
+            **env,
+            "device": str(state.device),
+            "precision": state.precision,
+            "device_name": _device_label(state),
+        },
         "timings_s": {p: state.timings.get(p) for p in (*PHASES, "total")},
         "structural": state.structural,
         "history": state.history,
@@ -610,9 +764,11 @@ def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -
         "pruning": state.pruning,
         "stages": state.stages,
         "teacher_logits": state.teacher_logits,
-        "kd_agreement": {"mean_kl": kl, "mean_kl_reason": None,
-                         "mean_kl_note": "KL(teacher || student) at T=1 per logit row on the test split"
-                                         + (" (decoder positions, teacher-forced)" if state.spec.labels_as_words
-                                            else "")},
+        "kd_agreement": {
+            "mean_kl": kl,
+            "mean_kl_reason": None,
+            "mean_kl_note": "KL(teacher || student) at T=1 per logit row on the test split"
+            + (" (decoder positions, teacher-forced)" if state.spec.labels_as_words else ""),
+        },
         "measurements": measurements,
     }

@@ -1,4 +1,5 @@
 """Facts about the machine and libraries, reported in health answers and report metadata."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 
 python -m backend.cli study --model resnet18 --sparsity 0.3,0.5,0.7 --structural-ratio 0.25,0.5 --out DIR
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,17 @@ from backend.jobconfig import ConfigError
 from backend.models.registry import model_ids
 
 AXES = ("sparsity", "structural-ratio", "temperature", "alpha")
-OPTIONS = (("epochs", int), ("kd-epochs", int), ("finetune-epochs", int), ("pruning-steps", int), ("seed", int),
-           ("batch-size", int), ("learning-rate", float), ("max-samples", int), ("latency-runs", int))
+OPTIONS = (
+    ("epochs", int),
+    ("kd-epochs", int),
+    ("finetune-epochs", int),
+    ("pruning-steps", int),
+    ("seed", int),
+    ("batch-size", int),
+    ("learning-rate", float),
+    ("max-samples", int),
+    ("latency-runs", int),
+)
 
 
 def _values(text: str) -> list[float]:
@@ -28,16 +38,22 @@ def _values(text: str) -> list[float]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m backend.cli study",
-                                     description="Sweep a grid of sparsities and structural ratios (and optionally "
-                                                 "temperatures / alphas); every point is a full measured job.")
+    parser = argparse.ArgumentParser(
+        prog="python -m backend.cli study",
+        description="Sweep a grid of sparsities and structural ratios (and optionally "
+        "temperatures / alphas); every point is a full measured job.",
+    )
     parser.add_argument("--model", required=True, help=", ".join(model_ids()) + " (or an alias)")
     parser.add_argument("--dataset", help="digits, cifar10, synthetic_sentiment, or an upload_id")
     parser.add_argument("--preset", default="quick", choices=["quick", "standard"])
     parser.add_argument("--pretrained", default="auto", choices=["auto", "true", "false"])
     for name in AXES:
-        parser.add_argument(f"--{name}", type=_values, required=name in ("sparsity", "structural-ratio"),
-                            help="comma-separated values to sweep")
+        parser.add_argument(
+            f"--{name}",
+            type=_values,
+            required=name in ("sparsity", "structural-ratio"),
+            help="comma-separated values to sweep",
+        )
     for name, kind in OPTIONS:
         parser.add_argument(f"--{name}", type=kind)
     parser.add_argument("--out", default="study", help="directory for the table, CSV, MATLAB data, plots, points")
@@ -48,8 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def body_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The same body POST /studies takes."""
-    body: dict[str, Any] = {"model_name": args.model, "preset": args.preset, "pretrained": args.pretrained,
-                            "grid": {}}
+    body: dict[str, Any] = {"model_name": args.model, "preset": args.preset, "pretrained": args.pretrained, "grid": {}}
     if args.dataset:
         body["dataset"] = args.dataset
     for name in AXES:
@@ -75,8 +90,14 @@ def run_study(body: dict[str, Any], out: Path, cache_dir: Path, upload_dir: Path
         row: dict[str, Any] = {"index": i, "job_id": job_id, **{n: getattr(config, n) for n in GRID_AXES}}
         print(f"\n== point {i + 1}/{len(configs)}: " + ", ".join(f"{n}={row[n]:g}" for n in GRID_AXES), file=sys.stderr)
         try:
-            result = run_job(config, callbacks, job_id=job_id, out_dir=out / "points" / job_id, cache_dir=cache_dir,
-                             upload_dir=upload_dir)
+            result = run_job(
+                config,
+                callbacks,
+                job_id=job_id,
+                out_dir=out / "points" / job_id,
+                cache_dir=cache_dir,
+                upload_dir=upload_dir,
+            )
             row.update(state="succeeded", **point_metrics(result.report))
         except (ValueError, RuntimeError, MemoryError) as exc:  # one bad point must not lose the others
             row.update(state="failed", error=f"{type(exc).__name__}: {exc}")
@@ -91,11 +112,13 @@ def write_study_files(rows: list[dict], axes: dict, out: Path, model: str) -> No
     from backend.metrics.study import STUDY_PLOT_KINDS, render_study_plot, study_csv, study_matlab
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "study.json").write_text(json.dumps({"model_name": model, "grid": axes, "rows": rows}, indent=2,
-                                               allow_nan=False))
+    (out / "study.json").write_text(
+        json.dumps({"model_name": model, "grid": axes, "rows": rows}, indent=2, allow_nan=False)
+    )
     (out / "study.csv").write_text(study_csv(rows))
-    (out / "matlab_study.json").write_text(json.dumps({"matlab_data": {"model_name": model,
-                                                                       **study_matlab(rows, axes)}}))
+    (out / "matlab_study.json").write_text(
+        json.dumps({"matlab_data": {"model_name": model, **study_matlab(rows, axes)}})
+    )
     (out / "plots").mkdir(exist_ok=True)
     for kind in STUDY_PLOT_KINDS:
         (out / "plots" / f"{kind}.png").write_bytes(render_study_plot(rows, kind, f"{model} study: {kind}"))
@@ -103,8 +126,14 @@ def write_study_files(rows: list[dict], axes: dict, out: Path, model: str) -> No
 
 def table(rows: list[dict]) -> str:
     """A short text table of the study."""
-    cols = (("sparsity", "{:g}"), ("structural_ratio", "{:g}"), ("accuracy", "{:.2%}"),
-            ("latency_batch_1_ms", "{:.3f}"), ("model_size_mb", "{:.2f}"), ("parameters", "{:,}"))
+    cols = (
+        ("sparsity", "{:g}"),
+        ("structural_ratio", "{:g}"),
+        ("accuracy", "{:.2%}"),
+        ("latency_batch_1_ms", "{:.3f}"),
+        ("model_size_mb", "{:.2f}"),
+        ("parameters", "{:,}"),
+    )
     lines = ["  ".join(f"{c:>18}" for c, _ in cols) + "  pareto(lat,size)"]
     for r in rows:
         cells = ["n/a" if r.get(c) is None else f.format(r[c]) for c, f in cols]
@@ -127,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     rows = run_study(body, out, Path(args.cache_dir), Path(args.upload_dir), ProgressBar())
-    print(f"\n\n{table(rows)}\n\nwritten: {out / 'study.csv'}, {out / 'study.json'}, {out / 'matlab_study.json'}, "
-          f"{out / 'plots'}")
+    print(
+        f"\n\n{table(rows)}\n\nwritten: {out / 'study.csv'}, {out / 'study.json'}, {out / 'matlab_study.json'}, "
+        f"{out / 'plots'}"
+    )
     return 0 if all(r["state"] == "succeeded" for r in rows) else 1

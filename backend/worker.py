@@ -6,6 +6,7 @@ Socket.IO events through Flask-SocketIO's message queue on the same Redis, as a 
 many as you like, on any machine that mounts the data dir; stop them at any time (a killed worker's job is
 marked failed by the API when its heartbeat stops).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,16 @@ def socketio_emitter(broker_url: str):
     return emit
 
 
-def build_worker(broker_url: str, data_dir: str | Path, *, upload_dir: str | Path | None = None,
-                 name: str | None = None, device: str | None = None, torch_threads: int = 0,
-                 heartbeat_s: float = 1.0):
+def build_worker(
+    broker_url: str,
+    data_dir: str | Path,
+    *,
+    upload_dir: str | Path | None = None,
+    name: str | None = None,
+    device: str | None = None,
+    torch_threads: int = 0,
+    heartbeat_s: float = 1.0,
+):
     """The Celery app with the job task bound to this data dir; returns (app, identity)."""
     from backend.jobs.distributed import TASK_NAME, make_celery
     from backend.jobs.execute import execute_job
@@ -58,8 +66,15 @@ def build_worker(broker_url: str, data_dir: str | Path, *, upload_dir: str | Pat
     def run_job_task(job_id: str) -> str | None:
         """Run one job if it is still queued in the store (cancelled or taken ones are skipped)."""
         store = state.get("store") or state.setdefault("store", JobStore(data_dir / "jobs.sqlite3"))
-        return execute_job(store, job_id, emit=emit, cache_dir=data_dir / "cache", upload_dir=upload_dir,
-                           worker=identity, heartbeat_s=heartbeat_s)
+        return execute_job(
+            store,
+            job_id,
+            emit=emit,
+            cache_dir=data_dir / "cache",
+            upload_dir=upload_dir,
+            worker=identity,
+            heartbeat_s=heartbeat_s,
+        )
 
     return app, identity
 
@@ -68,8 +83,11 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the options and run the worker until it is stopped."""
     defaults = load_config()
     parser = argparse.ArgumentParser(description="KD-Pruning Simulator job worker (Celery over Redis)")
-    parser.add_argument("--broker", default=defaults["BROKER_URL"] or None,
-                        help="Redis URL, the same as the API's --broker (or KD_BROKER_URL)")
+    parser.add_argument(
+        "--broker",
+        default=defaults["BROKER_URL"] or None,
+        help="Redis URL, the same as the API's --broker (or KD_BROKER_URL)",
+    )
     parser.add_argument("--data-dir", default=defaults["DATA_DIR"], help="the API's data dir (shared)")
     parser.add_argument("--upload-dir", default=None, help="default: DATA_DIR/uploads, as the API")
     parser.add_argument("--name", default=None, help="shown in GET /jobs/<id> (default: worker-HOST-PID)")
@@ -81,12 +99,29 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--broker redis://HOST:6379/0 (or KD_BROKER_URL) is required")
     logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     upload_dir = args.upload_dir or os.environ.get("KD_UPLOAD_DIR") or Path(args.data_dir) / "uploads"
-    app, identity = build_worker(args.broker, args.data_dir, upload_dir=upload_dir, name=args.name,
-                                 device=args.device, torch_threads=args.torch_threads)
+    app, identity = build_worker(
+        args.broker,
+        args.data_dir,
+        upload_dir=upload_dir,
+        name=args.name,
+        device=args.device,
+        torch_threads=args.torch_threads,
+    )
     print(f"KD-Pruning worker {identity['name']} on {identity['host']} ({identity['device']})", flush=True)
     # solo pool: the job runs in this process, so killing the worker stops its job and nothing is orphaned.
-    app.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--hostname={identity['name']}@%h",
-                     f"--loglevel={args.loglevel}", "--without-gossip", "--without-mingle", "-Q", "kd-jobs"])
+    app.worker_main(
+        [
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            f"--hostname={identity['name']}@%h",
+            f"--loglevel={args.loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+            "-Q",
+            "kd-jobs",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ One gunicorn worker process (Socket.IO sessions live in it; more need sticky ses
 WebSocket through simple-websocket. Settings come from KD_* variables (KD_DATA_DIR, KD_BROKER_URL, ...).
 The data dir is locked by this process, and SIGTERM cancels the running local job before it exits.
 """
+
 from __future__ import annotations
 
 from backend.app import serve_prepare

@@ -1,4 +1,5 @@
 """python -m benchmarks: every measurement, written to BENCHMARKS.md and benchmarks/results.json."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,14 +21,20 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(compression.MODELS))
     parser.add_argument("--skip-server", action="store_true")
     parser.add_argument("--skip-loop", action="store_true", help="do not re-measure the training loop")
-    parser.add_argument("--merge", action="store_true",
-                        help="keep the saved figures of what is not re-measured now (each row names its run)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the saved figures of what is not re-measured now (each row names its run)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     raw = ROOT / "benchmarks" / "results.json"
     old = json.loads(raw.read_text()) if args.merge and raw.exists() else {}
-    results: dict = {"environment": environment_info(), "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                     "load_average_at_start": os.getloadavg()[0]}
+    results: dict = {
+        "environment": environment_info(),
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "load_average_at_start": os.getloadavg()[0],
+    }
     tag = lambda item, when: {**item, "run_started_at": item.get("run_started_at", when)}  # noqa: E731
     sections = [("compression: cold and cached teacher", "compression", lambda: compression.run(args.models))]
     if not args.skip_loop:

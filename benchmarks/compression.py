@@ -1,4 +1,5 @@
 """Every model on the quick preset and built-in datasets: teacher vs student, cold and cached teacher."""
+
 from __future__ import annotations
 
 import tempfile
@@ -22,11 +23,15 @@ def summarise(report: dict, wall_s: float) -> dict:
         "accuracy": pair("effectiveness", "accuracy"),
         "f1_macro": pair("effectiveness", "f1_macro"),
         "accuracy_drop_points": derived["accuracy_drop_points"],
-        "parameters": (cmp["compression"]["parameters_total"]["teacher"],
-                       cmp["compression"]["parameters_nonzero"]["student"]),
+        "parameters": (
+            cmp["compression"]["parameters_total"]["teacher"],
+            cmp["compression"]["parameters_nonzero"]["student"],
+        ),
         "size_mb": (eff["model_size"]["teacher_model_size_mb"], eff["model_size"]["student_model_size_mb"]),
-        "compressed_mb": (eff["model_size"]["teacher_compressed_size_mb"],
-                          eff["model_size"]["student_compressed_size_mb"]),
+        "compressed_mb": (
+            eff["model_size"]["teacher_compressed_size_mb"],
+            eff["model_size"]["student_compressed_size_mb"],
+        ),
         "size_reduction_dense_pct": derived["size_reduction_dense_pct"],
         "flops": pair("complexity", "flops_per_sample"),
         "flops_ratio": derived["flops_ratio"],
@@ -44,8 +49,14 @@ def run_model(model: str, work: Path) -> dict:
     for label in ("cold", "cached"):
         config = JobConfig.from_dict({"model_name": model})
         started = time.perf_counter()
-        result = run_job(config, None, job_id=f"bench-{model}-{label}", out_dir=work / f"{model}-{label}",
-                         cache_dir=work / "cache", upload_dir=work / "uploads")
+        result = run_job(
+            config,
+            None,
+            job_id=f"bench-{model}-{label}",
+            out_dir=work / f"{model}-{label}",
+            cache_dir=work / "cache",
+            upload_dir=work / "uploads",
+        )
         out[label] = summarise(result.report, time.perf_counter() - started)
         acc = out[label]["accuracy"]
         print(f"  {model} {label}: {out[label]['wall_s']:.0f} s, accuracy {acc[0]:.4f} -> {acc[1]:.4f}", flush=True)

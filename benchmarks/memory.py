@@ -8,6 +8,7 @@ data phase and the first `steps` teacher steps (where the old code had already m
 float32 at 224: 12.1 GB for 6,000 images), then the job is cancelled. Results go to benchmarks/memory.json and
 the "Memory" section of BENCHMARKS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,12 @@ def measure(n: int, steps: int, batch_size: int | None = None) -> dict:
     api = f"http://127.0.0.1:{port}"
     data = _npz(n)
     with tempfile.TemporaryDirectory(prefix="kd-bench-memory-") as tmp:
-        proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", tmp,
-                                 "--device", "cpu"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", tmp, "--device", "cpu"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait_up(api)
             sampler = TreeSampler(proc.pid)
@@ -82,26 +87,43 @@ def measure(n: int, steps: int, batch_size: int | None = None) -> dict:
             started = time.perf_counter()
             up = requests.post(f"{api}/upload", files={"file": ("big.npz", data)}, timeout=600)
             up.raise_for_status()
-            job = requests.post(f"{api}/train", json={"model_name": "resnet18", "preset": "standard",
-                                                      "dataset": up.json()["upload_id"], "epochs": 1,
-                                                      "pretrained": False,
-                                                      **({"batch_size": batch_size} if batch_size else {})}).json()
+            job = requests.post(
+                f"{api}/train",
+                json={
+                    "model_name": "resnet18",
+                    "preset": "standard",
+                    "dataset": up.json()["upload_id"],
+                    "epochs": 1,
+                    "pretrained": False,
+                    **({"batch_size": batch_size} if batch_size else {}),
+                },
+            ).json()
             job_id, seen = job["job_id"], {}
             while True:
                 seen = requests.get(f"{api}/jobs/{job_id}", timeout=30).json()
                 progress = seen.get("progress") or {}
                 if seen["state"] in ("failed", "succeeded", "cancelled") or (
-                        seen.get("phase") == "teacher" and (progress.get("step") or 0) >= steps):
+                    seen.get("phase") == "teacher" and (progress.get("step") or 0) >= steps
+                ):
                     break
                 time.sleep(0.5)
             requests.post(f"{api}/cancel_training", json={"job_id": job_id}, timeout=30)
             peak_mb = sampler.stop() / MB
-            return {"images": n, "batch_size": batch_size or "preset", "upload_mb": len(data) / MB,
-                    "idle_service_mb": idle_mb, "peak_service_mb": peak_mb,
-                    "goal_mb": GOALS_MB.get(n), "met": peak_mb < GOALS_MB.get(n, float("inf")),
-                    "float32_at_224_mb": n * 3 * 224 * 224 * 4 / MB, "teacher_steps_reached": progress.get("step"),
-                    "phase_reached": seen.get("phase"), "state": seen.get("state"), "error": seen.get("error"),
-                    "seconds": time.perf_counter() - started}
+            return {
+                "images": n,
+                "batch_size": batch_size or "preset",
+                "upload_mb": len(data) / MB,
+                "idle_service_mb": idle_mb,
+                "peak_service_mb": peak_mb,
+                "goal_mb": GOALS_MB.get(n),
+                "met": peak_mb < GOALS_MB.get(n, float("inf")),
+                "float32_at_224_mb": n * 3 * 224 * 224 * 4 / MB,
+                "teacher_steps_reached": progress.get("step"),
+                "phase_reached": seen.get("phase"),
+                "state": seen.get("state"),
+                "error": seen.get("error"),
+                "seconds": time.perf_counter() - started,
+            }
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -112,7 +134,9 @@ def render(results: list[dict], env: str) -> str:
         f"| {r['images']:,} | {r.get('batch_size', 'preset')} | {r['upload_mb']:.0f} | {r['idle_service_mb']:.0f} | "
         f"{r['peak_service_mb']:.0f} | "
         f"{r['goal_mb']:,} | {'met' if r['met'] else '**missed**'} | {r['float32_at_224_mb']:,.0f} | "
-        f"{r['phase_reached']} step {r['teacher_steps_reached']} | {r['seconds']:.0f} |" for r in results)
+        f"{r['phase_reached']} step {r['teacher_steps_reached']} | {r['seconds']:.0f} |"
+        for r in results
+    )
     return (
         "## Memory: big uploads at the standard preset\n\n"
         "Measured by `python -m benchmarks.memory` (raw figures in `benchmarks/memory.json`). A real server "
@@ -122,7 +146,8 @@ def render(results: list[dict], env: str) -> str:
         "then the job is cancelled. Images are kept as uint8 at 32x32 and resized per batch; the float32-at-224 "
         f"column is what materialising them took before (issue 13 saw 12.1 GB for 6,000 images). {env}\n\n"
         "| images | batch size | upload MB | idle service MB | peak service MB | goal MB | goal | float32 at 224 MB "
-        "| reached | seconds |\n|---|---|---|---|---|---|---|---|---|---|\n" + rows + "\n")
+        "| reached | seconds |\n|---|---|---|---|---|---|---|---|---|---|\n" + rows + "\n"
+    )
 
 
 def write_section(section: str) -> None:
@@ -149,8 +174,10 @@ def main() -> None:
         results.append(measure(n, args.steps, args.batch_size))
         print(json.dumps(results[-1]), flush=True)
     (ROOT / "benchmarks" / "memory.json").write_text(json.dumps(results, indent=2))
-    env = (f"Machine: {cpu_model()}, {psutil.cpu_count()} cores shared with other work while measured, "
-           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
+    env = (
+        f"Machine: {cpu_model()}, {psutil.cpu_count()} cores shared with other work while measured, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+    )
     write_section(render(results, env))
 
 

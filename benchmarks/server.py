@@ -1,6 +1,8 @@
 """Server responsiveness while a job trains: REST latency, Socket.IO event rate, cancel delay."""
+
 from __future__ import annotations
 
+import itertools
 import socket
 import statistics
 import subprocess
@@ -44,8 +46,12 @@ def run(seconds: float = 20.0) -> dict:
     port = _free_port()
     api = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="kd-bench-server-") as tmp:
-        proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", tmp],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", tmp],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             return _measure(api, seconds)
         finally:
@@ -82,15 +88,17 @@ def _measure(api: str, seconds: float) -> dict:
         time.sleep(0.5)
     time.sleep(2)  # training is under way
     busy: dict[str, list[float]] = {"test": [], "job": []}
-    threads = [threading.Thread(target=lambda k=k, u=u: busy[k].extend(_probe(u, seconds)))
-               for k, u in (("test", f"{api}/test"), ("job", f"{api}/jobs/{job}"))]
+    threads = [
+        threading.Thread(target=lambda k=k, u=u: busy[k].extend(_probe(u, seconds)))
+        for k, u in (("test", f"{api}/test"), ("job", f"{api}/jobs/{job}"))
+    ]
     window_start = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     window = [e for e in events if e >= window_start]
-    gaps = [b - a for a, b in zip(window, window[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(window)]
     asked = time.perf_counter()
     requests.post(f"{api}/cancel_training", json={"job_id": job})
     while requests.get(f"{api}/jobs/{job}").json().get("state") != "cancelled":
@@ -100,6 +108,8 @@ def _measure(api: str, seconds: float) -> dict:
     return {
         "idle": {"GET /test": _percentiles(idle["test"]), "GET /jobs/<id>": _percentiles(idle["job"])},
         "training": {"GET /test": _percentiles(busy["test"]), "GET /jobs/<id>": _percentiles(busy["job"])},
-        "progress_events_per_s": len(window) / seconds, "progress_max_gap_s": max(gaps) if gaps else None,
-        "cancel_to_cancelled_s": cancel_s, "target_p99_ms_while_training": 100.0,
+        "progress_events_per_s": len(window) / seconds,
+        "progress_max_gap_s": max(gaps) if gaps else None,
+        "cancel_to_cancelled_s": cancel_s,
+        "target_p99_ms_while_training": 100.0,
     }

@@ -8,6 +8,7 @@ pretrained="auto" (local Hugging Face / torch caches when present; offline switc
 network). Every figure comes from that job's report; results go to benchmarks/standard_smoke.json and a section
 of BENCHMARKS.md. benchmarks/gpu.sh runs the same script on the full built-in data with bf16 on a GPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,12 +55,17 @@ print("RESULT " + json.dumps({
 def run_one(model: str, options: dict, env: dict) -> dict:
     """One job in a fresh process; its report's figures, wall time and peak RSS."""
     with tempfile.TemporaryDirectory(prefix="kd-smoke-") as tmp:
-        out = subprocess.run([sys.executable, "-c", _JOB, json.dumps({"model_name": model, **options}), tmp],
-                             cwd=ROOT, capture_output=True, text=True, env=env)
+        out = subprocess.run(
+            [sys.executable, "-c", _JOB, json.dumps({"model_name": model, **options}), tmp],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
         return {"model": model, "error": out.stderr[-2000:]}
-    return {"model": model, **json.loads(lines[-1][len("RESULT "):])}
+    return {"model": model, **json.loads(lines[-1][len("RESULT ") :])}
 
 
 def _row(r: dict) -> str:
@@ -72,21 +78,29 @@ def _row(r: dict) -> str:
     fmt = lambda v, f="{:.4f}": "n/a" if v is None else f.format(v)  # noqa: E731
     t = r["timings_s"]
     phases = " / ".join(f"{t.get(p) or 0:.0f}" for p in ("data", "teacher", "student", "distill", "prune", "evaluate"))
-    return (f"| {r['model']} | {r['environment'].get('device_name')} | {r['dataset'].get('train_size')} | "
-            f"{r['teacher_source'].get('kind')} | {fmt(acc.get('teacher'))} / {fmt(acc.get('student'))} | "
-            f"{fmt(size.get('teacher'), '{:.1f}')} / {fmt(size.get('student'), '{:.1f}')} | "
-            f"{fmt(lat.get('teacher'), '{:.1f}')} / {fmt(lat.get('student'), '{:.1f}')} | {phases} | "
-            f"{r['wall_s']:.0f} | {r['peak_rss_mb']:.0f} | "
-            f"{'n/a' if r['peak_gpu_mb'] is None else format(r['peak_gpu_mb'], '.0f')} |")
+    return (
+        f"| {r['model']} | {r['environment'].get('device_name')} | {r['dataset'].get('train_size')} | "
+        f"{r['teacher_source'].get('kind')} | {fmt(acc.get('teacher'))} / {fmt(acc.get('student'))} | "
+        f"{fmt(size.get('teacher'), '{:.1f}')} / {fmt(size.get('student'), '{:.1f}')} | "
+        f"{fmt(lat.get('teacher'), '{:.1f}')} / {fmt(lat.get('student'), '{:.1f}')} | {phases} | "
+        f"{r['wall_s']:.0f} | {r['peak_rss_mb']:.0f} | "
+        f"{'n/a' if r['peak_gpu_mb'] is None else format(r['peak_gpu_mb'], '.0f')} |"
+    )
 
 
 def render(results: list[dict], title: str, note: str) -> str:
-    head = ("| model | device | train examples | teacher | accuracy teacher / student | size MB dense t / s | "
-            "latency b1 ms t / s | phase s (data / teacher / student / distill / prune / evaluate) | wall s | "
-            "peak RSS MB | peak GPU MB |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
-    return (f"{title}\n\n{note}\n\n" + head + "\n".join(_row(r) for r in results)
-            + "\n\nEvery metric of each job (the report's full comparison table) is in `benchmarks/"
-              f"{'gpu' if 'GPU' in title else 'standard_smoke'}.json`.\n")
+    head = (
+        "| model | device | train examples | teacher | accuracy teacher / student | size MB dense t / s | "
+        "latency b1 ms t / s | phase s (data / teacher / student / distill / prune / evaluate) | wall s | "
+        "peak RSS MB | peak GPU MB |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    return (
+        f"{title}\n\n{note}\n\n"
+        + head
+        + "\n".join(_row(r) for r in results)
+        + "\n\nEvery metric of each job (the report's full comparison table) is in `benchmarks/"
+        f"{'gpu' if 'GPU' in title else 'standard_smoke'}.json`.\n"
+    )
 
 
 def main() -> None:
@@ -100,11 +114,16 @@ def main() -> None:
     parser.add_argument("--section", default="## Standard preset, smoke scale")
     parser.add_argument("--json", default="benchmarks/standard_smoke.json")
     args = parser.parse_args()
-    epochs = {} if args.preset_epochs else {"epochs": args.epochs, "kd_epochs": args.epochs,
-                                            "finetune_epochs": args.epochs}
-    options = {"preset": "standard", "device": args.device, **epochs,
-               **({"max_samples": args.max_samples} if args.max_samples else {}),
-               **({"precision": args.precision} if args.precision else {})}
+    epochs = (
+        {} if args.preset_epochs else {"epochs": args.epochs, "kd_epochs": args.epochs, "finetune_epochs": args.epochs}
+    )
+    options = {
+        "preset": "standard",
+        "device": args.device,
+        **epochs,
+        **({"max_samples": args.max_samples} if args.max_samples else {}),
+        **({"precision": args.precision} if args.precision else {}),
+    }
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "KD_OFFLINE": "1"}
     started, results = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), []
     for model in args.models:
@@ -112,12 +131,14 @@ def main() -> None:
         results.append(run_one(model, options, env))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "table"}, default=str)[:600], flush=True)
         (ROOT / args.json).write_text(json.dumps(results, indent=2, default=str))
-    note = (f"Measured by `python -m benchmarks.standard_smoke` ({' '.join(sys.argv[1:]) or 'defaults'}), started "
-            f"{started}: standard preset (published sizes: 224x224 CNNs, DistilBERT-base, T5-small), "
-            f"{'max_samples ' + str(args.max_samples) if args.max_samples else 'the whole built-in dataset'}, "
-            f"{'the preset epochs' if args.preset_epochs else str(args.epochs) + ' epoch(s)'} per phase, "
-            "pretrained='auto' from local caches only. Each job ran alone in "
-            "its own process; timings on a shared machine are indicative only.")
+    note = (
+        f"Measured by `python -m benchmarks.standard_smoke` ({' '.join(sys.argv[1:]) or 'defaults'}), started "
+        f"{started}: standard preset (published sizes: 224x224 CNNs, DistilBERT-base, T5-small), "
+        f"{'max_samples ' + str(args.max_samples) if args.max_samples else 'the whole built-in dataset'}, "
+        f"{'the preset epochs' if args.preset_epochs else str(args.epochs) + ' epoch(s)'} per phase, "
+        "pretrained='auto' from local caches only. Each job ran alone in "
+        "its own process; timings on a shared machine are indicative only."
+    )
     write_section(render(results, args.section, note))
 
 

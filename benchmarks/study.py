@@ -4,6 +4,7 @@ and the study through the job manager with two workers against one.
 python -m benchmarks.study [--max-samples N] [--skip-workers]   (writes benchmarks/study_results.json and the
 study section of BENCHMARKS.md). Goal: the study takes <= 60% of the separate jobs' wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,14 @@ def separate_jobs(body: dict, work: Path) -> float:
     _, _, configs = expand_grid(body)
     started = time.perf_counter()
     for i, config in enumerate(configs):
-        run_job(config, None, job_id=f"sep-{i}", out_dir=work / "separate" / str(i),
-                cache_dir=work / f"separate-cache-{i}", upload_dir=work / "uploads")
+        run_job(
+            config,
+            None,
+            job_id=f"sep-{i}",
+            out_dir=work / "separate" / str(i),
+            cache_dir=work / f"separate-cache-{i}",
+            upload_dir=work / "uploads",
+        )
     return time.perf_counter() - started
 
 
@@ -65,13 +72,18 @@ def study_with_workers(body: dict, work: Path, workers: int) -> float:
 def render(results: dict) -> str:
     """The BENCHMARKS.md section: timings, ratio against the goal, the study table and its frontier."""
     r = results
-    lines = [BEGIN, "## Compression study (3x2 ResNet-18)", "",
-             f"Measured {r['started_at']} on {r['environment'].get('cpu', '?')}, torch threads "
-             f"{r['environment'].get('torch_threads', '?')}; options {json.dumps(r['options'])}. "
-             + r.get("note", ""), "",
-             "| run | wall time (s) |", "|---|---|",
-             f"| study, cold cache (teacher once, one student per structural ratio) | {r['study_s']:.1f} |",
-             f"| six separate jobs, each from a cold cache | {r['separate_s']:.1f} |"]
+    lines = [
+        BEGIN,
+        "## Compression study (3x2 ResNet-18)",
+        "",
+        f"Measured {r['started_at']} on {r['environment'].get('cpu', '?')}, torch threads "
+        f"{r['environment'].get('torch_threads', '?')}; options {json.dumps(r['options'])}. " + r.get("note", ""),
+        "",
+        "| run | wall time (s) |",
+        "|---|---|",
+        f"| study, cold cache (teacher once, one student per structural ratio) | {r['study_s']:.1f} |",
+        f"| six separate jobs, each from a cold cache | {r['separate_s']:.1f} |",
+    ]
     for w, s in sorted(r.get("workers_s", {}).items()):
         lines.append(f"| study through the job manager, {w} worker(s) | {s:.1f} |")
     ratio = r["study_s"] / r["separate_s"]
@@ -79,17 +91,24 @@ def render(results: dict) -> str:
     if len(r.get("workers_s", {})) == 2:
         one, two = r["workers_s"]["1"], r["workers_s"]["2"]
         lines += [f"Two workers / one: {two / one:.0%} of the wall time.", ""]
-    lines += ["| sparsity | structural ratio | accuracy | latency b1 (ms) | dense MB | parameters | Pareto (latency) "
-              "| Pareto (size) |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| sparsity | structural ratio | accuracy | latency b1 (ms) | dense MB | parameters | Pareto (latency) "
+        "| Pareto (size) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in r["rows"]:
         acc = "n/a" if row.get("accuracy") is None else f"{row['accuracy']:.2%}"
         lat = "n/a" if row.get("latency_batch_1_ms") is None else f"{row['latency_batch_1_ms']:.3f}"
         size = "n/a" if row.get("model_size_mb") is None else f"{row['model_size_mb']:.2f}"
         params = "n/a" if row.get("parameters") is None else f"{row['parameters']:,}"
-        lines.append(f"| {row['sparsity']:g} | {row['structural_ratio']:g} | {acc} | {lat} | {size} | {params} | "
-                     f"{'yes' if row.get('pareto_latency') else ''} | {'yes' if row.get('pareto_size') else ''} |")
-    front = [f"(sparsity {x['sparsity']:g}, ratio {x['structural_ratio']:g})" for x in
-             sorted((x for x in r["rows"] if x.get("pareto_latency")), key=lambda x: x["latency_batch_1_ms"])]
+        lines.append(
+            f"| {row['sparsity']:g} | {row['structural_ratio']:g} | {acc} | {lat} | {size} | {params} | "
+            f"{'yes' if row.get('pareto_latency') else ''} | {'yes' if row.get('pareto_size') else ''} |"
+        )
+    front = [
+        f"(sparsity {x['sparsity']:g}, ratio {x['structural_ratio']:g})"
+        for x in sorted((x for x in r["rows"] if x.get("pareto_latency")), key=lambda x: x["latency_batch_1_ms"])
+    ]
     lines += ["", "Accuracy-vs-latency frontier, fastest first: " + (", ".join(front) or "none"), END]
     return "\n".join(lines) + "\n"
 
@@ -117,8 +136,12 @@ def main() -> None:
     body: dict = {"model_name": "resnet18", "grid": GRID}
     if args.max_samples:
         body["max_samples"] = args.max_samples
-    results: dict = {"environment": environment_info(), "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                     "options": {k: v for k, v in body.items() if k != "grid"} | {"grid": GRID}, "note": args.note}
+    results: dict = {
+        "environment": environment_info(),
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "options": {k: v for k, v in body.items() if k != "grid"} | {"grid": GRID},
+        "note": args.note,
+    }
     with tempfile.TemporaryDirectory(prefix="kd-study-bench-") as tmp:
         work = Path(tmp)
         # separate jobs first, then the study: machine drift cannot favour the study by running it first

@@ -1,4 +1,5 @@
 """The framework's KD loop against a bare PyTorch KD loop doing the same work, interleaved in one run."""
+
 from __future__ import annotations
 
 import statistics
@@ -21,8 +22,9 @@ BATCH = 64
 def _bare_kd(student, teacher, data: ds.TensorSet, settings: TrainSettings) -> None:
     """What a researcher writes by hand: the same loss, clipping, optimiser and schedule, no framework."""
     opt = torch.optim.AdamW(student.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.learning_rate,
-                                                total_steps=data.num_batches(settings.batch_size), pct_start=0.2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=settings.learning_rate, total_steps=data.num_batches(settings.batch_size), pct_start=0.2
+    )
     T, a = settings.temperature, settings.alpha
     student.train()
     teacher.eval()
@@ -61,6 +63,14 @@ def run(rounds: int = 3) -> dict:
                 _bare_kd(student, teacher, data, settings)
             rates[name].append(len(data) / (time.perf_counter() - started))
     fw, bare = statistics.median(rates["framework"]), statistics.median(rates["bare"])
-    return {"model": "resnet18 student (50% channels), digits 32x32", "batch_size": BATCH, "steps_per_round": STEPS,
-            "rounds": rounds, "framework_samples_per_s": fw, "bare_samples_per_s": bare,
-            "framework_over_bare": fw / bare, "target_min": 0.9, "all_rounds": rates}
+    return {
+        "model": "resnet18 student (50% channels), digits 32x32",
+        "batch_size": BATCH,
+        "steps_per_round": STEPS,
+        "rounds": rounds,
+        "framework_samples_per_s": fw,
+        "bare_samples_per_s": bare,
+        "framework_over_bare": fw / bare,
+        "target_min": 0.9,
+        "all_rounds": rates,
+    }

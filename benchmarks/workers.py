@@ -7,6 +7,7 @@ warmed by one tiny job before anything is timed, so that no figure includes a wo
 setup's jobs run at one torch thread (KD_TORCH_THREADS=1), so two workers on 2 cores do not oversubscribe.
 Writes benchmarks/workers.json and the "Workers and processes" section of BENCHMARKS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,15 @@ import requests
 from benchmarks.server import _free_port, _percentiles, _probe
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {"model_name": "resnet18", "epochs": 1, "kd_epochs": 1, "finetune_epochs": 1, "max_samples": 200,
-        "pruning_steps": 1, "pretrained": False}
+TINY = {
+    "model_name": "resnet18",
+    "epochs": 1,
+    "kd_epochs": 1,
+    "finetune_epochs": 1,
+    "max_samples": 200,
+    "pruning_steps": 1,
+    "pretrained": False,
+}
 QUICK = {"model_name": "resnet18", "pretrained": False, "seed": 7}  # the quick preset's defaults
 HEADING = "## Workers and processes"
 OVERHEAD_GOAL = 0.05
@@ -41,13 +49,28 @@ class Setup:
         args = ["backend/app.py", "--data-dir", str(self.tmp / "data")]
         if broker:
             redis_port = _free_port()
-            self._spawn([shutil.which("redis-server"), "--port", str(redis_port), "--save", "", "--appendonly", "no"],
-                        env)
+            self._spawn(
+                [shutil.which("redis-server"), "--port", str(redis_port), "--save", "", "--appendonly", "no"], env
+            )
             url = f"redis://127.0.0.1:{redis_port}/0"
             args += ["--broker", url]
             for i in range(workers):
-                self._spawn([sys.executable, "-m", "backend.worker", "--broker", url, "--data-dir",
-                             str(self.tmp / "data"), "--name", f"w{i}", "--loglevel", "WARNING"], env)
+                self._spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "backend.worker",
+                        "--broker",
+                        url,
+                        "--data-dir",
+                        str(self.tmp / "data"),
+                        "--name",
+                        f"w{i}",
+                        "--loglevel",
+                        "WARNING",
+                    ],
+                    env,
+                )
         else:
             args += ["--workers", str(workers)]
         port = _free_port()
@@ -64,8 +87,9 @@ class Setup:
         self.run_jobs([{**TINY, "seed": 999 - i} for i in range(workers)])
 
     def _spawn(self, argv: list, env: dict) -> None:
-        self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.DEVNULL))
+        self.procs.append(
+            subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
 
     def run_jobs(self, jobs: list[dict], *, probe: bool = False) -> dict:
         """Submit the jobs at once and time until all are finished."""
@@ -80,8 +104,11 @@ class Setup:
                 latencies += _probe(f"{self.base}/test", 2.0)
             else:
                 time.sleep(0.5)
-        out = {"wall_s": round(time.monotonic() - started, 2), "states": [j["state"] for j in jobs],
-               "workers": sorted({j["worker"].get("name", "?") for j in jobs})}
+        out = {
+            "wall_s": round(time.monotonic() - started, 2),
+            "states": [j["state"] for j in jobs],
+            "workers": sorted({j["worker"].get("name", "?") for j in jobs}),
+        }
         if probe and latencies:
             out["api_test_latency"] = _percentiles(latencies)
         return out
@@ -100,20 +127,22 @@ def measure(n_jobs: int) -> dict:
     """The three comparisons; each setup is fresh (cold caches) and warm, the pairs run back to back."""
     results: dict = {}
     tiny = [{**TINY, "seed": 100 + i} for i in range(n_jobs)]  # distinct seeds: no shared teacher
-    for label, workers, broker, jobs, probe in (("one_worker", 1, True, tiny, False),
-                                                ("two_workers", 2, True, tiny, True),
-                                                ("quick_embedded", 1, False, [QUICK], False),
-                                                ("quick_distributed", 1, True, [QUICK], False)):
+    for label, workers, broker, jobs, probe in (
+        ("one_worker", 1, True, tiny, False),
+        ("two_workers", 2, True, tiny, True),
+        ("quick_embedded", 1, False, [QUICK], False),
+        ("quick_distributed", 1, True, [QUICK], False),
+    ):
         print(label, "...", flush=True)
         setup = Setup(workers, broker)
         try:
             results[label] = setup.run_jobs(jobs, probe=probe)
         finally:
             setup.close()
-    results["two_vs_one_worker_speedup"] = round(results["one_worker"]["wall_s"] / results["two_workers"]["wall_s"],
-                                                 3)
-    results["distributed_overhead_ratio"] = round(results["quick_distributed"]["wall_s"] /
-                                                  results["quick_embedded"]["wall_s"], 3)
+    results["two_vs_one_worker_speedup"] = round(results["one_worker"]["wall_s"] / results["two_workers"]["wall_s"], 3)
+    results["distributed_overhead_ratio"] = round(
+        results["quick_distributed"]["wall_s"] / results["quick_embedded"]["wall_s"], 3
+    )
     return results
 
 
@@ -122,26 +151,39 @@ def render(r: dict) -> str:
     one, two, emb, dist = r["one_worker"], r["two_workers"], r["quick_embedded"], r["quick_distributed"]
     overhead = r["distributed_overhead_ratio"] - 1
     lat = two.get("api_test_latency") or {}
-    return "\n".join([
-        HEADING, "",
-        f"Measured by `python -m benchmarks.workers` (raw: `benchmarks/workers.json`), started {r['started_at']}, "
-        f"{r['cpu_count']} cores, load average {r['load_average_at_start']:.1f} at the start. Every setup is "
-        "processes on a fresh data dir (cold teacher cache), warmed by one untimed tiny job; jobs run at one torch "
-        "thread each. One run per setup: wall times on a shared machine are noisy.", "",
-        "| setup | jobs | wall s | workers used | states |", "|---|---|---|---|---|",
-        *(f"| {name} | {len(x['states'])} | {x['wall_s']:.1f} | {', '.join(x['workers'])} | "
-          f"{', '.join(sorted(set(x['states'])))} |" for name, x in (
-              ("Celery + Redis, one worker (tiny jobs)", one), ("Celery + Redis, two workers (tiny jobs)", two),
-              ("embedded (local worker process), one quick job", emb),
-              ("Celery + Redis, one worker, one quick job", dist))), "",
-        f"- Two workers against one: {r['two_vs_one_worker_speedup']:.2f}x the throughput on {r['jobs']} tiny jobs "
-        f"(2 cores, each job on one thread).",
-        f"- A quick job (ResNet-18, default options) distributed against embedded: {r['distributed_overhead_ratio']:.3f}"
-        f" of the embedded wall time, an overhead of {overhead:+.1%} (goal ≤ {OVERHEAD_GOAL:.0%}: "
-        f"{'met' if overhead <= OVERHEAD_GOAL else '**missed**'}).",
-        f"- `GET /test` while two workers trained: p50 {lat.get('p50_ms', float('nan')):.1f} ms, p99 "
-        f"{lat.get('p99_ms', float('nan')):.1f} ms, max {lat.get('max_ms', float('nan')):.1f} ms over {lat.get('n', 0)}"
-        " requests.", ""])
+    return "\n".join(
+        [
+            HEADING,
+            "",
+            f"Measured by `python -m benchmarks.workers` (raw: `benchmarks/workers.json`), started {r['started_at']}, "
+            f"{r['cpu_count']} cores, load average {r['load_average_at_start']:.1f} at the start. Every setup is "
+            "processes on a fresh data dir (cold teacher cache), warmed by one untimed tiny job; jobs run at one torch "
+            "thread each. One run per setup: wall times on a shared machine are noisy.",
+            "",
+            "| setup | jobs | wall s | workers used | states |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {name} | {len(x['states'])} | {x['wall_s']:.1f} | {', '.join(x['workers'])} | "
+                f"{', '.join(sorted(set(x['states'])))} |"
+                for name, x in (
+                    ("Celery + Redis, one worker (tiny jobs)", one),
+                    ("Celery + Redis, two workers (tiny jobs)", two),
+                    ("embedded (local worker process), one quick job", emb),
+                    ("Celery + Redis, one worker, one quick job", dist),
+                )
+            ),
+            "",
+            f"- Two workers against one: {r['two_vs_one_worker_speedup']:.2f}x the throughput on {r['jobs']} tiny jobs "
+            f"(2 cores, each job on one thread).",
+            f"- A quick job (ResNet-18, default options) distributed against embedded: {r['distributed_overhead_ratio']:.3f}"
+            f" of the embedded wall time, an overhead of {overhead:+.1%} (goal ≤ {OVERHEAD_GOAL:.0%}: "
+            f"{'met' if overhead <= OVERHEAD_GOAL else '**missed**'}).",
+            f"- `GET /test` while two workers trained: p50 {lat.get('p50_ms', float('nan')):.1f} ms, p99 "
+            f"{lat.get('p99_ms', float('nan')):.1f} ms, max {lat.get('max_ms', float('nan')):.1f} ms over {lat.get('n', 0)}"
+            " requests.",
+            "",
+        ]
+    )
 
 
 def write_section(section: str) -> None:
@@ -151,8 +193,7 @@ def write_section(section: str) -> None:
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     pattern = re.compile("^" + re.escape(HEADING) + r"\n.*?(?=^## |^<!-- |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else \
-        text.rstrip("\n") + "\n\n" + section
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
 
 
@@ -168,8 +209,12 @@ def main() -> None:
         return
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is needed (apt-get install redis-server)")
-    results = {"cpu_count": os.cpu_count(), "jobs": args.jobs, "load_average_at_start": os.getloadavg()[0],
-               "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    results = {
+        "cpu_count": os.cpu_count(),
+        "jobs": args.jobs,
+        "load_average_at_start": os.getloadavg()[0],
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
     results.update(measure(args.jobs))
     Path(args.out).write_text(json.dumps(results, indent=2))
     write_section(render(results))

@@ -1,4 +1,5 @@
 """HTTP blueprints, one per concern, and the wiring of the job service into the app."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -8,14 +9,26 @@ if TYPE_CHECKING:
     from flask_socketio import SocketIO
 
 # Settings of the service, beyond backend/config.py; a test dict or KD_* variables may set them.
-SERVICE_DEFAULTS = {"MAX_ZIP_ENTRIES": 20_000, "MAX_UNCOMPRESSED_MB": 1024, "CANCEL_WAIT_S": 5.0,
-                    "PROGRESS_INTERVAL_S": 0.1, "HEARTBEAT_S": 1.0}
+SERVICE_DEFAULTS = {
+    "MAX_ZIP_ENTRIES": 20_000,
+    "MAX_UNCOMPRESSED_MB": 1024,
+    "CANCEL_WAIT_S": 5.0,
+    "PROGRESS_INTERVAL_S": 0.1,
+    "HEARTBEAT_S": 1.0,
+}
 # Disk: the tensor bytes a checkpoint may hold; retention of finished jobs (0: keep all); teacher cache bounds.
-SERVICE_DEFAULTS.update({"MAX_TENSOR_MB": 1024, "RETAIN_JOBS": 0, "RETAIN_DAYS": 0.0,
-                         "TEACHER_CACHE_MAX_ENTRIES": 0, "TEACHER_CACHE_MAX_MB": 0})
+SERVICE_DEFAULTS.update(
+    {
+        "MAX_TENSOR_MB": 1024,
+        "RETAIN_JOBS": 0,
+        "RETAIN_DAYS": 0.0,
+        "TEACHER_CACHE_MAX_ENTRIES": 0,
+        "TEACHER_CACHE_MAX_MB": 0,
+    }
+)
 
 
-def register_service(app: "Flask", socketio: "SocketIO") -> None:
+def register_service(app: Flask, socketio: SocketIO) -> None:
     """Job manager (app.extensions["jobs"]), Socket.IO handlers, upload-aware requests and blueprints."""
     import os
 
@@ -35,28 +48,40 @@ def register_service(app: "Flask", socketio: "SocketIO") -> None:
         manager_class = BrokerJobManager
         extra = {"broker_url": app.config["BROKER_URL"], "worker_timeout_s": float(app.config["WORKER_TIMEOUT_S"])}
     app.extensions["jobs"] = manager_class(
-        app.config["DATA_DIR"], app.config["UPLOAD_DIR"], emit=emit, workers=app.config["WORKERS"], **extra,
-        torch_threads=app.config["TORCH_THREADS"], start=app.config["START_WORKERS"],
-        cancel_wait_s=float(app.config["CANCEL_WAIT_S"]), heartbeat_s=float(app.config["HEARTBEAT_S"]),
-        progress_interval_s=float(app.config["PROGRESS_INTERVAL_S"]))
+        app.config["DATA_DIR"],
+        app.config["UPLOAD_DIR"],
+        emit=emit,
+        workers=app.config["WORKERS"],
+        **extra,
+        torch_threads=app.config["TORCH_THREADS"],
+        start=app.config["START_WORKERS"],
+        cancel_wait_s=float(app.config["CANCEL_WAIT_S"]),
+        heartbeat_s=float(app.config["HEARTBEAT_S"]),
+        progress_interval_s=float(app.config["PROGRESS_INTERVAL_S"]),
+    )
     _apply_retention(app)
     _register_studies(app, socketio, StudyService, StudyStore)
     for module in (dashboard, openapi, training, results, testing, uploads, studies):
         app.register_blueprint(module.bp)
 
 
-def _apply_retention(app: "Flask") -> None:
+def _apply_retention(app: Flask) -> None:
     """Retention of finished jobs and the teacher cache bound, from the config; applied at start (and by the
     manager after every job)."""
     from backend.jobs.disk import Retention
 
     cfg = app.config
-    app.extensions["jobs"].set_retention(Retention(
-        retain_jobs=int(cfg["RETAIN_JOBS"]), retain_days=float(cfg["RETAIN_DAYS"]),
-        cache_max_entries=int(cfg["TEACHER_CACHE_MAX_ENTRIES"]), cache_max_mb=float(cfg["TEACHER_CACHE_MAX_MB"])))
+    app.extensions["jobs"].set_retention(
+        Retention(
+            retain_jobs=int(cfg["RETAIN_JOBS"]),
+            retain_days=float(cfg["RETAIN_DAYS"]),
+            cache_max_entries=int(cfg["TEACHER_CACHE_MAX_ENTRIES"]),
+            cache_max_mb=float(cfg["TEACHER_CACHE_MAX_MB"]),
+        )
+    )
 
 
-def _register_studies(app: "Flask", socketio: "SocketIO", service_cls, store_cls) -> None:
+def _register_studies(app: Flask, socketio: SocketIO, service_cls, store_cls) -> None:
     """Study service (app.extensions["studies"]), emitting study_progress as the points of a study end."""
     from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Helpers shared by the blueprints: the job manager, JSON bodies, picking a job."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,15 +53,23 @@ def finished_job(body: dict[str, Any] | None = None) -> JobRecord:
     if job_id not in (None, ""):
         record = get_job(job_id)
         if record.state != SUCCEEDED:
-            raise ApiError(409, "job_not_succeeded", f"Job {record.id} is {record.state}; results exist only for "
-                           "succeeded jobs.", state=record.state)
+            raise ApiError(
+                409,
+                "job_not_succeeded",
+                f"Job {record.id} is {record.state}; results exist only for succeeded jobs.",
+                state=record.state,
+            )
         return record
     model_name = model_filter(arg("model_name", body))
     record = manager().latest_succeeded(model_name)
     if record is None:
         which = f" for {model_name}" if model_name else ""
-        raise ApiError(404, "no_results", f"No succeeded job{which} yet: start one with POST /train and wait "
-                       "for it to finish (GET /jobs shows its state).")
+        raise ApiError(
+            404,
+            "no_results",
+            f"No succeeded job{which} yet: start one with POST /train and wait "
+            "for it to finish (GET /jobs shows its state).",
+        )
     return record
 
 

@@ -7,6 +7,7 @@ dashboard/index.html there): the page then takes the backend's address from ?api
 its own origin, a loopback origin, or one the server allowlists (given to the page in <meta name="kd-origins">).
 The page holds no inline script, as the Content-Security-Policy (script-src 'self') requires.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,10 +30,12 @@ def _head() -> str:
     """What the backend adds to the page: where its files and the API are, and whether the client exists."""
     client = "present" if SOCKETIO_CLIENT.is_file() else "missing"
     origins = json.dumps(current_app.extensions["kd_guard"].public_origins())
-    return (f'<base href="{escape(url_for("static", filename="dashboard/"))}">'
-            f'<meta name="kd-api" content="{escape(request.script_root + "/")}">'
-            f'<meta name="kd-socketio-client" content="{client}">'
-            f'<meta name="kd-origins" content="{escape(origins)}">')
+    return (
+        f'<base href="{escape(url_for("static", filename="dashboard/"))}">'
+        f'<meta name="kd-api" content="{escape(request.script_root + "/")}">'
+        f'<meta name="kd-socketio-client" content="{client}">'
+        f'<meta name="kd-origins" content="{escape(origins)}">'
+    )
 
 
 @bp.get("/")
@@ -41,8 +44,11 @@ def index():
     try:
         html = PAGE.read_text(encoding="utf-8")
     except OSError:
-        raise ApiError(500, "dashboard_missing", "The dashboard page is missing from backend/static/dashboard/; "
-                       "the API itself works (GET /openapi.json).") from None
+        raise ApiError(
+            500,
+            "dashboard_missing",
+            "The dashboard page is missing from backend/static/dashboard/; the API itself works (GET /openapi.json).",
+        ) from None
     response = Response(html.replace(MARKER, _head(), 1), mimetype="text/html")
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -1,4 +1,5 @@
 """JSON errors everywhere: {"error": {"code", "message"}} with the right status, never a traceback."""
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,9 @@ MESSAGE_CHARS = 1000  # a safety net for messages that echo a value without clip
 class ApiError(Exception):
     """An error a client caused or can act on; carries status, a stable code and optional headers."""
 
-    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
-                 **details: Any) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **details: Any
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
         self.headers = headers or {}

@@ -1,4 +1,5 @@
 """Health and version information."""
+
 from __future__ import annotations
 
 import platform

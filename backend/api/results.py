@@ -1,4 +1,5 @@
 """Results of succeeded jobs: the report, MATLAB data, plots and the download bundle."""
+
 from __future__ import annotations
 
 import io
@@ -63,14 +64,19 @@ def visualize():
 
         kind = kind or STUDY_PLOT_KINDS[0]
         if kind not in STUDY_PLOT_KINDS:
-            raise ApiError(400, "invalid_option", f"with study_id, kind must be one of {list(STUDY_PLOT_KINDS)}, "
-                           f"got '{clip(kind)}'.", field="kind")
+            raise ApiError(
+                400,
+                "invalid_option",
+                f"with study_id, kind must be one of {list(STUDY_PLOT_KINDS)}, got '{clip(kind)}'.",
+                field="kind",
+            )
         return study_plot(arg("study_id", body), kind)
     if kind in (None, ""):
         kind = "overview"
     if kind not in PLOT_KINDS:
-        raise ApiError(400, "invalid_option", f"kind must be one of {list(PLOT_KINDS)}, got '{clip(kind)}'.",
-                       field="kind")
+        raise ApiError(
+            400, "invalid_option", f"kind must be one of {list(PLOT_KINDS)}, got '{clip(kind)}'.", field="kind"
+        )
     record = finished_job(body)
     png = artifact(record, f"plots/{kind}").read_bytes()  # the job drew every kind: served, never redrawn here
     return send_file(io.BytesIO(png), mimetype="image/png", download_name=f"{record.id}_{kind}.png")
@@ -85,8 +91,9 @@ def download():
         return study_bundle(request.args["study_id"])
     record = finished_job()
     path = artifact(record, "bundle")
-    return send_file(path, mimetype="application/zip", as_attachment=True,
-                     download_name=f"{record.model_name}_{record.id}.zip")
+    return send_file(
+        path, mimetype="application/zip", as_attachment=True, download_name=f"{record.model_name}_{record.id}.zip"
+    )
 
 
 def _report(record: JobRecord) -> dict[str, Any]:
@@ -94,6 +101,3 @@ def _report(record: JobRecord) -> dict[str, Any]:
         return jsonable(manager().report(record))
     except (FileNotFoundError, ValueError):
         raise ApiError(404, "artifact_missing", f"The report of job {record.id} is missing or unreadable.") from None
-
-
-

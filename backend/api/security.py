@@ -5,13 +5,15 @@ Defaults are safe for a local service: the served names are the loopback names p
 are the page's own plus any `http://localhost:<port>`, `http://127.0.0.1:<port>` or `http://[::1]:<port>`;
 no token is asked for unless API_TOKEN is set (app.main refuses a non-loopback address without one).
 """
+
 from __future__ import annotations
 
 import hmac
 import json
 import re
 import socket
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from flask import Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -38,7 +40,7 @@ def host_name(host: str) -> str:
     """The name part of a Host header: 'Example.com:80' -> 'example.com', '[::1]:5001' -> '::1'."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else host
     if host.count(":") == 1:
         host = host.split(":", 1)[0]
     return host.rstrip(".")
@@ -58,9 +60,11 @@ class Guard:
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.origins = [o.rstrip("/") for o in split_setting(config.get("CORS_ORIGINS"))]
         if any("*" in o for o in self.origins):
-            raise ValueError("CORS_ORIGINS: '*' is not allowed; list the origins (scheme://host:port) that may "
-                             "call the service. Loopback origins (http://localhost:*, http://127.0.0.1:*) are "
-                             "always allowed.")
+            raise ValueError(
+                "CORS_ORIGINS: '*' is not allowed; list the origins (scheme://host:port) that may "
+                "call the service. Loopback origins (http://localhost:*, http://127.0.0.1:*) are "
+                "always allowed."
+            )
         self.hosts = set(LOOPBACK_HOSTS) | {host_name(h) for h in split_setting(config.get("ALLOWED_HOSTS"))}
         bound = host_name(str(config.get("HOST") or ""))
         if bound in WILDCARD_HOSTS:  # every interface: the machine's own name is served too
@@ -98,9 +102,11 @@ class Guard:
         connect = ["'self'", "http://localhost:*", "http://127.0.0.1:*", "ws://localhost:*", "ws://127.0.0.1:*"]
         for origin in self.origins:
             connect += [origin, re.sub(r"^http", "ws", origin)]
-        return ("default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors "
-                f"'none'; form-action 'self'; img-src 'self' data: blob:; style-src 'self'; "
-                f"connect-src {' '.join(connect)}")
+        return (
+            "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors "
+            f"'none'; form-action 'self'; img-src 'self' data: blob:; style-src 'self'; "
+            f"connect-src {' '.join(connect)}"
+        )
 
     def public_origins(self) -> list[str]:
         """What the dashboard may be pointed at with ?api= besides its own origin and loopback."""
@@ -112,8 +118,12 @@ class GuardMiddleware:
 
     def __init__(self, wsgi_app: Callable, guard: Guard) -> None:
         self.wsgi_app, self.guard = wsgi_app, guard
-        self.headers = [("Content-Security-Policy", guard.csp()), ("X-Content-Type-Options", "nosniff"),
-                        ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer")]
+        self.headers = [
+            ("Content-Security-Policy", guard.csp()),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "no-referrer"),
+        ]
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         def with_headers(status: str, headers: list, exc_info: Any = None) -> Any:
@@ -123,11 +133,16 @@ class GuardMiddleware:
 
         host = environ.get("HTTP_HOST")
         if not self.guard.host_allowed(host):
-            body = json.dumps(error_body(
-                "misdirected_request", f"Host {clip(host)!r} is not a name of this service; add it with "
-                "--allowed-hosts (KD_ALLOWED_HOSTS) if it is.")).encode()
-            with_headers("421 Misdirected Request", [("Content-Type", "application/json"),
-                                                     ("Content-Length", str(len(body)))])
+            body = json.dumps(
+                error_body(
+                    "misdirected_request",
+                    f"Host {clip(host)!r} is not a name of this service; add it with "
+                    "--allowed-hosts (KD_ALLOWED_HOSTS) if it is.",
+                )
+            ).encode()
+            with_headers(
+                "421 Misdirected Request", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
             return [body]
         return self.wsgi_app(environ, with_headers)
 
@@ -147,12 +162,20 @@ def _check_request() -> None:
     origin = request.headers.get("Origin")
     if request.method not in SAFE_METHODS and origin and not guard.origin_allowed(origin, request.environ):
         # A cross-site form can post without a preflight; a foreign page must not change anything.
-        raise ApiError(403, "origin_not_allowed", f"Origin {clip(origin)!r} may not call this service; "
-                       "start the server with --cors-origins (KD_CORS_ORIGINS) to allow it.")
+        raise ApiError(
+            403,
+            "origin_not_allowed",
+            f"Origin {clip(origin)!r} may not call this service; "
+            "start the server with --cors-origins (KD_CORS_ORIGINS) to allow it.",
+        )
     if guard.token and request.endpoint not in PUBLIC_ENDPOINTS:
         if not guard.token_ok(bearer(request.headers.get("Authorization"))):
-            raise ApiError(401, "unauthorized", "This server requires its API token: send the header "
-                           "'Authorization: Bearer <token>'.", headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "unauthorized",
+                "This server requires its API token: send the header 'Authorization: Bearer <token>'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     if request.method not in SAFE_METHODS and request.routing_exception is None:  # else the 404/405 stands
         _check_body(current_app.config)
 
@@ -168,8 +191,11 @@ def _check_body(config: Mapping[str, Any]) -> None:
         return  # an empty body where a body is optional stays OK; endpoints that need one say so
     if request.mimetype != "application/json":
         # text/plain, form and multipart bodies are what a cross-site form can send without a preflight.
-        raise ApiError(415, "unsupported_media_type", "Send the body as JSON with 'Content-Type: "
-                       f"application/json' (got {clip(request.mimetype or 'none')!r}).")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Send the body as JSON with 'Content-Type: application/json' (got {clip(request.mimetype or 'none')!r}).",
+        )
     max_depth = int(config["MAX_JSON_DEPTH"])
     try:
         data = request.get_json(silent=True)

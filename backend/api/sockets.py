@@ -4,9 +4,11 @@ A job's events go to its room only (room "job:<id>"): a client emits 'join' with
 and nothing about a job reaches a client that did not ask for it. When the server has an API token, the
 connection needs it: `auth={"token": ...}` (or an `Authorization: Bearer` header on the handshake).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import current_app, request
 from flask_socketio import SocketIO, join_room, leave_room
@@ -71,8 +73,14 @@ def _join_study(study_id: Any) -> dict[str, Any]:
     for job_id in study.job_ids:
         join_room(room_of(job_id))
     summary = studies.summary(study)
-    return {"ok": True, "study_id": study.id, "state": summary["state"], "points_done": summary["points_done"],
-            "points_total": summary["points_total"], "job_ids": study.job_ids}
+    return {
+        "ok": True,
+        "study_id": study.id,
+        "state": summary["state"],
+        "points_done": summary["points_done"],
+        "points_total": summary["points_total"],
+        "job_ids": study.job_ids,
+    }
 
 
 def _on_join(data: Any = None) -> dict[str, Any]:
@@ -81,14 +89,13 @@ def _on_join(data: Any = None) -> dict[str, Any]:
         return _join_study(data["study_id"])
     job_id = data.get("job_id") if isinstance(data, dict) else None
     if not isinstance(job_id, str):
-        return {"ok": False, "error": "send {\"job_id\": \"...\"}"}
+        return {"ok": False, "error": 'send {"job_id": "..."}'}
     try:
         record = current_app.extensions["jobs"].get(job_id)
     except JobNotFound:
         return {"ok": False, "error": f"No job with id '{clip(job_id)}'."}
     join_room(room_of(job_id))
-    return {"ok": True, "job_id": job_id, "status": record.state, "phase": record.phase,
-            "progress": record.progress}
+    return {"ok": True, "job_id": job_id, "status": record.state, "phase": record.phase, "progress": record.progress}
 
 
 def _on_leave(data: Any = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """Compression studies: sweep a grid of options as ordinary jobs; table, Pareto frontier, CSV, MATLAB, plots."""
+
 from __future__ import annotations
 
 import io
@@ -52,11 +53,21 @@ def create_study():
         study = service().create(body, admit=check_queue_room)
     except ConfigError as exc:
         raise ApiError(400, "invalid_option", str(exc), field=exc.field) from None
-    answer = {"study_id": study.id, "job_ids": study.job_ids, "points_total": len(study.points), "points_done": 0,
-              "state": "queued", "grid": study.grid,
-              "links": {"study": f"/studies/{study.id}", "cancel": f"/studies/{study.id}/cancel",
-                        "csv": f"/studies/{study.id}?format=csv", "matlab": f"/matlab_metrics?study_id={study.id}",
-                        "pareto": f"/visualize?kind=pareto&study_id={study.id}"}}
+    answer = {
+        "study_id": study.id,
+        "job_ids": study.job_ids,
+        "points_total": len(study.points),
+        "points_done": 0,
+        "state": "queued",
+        "grid": study.grid,
+        "links": {
+            "study": f"/studies/{study.id}",
+            "cancel": f"/studies/{study.id}/cancel",
+            "csv": f"/studies/{study.id}?format=csv",
+            "matlab": f"/matlab_metrics?study_id={study.id}",
+            "pareto": f"/visualize?kind=pareto&study_id={study.id}",
+        },
+    }
     return jsonify(answer), 202, {"Location": f"/studies/{study.id}"}
 
 
@@ -79,8 +90,11 @@ def study_detail(study_id: str):
 def study_csv_response(study: StudyRecord) -> Response:
     from backend.metrics.study import study_csv
 
-    return Response(study_csv(service().rows(study)), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename={study.id}.csv"})
+    return Response(
+        study_csv(service().rows(study)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={study.id}.csv"},
+    )
 
 
 @bp.post("/studies/<study_id>/cancel")
@@ -98,8 +112,13 @@ def delete_study(study_id: str):
     rows = service().rows(study)
     active = [r["job_id"] for r in rows if r["state"] in ("queued", "running")]
     if active:
-        raise ApiError(409, "study_active", f"Study {study.id} has {len(active)} point(s) queued or running; "
-                       f"cancel it first (POST /studies/{study.id}/cancel).", state="running")
+        raise ApiError(
+            409,
+            "study_active",
+            f"Study {study.id} has {len(active)} point(s) queued or running; "
+            f"cancel it first (POST /studies/{study.id}/cancel).",
+            state="running",
+        )
     deleted, delete = [], getattr(manager(), "delete", None)
     if callable(delete) and request.args.get("keep_jobs") not in ("1", "true"):
         from backend.jobs import JobStateError
@@ -159,5 +178,6 @@ def study_bundle(study_id: Any) -> Response:
             zf.writestr(f"plots/{kind}.png", render_study_plot(rows, kind, _title(study, kind)))
         zf.writestr("README.txt", STUDY_README.format(study_id=study.id, model=study.model_name, points=len(rows)))
     buffer.seek(0)
-    return send_file(buffer, mimetype="application/zip", as_attachment=True,
-                     download_name=f"{study.model_name}_{study.id}.zip")
+    return send_file(
+        buffer, mimetype="application/zip", as_attachment=True, download_name=f"{study.model_name}_{study.id}.zip"
+    )

@@ -1,4 +1,5 @@
 """Self-checks: build a model and run it (/test_model), run the metrics code (/test_metrics), list models."""
+
 from __future__ import annotations
 
 import threading
@@ -24,25 +25,50 @@ METRICS_RETRY_AFTER_S = 10
 @bp.get("/models")
 def models():
     """Ids, aliases, family, presets, datasets that fit, defaults per preset."""
-    job_defaults = {f.name: f.default for f in fields(JobConfig) if f.name != "model_name"
-                    and not callable(f.default) and f.default is not f.default_factory}
+    job_defaults = {
+        f.name: f.default
+        for f in fields(JobConfig)
+        if f.name != "model_name" and not callable(f.default) and f.default is not f.default_factory
+    }
     out = []
     for spec in list_models():
-        out.append({"id": spec.id, "display_name": spec.display_name, "family": spec.family,
-                    "aliases": list(spec.aliases), "source": spec.source,
-                    "default_structural_ratio": spec.default_structural_ratio, "presets": list(PRESETS),
-                    "datasets": list(BUILTIN_DATASETS[spec.family]), "default_dataset": DEFAULT_DATASET[spec.family],
-                    "upload_kinds": _upload_kinds(spec.family), "task": spec.task, "onnx_export": spec.task,
-                    "preset_defaults": {p: defaults(spec.id, p) for p in PRESETS}})
+        out.append(
+            {
+                "id": spec.id,
+                "display_name": spec.display_name,
+                "family": spec.family,
+                "aliases": list(spec.aliases),
+                "source": spec.source,
+                "default_structural_ratio": spec.default_structural_ratio,
+                "presets": list(PRESETS),
+                "datasets": list(BUILTIN_DATASETS[spec.family]),
+                "default_dataset": DEFAULT_DATASET[spec.family],
+                "upload_kinds": _upload_kinds(spec.family),
+                "task": spec.task,
+                "onnx_export": spec.task,
+                "preset_defaults": {p: defaults(spec.id, p) for p in PRESETS},
+            }
+        )
     limits = {name: {**limit, "optional": name in OPTIONAL} for name, limit in LIMITS.items()}
-    service = {"max_queued_jobs": current_app.config["MAX_QUEUED_JOBS"],
-               "max_body_kb": current_app.config["MAX_BODY_KB"], "max_json_depth": current_app.config["MAX_JSON_DEPTH"],
-               "max_upload_mb": current_app.config["MAX_UPLOAD_MB"]}
+    service = {
+        "max_queued_jobs": current_app.config["MAX_QUEUED_JOBS"],
+        "max_body_kb": current_app.config["MAX_BODY_KB"],
+        "max_json_depth": current_app.config["MAX_JSON_DEPTH"],
+        "max_upload_mb": current_app.config["MAX_UPLOAD_MB"],
+    }
     from backend.data.public import listing
     from backend.jobconfig import QUANTIZE_OPTIONS
 
-    return jsonify({"models": out, "options": jsonable(job_defaults), "limits": limits, "service_limits": service,
-                    "public_datasets": listing(), "quantize_options": list(QUANTIZE_OPTIONS)})
+    return jsonify(
+        {
+            "models": out,
+            "options": jsonable(job_defaults),
+            "limits": limits,
+            "service_limits": service,
+            "public_datasets": listing(),
+            "quantize_options": list(QUANTIZE_OPTIONS),
+        }
+    )
 
 
 def _upload_kinds(family: str) -> list[str]:
@@ -61,8 +87,9 @@ def test_model():
         raise ApiError(400, "invalid_option", str(exc), field="model_name") from None
     preset = body.get("preset", "quick")
     if preset not in PRESETS:
-        raise ApiError(400, "invalid_option", f"preset must be one of {list(PRESETS)}, got {clip(preset)}.",
-                       field="preset")
+        raise ApiError(
+            400, "invalid_option", f"preset must be one of {list(PRESETS)}, got {clip(preset)}.", field="preset"
+        )
     with _torch_lock:
         return jsonify(jsonable(_check_model(spec, preset)))
 
@@ -74,16 +101,18 @@ def _build_for_test(spec, preset: str):
     from backend.models import adapters, teachers, text, vision
 
     if spec.family == "vision":
-        model, _ = teachers.build_fresh(spec, preset=preset, class_names=[str(i) for i in range(10)],
-                                        train_texts=None, pretrained=False, seed=0)
+        model, _ = teachers.build_fresh(
+            spec, preset=preset, class_names=[str(i) for i in range(10)], train_texts=None, pretrained=False, seed=0
+        )
         size = vision.IMAGE_SIZE[preset]
         return model, {"pixel_values": torch.rand(1, 3, size, size)}, lambda m, b: m(b["pixel_values"])
     from backend.data import synthetic_text
 
     texts, labels = synthetic_text.generate(n=200, seed=0)
     names = list(synthetic_text.CLASS_NAMES)
-    model, tokenizer = teachers.build_fresh(spec, preset=preset, class_names=names, train_texts=texts,
-                                            pretrained=False, seed=0)
+    model, tokenizer = teachers.build_fresh(
+        spec, preset=preset, class_names=names, train_texts=texts, pretrained=False, seed=0
+    )
     words = names if spec.labels_as_words else None
     batch = adapters.text_tensors(tokenizer, texts[:1], labels[:1], text.MAX_LENGTH[preset], words).head(1)
     adapter = adapters.adapter_for(spec, tokenizer, names)
@@ -104,22 +133,39 @@ def _check_model(spec, preset: str) -> dict[str, Any]:
     with torch.inference_mode():
         output = forward(model, batch)
     forward_s = time.perf_counter() - start
-    return {"status": "ok", "model_name": spec.id, "display_name": spec.display_name, "family": spec.family,
-            "source": spec.source, "preset": preset, "weights": "newly initialised (no training, no download)",
-            "parameters": count_parameters(model), "layers": count_layers(model),
-            "size": model_size(model, compress=False),  # deflating is slow and says nothing for a dense model
-            "forward_pass": {"ok": bool(torch.isfinite(output).all()), "batch_size": 1,
-                             "inputs": {k: list(v.shape) for k, v in batch.items() if hasattr(v, "shape")},
-                             "output_shape": list(output.shape), "seconds": forward_s},
-            "build_seconds": built_s, "torch_threads": torch.get_num_threads()}
+    return {
+        "status": "ok",
+        "model_name": spec.id,
+        "display_name": spec.display_name,
+        "family": spec.family,
+        "source": spec.source,
+        "preset": preset,
+        "weights": "newly initialised (no training, no download)",
+        "parameters": count_parameters(model),
+        "layers": count_layers(model),
+        "size": model_size(model, compress=False),  # deflating is slow and says nothing for a dense model
+        "forward_pass": {
+            "ok": bool(torch.isfinite(output).all()),
+            "batch_size": 1,
+            "inputs": {k: list(v.shape) for k, v in batch.items() if hasattr(v, "shape")},
+            "output_shape": list(output.shape),
+            "seconds": forward_s,
+        },
+        "build_seconds": built_s,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 @bp.get("/test_metrics")
 def test_metrics():
     """Run the metrics on reference torchvision models and on a small teacher/student pair; one at a time."""
     if not _metrics_running.acquire(blocking=False):
-        raise ApiError(429, "busy", "A /test_metrics run is in progress; retry when it is done.",
-                       headers={"Retry-After": str(METRICS_RETRY_AFTER_S)})
+        raise ApiError(
+            429,
+            "busy",
+            "A /test_metrics run is in progress; retry when it is done.",
+            headers={"Retry-After": str(METRICS_RETRY_AFTER_S)},
+        )
     try:
         with _torch_lock:
             return jsonify(jsonable(_metrics_check()))
@@ -132,8 +178,12 @@ def _metrics_check() -> dict[str, Any]:
     reference = {spec.id: _reference_check(spec.reference) for spec in list_models() if spec.reference}
     pair = _small_pair_check()
     ok = all(r["parameters_match"] and r["gmacs_match"] for r in reference.values())
-    return {"status": "ok" if ok else "mismatch", "reference_checks": reference, "small_pair": pair,
-            "seconds": time.perf_counter() - start}
+    return {
+        "status": "ok" if ok else "mismatch",
+        "reference_checks": reference,
+        "small_pair": pair,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def _reference_check(ref: dict[str, Any]) -> dict[str, Any]:
@@ -149,10 +199,15 @@ def _reference_check(ref: dict[str, Any]) -> dict[str, Any]:
     params = count_parameters(model)["total"]
     flops = count_flops(model, lambda m, b: m(b["pixel_values"]), {"pixel_values": torch.zeros(1, 3, 224, 224)})
     gmacs = flops["macs_per_sample"] / 1e9
-    return {"parameters": params, "reference_parameters": ref["parameters"],
-            "parameters_match": params == ref["parameters"], "gmacs": round(gmacs, 4),
-            "reference_gmacs": ref["gmacs"], "gmacs_match": abs(gmacs - ref["gmacs"]) / ref["gmacs"] < 0.01,
-            "input": "1x3x224x224"}
+    return {
+        "parameters": params,
+        "reference_parameters": ref["parameters"],
+        "parameters_match": params == ref["parameters"],
+        "gmacs": round(gmacs, 4),
+        "reference_gmacs": ref["gmacs"],
+        "gmacs_match": abs(gmacs - ref["gmacs"]) / ref["gmacs"] < 0.01,
+        "input": "1x3x224x224",
+    }
 
 
 def _small_pair_check() -> dict[str, Any]:
@@ -164,8 +219,15 @@ def _small_pair_check() -> dict[str, Any]:
     from backend.metrics.measure import measure_pair
 
     def cnn(width: int) -> nn.Module:
-        return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
-                             nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 4))
+        return nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(width, 4),
+        )
 
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -174,12 +236,21 @@ def _small_pair_check() -> dict[str, Any]:
         prune.l1_unstructured(module, "weight", amount=0.3)
         prune.remove(module, "weight")
     x, y = torch.rand(64, 3, 16, 16, generator=gen), torch.randint(0, 4, (64,), generator=gen)
-    batches = [({"pixel_values": x[i:i + 16]}, y[i:i + 16]) for i in range(0, 64, 16)]
-    result = measure_pair(teacher.eval(), student.eval(), predict=lambda m, b: m(b["pixel_values"]).argmax(-1),
-                          test_batches=batches, example_batch=lambda bs: {"pixel_values": torch.rand(bs, 3, 16, 16)},
-                          class_names=["a", "b", "c", "d"], latency_runs=30, batch_sizes=(1, 8))
+    batches = [({"pixel_values": x[i : i + 16]}, y[i : i + 16]) for i in range(0, 64, 16)]
+    result = measure_pair(
+        teacher.eval(),
+        student.eval(),
+        predict=lambda m, b: m(b["pixel_values"]).argmax(-1),
+        test_batches=batches,
+        example_batch=lambda bs: {"pixel_values": torch.rand(bs, 3, 16, 16)},
+        class_names=["a", "b", "c", "d"],
+        latency_runs=30,
+        batch_sizes=(1, 8),
+    )
     result.pop("predictions", None)
-    result["setup"] = ("untrained 2-conv CNN (width 16) vs a width-8 copy with 30% L1 unstructured pruning, "
-                       "64 random 3x16x16 inputs with random labels, latency at batch 1 and 8: checks the "
-                       "measuring code; the accuracy figures mean nothing")
+    result["setup"] = (
+        "untrained 2-conv CNN (width 16) vs a width-8 copy with 30% L1 unstructured pruning, "
+        "64 random 3x16x16 inputs with random labels, latency at batch 1 and 8: checks the "
+        "measuring code; the accuracy figures mean nothing"
+    )
     return result

@@ -1,4 +1,5 @@
 """Training jobs: start, cancel, list, inspect."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,10 +31,18 @@ def train():
     _check_uploads(config)
     _check_public_dataset(config)
     record = manager().submit(config)
-    answer = {"job_id": record.id, "status": record.state, "model_name": config.model_name,
-              "queue_position": manager().queue_position(record.id), "config": config.to_dict(),
-              "links": {"job": f"/jobs/{record.id}", "cancel": "/cancel_training",
-                        "evaluate": f"/evaluate?job_id={record.id}"}}
+    answer = {
+        "job_id": record.id,
+        "status": record.state,
+        "model_name": config.model_name,
+        "queue_position": manager().queue_position(record.id),
+        "config": config.to_dict(),
+        "links": {
+            "job": f"/jobs/{record.id}",
+            "cancel": "/cancel_training",
+            "evaluate": f"/evaluate?job_id={record.id}",
+        },
+    }
     return jsonify(answer), 202, {"Location": f"/jobs/{record.id}"}
 
 
@@ -46,8 +55,12 @@ def check_queue_room(jobs: int = 1) -> None:
     """
     cap, waiting = int(current_app.config["MAX_QUEUED_JOBS"]), manager().queue_length()
     if waiting >= cap or (waiting > 0 and waiting + jobs > cap):
-        raise ApiError(429, "queue_full", f"{cap} jobs are already waiting (MAX_QUEUED_JOBS); retry when one "
-                       "has started, or cancel one.", headers={"Retry-After": str(QUEUE_RETRY_AFTER_S)})
+        raise ApiError(
+            429,
+            "queue_full",
+            f"{cap} jobs are already waiting (MAX_QUEUED_JOBS); retry when one has started, or cancel one.",
+            headers={"Retry-After": str(QUEUE_RETRY_AFTER_S)},
+        )
 
 
 def _check_uploads(config: JobConfig) -> None:
@@ -76,8 +89,12 @@ def _check_upload(field: str, upload_id: str, kinds: tuple[str, ...], what: str)
     except UploadNotFound as exc:
         raise ApiError(404, "upload_not_found", str(exc), field=field) from None
     if meta.get("kind") not in kinds:
-        raise ApiError(400, "invalid_option", f"{field}: upload {upload_id} is a {meta.get('kind')}, not {what} "
-                       f"(valid kinds: {list(kinds)}).", field=field)
+        raise ApiError(
+            400,
+            "invalid_option",
+            f"{field}: upload {upload_id} is a {meta.get('kind')}, not {what} (valid kinds: {list(kinds)}).",
+            field=field,
+        )
 
 
 @bp.post("/cancel_training")
@@ -104,8 +121,14 @@ def list_jobs():
     limit = _limit(request.args.get("limit"))
     model_name = model_filter(request.args.get("model_name"))
     jobs = [_public(r) for r in manager().list_jobs(state=state, model_name=model_name, limit=limit)]
-    return jsonify({"jobs": jobs, "count": len(jobs), "queue_length": manager().queue_length(),
-                    "running_job_id": manager().running_job_id()})
+    return jsonify(
+        {
+            "jobs": jobs,
+            "count": len(jobs),
+            "queue_length": manager().queue_length(),
+            "running_job_id": manager().running_job_id(),
+        }
+    )
 
 
 @bp.get("/jobs/<job_id>")

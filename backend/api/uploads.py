@@ -1,4 +1,5 @@
 """File uploads: datasets (CSV, ZIP of class folders, NPZ) and teacher checkpoints."""
+
 from __future__ import annotations
 
 import tempfile
@@ -17,8 +18,13 @@ bp = Blueprint("uploads", __name__)
 class UploadRequest(Request):
     """Spools large multipart files inside the upload directory, not the system temp dir."""
 
-    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
-                         filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
         incoming = Path(current_app.config["UPLOAD_DIR"]) / ".incoming"
         incoming.mkdir(parents=True, exist_ok=True)
         return tempfile.SpooledTemporaryFile(max_size=1024 * 1024, mode="rb+", dir=incoming)
@@ -27,9 +33,12 @@ class UploadRequest(Request):
 def limits() -> store.UploadLimits:
     """The app's upload limits."""
     cfg = current_app.config
-    return store.UploadLimits(max_bytes=int(cfg["MAX_CONTENT_LENGTH"]), max_zip_entries=int(cfg["MAX_ZIP_ENTRIES"]),
-                              max_uncompressed_bytes=int(cfg["MAX_UNCOMPRESSED_MB"]) * 1024 * 1024,
-                              max_tensor_bytes=int(cfg["MAX_TENSOR_MB"]) * 1024 * 1024)
+    return store.UploadLimits(
+        max_bytes=int(cfg["MAX_CONTENT_LENGTH"]),
+        max_zip_entries=int(cfg["MAX_ZIP_ENTRIES"]),
+        max_uncompressed_bytes=int(cfg["MAX_UNCOMPRESSED_MB"]) * 1024 * 1024,
+        max_tensor_bytes=int(cfg["MAX_TENSOR_MB"]) * 1024 * 1024,
+    )
 
 
 @bp.post("/upload")
@@ -85,5 +94,3 @@ def _public(meta: dict) -> dict:
     data = {k: v for k, v in meta.items() if k != "stored_name"}
     data["created_at"] = iso_time(meta.get("created_at"))
     return data
-
-

@@ -4,12 +4,13 @@ Images stay at source resolution (uint8 where the source is); each batch is resi
 normalised (and augmented, for training where asked) only when it is served, with torchvision.transforms.v2,
 on the job's device. Memory is so bounded by the source data, not by the model's input size.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -70,7 +71,7 @@ class TensorSet:
         n = len(self)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
         for start in range(0, n, batch_size):
-            yield self._serve(order[start:start + batch_size], self.augment)
+            yield self._serve(order[start : start + batch_size], self.augment)
 
     def num_batches(self, batch_size: int) -> int:
         return (len(self) + batch_size - 1) // batch_size
@@ -79,11 +80,11 @@ class TensorSet:
         """The first n examples as one batch (never augmented), repeated if the set is smaller."""
         return self._serve(torch.arange(n) % len(self), False)
 
-    def with_tensors(self, **extra: torch.Tensor) -> "TensorSet":
+    def with_tensors(self, **extra: torch.Tensor) -> TensorSet:
         """A copy with more per-example tensors (e.g. the teacher's logits), served alongside."""
         return dataclasses.replace(self, tensors={**self.tensors, **extra})
 
-    def to(self, device: torch.device | str) -> "TensorSet":
+    def to(self, device: torch.device | str) -> TensorSet:
         """A view serving its batches on `device` (the stored tensors stay in host memory)."""
         return dataclasses.replace(self, device=torch.device(device))
 
@@ -117,8 +118,9 @@ def split_indices(labels: np.ndarray, seed: int) -> Splits:
         raise DataError("Every class needs at least 3 examples to be split into train, validation and test.")
     train_frac, val_frac, test_frac = SPLIT_FRACTIONS
     rest, test = train_test_split(idx, test_size=test_frac, stratify=labels, random_state=seed)
-    train, val = train_test_split(rest, test_size=val_frac / (train_frac + val_frac), stratify=labels[rest],
-                                  random_state=seed)
+    train, val = train_test_split(
+        rest, test_size=val_frac / (train_frac + val_frac), stratify=labels[rest], random_state=seed
+    )
     return Splits(np.sort(train), np.sort(val), np.sort(test))
 
 
@@ -153,21 +155,34 @@ def load_digits() -> RawDataset:
 
     digits = sk_digits()
     images = (digits.images.astype(np.float32) / 16.0)[:, None].repeat(3, axis=1)
-    return RawDataset("digits", "vision", [str(i) for i in range(10)], digits.target.astype(np.int64), images=images,
-                      description="scikit-learn handwritten digits (1,797 8x8 images, 10 classes), upsampled.")
+    return RawDataset(
+        "digits",
+        "vision",
+        [str(i) for i in range(10)],
+        digits.target.astype(np.int64),
+        images=images,
+        description="scikit-learn handwritten digits (1,797 8x8 images, 10 classes), upsampled.",
+    )
 
 
 def load_synthetic_sentiment(seed: int = 0, n: int = TEXT_SET_SIZE) -> RawDataset:
     """The built-in synthetic sentiment set (see backend.data.synthetic_text)."""
     texts, labels = synthetic_text.generate(n=n, seed=seed)
-    return RawDataset("synthetic_sentiment", "text", list(synthetic_text.CLASS_NAMES), np.asarray(labels, np.int64),
-                      texts=texts, synthetic=True,
-                      description=f"Built-in synthetic sentiment sentences ({n:,}, balanced, 2 classes) generated "
-                                  "from a seed; labels follow negation and contrast clauses. Not real reviews.")
+    return RawDataset(
+        "synthetic_sentiment",
+        "text",
+        list(synthetic_text.CLASS_NAMES),
+        np.asarray(labels, np.int64),
+        texts=texts,
+        synthetic=True,
+        description=f"Built-in synthetic sentiment sentences ({n:,}, balanced, 2 classes) generated "
+        "from a seed; labels follow negation and contrast clauses. Not real reviews.",
+    )
 
 
-def load_upload(kind: str, path: Path, name: str, image_size: int, *, max_samples: int | None = None,
-                seed: int = 0) -> RawDataset:
+def load_upload(
+    kind: str, path: Path, name: str, image_size: int, *, max_samples: int | None = None, seed: int = 0
+) -> RawDataset:
     """A dataset from an uploaded CSV (text) or ZIP of class folders / .npz (vision).
 
     Images are decoded at source resolution (at most `image_size` a side) and only those `max_samples` keeps.
@@ -176,8 +191,14 @@ def load_upload(kind: str, path: Path, name: str, image_size: int, *, max_sample
 
     if kind == "text":
         texts, labels, classes = uploads.load_text_csv(path)
-        return RawDataset(name, "text", classes, np.asarray(labels, np.int64), texts=texts,
-                          description=f"Uploaded CSV {name} ({len(texts):,} rows, {len(classes)} classes).")
+        return RawDataset(
+            name,
+            "text",
+            classes,
+            np.asarray(labels, np.int64),
+            texts=texts,
+            description=f"Uploaded CSV {name} ({len(texts):,} rows, {len(classes)} classes).",
+        )
     dropped: list[int] = []
 
     def keep(labels: np.ndarray) -> np.ndarray | None:  # applied by the loader before it decodes any image
@@ -187,9 +208,15 @@ def load_upload(kind: str, path: Path, name: str, image_size: int, *, max_sample
 
     images, labels, classes = uploads.load_image_zip(path, image_size, keep=keep)
     note = f" Subsampled to {len(labels):,} examples (max_samples) before decoding." if any(dropped) else ""
-    return RawDataset(name, "vision", classes, np.asarray(labels, np.int64), images=images,
-                      description=f"Uploaded images {name} ({len(labels):,} images, {len(classes)} classes, "
-                                  f"stored {images.shape[-2]}x{images.shape[-1]} {images.dtype}).{note}")
+    return RawDataset(
+        name,
+        "vision",
+        classes,
+        np.asarray(labels, np.int64),
+        images=images,
+        description=f"Uploaded images {name} ({len(labels):,} images, {len(classes)} classes, "
+        f"stored {images.shape[-2]}x{images.shape[-1]} {images.dtype}).{note}",
+    )
 
 
 AUGMENT_SCALE = (0.25, 1.0)  # area kept by the random crop: gentler than ImageNet's 0.08, for 32x32 sources
@@ -198,8 +225,9 @@ AUGMENT_SCALE = (0.25, 1.0)  # area kept by the random crop: gentler than ImageN
 def vision_tensors(raw: RawDataset, idx: np.ndarray, image_size: int, *, augment: bool = False) -> ImageSet:
     """The images of `idx` as stored (no copy at model size), served resized and normalised per batch."""
     images = torch.from_numpy(np.ascontiguousarray(raw.images[idx]))
-    return ImageSet({"images": images, "labels": torch.from_numpy(raw.labels[idx]).long()},
-                    image_size=image_size, augment=augment)
+    return ImageSet(
+        {"images": images, "labels": torch.from_numpy(raw.labels[idx]).long()}, image_size=image_size, augment=augment
+    )
 
 
 def model_inputs(images: torch.Tensor, image_size: int, augment: bool = False) -> torch.Tensor:
@@ -211,8 +239,7 @@ def model_inputs(images: torch.Tensor, image_size: int, augment: bool = False) -
     if x.shape[1] == 1:  # greyscale sources (Fashion-MNIST) are stored with one channel: a view, no copy
         x = x.expand(-1, 3, -1, -1)
     if augment:  # v2 draws one set of parameters per call: per image, so every image gets its own crop and flip
-        crop = v2.Compose([v2.RandomResizedCrop(size, scale=AUGMENT_SCALE, antialias=True),
-                           v2.RandomHorizontalFlip()])
+        crop = v2.Compose([v2.RandomResizedCrop(size, scale=AUGMENT_SCALE, antialias=True), v2.RandomHorizontalFlip()])
         x = torch.stack([crop(img) for img in x])
     if tuple(x.shape[-2:]) != size:
         # antialias only when shrinking: upsampling (8x8 digits, 32x32 CIFAR at 224) stays plain bilinear

@@ -6,6 +6,7 @@ Removal is two steps: the folder is first renamed to a `.trash-*` name next to i
 either whole or gone), then deleted. A kill between the two leaves only a `.trash-*` folder, which
 clean_leftovers removes at the next start.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,8 +82,14 @@ class Cleaned:
         remove(path)
 
 
-def clean_leftovers(upload_dir: Path, jobs_dir: Path, cache_dir: Path, *, known_jobs: Iterable[str],
-                    interrupted_jobs: Iterable[str] = ()) -> list[str]:
+def clean_leftovers(
+    upload_dir: Path,
+    jobs_dir: Path,
+    cache_dir: Path,
+    *,
+    known_jobs: Iterable[str],
+    interrupted_jobs: Iterable[str] = (),
+) -> list[str]:
     """Remove what a killed server leaves behind; call before any worker starts. Returns what was removed.
 
     - uploads: `.staging/*` (files mid-check), `.incoming/*` (spooled request bodies), `.trash-*`,
@@ -153,8 +160,14 @@ def touch_cached(folder: Path) -> None:
         pass
 
 
-def prune_model_cache(cache_dir: Path, *, max_entries: int = 0, max_mb: float = 0,
-                      in_use_s: float = TEACHER_IN_USE_S, now: float | None = None) -> list[str]:
+def prune_model_cache(
+    cache_dir: Path,
+    *,
+    max_entries: int = 0,
+    max_mb: float = 0,
+    in_use_s: float = TEACHER_IN_USE_S,
+    now: float | None = None,
+) -> list[str]:
     """Evict the least recently used entries of a model cache (cache/teachers or cache/students) until at most
     max_entries / max_mb remain (0: no bound).
 
@@ -163,8 +176,11 @@ def prune_model_cache(cache_dir: Path, *, max_entries: int = 0, max_mb: float = 
     if max_entries <= 0 and max_mb <= 0:
         return []
     now = time.time() if now is None else now
-    entries = [e for e in _children(cache_dir)
-               if e.is_dir() and not e.name.endswith(".tmp") and not e.name.startswith(TRASH_PREFIX)]
+    entries = [
+        e
+        for e in _children(cache_dir)
+        if e.is_dir() and not e.name.endswith(".tmp") and not e.name.startswith(TRASH_PREFIX)
+    ]
     entries.sort(key=_last_used)  # oldest use first
     sizes = {e.name: _size(e) for e in entries}
     count, total = len(entries), sum(sizes.values())

@@ -6,6 +6,7 @@ heartbeat into its row while it runs, and polls the row's cancel column between 
 of workers whose heartbeat stops (SIGKILL, out of memory, a lost machine). Events reach clients through
 Flask-SocketIO's message queue on the same Redis. Nothing here imports torch.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,9 +49,18 @@ def make_celery(broker_url: str) -> Celery:
 class BrokerJobManager(JobManager):
     """JobManager whose jobs go to Celery workers; queue and running state are read from the shared store."""
 
-    def __init__(self, data_dir: str | Path, upload_dir: str | Path, *, broker_url: str, emit: Emit | None = None,
-                 start: bool = True, cancel_wait_s: float = 5.0, worker_timeout_s: float = 30.0,
-                 **_local_only: Any) -> None:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        upload_dir: str | Path,
+        *,
+        broker_url: str,
+        emit: Emit | None = None,
+        start: bool = True,
+        cancel_wait_s: float = 5.0,
+        worker_timeout_s: float = 30.0,
+        **_local_only: Any,
+    ) -> None:
         self.broker_url, self.worker_timeout_s = broker_url, float(worker_timeout_s)
         self.celery = make_celery(broker_url)
         self._stop_reaper = threading.Event()
@@ -104,9 +114,17 @@ class BrokerJobManager(JobManager):
         """Record the job, announce it, and send it to the broker."""
         job_id = "job_" + uuid.uuid4().hex[:16]
         record = self.store.create(job_id, config.to_dict(), out_dir=str(self.jobs_dir / job_id))
-        self._emit("training_status", {"job_id": job_id, "status": QUEUED, "phase": QUEUED,
-                                       "model_name": config.model_name,
-                                       "queue_position": self.queue_position(job_id)}, room=job_id)
+        self._emit(
+            "training_status",
+            {
+                "job_id": job_id,
+                "status": QUEUED,
+                "phase": QUEUED,
+                "model_name": config.model_name,
+                "queue_position": self.queue_position(job_id),
+            },
+            room=job_id,
+        )
         try:
             self.celery.send_task(TASK_NAME, args=[job_id], task_id=job_id, queue=QUEUE_NAME)
         except Exception as exc:  # the broker is down: say so on the job rather than leave it waiting forever
@@ -159,8 +177,10 @@ class BrokerJobManager(JobManager):
 
     def _worker_lost(self, record: JobRecord) -> None:
         who = record.worker or {}
-        reason = (f"worker {who.get('name', '?')} on {who.get('host', '?')} stopped sending heartbeats for "
-                  f"{self.worker_timeout_s:g} s (killed, out of memory, or its machine was lost)")
+        reason = (
+            f"worker {who.get('name', '?')} on {who.get('host', '?')} stopped sending heartbeats for "
+            f"{self.worker_timeout_s:g} s (killed, out of memory, or its machine was lost)"
+        )
         if self.store.finish_if_unfinished(record.id, FAILED, error=reason, error_type="worker_lost"):
             log.error("job %s: %s", record.id, reason)
             announce(self._relay_emit, record.id, FAILED, reason, "worker_lost")

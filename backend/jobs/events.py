@@ -1,10 +1,12 @@
 """The bridge from a job's callbacks to events: phase changes, throttled progress, metrics, stop flag."""
+
 from __future__ import annotations
 
 import math
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from backend.kd.callbacks import PHASES, Callbacks
 from backend.metrics.jsonsafe import jsonable
@@ -20,9 +22,17 @@ Emit = Callable[..., None]  # emit(event, payload, room=None)
 class JobRelay(Callbacks):
     """Callbacks of one job: turns them into events and store updates, and carries its stop flag."""
 
-    def __init__(self, job_id: str, emit: Emit, *, on_update: Callable[..., None] | None = None,
-                 min_interval_s: float = 0.1, heartbeat_s: float = 1.0, persist_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        emit: Emit,
+        *,
+        on_update: Callable[..., None] | None = None,
+        min_interval_s: float = 0.1,
+        heartbeat_s: float = 1.0,
+        persist_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.job_id = job_id
         self.stop_event = threading.Event()
         self.cancel_requested = False  # set by a user's cancel, as opposed to a shutdown
@@ -44,8 +54,14 @@ class JobRelay(Callbacks):
         with self._lock:
             self.phase, self._phase_started = phase, self._clock()
             total = info.get("total_steps") if isinstance(info, Mapping) else None
-            self._progress = {"phase": phase, "step": 0, "total": int(total or 0), "percent": 0.0,
-                              "losses": {}, "eta_s": None}
+            self._progress = {
+                "phase": phase,
+                "step": 0,
+                "total": int(total or 0),
+                "percent": 0.0,
+                "losses": {},
+                "eta_s": None,
+            }
             progress = self._progress_payload(heartbeat=False)
         self._send("training_status", {"status": "running", "phase": phase, "info": info})
         self._on_update(phase=phase, progress=progress)
@@ -65,8 +81,14 @@ class JobRelay(Callbacks):
         with self._lock:
             self.phase = phase
             percent = round(100.0 * step / total, 2) if total else None
-            self._progress = {"phase": phase, "step": int(step), "total": int(total or 0), "percent": percent,
-                              "losses": jsonable(dict(losses or {})), "eta_s": _rounded(eta_s)}
+            self._progress = {
+                "phase": phase,
+                "step": int(step),
+                "total": int(total or 0),
+                "percent": percent,
+                "losses": jsonable(dict(losses or {})),
+                "eta_s": _rounded(eta_s),
+            }
             now = self._clock()
             due = now - self._last_emit >= self.min_interval_s or (total and step >= total)
         if due:
@@ -112,8 +134,13 @@ class JobRelay(Callbacks):
 
     def _progress_payload(self, heartbeat: bool) -> dict[str, Any]:
         progress = dict(self._progress)
-        payload = {"job_id": self.job_id, **progress, "overall_percent": self._overall(progress),
-                   "elapsed_s": self.elapsed_s(), "heartbeat": heartbeat}
+        payload = {
+            "job_id": self.job_id,
+            **progress,
+            "overall_percent": self._overall(progress),
+            "elapsed_s": self.elapsed_s(),
+            "heartbeat": heartbeat,
+        }
         for name, value in progress.get("losses", {}).items():
             payload.setdefault(name, value)  # loss terms also at top level: loss, kd_loss, ce_loss ...
         return payload
@@ -123,7 +150,7 @@ class JobRelay(Callbacks):
         phase = progress.get("phase")
         if phase not in _PHASE_WEIGHT:
             return None
-        done = sum(_PHASE_WEIGHT[p] for p in PHASES[:PHASES.index(phase)])
+        done = sum(_PHASE_WEIGHT[p] for p in PHASES[: PHASES.index(phase)])
         frac = (progress.get("percent") or 0.0) / 100.0
         return round(100.0 * (done + frac * _PHASE_WEIGHT[phase]) / sum(_PHASE_WEIGHT.values()), 2)
 

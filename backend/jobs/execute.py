@@ -4,6 +4,7 @@ The same function runs in a local worker process, a Celery worker and (for unit 
 the manager. The SQLite store is the one source of truth: the claim is atomic (queued -> running), the
 running job beats a heartbeat into its row, and a cancel is a column the job polls between steps.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,9 +68,20 @@ def announce(emit: Emit, job_id: str, state: str, error: str | None = None, erro
     emit("training_status", payload, room=job_id)
 
 
-def execute_job(store: JobStore, job_id: str, *, emit: Emit, cache_dir: Path, upload_dir: Path,
-                worker: dict[str, Any], runner: Runner | None = None, stop_event: threading.Event | None = None,
-                heartbeat_s: float = 1.0, progress_interval_s: float = 0.1, store_beat_s: float = 2.0) -> str | None:
+def execute_job(
+    store: JobStore,
+    job_id: str,
+    *,
+    emit: Emit,
+    cache_dir: Path,
+    upload_dir: Path,
+    worker: dict[str, Any],
+    runner: Runner | None = None,
+    stop_event: threading.Event | None = None,
+    heartbeat_s: float = 1.0,
+    progress_interval_s: float = 0.1,
+    store_beat_s: float = 2.0,
+) -> str | None:
     """Claim and run one job; returns its final state, or None when it was not queued (taken or cancelled)."""
     if not store.claim(job_id, worker):
         log.info("job %s is not queued any more; skipped", job_id)
@@ -79,33 +91,52 @@ def execute_job(store: JobStore, job_id: str, *, emit: Emit, cache_dir: Path, up
     if stop_event is not None:
         relay.stop_event = stop_event
     beating = threading.Event()
-    beat = threading.Thread(target=_beat, args=(store, job_id, relay, beating, heartbeat_s, store_beat_s),
-                            name=f"beat-{job_id}", daemon=True)
+    beat = threading.Thread(
+        target=_beat,
+        args=(store, job_id, relay, beating, heartbeat_s, store_beat_s),
+        name=f"beat-{job_id}",
+        daemon=True,
+    )
     beat.start()
     out_dir = Path(record.out_dir)
     try:
         config = _on_device(JobConfig.from_dict(record.config), worker.get("device"))
-        result = (runner or default_runner)(config, relay, job_id=job_id, out_dir=out_dir, cache_dir=cache_dir,
-                                            upload_dir=upload_dir)
+        result = (runner or default_runner)(
+            config, relay, job_id=job_id, out_dir=out_dir, cache_dir=cache_dir, upload_dir=upload_dir
+        )
         artifacts = _store_result(result, out_dir)
     except JobCancelled:
         reason = relay.cancel_reason or store.cancel_reason(job_id) or USER_CANCEL
         return _end(store, emit, relay, beating, CANCELLED, error=reason)
     except ValueError as exc:  # bad input found by the pipeline: the user's to fix
-        return _end(store, emit, relay, beating, FAILED, error=str(exc) or type(exc).__name__,
-                    error_type="invalid_input")
+        return _end(
+            store, emit, relay, beating, FAILED, error=str(exc) or type(exc).__name__, error_type="invalid_input"
+        )
     except MemoryError:
-        return _end(store, emit, relay, beating, FAILED, error="out of memory; try a smaller max_samples or "
-                    "batch_size", error_type="out_of_memory")
+        return _end(
+            store,
+            emit,
+            relay,
+            beating,
+            FAILED,
+            error="out of memory; try a smaller max_samples or batch_size",
+            error_type="out_of_memory",
+        )
     except Exception as exc:
         log.exception("job %s failed", job_id)
         return _end(store, emit, relay, beating, FAILED, error=f"{type(exc).__name__}: {exc}", error_type="error")
     finally:
         gc.collect()
-    done = {"job_id": job_id, "phase": "done", "percent": 100.0, "overall_percent": 100.0,
-            "elapsed_s": relay.elapsed_s()}
-    return _end(store, emit, relay, beating, SUCCEEDED, artifacts=artifacts, summary=_summary(result.report),
-                progress=done)
+    done = {
+        "job_id": job_id,
+        "phase": "done",
+        "percent": 100.0,
+        "overall_percent": 100.0,
+        "elapsed_s": relay.elapsed_s(),
+    }
+    return _end(
+        store, emit, relay, beating, SUCCEEDED, artifacts=artifacts, summary=_summary(result.report), progress=done
+    )
 
 
 def _end(store: JobStore, emit: Emit, relay: JobRelay, beating: threading.Event, state: str, **fields: Any) -> str:
@@ -121,8 +152,9 @@ def _end(store: JobStore, emit: Emit, relay: JobRelay, beating: threading.Event,
     return state
 
 
-def _beat(store: JobStore, job_id: str, relay: JobRelay, stop: threading.Event, heartbeat_s: float,
-          store_beat_s: float) -> None:
+def _beat(
+    store: JobStore, job_id: str, relay: JobRelay, stop: threading.Event, heartbeat_s: float, store_beat_s: float
+) -> None:
     """Progress heartbeats to clients, and the liveness stamp in the store that tells the API we are alive."""
     last_store = time.monotonic()
     while not stop.wait(min(0.25, heartbeat_s / 2)):
@@ -155,10 +187,14 @@ def _summary(report: Any) -> dict[str, Any]:
     perf = report.get("student_model_performance") or {}
     derived = (report.get("teacher_vs_student_comparison") or {}).get("derived") or {}
     speedup = derived.get("speedup") if isinstance(derived.get("speedup"), dict) else {}
-    picks = {"student_accuracy": perf.get("accuracy"), "student_f1_macro": perf.get("f1_macro"),
-             "teacher_accuracy": derived.get("accuracy_teacher"),
-             "compression_ratio": derived.get("compression_ratio"), "parameter_ratio": derived.get("parameter_ratio"),
-             **{f"speedup_{k}": v for k, v in speedup.items()}}
+    picks = {
+        "student_accuracy": perf.get("accuracy"),
+        "student_f1_macro": perf.get("f1_macro"),
+        "teacher_accuracy": derived.get("accuracy_teacher"),
+        "compression_ratio": derived.get("compression_ratio"),
+        "parameter_ratio": derived.get("parameter_ratio"),
+        **{f"speedup_{k}": v for k, v in speedup.items()},
+    }
     return jsonable({k: v for k, v in picks.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
 
 

@@ -6,6 +6,7 @@ the job's room. The job's state lives in the shared SQLite store, which the work
 worker dies (SIGKILL, the out-of-memory killer, a crash in native code) the pipe closes, the API marks
 its job failed with the reason at once, and the next job gets a fresh worker.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,12 +29,27 @@ _CTX = multiprocessing.get_context("spawn")
 class LocalWorker:
     """One supervised worker process that runs the jobs sent to it, one at a time."""
 
-    def __init__(self, name: str, *, data_dir: Path, upload_dir: Path, torch_threads: int = 0,
-                 heartbeat_s: float = 1.0, progress_interval_s: float = 0.1, device: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        data_dir: Path,
+        upload_dir: Path,
+        torch_threads: int = 0,
+        heartbeat_s: float = 1.0,
+        progress_interval_s: float = 0.1,
+        device: str | None = None,
+    ) -> None:
         self.name = name
-        self.settings = {"name": name, "data_dir": str(data_dir), "upload_dir": str(upload_dir),
-                         "torch_threads": int(torch_threads), "heartbeat_s": float(heartbeat_s),
-                         "progress_interval_s": float(progress_interval_s), "device": device}
+        self.settings = {
+            "name": name,
+            "data_dir": str(data_dir),
+            "upload_dir": str(upload_dir),
+            "torch_threads": int(torch_threads),
+            "heartbeat_s": float(heartbeat_s),
+            "progress_interval_s": float(progress_interval_s),
+            "device": device,
+        }
         self._proc: Any = None
         self._conn: Connection | None = None
         self._spawn_lock = threading.Lock()
@@ -163,6 +179,7 @@ def _child_main(conn: Connection, settings: dict[str, Any]) -> None:
     store = JobStore(data_dir / "jobs.sqlite3")
     worker = worker_identity(settings["name"], settings.get("device"), "local")
     import backend.pipeline  # noqa: F401 - imported now, while no job waits for it
+
     lock = threading.Lock()
 
     def emit(event: str, payload: dict, room: str | None = None) -> None:
@@ -176,8 +193,15 @@ def _child_main(conn: Connection, settings: dict[str, Any]) -> None:
             return
         if message[0] != "run":
             return
-        state = execute_job(store, message[1], emit=emit, cache_dir=data_dir / "cache",
-                            upload_dir=Path(settings["upload_dir"]), worker=worker,
-                            heartbeat_s=settings["heartbeat_s"], progress_interval_s=settings["progress_interval_s"])
+        state = execute_job(
+            store,
+            message[1],
+            emit=emit,
+            cache_dir=data_dir / "cache",
+            upload_dir=Path(settings["upload_dir"]),
+            worker=worker,
+            heartbeat_s=settings["heartbeat_s"],
+            progress_interval_s=settings["progress_interval_s"],
+        )
         with lock:
             conn.send(("done", message[1], state))

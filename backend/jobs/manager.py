@@ -1,4 +1,5 @@
 """The job queue: submit, hand to worker processes, cancel, persist, recover after a restart."""
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,21 @@ class JobManager:
     with that runner instead of the pipeline (the served app never passes one).
     """
 
-    def __init__(self, data_dir: str | Path, upload_dir: str | Path, *, emit: Emit | None = None,
-                 workers: int = 1, torch_threads: int = 0, start: bool = True, runner: Runner | None = None,
-                 cancel_wait_s: float = 5.0, heartbeat_s: float = 1.0, progress_interval_s: float = 0.1,
-                 device: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        upload_dir: str | Path,
+        *,
+        emit: Emit | None = None,
+        workers: int = 1,
+        torch_threads: int = 0,
+        start: bool = True,
+        runner: Runner | None = None,
+        cancel_wait_s: float = 5.0,
+        heartbeat_s: float = 1.0,
+        progress_interval_s: float = 0.1,
+        device: str | None = None,
+    ) -> None:
         self.data_dir, self.upload_dir = Path(data_dir), Path(upload_dir)
         self.jobs_dir, self.cache_dir = self.data_dir / "jobs", self.data_dir / "cache"
         for d in (self.jobs_dir, self.cache_dir, self.upload_dir):
@@ -63,10 +75,22 @@ class JobManager:
         self._queue: deque[str] = deque()
         self._running: dict[str, threading.Event] = {}  # job id -> its stop flag (in this process)
         self._threads: list[threading.Thread] = []
-        self.slots = [LocalWorker(f"local-{i}", data_dir=self.data_dir, upload_dir=self.upload_dir,
-                                  torch_threads=torch_threads, heartbeat_s=heartbeat_s,
-                                  progress_interval_s=progress_interval_s, device=device)
-                      for i in range(self.workers)] if runner is None else []
+        self.slots = (
+            [
+                LocalWorker(
+                    f"local-{i}",
+                    data_dir=self.data_dir,
+                    upload_dir=self.upload_dir,
+                    torch_threads=torch_threads,
+                    heartbeat_s=heartbeat_s,
+                    progress_interval_s=progress_interval_s,
+                    device=device,
+                )
+                for i in range(self.workers)
+            ]
+            if runner is None
+            else []
+        )
         self._stopping = False
         self._recover()
         self.retention = disk.Retention()
@@ -89,13 +113,13 @@ class JobManager:
                 return
             self._stopping = False
             for i in range(self.workers):
-                self._threads.append(threading.Thread(target=self._work, args=(i,), name=f"kd-slot-{i}",
-                                                      daemon=True))
+                self._threads.append(threading.Thread(target=self._work, args=(i,), name=f"kd-slot-{i}", daemon=True))
         for t in self._threads:
             t.start()
 
     def prewarm(self) -> None:
         """Start the worker processes now (in the background), so the first job does not wait for their imports."""
+
         def warm() -> None:
             for slot in self.slots:
                 with self._cond:
@@ -183,9 +207,17 @@ class JobManager:
         record = self.store.create(job_id, config.to_dict(), out_dir=str(self.jobs_dir / job_id))
         with self._cond:  # announced before a worker can take it, so "queued" always comes first
             self._queue.append(job_id)
-            self._emit("training_status", {"job_id": job_id, "status": QUEUED, "phase": QUEUED,
-                                           "model_name": config.model_name, "queue_position": len(self._queue)},
-                       room=job_id)
+            self._emit(
+                "training_status",
+                {
+                    "job_id": job_id,
+                    "status": QUEUED,
+                    "phase": QUEUED,
+                    "model_name": config.model_name,
+                    "queue_position": len(self._queue),
+                },
+                room=job_id,
+            )
             self._cond.notify_all()
         return record
 
@@ -263,10 +295,18 @@ class JobManager:
     def _run(self, job_id: str, slot: int) -> None:
         try:
             if self._runner is not None:  # unit tests only: a scripted runner in this process
-                execute_job(self.store, job_id, emit=self._relay_emit, cache_dir=self.cache_dir,
-                            upload_dir=self.upload_dir, worker=worker_identity("in-process", "cpu", "thread"),
-                            runner=self._runner, stop_event=self._running[job_id], heartbeat_s=self.heartbeat_s,
-                            progress_interval_s=self.progress_interval_s)
+                execute_job(
+                    self.store,
+                    job_id,
+                    emit=self._relay_emit,
+                    cache_dir=self.cache_dir,
+                    upload_dir=self.upload_dir,
+                    worker=worker_identity("in-process", "cpu", "thread"),
+                    runner=self._runner,
+                    stop_event=self._running[job_id],
+                    heartbeat_s=self.heartbeat_s,
+                    progress_interval_s=self.progress_interval_s,
+                )
             else:
                 _, died = self.slots[slot].run(job_id, self._relay_emit)
                 if died is not None:
@@ -294,8 +334,11 @@ class JobManager:
         with self._cond:  # no worker can take or finish a job meanwhile
             record = self.get(job_id)
             if job_id in self._queue or job_id in self._running or not record.finished:
-                raise JobStateError(f"Job {job_id} is {record.state}; cancel it first (POST /cancel_training "
-                                    "with its job_id), then delete it.", record.state)
+                raise JobStateError(
+                    f"Job {job_id} is {record.state}; cancel it first (POST /cancel_training "
+                    "with its job_id), then delete it.",
+                    record.state,
+                )
             trash = disk.move_to_trash(self._folder_of(record))
             self.store.delete(job_id)
         disk.remove(trash)
@@ -308,15 +351,19 @@ class JobManager:
     def jobs_using_upload(self, upload_id: str) -> list[str]:
         """Queued or running jobs that use an upload as dataset or teacher_upload_id."""
         active = self.store.list(state=QUEUED, limit=10**6) + self.store.list(state=RUNNING, limit=10**6)
-        return [r.id for r in active
-                if upload_id in (r.config.get("dataset"), r.config.get("teacher_upload_id"))]
+        return [r.id for r in active if upload_id in (r.config.get("dataset"), r.config.get("teacher_upload_id"))]
 
     def clean_leftovers(self) -> list[str]:
         """Remove staging/temporary files and partial folders an earlier, killed run left (see disk.clean_leftovers)."""
         rows = self.store.list(limit=10**9)
         interrupted = [r.id for r in rows if r.state == FAILED and r.error_type == "interrupted" and not r.artifacts]
-        return disk.clean_leftovers(self.upload_dir, self.jobs_dir, self.cache_dir, known_jobs=[r.id for r in rows],
-                                    interrupted_jobs=interrupted)
+        return disk.clean_leftovers(
+            self.upload_dir,
+            self.jobs_dir,
+            self.cache_dir,
+            known_jobs=[r.id for r in rows],
+            interrupted_jobs=interrupted,
+        )
 
     def set_retention(self, retention: disk.Retention) -> list[str]:
         """Set what to keep and apply it now; returns the ids of the jobs deleted."""
@@ -331,7 +378,9 @@ class JobManager:
             finished = [r for r in self.store.list(limit=10**9) if r.finished]  # newest first
             for rank, record in enumerate(finished):
                 too_many = keep.retain_jobs > 0 and rank >= keep.retain_jobs
-                too_old = keep.retain_days > 0 and (record.finished_at or record.created_at) < now - keep.retain_days * 86400
+                too_old = (
+                    keep.retain_days > 0 and (record.finished_at or record.created_at) < now - keep.retain_days * 86400
+                )
                 if too_many or too_old:
                     doomed.append(record.id)
         for job_id in doomed:
@@ -342,8 +391,7 @@ class JobManager:
         if doomed:
             log.info("retention: deleted %d finished job(s): %s", len(doomed), ", ".join(doomed[:20]))
         for kind in ("teachers", "students"):  # each bounded by the same settings
-            disk.prune_model_cache(self.cache_dir / kind, max_entries=keep.cache_max_entries,
-                                   max_mb=keep.cache_max_mb)
+            disk.prune_model_cache(self.cache_dir / kind, max_entries=keep.cache_max_entries, max_mb=keep.cache_max_mb)
         return doomed
 
     def _after_job(self) -> None:

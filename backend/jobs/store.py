@@ -1,4 +1,5 @@
 """SQLite persistence of jobs: one row per job, JSON columns for the structured fields."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ def iso_time(stamp: float | None) -> str | None:
     """UTC ISO-8601 with a Z, or None."""
     if stamp is None:
         return None
-    return datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class JobStore:
@@ -136,8 +137,18 @@ class JobStore:
             self._db.execute(
                 "INSERT INTO jobs (id, seq, model_name, dataset, config, state, phase, created_at, out_dir) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, seq, config["model_name"], config.get("dataset"), json.dumps(config), QUEUED, QUEUED,
-                 now, out_dir))
+                (
+                    job_id,
+                    seq,
+                    config["model_name"],
+                    config.get("dataset"),
+                    json.dumps(config),
+                    QUEUED,
+                    QUEUED,
+                    now,
+                    out_dir,
+                ),
+            )
         return self.get(job_id)
 
     def update(self, job_id: str, **values: Any) -> None:
@@ -154,8 +165,9 @@ class JobStore:
         rows = self._select("WHERE id = ?", (job_id,))
         return rows[0] if rows else None
 
-    def list(self, *, state: str | None = None, model_name: str | None = None, limit: int = 50,
-             newest_first: bool = True) -> list[JobRecord]:
+    def list(
+        self, *, state: str | None = None, model_name: str | None = None, limit: int = 50, newest_first: bool = True
+    ) -> list[JobRecord]:
         """Jobs filtered by state and model."""
         where, args = [], []
         if state:
@@ -175,8 +187,9 @@ class JobStore:
 
     def latest_per_model(self, state: str = SUCCEEDED) -> dict[str, JobRecord]:
         """model_name -> its most recent job in that state."""
-        rows = self._select("WHERE seq IN (SELECT MAX(seq) FROM jobs WHERE state = ? GROUP BY model_name) "
-                            "ORDER BY seq", (state,))
+        rows = self._select(
+            "WHERE seq IN (SELECT MAX(seq) FROM jobs WHERE state = ? GROUP BY model_name) ORDER BY seq", (state,)
+        )
         return {r.model_name: r for r in rows}
 
     def count(self, state: str | None = None) -> int:
@@ -197,7 +210,9 @@ class JobStore:
         with self._lock:
             cur = self._db.execute(
                 "UPDATE jobs SET state = ?, phase = 'starting', started_at = ?, heartbeat_at = ?, worker = ? "
-                "WHERE id = ? AND state = ?", (RUNNING, now, now, json.dumps(worker), job_id, QUEUED))
+                "WHERE id = ? AND state = ?",
+                (RUNNING, now, now, json.dumps(worker), job_id, QUEUED),
+            )
             return cur.rowcount == 1
 
     def finish_if_unfinished(self, job_id: str, state: str, **values: Any) -> bool:
@@ -206,16 +221,18 @@ class JobStore:
         cols = ", ".join(f"{k} = ?" for k in values)
         args = [json.dumps(v) if k in _JSON_FIELDS else v for k, v in values.items()]
         with self._lock:
-            cur = self._db.execute(f"UPDATE jobs SET {cols} WHERE id = ? AND state IN (?, ?)",
-                                   (*args, job_id, QUEUED, RUNNING))
+            cur = self._db.execute(
+                f"UPDATE jobs SET {cols} WHERE id = ? AND state IN (?, ?)", (*args, job_id, QUEUED, RUNNING)
+            )
             return cur.rowcount == 1
 
     def cancel_queued(self, job_id: str, error: str) -> bool:
         """Queued -> cancelled, atomically (a worker may be claiming it); False when it was not queued."""
         with self._lock:
-            cur = self._db.execute("UPDATE jobs SET state = ?, phase = ?, error = ?, finished_at = ? "
-                                   "WHERE id = ? AND state = ?", (CANCELLED, CANCELLED, error, time.time(), job_id,
-                                                                  QUEUED))
+            cur = self._db.execute(
+                "UPDATE jobs SET state = ?, phase = ?, error = ?, finished_at = ? WHERE id = ? AND state = ?",
+                (CANCELLED, CANCELLED, error, time.time(), job_id, QUEUED),
+            )
             return cur.rowcount == 1
 
     def request_cancel(self, job_id: str, reason: str) -> None:
@@ -230,8 +247,10 @@ class JobStore:
 
     def stale_running(self, older_than_s: float) -> list[JobRecord]:
         """Running jobs whose worker has not beaten for older_than_s seconds."""
-        return self._select("WHERE state = ? AND COALESCE(heartbeat_at, started_at, 0) < ? ORDER BY seq",
-                            (RUNNING, time.time() - older_than_s))
+        return self._select(
+            "WHERE state = ? AND COALESCE(heartbeat_at, started_at, 0) < ? ORDER BY seq",
+            (RUNNING, time.time() - older_than_s),
+        )
 
     def queued_ids(self) -> list[str]:
         """Queued jobs, oldest first."""
@@ -243,8 +262,9 @@ class JobStore:
         """At start: mark jobs left running as failed (interrupted); return (interrupted, queued) ids."""
         interrupted = [r.id for r in self.list(state=RUNNING, limit=10**6)]
         for job_id in interrupted:
-            self.update(job_id, state=FAILED, phase=FAILED, error=INTERRUPTED, error_type="interrupted",
-                        finished_at=time.time())
+            self.update(
+                job_id, state=FAILED, phase=FAILED, error=INTERRUPTED, error_type="interrupted", finished_at=time.time()
+            )
         queued = [r.id for r in self.list(state=QUEUED, limit=10**6, newest_first=False)]
         return interrupted, queued
 

@@ -2,6 +2,7 @@
 
 A study row holds the grid and the ids of its jobs; every figure of a study is read from its jobs' reports.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -79,8 +80,17 @@ class StudyStore:
             self._db.execute(
                 "INSERT INTO studies (id, seq, model_name, dataset, grid, options, points, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.id, record.seq, record.model_name, record.dataset, json.dumps(record.grid),
-                 json.dumps(record.options), json.dumps(record.points), record.created_at))
+                (
+                    record.id,
+                    record.seq,
+                    record.model_name,
+                    record.dataset,
+                    json.dumps(record.grid),
+                    json.dumps(record.options),
+                    json.dumps(record.points),
+                    record.created_at,
+                ),
+            )
 
     def get(self, study_id: str) -> StudyRecord | None:
         """One study, or None."""
@@ -93,8 +103,9 @@ class StudyStore:
 
     def mark_cancelled(self, study_id: str) -> None:
         with self._lock:
-            self._db.execute("UPDATE studies SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL",
-                             (time.time(), study_id))
+            self._db.execute(
+                "UPDATE studies SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL", (time.time(), study_id)
+            )
 
     def delete(self, study_id: str) -> None:
         with self._lock:
@@ -114,8 +125,17 @@ class StudyStore:
     def _select(self, clause: str, args: tuple) -> list[StudyRecord]:
         with self._lock:
             rows = self._db.execute(f"SELECT * FROM studies {clause}", args).fetchall()
-        return [StudyRecord(**{**dict(r), "grid": json.loads(r["grid"]), "options": json.loads(r["options"]),
-                               "points": json.loads(r["points"])}) for r in rows]
+        return [
+            StudyRecord(
+                **{
+                    **dict(r),
+                    "grid": json.loads(r["grid"]),
+                    "options": json.loads(r["options"]),
+                    "points": json.loads(r["points"]),
+                }
+            )
+            for r in rows
+        ]
 
 
 def expand_grid(body: Mapping[str, Any]) -> tuple[dict[str, list[float]], dict[str, Any], list[JobConfig]]:
@@ -128,8 +148,9 @@ def expand_grid(body: Mapping[str, Any]) -> tuple[dict[str, list[float]], dict[s
         raise ConfigError("body", "The request body must be a JSON object.")
     grid = body.get("grid")
     if not isinstance(grid, Mapping):
-        raise ConfigError("grid", "grid must be an object such as {\"sparsity\": [0.3, 0.5], "
-                                  "\"structural_ratio\": [0.25, 0.5]}.")
+        raise ConfigError(
+            "grid", 'grid must be an object such as {"sparsity": [0.3, 0.5], "structural_ratio": [0.25, 0.5]}.'
+        )
     unknown = sorted(set(grid) - set(GRID_AXES))
     if unknown:
         raise ConfigError(f"grid.{unknown[0]}", f"grid axes can be {list(GRID_AXES)}, got {unknown}.")
@@ -212,9 +233,16 @@ class StudyService:
             record = self.manager.submit(config)
             points.append({"job_id": record.id, **{n: getattr(config, n) for n in GRID_AXES}})
         first = configs[0]
-        study = StudyRecord(id="study_" + uuid.uuid4().hex[:16], seq=0, model_name=first.model_name,
-                            dataset=first.dataset, grid=axes, options=dict(options), points=points,
-                            created_at=time.time())
+        study = StudyRecord(
+            id="study_" + uuid.uuid4().hex[:16],
+            seq=0,
+            model_name=first.model_name,
+            dataset=first.dataset,
+            grid=axes,
+            options=dict(options),
+            points=points,
+            created_at=time.time(),
+        )
         self.store.create(study)
         self.watch(study)
         return study
@@ -258,11 +286,20 @@ class StudyService:
         rows = self.rows(study) if rows is None else rows
         states = [r["state"] for r in rows]
         finished = sum(s in (SUCCEEDED, FAILED, CANCELLED, "deleted") for s in states)
-        return {"study_id": study.id, "state": study_state(states, study.cancelled_at is not None),
-                "model_name": study.model_name, "dataset": study.dataset, "grid": study.grid,
-                "options": study.options, "points_total": len(rows), "points_done": finished,
-                "points_succeeded": states.count(SUCCEEDED), "job_ids": study.job_ids,
-                "created_at": iso_time(study.created_at), "cancelled_at": iso_time(study.cancelled_at)}
+        return {
+            "study_id": study.id,
+            "state": study_state(states, study.cancelled_at is not None),
+            "model_name": study.model_name,
+            "dataset": study.dataset,
+            "grid": study.grid,
+            "options": study.options,
+            "points_total": len(rows),
+            "points_done": finished,
+            "points_succeeded": states.count(SUCCEEDED),
+            "job_ids": study.job_ids,
+            "created_at": iso_time(study.created_at),
+            "cancelled_at": iso_time(study.cancelled_at),
+        }
 
     def detail(self, study: StudyRecord) -> dict[str, Any]:
         """Summary, rows, and the ids of the Pareto-optimal points."""
@@ -270,9 +307,11 @@ class StudyService:
         out = self.summary(study, rows)
         out["pareto_latency_job_ids"] = [r["job_id"] for r in rows if r["pareto_latency"]]
         out["pareto_size_job_ids"] = [r["job_id"] for r in rows if r["pareto_size"]]
-        out["pareto_note"] = ("pareto_latency: no other point has accuracy >= and batch-1 latency <= (one strictly "
-                              "better); pareto_size: the same with dense model size; unmeasured points are never on "
-                              "the frontier")
+        out["pareto_note"] = (
+            "pareto_latency: no other point has accuracy >= and batch-1 latency <= (one strictly "
+            "better); pareto_size: the same with dense model size; unmeasured points are never on "
+            "the frontier"
+        )
         out["rows"] = rows
         return out
 

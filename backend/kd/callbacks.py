@@ -1,4 +1,5 @@
 """Callbacks through which a job reports progress; the loop knows nothing of Flask or Socket.IO."""
+
 from __future__ import annotations
 
 from typing import Any

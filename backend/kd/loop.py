@@ -1,10 +1,11 @@
 """Training and evaluation loops, reporting through callbacks (torchvision-reference style functions)."""
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -30,16 +31,26 @@ class TrainSettings:
     precision: str = "fp32"  # forward passes autocast by the adapter; fp16 also scales the loss (GradScaler)
 
 
-def train(model: nn.Module, adapter, data: TensorSet, settings: TrainSettings, *, phase: str,
-          callbacks: CallbackList, teacher: nn.Module | None = None, row_extra: dict | None = None,
-          on_epoch_end: Callable[[int], None] | None = None) -> list[dict]:
+def train(
+    model: nn.Module,
+    adapter,
+    data: TensorSet,
+    settings: TrainSettings,
+    *,
+    phase: str,
+    callbacks: CallbackList,
+    teacher: nn.Module | None = None,
+    row_extra: dict | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> list[dict]:
     """Train `model` (with KD from `teacher` when given) with AdamW + one-cycle; returns one history row per step."""
     if settings.epochs == 0 or len(data) == 0:
         return []
     if teacher is not None:
         teacher.eval()  # frozen: its dropout off, its weights never updated
-    optimizer = torch.optim.AdamW(_param_groups(model, settings), lr=settings.learning_rate,
-                                  weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, settings), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
     steps_per_epoch = data.num_batches(settings.batch_size)
     total = settings.epochs * steps_per_epoch
     scheduler = _schedule(optimizer, settings.learning_rate, total)
@@ -73,9 +84,14 @@ def _param_groups(model: nn.Module, settings: TrainSettings) -> list[dict]:
     if settings.embedding_lr_scale == 1.0:
         return [{"params": params}]
     embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    return [{"params": [p for p in params if id(p) not in embedding_ids]},
-            {"params": [p for p in params if id(p) in embedding_ids], "weight_decay": 0.0,
-             "lr": settings.learning_rate * settings.embedding_lr_scale}]
+    return [
+        {"params": [p for p in params if id(p) not in embedding_ids]},
+        {
+            "params": [p for p in params if id(p) in embedding_ids],
+            "weight_decay": 0.0,
+            "lr": settings.learning_rate * settings.embedding_lr_scale,
+        },
+    ]
 
 
 def _schedule(optimizer, max_lr: float, total: int):
@@ -90,8 +106,15 @@ TEACHER_LOGITS = "teacher_logits"
 
 
 @torch.no_grad()  # not inference_mode: the KD loss saves these logits for its backward pass
-def with_teacher_logits(teacher: nn.Module, adapter, data: TensorSet, *, max_mb: float = 256.0,
-                        batch_size: int = 128, check_stop: Callable[[], None] = lambda: None) -> tuple[TensorSet, dict]:
+def with_teacher_logits(
+    teacher: nn.Module,
+    adapter,
+    data: TensorSet,
+    *,
+    max_mb: float = 256.0,
+    batch_size: int = 128,
+    check_stop: Callable[[], None] = lambda: None,
+) -> tuple[TensorSet, dict]:
     """`data` plus the frozen teacher's logits for every example, computed once instead of once per step.
 
     Exact because the teacher is in eval mode (no dropout), never updated, and inputs are not augmented,
@@ -100,8 +123,10 @@ def with_teacher_logits(teacher: nn.Module, adapter, data: TensorSet, *, max_mb:
     more than `max_mb` (e.g. a 32k-word vocabulary).
     """
     if data.augment:
-        return data, {"teacher_logits": "computed at every step",
-                      "reason": "training inputs are augmented (random crops and flips differ every epoch)"}
+        return data, {
+            "teacher_logits": "computed at every step",
+            "reason": "training inputs are augmented (random crops and flips differ every epoch)",
+        }
     teacher.eval()
     chunks: list[torch.Tensor] = []
     megabytes = 0.0
@@ -118,8 +143,7 @@ def with_teacher_logits(teacher: nn.Module, adapter, data: TensorSet, *, max_mb:
     return data.with_tensors(**{TEACHER_LOGITS: logits}), info
 
 
-def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher, scaler=None
-          ) -> dict[str, float | None]:
+def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher, scaler=None) -> dict[str, float | None]:
     """One optimisation step; returns the loss terms as floats."""
     logits, targets = adapter.logits_and_targets(model, batch)
     teacher_logits = None
@@ -165,8 +189,9 @@ def evaluate(model: nn.Module, adapter, data: TensorSet, batch_size: int = 128) 
 
 
 @torch.inference_mode()
-def mean_kl(teacher: nn.Module, student: nn.Module, adapter, data: TensorSet, temperature: float = 1.0,
-            batch_size: int = 128) -> float:
+def mean_kl(
+    teacher: nn.Module, student: nn.Module, adapter, data: TensorSet, temperature: float = 1.0, batch_size: int = 128
+) -> float:
     """Mean KL(teacher || student) per logit row at `temperature` over `data` (teacher-forced for T5)."""
     total, rows = 0.0, 0
     for model in (teacher, student):

@@ -1,4 +1,5 @@
 """The distillation loss: alpha * T^2 * KL(teacher || student at temperature T) + (1 - alpha) * CE."""
+
 from __future__ import annotations
 
 import torch
@@ -7,8 +8,14 @@ import torch.nn.functional as F
 IGNORE_INDEX = -100
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, targets: torch.Tensor, *,
-                      temperature: float = 3.0, alpha: float = 0.7) -> dict[str, torch.Tensor]:
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
+    targets: torch.Tensor,
+    *,
+    temperature: float = 3.0,
+    alpha: float = 0.7,
+) -> dict[str, torch.Tensor]:
     """Loss terms over rows of logits; rows whose target is -100 (padding) are left out of both terms.
 
     Without teacher logits this is plain cross-entropy (teacher training). The T^2 factor keeps the soft
@@ -24,5 +31,5 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
     # KL(p_teacher || p_student), averaged over rows.
     kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
-    loss = alpha * temperature ** 2 * kl + (1.0 - alpha) * ce
+    loss = alpha * temperature**2 * kl + (1.0 - alpha) * ce
     return {"loss": loss, "kd_loss": kl, "ce_loss": ce}

@@ -1,9 +1,11 @@
 """Helpers shared by the metric modules: measuring without side effects, effective weights, units."""
+
 from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,8 +18,10 @@ MB_NOTE = "MB = 1,000,000 bytes (decimal megabytes)"
 
 # The weight layers counted for FLOPs; those of them not tied to an embedding are the ones L1 pruning acts on.
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-PRUNABLE_SCOPE = ("weights of the Conv/Linear layers L1 pruning acts on; biases, norms, embeddings and weights "
-                  "tied to an embedding (T5's lm_head) excluded")
+PRUNABLE_SCOPE = (
+    "weights of the Conv/Linear layers L1 pruning acts on; biases, norms, embeddings and weights "
+    "tied to an embedding (T5's lm_head) excluded"
+)
 CONV_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 

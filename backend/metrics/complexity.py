@@ -1,4 +1,5 @@
 """Complexity: FLOPs/MACs with FlopCounterMode on eager attention, sparse-FLOP savings, memory (space)."""
+
 from __future__ import annotations
 
 import copy
@@ -14,19 +15,24 @@ from .common import MB, MB_NOTE, Batch, Predict, batch_size_of, measuring, prune
 from .compression import sparsity
 from .efficiency import param_buffer_bytes
 
-DENSE_FLOPS_NOTE = ("Dense FLOPs do not fall with unstructured sparsity: a zero weight is still multiplied by "
-                    "dense kernels. sparse_flops is what skipping every zero weight would save (each Conv/Linear "
-                    "layer's FLOPs x its weight sparsity); flops_if_zeros_skipped is flops minus that.")
-FLOPS_METHOD = ("torch.utils.flop_counter.FlopCounterMode over one predict() call on a copy of the model in eval "
-                "mode with eager attention (SDPA counts 0 on CPU); FLOPs = 2 x MACs; the mask multiply of a "
-                "pruned-but-not-removed layer is not counted")
+DENSE_FLOPS_NOTE = (
+    "Dense FLOPs do not fall with unstructured sparsity: a zero weight is still multiplied by "
+    "dense kernels. sparse_flops is what skipping every zero weight would save (each Conv/Linear "
+    "layer's FLOPs x its weight sparsity); flops_if_zeros_skipped is flops minus that."
+)
+FLOPS_METHOD = (
+    "torch.utils.flop_counter.FlopCounterMode over one predict() call on a copy of the model in eval "
+    "mode with eager attention (SDPA counts 0 on CPU); FLOPs = 2 x MACs; the mask multiply of a "
+    "pruned-but-not-removed layer is not counted"
+)
 
 
 def _eager_copy(model: nn.Module) -> tuple[nn.Module, str]:
     """A deep copy in eval mode with eager attention where the model has a choice; and what it uses."""
     # A pruned-but-not-removed weight is a non-leaf tensor that deepcopy refuses: hand it a detached copy.
-    memo = {id(value): value.detach().clone() for _, _, value in pruned_attributes(model)
-            if isinstance(value, torch.Tensor)}
+    memo = {
+        id(value): value.detach().clone() for _, _, value in pruned_attributes(model) if isinstance(value, torch.Tensor)
+    }
     clone = copy.deepcopy(model, memo).eval()
     config = getattr(clone, "config", None)
     if config is None or not hasattr(config, "_attn_implementation"):
@@ -53,6 +59,7 @@ def _count_layer_flops(clone: nn.Module, counter: FlopCounterMode) -> dict[str, 
 
         def after(_module, _args, _output) -> None:
             per_layer[name] += counter.get_total_flops() - started[name]
+
         return before, after
 
     for name, module in weight_layers(clone):
@@ -74,12 +81,16 @@ def count_flops(model: nn.Module, predict: Predict, batch: Batch) -> dict:
     saved = sum(per_layer[name] * layer_sparsity.get(name, 0.0) for name in per_layer)
     bs = batch_size_of(batch)
     return {
-        "flops": total, "macs": total // 2, "batch_size": bs,
-        "flops_per_sample": total / bs, "macs_per_sample": total / 2 / bs,
+        "flops": total,
+        "macs": total // 2,
+        "batch_size": bs,
+        "flops_per_sample": total / bs,
+        "macs_per_sample": total / 2 / bs,
         "gflops_per_sample": total / bs / 1e9,
         "conv_linear_flops": sum(per_layer.values()),
         "per_layer_flops": per_layer,
-        "sparse_flops": saved, "sparse_flops_per_sample": saved / bs,
+        "sparse_flops": saved,
+        "sparse_flops_per_sample": saved / bs,
         "flops_if_zeros_skipped": total - saved,
         "attention_implementation": attention,
         "method": FLOPS_METHOD,
@@ -141,8 +152,8 @@ def space_complexity(model: nn.Module, predict: Predict, batch: Batch) -> dict:
         "peak_activation_mb": tracker.peak / MB,
         "batch_size": batch_size_of(batch),
         "activation_method": "a TorchDispatchMode records the storage of every tensor an op returns and frees "
-                             "it when the last Python reference dies; the peak of the live total over one "
-                             "predict() call, weights, buffers and inputs excluded (kernel scratch space is not "
-                             "seen)",
+        "it when the last Python reference dies; the peak of the live total over one "
+        "predict() call, weights, buffers and inputs excluded (kernel scratch space is not "
+        "seen)",
         "unit_note": MB_NOTE,
     }

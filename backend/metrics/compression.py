@@ -1,4 +1,5 @@
 """Compression: exact parameter counts (effective weights of pruned layers), layer counts and sparsity."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -8,9 +9,11 @@ from torch import nn
 
 from .common import CONV_TYPES, PRUNABLE_SCOPE, effective_param, prunable_layers
 
-LAYERS_COUNTED = ("Conv = nn.Conv1d/2d/3d modules, Linear = nn.Linear modules, Embedding = nn.Embedding modules; "
-                  "weight_layers = their sum; transformer_blocks = outermost repeated modules (items of a "
-                  "ModuleList) that contain an attention module, e.g. DistilBERT TransformerBlock, T5 T5Block")
+LAYERS_COUNTED = (
+    "Conv = nn.Conv1d/2d/3d modules, Linear = nn.Linear modules, Embedding = nn.Embedding modules; "
+    "weight_layers = their sum; transformer_blocks = outermost repeated modules (items of a "
+    "ModuleList) that contain an attention module, e.g. DistilBERT TransformerBlock, T5 T5Block"
+)
 
 
 def _unique_params(model: nn.Module):
@@ -61,7 +64,9 @@ def count_layers(model: nn.Module) -> dict:
     embedding = sum(isinstance(m, nn.Embedding) for m in model.modules())
     blocks = _transformer_blocks(model)
     return {
-        "conv": conv, "linear": linear, "embedding": embedding,
+        "conv": conv,
+        "linear": linear,
+        "embedding": embedding,
         "weight_layers": conv + linear + embedding,
         "transformer_blocks": sum(blocks.values()),
         "transformer_block_types": dict(blocks),

@@ -8,6 +8,7 @@ runtime a user ships). Which operators are quantized is the registry's `extra["i
 (ConvInteger) ran 7-19x slower than float Conv in ONNX Runtime on this machine (MobileNetV2 and ResNet-18 at
 32x32, batch 1 and 32).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -38,12 +39,19 @@ def quantize_student(model_id: str, src: Path, dst: Path, exported: dict) -> dic
     dst.mkdir(parents=True, exist_ok=True)
     for name in exported["files"].values():
         quantize_dynamic(str(src / name), str(dst / name), weight_type=QuantType.QInt8, op_types_to_quantize=op_types)
-    return {**exported, "quantization": {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "int8",
-                                         "op_types": op_types}}
+    return {
+        **exported,
+        "quantization": {
+            "method": "onnxruntime.quantization.quantize_dynamic",
+            "weight_type": "int8",
+            "op_types": op_types,
+        },
+    }
 
 
-def _accuracy(predict: Callable, model: Any, test_batches: Sequence[tuple[dict, torch.Tensor]],
-              class_names: list[str]) -> float:
+def _accuracy(
+    predict: Callable, model: Any, test_batches: Sequence[tuple[dict, torch.Tensor]], class_names: list[str]
+) -> float:
     labels, preds = [], []
     for batch, y in test_batches:
         labels.extend(int(v) for v in y.reshape(-1).tolist())
@@ -51,8 +59,14 @@ def _accuracy(predict: Callable, model: Any, test_batches: Sequence[tuple[dict, 
     return classification_metrics(labels, preds, class_names)["accuracy"]
 
 
-def interleaved_latency(models: dict[str, Any], predict: Callable, example_batch: Callable[[int], dict],
-                        batch_sizes: Sequence[int], runs: int, warmup: int = 5) -> dict:
+def interleaved_latency(
+    models: dict[str, Any],
+    predict: Callable,
+    example_batch: Callable[[int], dict],
+    batch_sizes: Sequence[int],
+    runs: int,
+    warmup: int = 5,
+) -> dict:
     """Per model and batch size: `runs` timings in alternation (order flipped every run), after warm-up."""
     if runs < MIN_LATENCY_RUNS:
         raise ValueError(f"runs must be at least {MIN_LATENCY_RUNS} (got {runs})")
@@ -67,14 +81,27 @@ def interleaved_latency(models: dict[str, Any], predict: Callable, example_batch
 def _speedup(per_model: dict, fast: str) -> dict | None:
     if fast not in per_model:
         return None
-    return {key: ratio(per_model["teacher"][key]["median_ms"], per_model[fast][key]["median_ms"])
-            for key in per_model["teacher"]}
+    return {
+        key: ratio(per_model["teacher"][key]["median_ms"], per_model[fast][key]["median_ms"])
+        for key in per_model["teacher"]
+    }
 
 
-def measure_deployment(model_id: str, teacher: torch.nn.Module, student: torch.nn.Module, *, adapter: Any,
-                       test_batches: Sequence[tuple[dict, torch.Tensor]], example_batch: Callable[[int], dict],
-                       class_names: list[str], pytorch_accuracy: dict[str, float], out_dir: Path,
-                       quantize: str = "none", runs: int = 30, batch_sizes: Sequence[int] = (1, 32)) -> dict:
+def measure_deployment(
+    model_id: str,
+    teacher: torch.nn.Module,
+    student: torch.nn.Module,
+    *,
+    adapter: Any,
+    test_batches: Sequence[tuple[dict, torch.Tensor]],
+    example_batch: Callable[[int], dict],
+    class_names: list[str],
+    pytorch_accuracy: dict[str, float],
+    out_dir: Path,
+    quantize: str = "none",
+    runs: int = 30,
+    batch_sizes: Sequence[int] = (1, 32),
+) -> dict:
     """Export, then measure in ONNX Runtime; the student (and int8 student) files stay in out_dir/{name}/."""
     import onnxruntime as ort
 
@@ -84,13 +111,16 @@ def measure_deployment(model_id: str, teacher: torch.nn.Module, student: torch.n
     example = example_batch(2)
     teacher_dir = Path(tempfile.mkdtemp(prefix="onnx-teacher-"))  # measured, not shipped: the bundle is the student
     try:
-        exported = {"teacher": export_onnx(model_id, teacher, example, teacher_dir),
-                    "student": export_onnx(model_id, student, example, out_dir / "student")}
+        exported = {
+            "teacher": export_onnx(model_id, teacher, example, teacher_dir),
+            "student": export_onnx(model_id, student, example, out_dir / "student"),
+        }
         folders = {"teacher": teacher_dir, "student": out_dir / "student"}
         if quantize == "dynamic_int8":
             folders["student_int8"] = out_dir / "student_int8"
-            exported["student_int8"] = quantize_student(model_id, folders["student"], folders["student_int8"],
-                                                        exported["student"])
+            exported["student_int8"] = quantize_student(
+                model_id, folders["student"], folders["student_int8"], exported["student"]
+            )
         models = {name: OrtModel.load(folders[name], exported[name], threads) for name in exported}
         predict = ort_predictor(adapter)
         accuracy = {name: _accuracy(predict, models[name], test_batches, class_names) for name in models}
@@ -98,34 +128,57 @@ def measure_deployment(model_id: str, teacher: torch.nn.Module, student: torch.n
         sizes = {name: onnx_bytes(folders[name], exported[name]) for name in models}
     finally:
         shutil.rmtree(teacher_dir, ignore_errors=True)
-    block = _block(exported, accuracy, per_model, sizes, pytorch_accuracy, quantize, threads, runs, batch_sizes,
-                   ort.__version__)
+    block = _block(
+        exported, accuracy, per_model, sizes, pytorch_accuracy, quantize, threads, runs, batch_sizes, ort.__version__
+    )
     block["measure_s"] = time.perf_counter() - started  # export + quantization + accuracy + latency, wall time
     return block
 
 
-def _block(exported: dict, accuracy: dict, per_model: dict, sizes: dict, pytorch_accuracy: dict, quantize: str,
-           threads: int, runs: int, batch_sizes: Sequence[int], version: str) -> dict:
+def _block(
+    exported: dict,
+    accuracy: dict,
+    per_model: dict,
+    sizes: dict,
+    pytorch_accuracy: dict,
+    quantize: str,
+    threads: int,
+    runs: int,
+    batch_sizes: Sequence[int],
+    version: str,
+) -> dict:
     """The measured figures in the report's shape: per label, with a reason wherever int8 was not made."""
     no_int8 = "quantize is 'none': no int8 student was made (set quantize='dynamic_int8')"
     diff = (accuracy["student"] - pytorch_accuracy["student"]) * 100.0
     out: dict[str, Any] = {
-        "runtime": "onnxruntime", "onnxruntime_version": version, "provider": "CPUExecutionProvider",
-        "intra_op_threads": threads, "labels": list(LABELS), "quantize": quantize,
+        "runtime": "onnxruntime",
+        "onnxruntime_version": version,
+        "provider": "CPUExecutionProvider",
+        "intra_op_threads": threads,
+        "labels": list(LABELS),
+        "quantize": quantize,
         "exporter": {name: e["exporter"] for name, e in exported.items() if "exporter" in e},
         "files": {name: e["files"] for name, e in exported.items()},
         "accuracy": {name: accuracy.get(name) for name in LABELS},
-        "pytorch_accuracy": {"teacher": pytorch_accuracy["teacher"], "student": pytorch_accuracy["student"],
-                             "student_int8": None,
-                             "student_int8_reason": "the int8 student exists only as an ONNX model"},
+        "pytorch_accuracy": {
+            "teacher": pytorch_accuracy["teacher"],
+            "student": pytorch_accuracy["student"],
+            "student_int8": None,
+            "student_int8_reason": "the int8 student exists only as an ONNX model",
+        },
         "student_accuracy_difference_points": diff,
         "student_accuracy_matches_pytorch": abs(diff) <= 0.1,
         "size_mb": {name: (sizes[name] / MB if name in sizes else None) for name in LABELS},
-        "latency": {"batch_sizes": list(batch_sizes), "runs": runs, "warmup_runs": 5,
-                    "schedule": "interleaved: the ONNX Runtime sessions alternate every run and the order flips "
-                                "each run; same intra-op thread count as PyTorch",
-                    "per_model": {name: per_model.get(name) for name in LABELS},
-                    "speedup": _speedup(per_model, "student"), "speedup_int8": _speedup(per_model, "student_int8")},
+        "latency": {
+            "batch_sizes": list(batch_sizes),
+            "runs": runs,
+            "warmup_runs": 5,
+            "schedule": "interleaved: the ONNX Runtime sessions alternate every run and the order flips "
+            "each run; same intra-op thread count as PyTorch",
+            "per_model": {name: per_model.get(name) for name in LABELS},
+            "speedup": _speedup(per_model, "student"),
+            "speedup_int8": _speedup(per_model, "student_int8"),
+        },
         "unit_note": MB_NOTE,
         "size_note": "bytes of the .onnx file(s) (T5: encoder + decoder)",
     }

@@ -1,7 +1,8 @@
 """Effectiveness: accuracy, precision, recall, F1, per-class figures and the confusion matrix (scikit-learn)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
@@ -43,7 +44,7 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_n
         "num_correct": int((y_true == y_pred).sum()),
         "invalid_predictions": int(invalid.sum()),
         "invalid_predictions_note": "predictions that matched no class (-1) count as wrong; they are in no "
-                                    "confusion-matrix column",
+        "confusion-matrix column",
         "class_names": list(class_names),
         "per_class": per_class,
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),

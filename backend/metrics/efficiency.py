@@ -1,4 +1,5 @@
 """Efficiency: serialized size (dense and compressed), memory, interleaved latency and full-pass time."""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +8,7 @@ import statistics
 import threading
 import time
 import zlib
-from typing import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import psutil
 import torch
@@ -46,7 +47,7 @@ def _deflated_size(data: bytes) -> int:
     compressor, size = zlib.compressobj(ZLIB_LEVEL), 0
     view = memoryview(data)
     for start in range(0, len(view), _CHUNK):
-        size += len(compressor.compress(view[start:start + _CHUNK]))
+        size += len(compressor.compress(view[start : start + _CHUNK]))
     return size + len(compressor.flush())
 
 
@@ -61,7 +62,7 @@ def model_size(model: nn.Module, compress: bool = True) -> dict:
         "compressed_bytes": compressed,
         "compressed_size_mb": None if compressed is None else compressed / MB,
         "method": "safetensors serialization of the state dict with pruning masks folded in and tied tensors "
-                  f"once; compressed = those bytes through zlib level {ZLIB_LEVEL} (what zeros save on disk)",
+        f"once; compressed = those bytes through zlib level {ZLIB_LEVEL} (what zeros save on disk)",
         "unit_note": MB_NOTE,
     }
     if compressed is None:
@@ -116,8 +117,8 @@ def memory_footprint(model: nn.Module, predict: Predict, batch: Batch, repeats: 
         "rss_samples": sampler.samples,
         "batch_size": batch_size_of(batch),
         "method": f"psutil RSS of the whole process sampled every ~1 ms during {repeats} inference calls, minus "
-                  "the RSS just before; memory the allocator already holds from earlier runs is not counted "
-                  "again, so this can be ~0 for small models",
+        "the RSS just before; memory the allocator already holds from earlier runs is not counted "
+        "again, so this can be ~0 for small models",
         "unit_note": MB_NOTE,
     }
 
@@ -128,8 +129,12 @@ def _summary(times_s: Sequence[float], batch_size: int) -> dict:
     p95_index = min(len(ms) - 1, max(0, int(round(0.95 * len(ms))) - 1))  # nearest-rank 95th percentile
     median = statistics.median(ms)
     return {
-        "median_ms": median, "p95_ms": ms[p95_index], "mean_ms": statistics.fmean(ms), "min_ms": ms[0],
-        "throughput_samples_per_s": ratio(batch_size * 1000.0, median), "runs": len(ms),
+        "median_ms": median,
+        "p95_ms": ms[p95_index],
+        "mean_ms": statistics.fmean(ms),
+        "min_ms": ms[0],
+        "throughput_samples_per_s": ratio(batch_size * 1000.0, median),
+        "runs": len(ms),
     }
 
 
@@ -141,8 +146,9 @@ def _time_once(model: nn.Module, predict: Predict, batch: Batch) -> float:
     return time.perf_counter() - start
 
 
-def _interleaved_times(models: dict[str, nn.Module], predict: Predict, batch: Batch, runs: int,
-                       warmup: int) -> dict[str, list[float]]:
+def _interleaved_times(
+    models: dict[str, nn.Module], predict: Predict, batch: Batch, runs: int, warmup: int
+) -> dict[str, list[float]]:
     """Per model, `runs` timings taken in alternation: A B, B A, A B, ... so drift hits each model alike."""
     names = list(models)
     for _ in range(warmup):
@@ -150,7 +156,7 @@ def _interleaved_times(models: dict[str, nn.Module], predict: Predict, batch: Ba
             predict(models[name], batch)
     times: dict[str, list[float]] = {name: [] for name in names}
     for run in range(runs):
-        for name in (names if run % 2 == 0 else names[::-1]):
+        for name in names if run % 2 == 0 else names[::-1]:
             times[name].append(_time_once(models[name], predict, batch))
     return times
 
@@ -159,8 +165,7 @@ def _speedups(per_model: dict[str, dict], keys: list[str]) -> dict | None:
     """teacher median / student median per batch size, when both a teacher and a student were timed."""
     if not {"teacher", "student"} <= set(per_model):
         return None
-    return {key: ratio(per_model["teacher"][key]["median_ms"], per_model["student"][key]["median_ms"])
-            for key in keys}
+    return {key: ratio(per_model["teacher"][key]["median_ms"], per_model["student"][key]["median_ms"]) for key in keys}
 
 
 @contextlib.contextmanager
@@ -172,8 +177,14 @@ def _all_measuring(models: dict[str, nn.Module]) -> Iterator[None]:
         yield
 
 
-def measure_latency(models: dict[str, nn.Module], predict: Predict, example_batch: Callable[[int], Batch],
-                    batch_sizes: Sequence[int] = (1, 32), runs: int = 30, warmup: int = 5) -> dict:
+def measure_latency(
+    models: dict[str, nn.Module],
+    predict: Predict,
+    example_batch: Callable[[int], Batch],
+    batch_sizes: Sequence[int] = (1, 32),
+    runs: int = 30,
+    warmup: int = 5,
+) -> dict:
     """Interleaved latency per model and batch size (eval, inference_mode, same threads), with speedups."""
     if runs < MIN_LATENCY_RUNS:
         raise ValueError(f"runs must be at least {MIN_LATENCY_RUNS} (got {runs}): fewer gives unstable medians")
@@ -181,12 +192,15 @@ def measure_latency(models: dict[str, nn.Module], predict: Predict, example_batc
     per_model: dict[str, dict] = {name: {} for name in models}
     keys = [f"batch_{bs}" for bs in batch_sizes]
     with _all_measuring(models), torch.inference_mode():
-        for bs, key in zip(batch_sizes, keys):
+        for bs, key in zip(batch_sizes, keys, strict=True):
             batch = example_batch(bs)  # one batch per size, shared by every model
             for name, times in _interleaved_times(models, predict, batch, runs, warmup).items():
                 per_model[name][key] = _summary(times, bs)
     out = {
-        "batch_sizes": list(batch_sizes), "runs": runs, "warmup_runs": warmup, "torch_threads": threads,
+        "batch_sizes": list(batch_sizes),
+        "runs": runs,
+        "warmup_runs": warmup,
+        "torch_threads": threads,
         "schedule": "interleaved: models alternate every run and the order flips each run",
         "per_model": per_model,
         "speedup": _speedups(per_model, keys),

@@ -4,6 +4,7 @@ Used by the report (null with a reason) and by the API and job events (plain nul
 tolist()/item(), so numpy arrays and torch tensors convert without this module importing either: the API process
 stays free of torch.
 """
+
 from __future__ import annotations
 
 import json

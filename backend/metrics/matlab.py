@@ -1,28 +1,57 @@
 """MATLAB-friendly data: valid identifiers, numeric [teacher, student] pairs, equal-length numeric series, CSV."""
+
 from __future__ import annotations
 
 import csv
 import io
 import math
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 LABELS = ["teacher", "student"]
 RUNTIME_LABELS = ("teacher", "student", "student_int8")
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _SERIES_TERMS = ("epoch", "step", "loss", "kd_loss", "ce_loss", "lr", "pruning_step")
-_STEP_COLUMNS = ("step", "target_sparsity", "achieved_sparsity", "val_accuracy", "nonzero_parameters",
-                 "model_size_mb", "compressed_size_mb")
-_COMPARISON_SCALARS = ("compression_ratio", "parameter_ratio", "parameter_reduction_pct", "dense_size_ratio",
-                       "compressed_size_ratio", "size_reduction_dense_pct", "size_reduction_compressed_pct",
-                       "accuracy_drop_points", "accuracy_drop_relative_pct", "f1_macro_drop_points", "flops_ratio",
-                       "flops_ratio_if_zeros_skipped", "full_pass_speedup")
+_STEP_COLUMNS = (
+    "step",
+    "target_sparsity",
+    "achieved_sparsity",
+    "val_accuracy",
+    "nonzero_parameters",
+    "model_size_mb",
+    "compressed_size_mb",
+)
+_COMPARISON_SCALARS = (
+    "compression_ratio",
+    "parameter_ratio",
+    "parameter_reduction_pct",
+    "dense_size_ratio",
+    "compressed_size_ratio",
+    "size_reduction_dense_pct",
+    "size_reduction_compressed_pct",
+    "accuracy_drop_points",
+    "accuracy_drop_relative_pct",
+    "f1_macro_drop_points",
+    "flops_ratio",
+    "flops_ratio_if_zeros_skipped",
+    "full_pass_speedup",
+)
 
 # (group, field, unit, path into one model's measurement block in teacher_vs_student_comparison)
 PAIR_SPECS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    *(("effectiveness", k, "fraction", ("effectiveness", k)) for k in (
-        "accuracy", "precision_macro", "recall_macro", "f1_macro",
-        "precision_weighted", "recall_weighted", "f1_weighted")),
+    *(
+        ("effectiveness", k, "fraction", ("effectiveness", k))
+        for k in (
+            "accuracy",
+            "precision_macro",
+            "recall_macro",
+            "f1_macro",
+            "precision_weighted",
+            "recall_weighted",
+            "f1_weighted",
+        )
+    ),
     ("effectiveness", "invalid_predictions", "count", ("effectiveness", "invalid_predictions")),
     ("efficiency", "model_size_mb", "MB", ("efficiency", "size", "model_size_mb")),
     ("efficiency", "compressed_size_mb", "MB", ("efficiency", "size", "compressed_size_mb")),
@@ -76,8 +105,11 @@ def _latency_specs(report: dict) -> Iterator[tuple[str, str, str, dict]]:
     # 'latency' is on the job's device; 'latency_cpu' (suffix _cpu) only when that device was not the CPU
     for section, suffix in (("latency", ""), ("latency_cpu", "_cpu")):
         for key, row in (eff.get(section) or {}).items():
-            for field, unit, src in (("latency_median_ms", "ms", "median_ms"), ("latency_p95_ms", "ms", "p95_ms"),
-                                     ("throughput_samples_per_s", "samples/s", "throughput_samples_per_s")):
+            for field, unit, src in (
+                ("latency_median_ms", "ms", "median_ms"),
+                ("latency_p95_ms", "ms", "p95_ms"),
+                ("throughput_samples_per_s", "samples/s", "throughput_samples_per_s"),
+            ):
                 yield "efficiency", f"{field}_{key}{suffix}", unit, {who: row.get(f"{who}_{src}") for who in LABELS}
 
 
@@ -94,24 +126,31 @@ def ort_rows(report: dict) -> list[tuple[str, str, str, Any, Any, Any]]:
     ort = (report["efficiency_improvements"].get("runtimes") or {}).get("onnxruntime")
     if not ort:
         return []
-    rows = [("onnxruntime", "accuracy", "fraction", *(ort["accuracy"].get(n) for n in RUNTIME_LABELS)),
-            ("onnxruntime", "model_size_mb", "MB", *(ort["size_mb"].get(n) for n in RUNTIME_LABELS))]
+    rows = [
+        ("onnxruntime", "accuracy", "fraction", *(ort["accuracy"].get(n) for n in RUNTIME_LABELS)),
+        ("onnxruntime", "model_size_mb", "MB", *(ort["size_mb"].get(n) for n in RUNTIME_LABELS)),
+    ]
     for key, row in ort["latency"].items():
-        for field, unit, src in (("latency_median_ms", "ms", "median_ms"), ("latency_p95_ms", "ms", "p95_ms"),
-                                 ("throughput_samples_per_s", "samples/s", "throughput_samples_per_s")):
+        for field, unit, src in (
+            ("latency_median_ms", "ms", "median_ms"),
+            ("latency_p95_ms", "ms", "p95_ms"),
+            ("throughput_samples_per_s", "samples/s", "throughput_samples_per_s"),
+        ):
             rows.append(("onnxruntime", f"{field}_{key}", unit, *(row.get(f"{n}_{src}") for n in RUNTIME_LABELS)))
     return rows
 
 
 def _runtimes(report: dict, missing: dict) -> dict:
     """Latency by runtime: pytorch [teacher, student] and onnxruntime [teacher, student(, student_int8)]."""
-    pytorch = {matlab_identifier(f): [_number(v["teacher"]), _number(v["student"])]
-               for g, f, u, v in _latency_specs(report)}
+    pytorch = {
+        matlab_identifier(f): [_number(v["teacher"]), _number(v["student"])] for g, f, u, v in _latency_specs(report)
+    }
     out: dict[str, Any] = {"pytorch": {k: v for k, v in pytorch.items() if None not in v}}
     rows = ort_rows(report)
     if not rows:
-        missing["runtimes_onnxruntime"] = ((report["efficiency_improvements"].get("runtimes") or {})
-                                           .get("onnxruntime_reason") or "not measured in this run")
+        missing["runtimes_onnxruntime"] = (report["efficiency_improvements"].get("runtimes") or {}).get(
+            "onnxruntime_reason"
+        ) or "not measured in this run"
         return out
     has_int8 = all(_number(r[5]) is not None for r in rows)
     labels = list(RUNTIME_LABELS if has_int8 else LABELS)
@@ -119,7 +158,7 @@ def _runtimes(report: dict, missing: dict) -> dict:
         missing["runtimes_onnxruntime_student_int8"] = "quantize was 'none': no int8 student was made"
     ort: dict[str, Any] = {"labels": labels}
     for _group, field, _unit, *values in rows:
-        numbers = [_number(v) for v in values[:len(labels)]]
+        numbers = [_number(v) for v in values[: len(labels)]]
         if None in numbers:
             missing[matlab_identifier(f"runtimes_onnxruntime_{field}")] = "not measured for every model"
         else:
@@ -156,7 +195,8 @@ def _comparison(report: dict, missing: dict) -> dict:
     for key, value in values.items():
         if _number(value) is None:
             missing[matlab_identifier(f"comparison_{key}")] = (
-                kd.get("mean_kl_reason") if key == "mean_kl" else None) or "not measured in this run"
+                kd.get("mean_kl_reason") if key == "mean_kl" else None
+            ) or "not measured in this run"
         else:
             out[matlab_identifier(key)] = value
     return out
@@ -176,8 +216,7 @@ def _series_struct(columns: dict[str, list], prefix: str, missing: dict) -> dict
     return out
 
 
-def _copy_numbers(src: dict, keys: tuple[str, ...], prefix: str, default_reason: str, out: dict,
-                  missing: dict) -> None:
+def _copy_numbers(src: dict, keys: tuple[str, ...], prefix: str, default_reason: str, out: dict, missing: dict) -> None:
     """Numeric scalars from `src` into `out`; the others into `missing` with their reason."""
     for key in keys:
         if _number(src.get(key)) is None:
@@ -196,8 +235,9 @@ def _training(report: dict, missing: dict) -> dict:
         for term in _SERIES_TERMS:
             if term in series and series[term] is None:
                 missing[matlab_identifier(f"training_{phase}_{term}")] = series.get(f"{term}_reason", "not recorded")
-        out[matlab_identifier(phase)] = _series_struct({t: series.get(t) for t in _SERIES_TERMS if t in series},
-                                                        f"training_{phase}", missing)
+        out[matlab_identifier(phase)] = _series_struct(
+            {t: series.get(t) for t in _SERIES_TERMS if t in series}, f"training_{phase}", missing
+        )
     validation = outcomes.get("validation_history", [])
     for phase in ("teacher", "distill", "prune"):
         rows = [r for r in validation if r.get("phase") == phase]
@@ -207,8 +247,10 @@ def _training(report: dict, missing: dict) -> dict:
         out[f"validation_{phase}"] = _series_struct(columns, f"training_validation_{phase}", missing)
     for split in ("val", "test"):
         rows = [r for r in outcomes["accuracy_by_stage"] if _number(r.get(f"{split}_accuracy")) is not None]
-        out[f"stages_{split}"] = {"stage": [r["stage"] for r in rows],
-                                  "accuracy": [r[f"{split}_accuracy"] for r in rows]}
+        out[f"stages_{split}"] = {
+            "stage": [r["stage"] for r in rows],
+            "accuracy": [r[f"{split}_accuracy"] for r in rows],
+        }
     return out
 
 
@@ -216,8 +258,9 @@ def _pruning(report: dict, missing: dict) -> dict:
     """Target and achieved sparsity, the per-step series, and per-layer sparsity as parallel arrays."""
     pruning = report["pruning_analysis"]
     out: dict[str, Any] = {}
-    _copy_numbers(pruning, ("target_sparsity", "achieved_sparsity"), "pruning", "not measured in this run",
-                  out, missing)
+    _copy_numbers(
+        pruning, ("target_sparsity", "achieved_sparsity"), "pruning", "not measured in this run", out, missing
+    )
     steps = pruning.get("steps") or []
     out["steps"] = _series_struct({c: [row.get(c) for row in steps] for c in _STEP_COLUMNS}, "pruning_steps", missing)
     layers = pruning.get("per_layer_sparsity") or {}
@@ -243,7 +286,8 @@ def matlab_data(report: dict) -> dict:
     missing: dict[str, str] = {}
     model = report["metadata"]["model"]
     data = {
-        "model_name": model.get("id") or "", "display_name": model.get("display_name") or "",
+        "model_name": model.get("id") or "",
+        "display_name": model.get("display_name") or "",
         "labels": list(LABELS),
         **_pairs(report, missing),
         "comparison": _comparison(report, missing),
@@ -258,11 +302,11 @@ def matlab_data(report: dict) -> dict:
         "units": "units are in field names (_ms, _mb, _s); accuracy and sparsity are fractions in [0, 1]",
         "missing": "fields that could not be measured are left out and listed in missing with the reason",
         "latency_device": "efficiency latency fields were measured on "
-                          + str(report["efficiency_improvements"].get("latency_conditions", {}).get("device", "cpu"))
-                          + "; fields ending _cpu on the CPU at fp32",
+        + str(report["efficiency_improvements"].get("latency_conditions", {}).get("device", "cpu"))
+        + "; fields ending _cpu on the CPU at fp32",
         "runtimes": "latency by runtime: runtimes.pytorch fields are [teacher, student]; runtimes.onnxruntime "
-                    "fields follow runtimes.onnxruntime.labels ([teacher, student] or [teacher, student, "
-                    "student_int8] when quantize is dynamic_int8)",
+        "fields follow runtimes.onnxruntime.labels ([teacher, student] or [teacher, student, "
+        "student_int8] when quantize is dynamic_int8)",
     }
     return data
 
@@ -301,9 +345,11 @@ def matlab_all_models(reports: dict[str, dict]) -> dict:
         "pairs": _model_matrix(datas, missing),
         "comparison": _model_scalars(datas),
         "missing": missing,
-        "notes": {"pairs": "each pairs field is an N x 2 matrix: one row per model (model_fields order), "
-                           "columns teacher, student",
-                  "comparison": "each comparison field has one number per model, in model_fields order"},
+        "notes": {
+            "pairs": "each pairs field is an N x 2 matrix: one row per model (model_fields order), "
+            "columns teacher, student",
+            "comparison": "each comparison field has one number per model, in model_fields order",
+        },
     }
 
 

@@ -1,21 +1,23 @@
 """Measure a teacher and a student the same way, on the same data, under the same conditions."""
+
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from .common import Batch, Predict, measuring, ratio
 from .complexity import count_flops, space_complexity
-from .compression import count_parameters, count_layers, sparsity
+from .compression import count_layers, count_parameters, sparsity
 from .effectiveness import classification_metrics
 from .efficiency import measure_latency, memory_footprint, model_size
 
 
-def _predict_split(models: dict[str, nn.Module], predict: Predict,
-                   test_batches: Sequence[tuple[Batch, torch.Tensor]]) -> tuple[dict, list[int], dict]:
+def _predict_split(
+    models: dict[str, nn.Module], predict: Predict, test_batches: Sequence[tuple[Batch, torch.Tensor]]
+) -> tuple[dict, list[int], dict]:
     """Predictions per model over the split, labels, and seconds per model (models alternate per batch)."""
     preds: dict[str, list[int]] = {name: [] for name in models}
     seconds = {name: 0.0 for name in models}
@@ -24,7 +26,7 @@ def _predict_split(models: dict[str, nn.Module], predict: Predict,
     with measuring(models["teacher"]), measuring(models["student"]), torch.inference_mode():
         for i, (batch, y) in enumerate(test_batches):
             labels.extend(int(v) for v in y.reshape(-1).tolist())
-            for name in (names if i % 2 == 0 else names[::-1]):
+            for name in names if i % 2 == 0 else names[::-1]:
                 start = time.perf_counter()
                 out = predict(models[name], batch)
                 seconds[name] += time.perf_counter() - start
@@ -35,12 +37,16 @@ def _predict_split(models: dict[str, nn.Module], predict: Predict,
 def _one_model(model: nn.Module, predict: Predict, example_batch: Callable[[int], Batch], memory_bs: int) -> dict:
     """Compression, size, memory and complexity figures of one model."""
     return {
-        "compression": {"parameters": count_parameters(model), "layers": count_layers(model),
-                        "sparsity": sparsity(model)},
-        "efficiency": {"size": model_size(model),
-                       "memory": memory_footprint(model, predict, example_batch(memory_bs))},
-        "complexity": {"flops": count_flops(model, predict, example_batch(1)),
-                       "space": space_complexity(model, predict, example_batch(1))},
+        "compression": {
+            "parameters": count_parameters(model),
+            "layers": count_layers(model),
+            "sparsity": sparsity(model),
+        },
+        "efficiency": {"size": model_size(model), "memory": memory_footprint(model, predict, example_batch(memory_bs))},
+        "complexity": {
+            "flops": count_flops(model, predict, example_batch(1)),
+            "space": space_complexity(model, predict, example_batch(1)),
+        },
     }
 
 
@@ -65,7 +71,8 @@ def _comparison(t: dict, s: dict, latency: dict) -> dict:
         "compressed_size_ratio": ratio(t_size["compressed_bytes"], s_size["compressed_bytes"]),
         "size_reduction_dense_pct": _pct_change(t_size["dense_bytes"], s_size["dense_bytes"]),
         "size_reduction_compressed_pct": _pct_change(t_size["compressed_bytes"], s_size["compressed_bytes"]),
-        "accuracy_teacher": t_acc, "accuracy_student": s_acc,
+        "accuracy_teacher": t_acc,
+        "accuracy_student": s_acc,
         "accuracy_drop_points": (t_acc - s_acc) * 100.0,
         "accuracy_drop_relative_pct": None if t_acc == 0 else (t_acc - s_acc) / t_acc * 100.0,
         "f1_macro_drop_points": (t["effectiveness"]["f1_macro"] - s["effectiveness"]["f1_macro"]) * 100.0,
@@ -74,7 +81,7 @@ def _comparison(t: dict, s: dict, latency: dict) -> dict:
         "speedup": latency.get("speedup"),
         "full_pass_speedup": ratio(t["efficiency"]["full_pass_s"], s["efficiency"]["full_pass_s"]),
         "units_note": "ratios are teacher / student (above 1: the student is smaller or faster); *_pct are "
-                      "percent; *_points are percentage points; accuracies are fractions in [0, 1]",
+        "percent; *_points are percentage points; accuracies are fractions in [0, 1]",
     }
     for key, value in list(out.items()):
         if value is None:
@@ -82,9 +89,17 @@ def _comparison(t: dict, s: dict, latency: dict) -> dict:
     return out
 
 
-def measure_pair(teacher: nn.Module, student: nn.Module, *, predict: Predict,
-                 test_batches: Sequence[tuple[Batch, torch.Tensor]], example_batch: Callable[[int], Batch],
-                 class_names: list[str], latency_runs: int = 30, batch_sizes: Sequence[int] = (1, 32)) -> dict:
+def measure_pair(
+    teacher: nn.Module,
+    student: nn.Module,
+    *,
+    predict: Predict,
+    test_batches: Sequence[tuple[Batch, torch.Tensor]],
+    example_batch: Callable[[int], Batch],
+    class_names: list[str],
+    latency_runs: int = 30,
+    batch_sizes: Sequence[int] = (1, 32),
+) -> dict:
     """Every metric for teacher and student on the same test split, batches and thread count."""
     models = {"teacher": teacher, "student": student}
     preds, labels, seconds = _predict_split(models, predict, test_batches)
@@ -102,8 +117,12 @@ def measure_pair(teacher: nn.Module, student: nn.Module, *, predict: Predict,
         "latency": latency,
         "predictions": {"teacher": preds["teacher"], "student": preds["student"], "labels": labels},
         "comparison": _comparison(results["teacher"], results["student"], latency),
-        "conditions": {"torch_threads": torch.get_num_threads(), "test_samples": len(labels),
-                       "flops_batch_size": 1, "memory_batch_size": max(batch_sizes),
-                       "note": "teacher and student measured in one process on the same batches; test-split "
-                               "passes and latency runs alternate between them"},
+        "conditions": {
+            "torch_threads": torch.get_num_threads(),
+            "test_samples": len(labels),
+            "flops_batch_size": 1,
+            "memory_batch_size": max(batch_sizes),
+            "note": "teacher and student measured in one process on the same batches; test-split "
+            "passes and latency runs alternate between them",
+        },
     }

@@ -1,21 +1,32 @@
 """PNG plots of a report with matplotlib's object API (Agg, no pyplot state, so safe from worker threads)."""
+
 from __future__ import annotations
 
 import io
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .matlab import pair_rows
 
-PLOT_KINDS = ("overview", "effectiveness", "efficiency", "compression", "complexity", "loss_curves", "accuracy_vs_sparsity",
-              "layer_sparsity", "confusion_matrix", "runtimes")
+PLOT_KINDS = (
+    "overview",
+    "effectiveness",
+    "efficiency",
+    "compression",
+    "complexity",
+    "loss_curves",
+    "accuracy_vs_sparsity",
+    "layer_sparsity",
+    "confusion_matrix",
+    "runtimes",
+)
 COLORS = {"teacher": "#4C72B0", "student": "#DD8452", "student_int8": "#55A868"}
 BETTER, WORSE, UNKNOWN = "#2E8B57", "#C0392B", "#AAAAAA"
 # Figures where more is better; for every other overview figure (time, size, memory, counts) less is better.
-HIGHER_IS_BETTER = {"accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted",
-                    "full_pass_samples_per_s"}
+HIGHER_IS_BETTER = {"accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted", "full_pass_samples_per_s"}
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -49,8 +60,13 @@ def _bars(ax: Any, rows: list[tuple], ylabel: str, title: str, scale: float = 1.
     for offset, who, col in ((-width / 2, "teacher", 1), (width / 2, "student", 2)):
         values = [r[col] * scale if isinstance(r[col], (int, float)) else 0.0 for r in rows]
         bars = ax.bar([i + offset for i in range(len(rows))], values, width, label=who, color=COLORS[who])
-        ax.bar_label(bars, labels=[_label(v) if isinstance(r[col], (int, float)) else "n/a"
-                                   for v, r in zip(values, rows)], fontsize=7)
+        ax.bar_label(
+            bars,
+            labels=[
+                _label(v) if isinstance(r[col], (int, float)) else "n/a" for v, r in zip(values, rows, strict=True)
+            ],
+            fontsize=7,
+        )
     ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -79,14 +95,30 @@ def _plot_effectiveness(report: dict) -> bytes:
 def _plot_efficiency(report: dict) -> bytes:
     fig = _figure(11, 7)
     axes = fig.subplots(2, 2)
-    _bars(axes[0, 0], _select(report, "efficiency", _latency_fields(report, "latency_median_ms")),
-          "median latency (ms)", "Latency per batch size")
-    _bars(axes[0, 1], _select(report, "efficiency", _latency_fields(report, "throughput_samples_per_s")),
-          "throughput (samples/s)", "Throughput per batch size")
-    _bars(axes[1, 0], _select(report, "efficiency", ["model_size_mb", "compressed_size_mb"]),
-          "size (MB, 1 MB = 10^6 bytes)", "Model size: dense and deflated")
-    _bars(axes[1, 1], _select(report, "efficiency", ["param_buffer_mb", "peak_rss_increase_mb"]),
-          "memory (MB)", "Memory: weights and peak RSS increase")
+    _bars(
+        axes[0, 0],
+        _select(report, "efficiency", _latency_fields(report, "latency_median_ms")),
+        "median latency (ms)",
+        "Latency per batch size",
+    )
+    _bars(
+        axes[0, 1],
+        _select(report, "efficiency", _latency_fields(report, "throughput_samples_per_s")),
+        "throughput (samples/s)",
+        "Throughput per batch size",
+    )
+    _bars(
+        axes[1, 0],
+        _select(report, "efficiency", ["model_size_mb", "compressed_size_mb"]),
+        "size (MB, 1 MB = 10^6 bytes)",
+        "Model size: dense and deflated",
+    )
+    _bars(
+        axes[1, 1],
+        _select(report, "efficiency", ["param_buffer_mb", "peak_rss_increase_mb"]),
+        "memory (MB)",
+        "Memory: weights and peak RSS increase",
+    )
     fig.tight_layout()
     return _png(fig)
 
@@ -94,12 +126,26 @@ def _plot_efficiency(report: dict) -> bytes:
 def _plot_compression(report: dict) -> bytes:
     fig = _figure(12, 4.5)
     axes = fig.subplots(1, 3)
-    _bars(axes[0], _select(report, "compression", ["parameters_total", "parameters_nonzero"]),
-          "parameters (millions)", "Parameters", 1e-6)
-    _bars(axes[1], _select(report, "compression", ["layers_conv", "layers_linear", "layers_embedding",
-                                                   "transformer_blocks"]), "layers (count)", "Layers")
-    _bars(axes[2], _select(report, "compression", ["global_sparsity"]), "zero weights (%)",
-          "Conv/Linear weight sparsity", 100.0)
+    _bars(
+        axes[0],
+        _select(report, "compression", ["parameters_total", "parameters_nonzero"]),
+        "parameters (millions)",
+        "Parameters",
+        1e-6,
+    )
+    _bars(
+        axes[1],
+        _select(report, "compression", ["layers_conv", "layers_linear", "layers_embedding", "transformer_blocks"]),
+        "layers (count)",
+        "Layers",
+    )
+    _bars(
+        axes[2],
+        _select(report, "compression", ["global_sparsity"]),
+        "zero weights (%)",
+        "Conv/Linear weight sparsity",
+        100.0,
+    )
     fig.tight_layout()
     return _png(fig)
 
@@ -109,8 +155,12 @@ def _plot_complexity(report: dict) -> bytes:
     axes = fig.subplots(1, 2)
     rows = _select(report, "complexity", ["flops_per_sample", "sparse_flops_per_sample"])
     _bars(axes[0], rows, "GFLOPs per sample", "Dense FLOPs, and FLOPs skipping zeros would save", 1e-9)
-    _bars(axes[1], _select(report, "complexity", ["param_memory_mb", "peak_activation_mb"]), "memory (MB)",
-          "Space: parameters and peak activations")
+    _bars(
+        axes[1],
+        _select(report, "complexity", ["param_memory_mb", "peak_activation_mb"]),
+        "memory (MB)",
+        "Space: parameters and peak activations",
+    )
     fig.tight_layout()
     return _png(fig)
 
@@ -164,8 +214,10 @@ def _plot_accuracy_vs_sparsity(report: dict) -> bytes:
     ax1.set_ylabel("validation accuracy (%)")
     ax1.set_title("Accuracy vs sparsity over the pruning steps", fontsize=10)
     xs = [100.0 * s["achieved_sparsity"] for s in steps]
-    for key, marker, label in (("model_size_mb", "o", "dense (safetensors)"),
-                               ("compressed_size_mb", "s", "deflated (zlib)")):
+    for key, marker, label in (
+        ("model_size_mb", "o", "dense (safetensors)"),
+        ("compressed_size_mb", "s", "deflated (zlib)"),
+    ):
         values = [s.get(key) for s in steps]
         if _numeric(values):  # a size not measured at some step is left off rather than drawn as a gap
             ax2.plot(xs, values, marker=marker, label=label)
@@ -220,13 +272,29 @@ def _plot_confusion(report: dict) -> bytes:
 def _overview_groups(report: dict) -> list[tuple[str, str, list[str]]]:
     """(group, x-axis label, fields) of the overview's four panels."""
     change = "student vs teacher (% change)"
-    return [("effectiveness", "student - teacher (percentage points)",
-             ["accuracy", "precision_macro", "recall_macro", "f1_macro"]),
-            ("efficiency", change, [*_latency_fields(report, "latency_median_ms"), "model_size_mb",
-                                    "compressed_size_mb", "peak_rss_increase_mb"]),
-            ("compression", change, ["parameters_total", "parameters_nonzero", "weight_layers", "transformer_blocks"]),
-            ("complexity", change, ["flops_per_sample", "sparse_flops_per_sample", "param_memory_mb",
-                                    "peak_activation_mb"])]
+    return [
+        (
+            "effectiveness",
+            "student - teacher (percentage points)",
+            ["accuracy", "precision_macro", "recall_macro", "f1_macro"],
+        ),
+        (
+            "efficiency",
+            change,
+            [
+                *_latency_fields(report, "latency_median_ms"),
+                "model_size_mb",
+                "compressed_size_mb",
+                "peak_rss_increase_mb",
+            ],
+        ),
+        ("compression", change, ["parameters_total", "parameters_nonzero", "weight_layers", "transformer_blocks"]),
+        (
+            "complexity",
+            change,
+            ["flops_per_sample", "sparse_flops_per_sample", "param_memory_mb", "peak_activation_mb"],
+        ),
+    ]
 
 
 def _difference(group: str, teacher: Any, student: Any) -> float | None:
@@ -250,8 +318,10 @@ def _diverging(ax: Any, report: dict, group: str, xlabel: str, fields: list[str]
     if not rows:
         return _message(ax.figure, ax, f"{group}: nothing measured")
     diffs = [_difference(group, t, s) for _f, t, s in rows]
-    colors = [UNKNOWN if d is None else BETTER if (d > 0) == (f in HIGHER_IS_BETTER) or d == 0 else WORSE
-              for (f, _t, _s), d in zip(rows, diffs, strict=True)]
+    colors = [
+        UNKNOWN if d is None else BETTER if (d > 0) == (f in HIGHER_IS_BETTER) or d == 0 else WORSE
+        for (f, _t, _s), d in zip(rows, diffs, strict=True)
+    ]
     ax.barh(range(len(rows)), [d or 0.0 for d in diffs], color=colors)
     ax.axvline(0, color="k", linewidth=0.8)
     span = max([abs(d) for d in diffs if d is not None] + [1.0])
@@ -263,8 +333,14 @@ def _diverging(ax: Any, report: dict, group: str, xlabel: str, fields: list[str]
             delta = f"{d:+.1f}{' pts' if group == 'effectiveness' else '%'}"
         # On the empty side of the zero line, so that the text never covers a bar or the tick labels.
         left = d is not None and d > 0
-        ax.text(-0.03 * span if left else 0.03 * span, i, f"{delta}  ({_pair_label(group, t, s)})",
-                va="center", ha="right" if left else "left", fontsize=7)
+        ax.text(
+            -0.03 * span if left else 0.03 * span,
+            i,
+            f"{delta}  ({_pair_label(group, t, s)})",
+            va="center",
+            ha="right" if left else "left",
+            fontsize=7,
+        )
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel, fontsize=8)
@@ -283,10 +359,15 @@ def _plot_overview(report: dict) -> bytes:
 
 _RENDERERS: dict[str, Callable[[dict], bytes]] = {
     "overview": _plot_overview,
-    "effectiveness": _plot_effectiveness, "efficiency": _plot_efficiency, "compression": _plot_compression,
-    "complexity": _plot_complexity, "loss_curves": _plot_loss_curves,
-    "accuracy_vs_sparsity": _plot_accuracy_vs_sparsity, "layer_sparsity": _plot_layer_sparsity,
-    "confusion_matrix": _plot_confusion, "runtimes": lambda report: _plot_runtimes(report),
+    "effectiveness": _plot_effectiveness,
+    "efficiency": _plot_efficiency,
+    "compression": _plot_compression,
+    "complexity": _plot_complexity,
+    "loss_curves": _plot_loss_curves,
+    "accuracy_vs_sparsity": _plot_accuracy_vs_sparsity,
+    "layer_sparsity": _plot_layer_sparsity,
+    "confusion_matrix": _plot_confusion,
+    "runtimes": lambda report: _plot_runtimes(report),
 }
 
 
@@ -298,20 +379,22 @@ def _plot_runtimes(report: dict) -> bytes:
     keys = list(pytorch)
     fig = _figure(11, 4.5)
     axes = fig.subplots(1, max(1, len(keys)), squeeze=False)[0]
-    for ax, key in zip(axes, keys):
+    for ax, key in zip(axes, keys, strict=False):  # no keys: one empty panel says why
         if not ort:
             _message(fig, ax, f"ONNX Runtime not measured: {runtimes.get('onnxruntime_reason', 'no figures')}")
             continue
-        groups = [("PyTorch (eager)", {n: pytorch[key].get(f"{n}_median_ms") for n in ("teacher", "student")}),
-                  ("ONNX Runtime", {n: ort["latency"][key].get(f"{n}_median_ms") for n in ort["labels"]})]
+        groups = [
+            ("PyTorch (eager)", {n: pytorch[key].get(f"{n}_median_ms") for n in ("teacher", "student")}),
+            ("ONNX Runtime", {n: ort["latency"][key].get(f"{n}_median_ms") for n in ort["labels"]}),
+        ]
         width = 0.27
         for i, who in enumerate(("teacher", "student", "student_int8")):
             values = [g[1].get(who) for g in groups]
             xs = [j + (i - 1) * width for j in range(len(groups))]
-            bars = ax.bar(xs, [v if isinstance(v, (int, float)) else 0.0 for v in values], width, label=who,
-                          color=COLORS[who])
-            ax.bar_label(bars, labels=[_label(v) if isinstance(v, (int, float)) else "n/a" for v in values],
-                         fontsize=7)
+            bars = ax.bar(
+                xs, [v if isinstance(v, (int, float)) else 0.0 for v in values], width, label=who, color=COLORS[who]
+            )
+            ax.bar_label(bars, labels=[_label(v) if isinstance(v, (int, float)) else "n/a" for v in values], fontsize=7)
         ax.set_xticks(range(len(groups)), [g[0] for g in groups], fontsize=8)
         ax.set_ylabel("median latency (ms)")
         ax.set_title(f"Latency by runtime, {key.replace('_', ' ')}", fontsize=10)

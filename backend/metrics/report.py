@@ -1,4 +1,5 @@
 """The six-section report, written from the pipeline's context and the measurements of measure_pair."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -10,8 +11,14 @@ from .jsonsafe import REASON_SUFFIX, ensure_reasons, sanitize_json, to_strict_js
 from .matlab import pair_rows
 from .summary import summary_sentences
 
-SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowledge_distillation_analysis",
-            "pruning_analysis", "efficiency_improvements", "learning_outcomes")
+SECTIONS = (
+    "student_model_performance",
+    "teacher_vs_student_comparison",
+    "knowledge_distillation_analysis",
+    "pruning_analysis",
+    "efficiency_improvements",
+    "learning_outcomes",
+)
 REPORT_VERSION = 1
 CONVENTIONS = {
     "fractions": "accuracy, precision, recall, f1 and sparsity are fractions in [0, 1]; a *_pct twin is percent",
@@ -22,12 +29,21 @@ CONVENTIONS = {
     "seconds": "*_s keys are seconds; *_ms keys are milliseconds",
 }
 STAGE_LABELS = {
-    "teacher": "teacher", "student_structural": "student after structural compression",
-    "student_kd": "student after knowledge distillation", "student_pruned": "student after pruning",
+    "teacher": "teacher",
+    "student_structural": "student after structural compression",
+    "student_kd": "student after knowledge distillation",
+    "student_pruned": "student after pruning",
     "final": "final student",
 }
-EFFECTIVENESS_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro",
-                      "precision_weighted", "recall_weighted", "f1_weighted")
+EFFECTIVENESS_KEYS = (
+    "accuracy",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+)
 LOSS_TERMS = ("epoch", "step", "loss", "kd_loss", "ce_loss", "lr", "pruning_step")
 
 
@@ -73,18 +89,24 @@ def _pair(measure: dict, path: tuple[str, ...]) -> dict:
 
 # ---- student_model_performance ---------------------------------------------------------------------------
 
+
 def _student_performance(ctx: dict) -> dict:
     """The final student's measured figures on the test split."""
     m = ctx["measurements"]
     s, latency = m["student"], m["latency"]["per_model"]["student"]
     eff = s["effectiveness"]
     return {
-        "model": ctx["display_name"], "model_id": ctx["model_name"], "test_samples": eff["num_samples"],
+        "model": ctx["display_name"],
+        "model_id": ctx["model_name"],
+        "test_samples": eff["num_samples"],
         **{key: eff[key] for key in EFFECTIVENESS_KEYS},
         "accuracy_pct": _pct(eff["accuracy"]),
         "invalid_predictions": eff["invalid_predictions"],
-        "per_class": eff["per_class"], "confusion_matrix": eff["confusion_matrix"], "class_names": eff["class_names"],
-        "parameters": s["compression"]["parameters"], "layers": s["compression"]["layers"],
+        "per_class": eff["per_class"],
+        "confusion_matrix": eff["confusion_matrix"],
+        "class_names": eff["class_names"],
+        "parameters": s["compression"]["parameters"],
+        "layers": s["compression"]["layers"],
         "global_sparsity": s["compression"]["sparsity"]["global_sparsity"],
         "model_size_mb": s["efficiency"]["size"]["model_size_mb"],
         "compressed_size_mb": s["efficiency"]["size"]["compressed_size_mb"],
@@ -103,17 +125,22 @@ def _ort_student(dep: dict | None) -> dict:
     """The exported student's test accuracy in ONNX Runtime beside PyTorch's, and the int8 student's."""
     out: dict[str, Any] = {}
     ok = bool(dep) and "error" not in dep
-    reason = (f"the ONNX export or ONNX Runtime failed: {dep['error']}" if dep and not ok else "not measured")
+    reason = f"the ONNX export or ONNX Runtime failed: {dep['error']}" if dep and not ok else "not measured"
     _set(out, "accuracy", dep["accuracy"]["student"] if ok else None, reason)
     _set(out, "accuracy_pytorch", dep["pytorch_accuracy"]["student"] if ok else None, reason)
     _set(out, "accuracy_difference_points", dep["student_accuracy_difference_points"] if ok else None, reason)
-    _set(out, "accuracy_int8", dep["accuracy"]["student_int8"] if ok else None,
-         (dep.get("quantization_reason") if ok else None) or reason)
+    _set(
+        out,
+        "accuracy_int8",
+        dep["accuracy"]["student_int8"] if ok else None,
+        (dep.get("quantization_reason") if ok else None) or reason,
+    )
     out["note"] = "accuracy fractions on the test split; difference = ONNX Runtime minus PyTorch, in points"
     return out
 
 
 # ---- teacher_vs_student_comparison -----------------------------------------------------------------------
+
 
 def _effectiveness_pairs(m: dict) -> dict:
     out = {}
@@ -154,6 +181,7 @@ def _comparison(ctx: dict) -> dict:
 
 # ---- knowledge_distillation_analysis ---------------------------------------------------------------------
 
+
 def _series(rows: list[dict], phase: str) -> dict:
     """Loss history rows as parallel lists per term; a term that is never given is null with a reason."""
     out: dict[str, Any] = {"rows": len(rows)}
@@ -162,8 +190,11 @@ def _series(rows: list[dict], phase: str) -> dict:
             continue
         values = [finite(row.get(term)) for row in rows]
         if rows and all(v is None for v in values):
-            reason = ("the teacher is trained with cross-entropy only" if phase == "teacher" and term == "kd_loss"
-                      else f"no {term} was recorded in the {phase} phase")
+            reason = (
+                "the teacher is trained with cross-entropy only"
+                if phase == "teacher" and term == "kd_loss"
+                else f"no {term} was recorded in the {phase} phase"
+            )
             _set(out, term, None, reason)
         else:
             out[term] = values
@@ -180,8 +211,14 @@ def _agreement(pred: dict) -> dict:
     both = sum(t[i] == y[i] and s[i] == y[i] for i in range(n))
     t_only = sum(t[i] == y[i] and s[i] != y[i] for i in range(n))
     s_only = sum(s[i] == y[i] and t[i] != y[i] for i in range(n))
-    out = {"samples": n, "same_prediction": same, "both_correct": both, "teacher_only_correct": t_only,
-           "student_only_correct": s_only, "both_wrong": n - both - t_only - s_only}
+    out = {
+        "samples": n,
+        "same_prediction": same,
+        "both_correct": both,
+        "teacher_only_correct": t_only,
+        "student_only_correct": s_only,
+        "both_wrong": n - both - t_only - s_only,
+    }
     _set(out, "agreement_pct", ratio(same * 100.0, n), "no test predictions to compare")
     return out
 
@@ -201,8 +238,9 @@ def _kd_analysis(ctx: dict) -> dict:
     _set(out, "temperature", finite(config.get("temperature")), "temperature is not in the job config")
     _set(out, "alpha", finite(config.get("alpha")), "alpha is not in the job config")
     out["loss_formula"] = "alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * CE(student, y)"
-    out["loss_history"] = {phase: _series(history.get(phase, []), phase)
-                           for phase in ("teacher", "distill", "finetune")}
+    out["loss_history"] = {
+        phase: _series(history.get(phase, []), phase) for phase in ("teacher", "distill", "finetune")
+    }
     out["validation"] = _validation_rows([r for r in ctx.get("validation", []) if r.get("phase") == "distill"])
     if ctx.get("teacher_logits"):  # cached once (exact) or computed every step (augmented inputs), and why
         out["teacher_logits"] = ctx["teacher_logits"]
@@ -210,8 +248,9 @@ def _kd_analysis(ctx: dict) -> dict:
     out["agreement"] = agreement
     kl = ctx.get("kd_agreement") or {}
     _set(out, "mean_kl", finite(kl.get("mean_kl")), kl.get("mean_kl_reason") or "mean KL was not measured")
-    out["mean_kl_note"] = (kl.get("mean_kl_note")
-                           or "mean KL(teacher || student) of the output distributions on the test split")
+    out["mean_kl_note"] = (
+        kl.get("mean_kl_note") or "mean KL(teacher || student) of the output distributions on the test split"
+    )
     before = _stage_value(ctx, "student_structural", "val_accuracy")
     after = _stage_value(ctx, "student_kd", "val_accuracy")
     _set(out, "val_accuracy_before_kd", before, "the student was not validated right after structural compression")
@@ -222,6 +261,7 @@ def _kd_analysis(ctx: dict) -> dict:
 
 
 # ---- pruning_analysis ------------------------------------------------------------------------------------
+
 
 def _structural(ctx: dict) -> dict:
     out = dict(ctx.get("structural") or {})
@@ -236,8 +276,11 @@ def _pruning_analysis(ctx: dict) -> dict:
     pruning, s = ctx.get("pruning") or {}, ctx["measurements"]["student"]
     steps = pruning.get("steps", [])
     measured = s["compression"]["sparsity"]
-    out: dict[str, Any] = {"structural": _structural(ctx), "method": pruning.get("method"),
-                           "scope": pruning.get("scope")}
+    out: dict[str, Any] = {
+        "structural": _structural(ctx),
+        "method": pruning.get("method"),
+        "scope": pruning.get("scope"),
+    }
     _set_fraction(out, "target_sparsity", pruning.get("target_sparsity"), "no pruning target in this run")
     out["achieved_sparsity"] = measured["global_sparsity"]
     out["achieved_sparsity_pct"] = measured["global_sparsity"] * 100.0
@@ -259,15 +302,20 @@ def _pruning_analysis(ctx: dict) -> dict:
 
 # ---- efficiency_improvements -----------------------------------------------------------------------------
 
+
 def _latency_rows(latency: dict) -> dict:
     out = {}
     speedups = latency.get("speedup") or {}
     for key in latency["per_model"]["teacher"]:
         t, s = latency["per_model"]["teacher"][key], latency["per_model"]["student"][key]
-        row = {"teacher_median_ms": t["median_ms"], "student_median_ms": s["median_ms"],
-               "teacher_p95_ms": t["p95_ms"], "student_p95_ms": s["p95_ms"],
-               "teacher_throughput_samples_per_s": t["throughput_samples_per_s"],
-               "student_throughput_samples_per_s": s["throughput_samples_per_s"]}
+        row = {
+            "teacher_median_ms": t["median_ms"],
+            "student_median_ms": s["median_ms"],
+            "teacher_p95_ms": t["p95_ms"],
+            "student_p95_ms": s["p95_ms"],
+            "teacher_throughput_samples_per_s": t["throughput_samples_per_s"],
+            "student_throughput_samples_per_s": s["throughput_samples_per_s"],
+        }
         _set(row, "speedup", speedups.get(key), "a median latency measured as 0")
         out[key] = row
     return out
@@ -278,8 +326,10 @@ def _cpu_latency(m: dict) -> dict:
     lat = m.get("latency_cpu")
     if lat is None:
         return {"latency_cpu": None, "latency_cpu_reason": "the job ran on the CPU: 'latency' is the CPU figure"}
-    return {"latency_cpu": _latency_rows(lat),
-            "latency_cpu_conditions": {k: lat.get(k) for k in ("batch_sizes", "runs", "torch_threads", "device")}}
+    return {
+        "latency_cpu": _latency_rows(lat),
+        "latency_cpu_conditions": {k: lat.get(k) for k in ("batch_sizes", "runs", "torch_threads", "device")},
+    }
 
 
 def _ort_latency_rows(dep: dict) -> dict:
@@ -292,8 +342,12 @@ def _ort_latency_rows(dep: dict) -> dict:
             for field in ("median_ms", "p95_ms", "throughput_samples_per_s"):
                 _set(row, f"{name}_{field}", cell.get(field), dep.get("quantization_reason") or "not measured")
         _set(row, "speedup", (lat.get("speedup") or {}).get(key), "a median latency measured as 0")
-        _set(row, "speedup_int8", (lat.get("speedup_int8") or {}).get(key),
-             dep.get("quantization_reason") or "a median latency measured as 0")
+        _set(
+            row,
+            "speedup_int8",
+            (lat.get("speedup_int8") or {}).get(key),
+            dep.get("quantization_reason") or "a median latency measured as 0",
+        )
         out[key] = row
     return out
 
@@ -306,10 +360,27 @@ def _runtimes(ctx: dict, pytorch_rows: dict) -> dict:
     if not dep or "error" in dep:
         reason = f"the ONNX export or ONNX Runtime failed: {dep['error']}" if dep else "not measured in this run"
         return {"pytorch": pytorch, "onnxruntime": None, "onnxruntime_reason": reason}
-    ort = {k: dep[k] for k in ("runtime", "onnxruntime_version", "provider", "intra_op_threads", "labels",
-                               "quantize", "exporter", "accuracy", "pytorch_accuracy", "size_mb",
-                               "student_accuracy_difference_points", "student_accuracy_matches_pytorch",
-                               "accuracy_drop_int8_points", "quantization", "size_note", "unit_note")}
+    ort = {
+        k: dep[k]
+        for k in (
+            "runtime",
+            "onnxruntime_version",
+            "provider",
+            "intra_op_threads",
+            "labels",
+            "quantize",
+            "exporter",
+            "accuracy",
+            "pytorch_accuracy",
+            "size_mb",
+            "student_accuracy_difference_points",
+            "student_accuracy_matches_pytorch",
+            "accuracy_drop_int8_points",
+            "quantization",
+            "size_note",
+            "unit_note",
+        )
+    }
     ort["measure_s"] = dep.get("measure_s")
     ort["latency"] = _ort_latency_rows(dep)
     ort["latency_conditions"] = {k: dep["latency"][k] for k in ("batch_sizes", "runs", "warmup_runs", "schedule")}
@@ -327,8 +398,10 @@ def _efficiency(ctx: dict) -> dict:
     return {
         "runtimes": _runtimes(ctx, _latency_rows(lat)),
         "latency": _latency_rows(lat),
-        "latency_conditions": {**{k: lat[k] for k in ("batch_sizes", "runs", "warmup_runs", "torch_threads",
-                                                      "schedule")}, "device": lat.get("device", "cpu (fp32)")},
+        "latency_conditions": {
+            **{k: lat[k] for k in ("batch_sizes", "runs", "warmup_runs", "torch_threads", "schedule")},
+            "device": lat.get("device", "cpu (fp32)"),
+        },
         **_cpu_latency(m),
         "model_size": {
             "teacher_model_size_mb": t_eff["size"]["model_size_mb"],
@@ -346,16 +419,23 @@ def _efficiency(ctx: dict) -> dict:
             "student_peak_rss_increase_mb": s_eff["memory"]["peak_rss_increase_mb"],
             "method": t_eff["memory"]["method"],
         },
-        "full_pass": {"teacher_s": t_eff["full_pass_s"], "student_s": s_eff["full_pass_s"],
-                      "samples": s_eff["full_pass_samples"], "speedup": cmp["full_pass_speedup"]},
-        "flops": {"teacher_flops_per_sample": m["teacher"]["complexity"]["flops"]["flops_per_sample"],
-                  "student_flops_per_sample": m["student"]["complexity"]["flops"]["flops_per_sample"],
-                  "flops_ratio": cmp["flops_ratio"]},
+        "full_pass": {
+            "teacher_s": t_eff["full_pass_s"],
+            "student_s": s_eff["full_pass_s"],
+            "samples": s_eff["full_pass_samples"],
+            "speedup": cmp["full_pass_speedup"],
+        },
+        "flops": {
+            "teacher_flops_per_sample": m["teacher"]["complexity"]["flops"]["flops_per_sample"],
+            "student_flops_per_sample": m["student"]["complexity"]["flops"]["flops_per_sample"],
+            "flops_ratio": cmp["flops_ratio"],
+        },
         "unit_note": MB_NOTE,
     }
 
 
 # ---- learning_outcomes -----------------------------------------------------------------------------------
+
 
 def _stage_row(row: dict, measured: dict) -> dict:
     """One stage with fractions, percents and a reason for each missing figure."""
@@ -365,8 +445,9 @@ def _stage_row(row: dict, measured: dict) -> dict:
     if test is None and stage in measured:  # the test split is measured for the teacher and the final student
         test, out["test_accuracy_source"] = measured[stage], "measurements on the test split"
     _set_fraction(out, "val_accuracy", val, "this stage was not evaluated on the validation split")
-    _set_fraction(out, "test_accuracy", test,
-                  "the test split is kept for the final measurement of teacher and final student")
+    _set_fraction(
+        out, "test_accuracy", test, "the test split is kept for the final measurement of teacher and final student"
+    )
     return out
 
 
@@ -384,8 +465,10 @@ def _validation_rows(rows: list[dict]) -> list[dict]:
 def _learning_outcomes(ctx: dict) -> dict:
     """Accuracy at each stage and a plain-language summary built from the measured numbers."""
     m = ctx["measurements"]
-    measured = {"teacher": m["teacher"]["effectiveness"]["accuracy"],
-                "final": m["student"]["effectiveness"]["accuracy"]}
+    measured = {
+        "teacher": m["teacher"]["effectiveness"]["accuracy"],
+        "final": m["student"]["effectiveness"]["accuracy"],
+    }
     sentences = summary_sentences(ctx)
     return {
         "accuracy_by_stage": [_stage_row(row, measured) for row in ctx.get("stages", [])],
@@ -397,15 +480,20 @@ def _learning_outcomes(ctx: dict) -> dict:
 
 # ---- metadata and assembly -------------------------------------------------------------------------------
 
+
 def _metadata(ctx: dict) -> dict:
     return {
         "job_id": ctx.get("job_id"),
         "model": {"id": ctx.get("model_name"), "display_name": ctx.get("display_name"), "family": ctx.get("family")},
-        "dataset": ctx.get("dataset"), "config": ctx.get("config"), "teacher_source": ctx.get("teacher_source"),
+        "dataset": ctx.get("dataset"),
+        "config": ctx.get("config"),
+        "teacher_source": ctx.get("teacher_source"),
         "student_source": ctx.get("student_source"),
-        "environment": ctx.get("environment"), "timings_s": ctx.get("timings_s"),
-        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "report_version": REPORT_VERSION, "conventions": CONVENTIONS,
+        "environment": ctx.get("environment"),
+        "timings_s": ctx.get("timings_s"),
+        "generated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "report_version": REPORT_VERSION,
+        "conventions": CONVENTIONS,
     }
 
 
@@ -426,8 +514,10 @@ def build_report(ctx: dict) -> dict:
 
 def _table(report: dict) -> list[dict]:
     """Every before/after figure as a row {metric, unit, teacher, student} (the CSV's rows), for quick display."""
-    return [{"metric": f"{group}.{field}", "unit": unit, "teacher": t, "student": s}
-            for group, field, unit, t, s in pair_rows(report)]
+    return [
+        {"metric": f"{group}.{field}", "unit": unit, "teacher": t, "student": s}
+        for group, field, unit, t, s in pair_rows(report)
+    ]
 
 
 def report_to_json(report: dict) -> str:

@@ -1,4 +1,5 @@
 """A compression study's results: one row per point read from its report, Pareto flags, MATLAB data, CSV, PNGs."""
+
 from __future__ import annotations
 
 import csv
@@ -72,7 +73,8 @@ def pareto_flags(points: Sequence[tuple[float | None, float | None]]) -> list[bo
             continue
         dominated = any(
             j != i and a is not None and c is not None and a >= acc and c <= cost and (a > acc or c < cost)
-            for j, (a, c) in enumerate(points))
+            for j, (a, c) in enumerate(points)
+        )
         flags.append(not dominated)
     return flags
 
@@ -100,8 +102,12 @@ def study_matlab(rows: list[dict[str, Any]], axes: dict[str, list[float]]) -> di
             missing[name] = "not measured for every succeeded point" if done else "no point has succeeded yet"
     columns += ["pareto_latency", "pareto_size"]
     matrix = [[_cell(r, c) for c in columns] for r in done]
-    out: dict[str, Any] = {"grid_axes": {k: list(v) for k, v in axes.items()}, "columns": columns,
-                           "points": matrix, "job_ids": [r["job_id"] for r in done]}
+    out: dict[str, Any] = {
+        "grid_axes": {k: list(v) for k, v in axes.items()},
+        "columns": columns,
+        "points": matrix,
+        "job_ids": [r["job_id"] for r in done],
+    }
     for j, name in enumerate(columns):
         out[name] = [row[j] for row in matrix]
     out["missing"] = missing
@@ -119,8 +125,17 @@ def _cell(row: dict[str, Any], column: str) -> float:
 
 def study_csv(rows: list[dict[str, Any]]) -> str:
     """One line per point: index, job, state, grid values, metrics, sources, Pareto flags (empty = unmeasured)."""
-    header = ["point", "job_id", "state", *GRID_AXES, *METRICS, "teacher_source", "student_source",
-              "pareto_latency", "pareto_size"]
+    header = [
+        "point",
+        "job_id",
+        "state",
+        *GRID_AXES,
+        *METRICS,
+        "teacher_source",
+        "student_source",
+        "pareto_latency",
+        "pareto_size",
+    ]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -152,8 +167,11 @@ def _accuracy_axis(ax: Any, values: list[float]) -> None:
 
 
 def _point_label(r: dict[str, Any]) -> str:
-    return f"s={r['sparsity']:g}, r={r['structural_ratio']:g}" if r.get("structural_ratio") is not None \
+    return (
+        f"s={r['sparsity']:g}, r={r['structural_ratio']:g}"
+        if r.get("structural_ratio") is not None
         else f"s={r['sparsity']:g}"
+    )
 
 
 def render_pareto(rows: list[dict[str, Any]], title: str = "") -> bytes:
@@ -167,11 +185,22 @@ def render_pareto(rows: list[dict[str, Any]], title: str = "") -> bytes:
     xs, ys = [r["latency_batch_1_ms"] for r in pts], [r["accuracy"] * 100 for r in pts]
     ax.scatter(xs, ys, color="#8c8c8c", label="point", zorder=2)
     front = sorted((r for r in pts if r.get("pareto_latency")), key=lambda r: r["latency_batch_1_ms"])
-    ax.plot([r["latency_batch_1_ms"] for r in front], [r["accuracy"] * 100 for r in front], "-o", color="#DD8452",
-            label="Pareto frontier", zorder=3)
+    ax.plot(
+        [r["latency_batch_1_ms"] for r in front],
+        [r["accuracy"] * 100 for r in front],
+        "-o",
+        color="#DD8452",
+        label="Pareto frontier",
+        zorder=3,
+    )
     for r in front:
-        ax.annotate(_point_label(r), (r["latency_batch_1_ms"], r["accuracy"] * 100), textcoords="offset points",
-                    xytext=(5, 5), fontsize=8)
+        ax.annotate(
+            _point_label(r),
+            (r["latency_batch_1_ms"], r["accuracy"] * 100),
+            textcoords="offset points",
+            xytext=(5, 5),
+            fontsize=8,
+        )
     teacher = [r["teacher_accuracy"] * 100 for r in pts if r.get("teacher_accuracy") is not None]
     if teacher:
         ax.axhline(teacher[0], color="#4C72B0", linestyle="--", linewidth=1, label="teacher accuracy")
@@ -200,8 +229,13 @@ def render_study_sparsity(rows: list[dict[str, Any]], title: str = "") -> bytes:
         label = f"structural ratio {key[0]:g}" if key[0] is not None else "default structural ratio"
         if several_kd:
             label += f", T={key[1]:g}, alpha={key[2]:g}"
-        ax.plot([r["sparsity"] * 100 for r in members], [r["accuracy"] * 100 for r in members], "-o",
-                color=LINE_COLORS[i % len(LINE_COLORS)], label=label)
+        ax.plot(
+            [r["sparsity"] * 100 for r in members],
+            [r["accuracy"] * 100 for r in members],
+            "-o",
+            color=LINE_COLORS[i % len(LINE_COLORS)],
+            label=label,
+        )
     _accuracy_axis(ax, [r["accuracy"] * 100 for r in pts])
     ax.set_xlabel("target unstructured sparsity (%)")
     ax.set_title(title or "Accuracy vs sparsity per structural ratio", fontsize=10)

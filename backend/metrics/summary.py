@@ -1,7 +1,8 @@
 """Plain-language summary sentences, each a template filled with numbers measured in this run."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .common import finite
 
@@ -29,26 +30,37 @@ def _accuracy(ctx: dict) -> str:
     m = ctx["measurements"]
     t, s = m["teacher"]["effectiveness"]["accuracy"], m["student"]["effectiveness"]["accuracy"]
     drop = (t - s) * 100.0
-    change = ("the same accuracy" if abs(drop) < 0.05 else
-              f"a drop of {drop:.1f} percentage points" if drop > 0 else f"a gain of {-drop:.1f} percentage points")
-    return (f"On {m['student']['effectiveness']['num_samples']} test samples the teacher ({ctx['display_name']}) "
-            f"scored {t:.1%} accuracy and the student {s:.1%}: {change}.")
+    change = (
+        "the same accuracy"
+        if abs(drop) < 0.05
+        else f"a drop of {drop:.1f} percentage points"
+        if drop > 0
+        else f"a gain of {-drop:.1f} percentage points"
+    )
+    return (
+        f"On {m['student']['effectiveness']['num_samples']} test samples the teacher ({ctx['display_name']}) "
+        f"scored {t:.1%} accuracy and the student {s:.1%}: {change}."
+    )
 
 
 def _parameters(ctx: dict) -> str:
     m = ctx["measurements"]
     t, s = m["teacher"]["compression"]["parameters"], m["student"]["compression"]["parameters"]
     ratio = m["comparison"]["compression_ratio"]
-    return (f"The student has {s['total']:,} parameters ({s['nonzero']:,} nonzero) against the teacher's "
-            f"{t['total']:,}: a compression ratio of {ratio:.2f}x by nonzero parameters.")
+    return (
+        f"The student has {s['total']:,} parameters ({s['nonzero']:,} nonzero) against the teacher's "
+        f"{t['total']:,}: a compression ratio of {ratio:.2f}x by nonzero parameters."
+    )
 
 
 def _size(ctx: dict) -> str:
     m = ctx["measurements"]
     t, s, c = m["teacher"]["efficiency"]["size"], m["student"]["efficiency"]["size"], m["comparison"]
-    return (f"Its weights take {_num(s['model_size_mb'])} MB dense ({_change(c['size_reduction_dense_pct'])} than "
-            f"the teacher's {_num(t['model_size_mb'])} MB) and {_num(s['compressed_size_mb'])} MB deflated "
-            f"({_change(c['size_reduction_compressed_pct'])} than {_num(t['compressed_size_mb'])} MB).")
+    return (
+        f"Its weights take {_num(s['model_size_mb'])} MB dense ({_change(c['size_reduction_dense_pct'])} than "
+        f"the teacher's {_num(t['model_size_mb'])} MB) and {_num(s['compressed_size_mb'])} MB deflated "
+        f"({_change(c['size_reduction_compressed_pct'])} than {_num(t['compressed_size_mb'])} MB)."
+    )
 
 
 def _latency(ctx: dict) -> str:
@@ -56,8 +68,10 @@ def _latency(ctx: dict) -> str:
     parts = []
     for key, speedup in (lat.get("speedup") or {}).items():
         t, s = lat["per_model"]["teacher"][key]["median_ms"], lat["per_model"]["student"][key]["median_ms"]
-        parts.append(f"at {key.replace('_', ' ')} the student's median latency was {_num(s)} ms against "
-                     f"{_num(t)} ms ({_times(speedup, 'faster', 'slower')})")
+        parts.append(
+            f"at {key.replace('_', ' ')} the student's median latency was {_num(s)} ms against "
+            f"{_num(t)} ms ({_times(speedup, 'faster', 'slower')})"
+        )
     return (f"Over {lat['runs']} interleaved runs, " + "; ".join(parts) + ".") if parts else ""
 
 
@@ -65,10 +79,12 @@ def _flops(ctx: dict) -> str:
     m = ctx["measurements"]
     t, s = m["teacher"]["complexity"]["flops"], m["student"]["complexity"]["flops"]
     sparsity = m["student"]["compression"]["sparsity"]["global_sparsity"]
-    return (f"Per sample the student needs {_num(s['flops_per_sample'] / 1e6)} MFLOPs against "
-            f"{_num(t['flops_per_sample'] / 1e6)} ({_times(m['comparison']['flops_ratio'], 'fewer', 'more')}); "
-            f"its {sparsity:.1%} weight sparsity does not lower these dense FLOPs, but skipping zero weights would "
-            f"save {_num(s['sparse_flops_per_sample'] / 1e6)} MFLOPs per sample.")
+    return (
+        f"Per sample the student needs {_num(s['flops_per_sample'] / 1e6)} MFLOPs against "
+        f"{_num(t['flops_per_sample'] / 1e6)} ({_times(m['comparison']['flops_ratio'], 'fewer', 'more')}); "
+        f"its {sparsity:.1%} weight sparsity does not lower these dense FLOPs, but skipping zero weights would "
+        f"save {_num(s['sparse_flops_per_sample'] / 1e6)} MFLOPs per sample."
+    )
 
 
 def _stage(ctx: dict, stage: str) -> float | None:
@@ -81,8 +97,10 @@ def _distillation(ctx: dict) -> str:
     config = ctx.get("config", {})
     if before is None or after is None:
         return ""
-    return (f"Distillation (T = {config.get('temperature')}, alpha = {config.get('alpha')}) took the student's "
-            f"validation accuracy from {before:.1%} right after structural compression to {after:.1%}.")
+    return (
+        f"Distillation (T = {config.get('temperature')}, alpha = {config.get('alpha')}) took the student's "
+        f"validation accuracy from {before:.1%} right after structural compression to {after:.1%}."
+    )
 
 
 def _agreement(ctx: dict) -> str:
@@ -90,7 +108,7 @@ def _agreement(ctx: dict) -> str:
     n = len(pred.get("labels", []))
     if not n:
         return ""
-    same = sum(a == b for a, b in zip(pred["teacher"], pred["student"]))
+    same = sum(a == b for a, b in zip(pred["teacher"], pred["student"], strict=True))
     return f"Teacher and student gave the same prediction on {same / n:.1%} of the test samples."
 
 
@@ -102,13 +120,23 @@ def _pruning(ctx: dict) -> str:
     first, last = steps[0], steps[-1]
     target = finite(pruning.get("target_sparsity"))
     target_text = f" (target {target:.1%})" if target is not None else ""
-    return (f"Pruning in {len(steps)} step{'s' if len(steps) != 1 else ''} reached "
-            f"{last['achieved_sparsity']:.1%} sparsity{target_text}; validation accuracy was "
-            f"{first['val_accuracy']:.1%} after the first step and {last['val_accuracy']:.1%} after the last.")
+    return (
+        f"Pruning in {len(steps)} step{'s' if len(steps) != 1 else ''} reached "
+        f"{last['achieved_sparsity']:.1%} sparsity{target_text}; validation accuracy was "
+        f"{first['val_accuracy']:.1%} after the first step and {last['val_accuracy']:.1%} after the last."
+    )
 
 
-SENTENCES: tuple[Callable[[dict], str], ...] = (_accuracy, _parameters, _size, _latency, _flops, _distillation,
-                                                _agreement, _pruning)
+SENTENCES: tuple[Callable[[dict], str], ...] = (
+    _accuracy,
+    _parameters,
+    _size,
+    _latency,
+    _flops,
+    _distillation,
+    _agreement,
+    _pruning,
+)
 
 
 def summary_sentences(ctx: dict) -> list[str]:
@@ -122,4 +150,3 @@ def summary_sentences(ctx: dict) -> list[str]:
         if text:
             out.append(text)
     return out
-

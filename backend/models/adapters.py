@@ -4,10 +4,13 @@ Every adapter gives `logits_and_targets(model, batch)` for training and KD (rows
 targets, -100 meaning "ignore") and `predict(model, batch)` for measuring (class indices, -1 when a
 generated word is no class).
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, ContextManager, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,11 +84,19 @@ class Text2TextAdapter(_Adapter):
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         with self.amp():
-            generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                       max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
+            generated = model.generate(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+            )
         words = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
-        return torch.tensor([self.word_to_class.get(w.strip().lower(), -1) for w in words], dtype=torch.long,
-                            device=batch["input_ids"].device)  # beside the labels it is compared with
+        return torch.tensor(
+            [self.word_to_class.get(w.strip().lower(), -1) for w in words],
+            dtype=torch.long,
+            device=batch["input_ids"].device,
+        )  # beside the labels it is compared with
 
 
 def adapter_for(spec: Any, tokenizer=None, class_names: Sequence[str] = ()) -> object:
@@ -100,12 +111,16 @@ def adapter_for(spec: Any, tokenizer=None, class_names: Sequence[str] = ()) -> o
     return VisionAdapter()
 
 
-def text_tensors(tokenizer, texts: Sequence[str], labels: np.ndarray, max_length: int,
-                 class_names: Sequence[str] | None = None) -> TensorSet:
+def text_tensors(
+    tokenizer, texts: Sequence[str], labels: np.ndarray, max_length: int, class_names: Sequence[str] | None = None
+) -> TensorSet:
     """Tokenise to fixed-length tensors; for text-to-text also the label words as target ids."""
     enc = tokenizer(list(texts), max_length=max_length, padding="max_length", truncation=True, return_tensors="pt")
-    tensors = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-               "labels": torch.as_tensor(labels, dtype=torch.long)}
+    tensors = {
+        "input_ids": enc["input_ids"],
+        "attention_mask": enc["attention_mask"],
+        "labels": torch.as_tensor(labels, dtype=torch.long),
+    }
     if class_names is not None:
         words = [class_names[int(i)] for i in labels]
         width = max(len(tokenizer(c).input_ids) for c in class_names)

@@ -1,4 +1,5 @@
 """The student in a form a user loads without this project's code."""
+
 from __future__ import annotations
 
 import copy
@@ -29,8 +30,13 @@ def export_vision_model(model: nn.Module, folder: Path, image_size: int, class_n
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
     torch.export.save(program, str(folder / "model.pt2"))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
-    preprocessing = {"input": "float32 tensor [batch, 3, H, W]", "image_size": image_size,
-                     "scale": "pixel values in [0, 1]", "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
-                     "class_names": class_names}
+    preprocessing = {
+        "input": "float32 tensor [batch, 3, H, W]",
+        "image_size": image_size,
+        "scale": "pixel values in [0, 1]",
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
+        "class_names": class_names,
+    }
     (folder / "preprocessing.json").write_text(json.dumps(preprocessing, indent=2))
     return sorted(p.name for p in folder.iterdir())

@@ -15,6 +15,7 @@ Exporter: the dynamo exporter works for the CNNs and DistilBERT (and matches PyT
 three models, so the registry's `ModelSpec.onnx_dynamo` is False by default and a model may turn it on. T5 fails
 in the dynamo exporter's decomposition step and always uses TorchScript.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,12 +59,17 @@ class _T5Decoder(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.decoder, self.lm_head = model.decoder, model.lm_head
-        self.scale = model.model_dim ** -0.5 if getattr(model.config, "scale_decoder_outputs", False) else None
+        self.scale = model.model_dim**-0.5 if getattr(model.config, "scale_decoder_outputs", False) else None
 
-    def forward(self, decoder_input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor,
-                attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.decoder(input_ids=decoder_input_ids, encoder_hidden_states=encoder_hidden_states,
-                              encoder_attention_mask=attention_mask, use_cache=False).last_hidden_state
+    def forward(
+        self, decoder_input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        hidden = self.decoder(
+            input_ids=decoder_input_ids,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=attention_mask,
+            use_cache=False,
+        ).last_hidden_state
         if self.scale is not None:
             hidden = hidden * self.scale
         return self.lm_head(hidden)
@@ -82,8 +88,15 @@ def _use_dynamo(model_id: str) -> bool:
     return get_model_spec(model_id).onnx_dynamo
 
 
-def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
-            dynamic: dict[str, dict[int, str]], dynamo: bool) -> str:
+def _export(
+    module: nn.Module,
+    args: tuple,
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic: dict[str, dict[int, str]],
+    dynamo: bool,
+) -> str:
     """torch.onnx.export with the dynamo exporter, or the TorchScript one when asked or when dynamo fails."""
     module = module.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,14 +105,31 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], 
         if dynamo:
             try:
                 shapes = tuple({axis: torch.export.Dim.AUTO for axis in dynamic.get(name, {})} for name in input_names)
-                torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
-                                  dynamic_shapes=shapes, dynamo=True, opset_version=OPSET, external_data=False,
-                                  verbose=False)
+                torch.onnx.export(
+                    module,
+                    args,
+                    str(path),
+                    input_names=input_names,
+                    output_names=output_names,
+                    dynamic_shapes=shapes,
+                    dynamo=True,
+                    opset_version=OPSET,
+                    external_data=False,
+                    verbose=False,
+                )
                 return "dynamo"
             except Exception:  # noqa: BLE001 - the TorchScript exporter below is the documented fallback
                 path.unlink(missing_ok=True)
-        torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic, dynamo=False, opset_version=OPSET)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic,
+            dynamo=False,
+            opset_version=OPSET,
+        )
         return "torchscript"
 
 
@@ -114,8 +144,14 @@ def _plain(model: nn.Module) -> nn.Module:
     return model
 
 
-def export_onnx(model_id: str, model: nn.Module, example: dict[str, torch.Tensor], folder: Path,
-                stem: str = "model", dynamo: bool | None = None) -> dict:
+def export_onnx(
+    model_id: str,
+    model: nn.Module,
+    example: dict[str, torch.Tensor],
+    folder: Path,
+    stem: str = "model",
+    dynamo: bool | None = None,
+) -> dict:
     """Export one model to `folder`; returns {"files": {role: filename}, "exporter": {role: name}, "kind"}.
 
     `dynamo` None: the registry's choice. `example` is a batch of the model's inputs (any batch size).
@@ -127,32 +163,67 @@ def export_onnx(model_id: str, model: nn.Module, example: dict[str, torch.Tensor
     ids, mask = example.get("input_ids"), example.get("attention_mask")
     if kind == "image_classifier":
         name = f"{stem}.onnx"
-        how = _export(model, (example["pixel_values"],), folder / name, ["pixel_values"], ["logits"],
-                      {"pixel_values": {0: "batch"}, "logits": {0: "batch"}}, dynamo=dynamo)
+        how = _export(
+            model,
+            (example["pixel_values"],),
+            folder / name,
+            ["pixel_values"],
+            ["logits"],
+            {"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=dynamo,
+        )
         return {"kind": kind, "files": {"model": name}, "exporter": {"model": how}}
     if kind == "sequence_classifier":
         name = f"{stem}.onnx"
-        how = _export(_Logits(model), (ids, mask), folder / name, ["input_ids", "attention_mask"], ["logits"],
-                      {**text_axes, "logits": {0: "batch"}}, dynamo=dynamo)
+        how = _export(
+            _Logits(model),
+            (ids, mask),
+            folder / name,
+            ["input_ids", "attention_mask"],
+            ["logits"],
+            {**text_axes, "logits": {0: "batch"}},
+            dynamo=dynamo,
+        )
         return {"kind": kind, "files": {"model": name}, "exporter": {"model": how}}
     # T5: the dynamo exporter fails in its decomposition step on T5's attention, so TorchScript it is.
     enc_name, dec_name = f"{stem}_encoder.onnx", f"{stem}_decoder.onnx"
-    enc_how = _export(_T5Encoder(model), (ids, mask), folder / enc_name, ["input_ids", "attention_mask"],
-                      ["encoder_hidden_states"], {**text_axes, "encoder_hidden_states": {0: "batch", 1: "length"}},
-                      dynamo=False)
+    enc_how = _export(
+        _T5Encoder(model),
+        (ids, mask),
+        folder / enc_name,
+        ["input_ids", "attention_mask"],
+        ["encoder_hidden_states"],
+        {**text_axes, "encoder_hidden_states": {0: "batch", 1: "length"}},
+        dynamo=False,
+    )
     with torch.no_grad():
         hidden = _T5Encoder(model)(ids, mask)
     start = torch.full((ids.shape[0], 1), model.config.decoder_start_token_id, dtype=torch.long)
-    dec_how = _export(_T5Decoder(model), (start, hidden, mask), folder / dec_name,
-                      ["decoder_input_ids", "encoder_hidden_states", "attention_mask"], ["logits"],
-                      {"decoder_input_ids": {0: "batch", 1: "decoder_length"},
-                       "encoder_hidden_states": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"},
-                       "logits": {0: "batch", 1: "decoder_length"}}, dynamo=False)
-    return {"kind": kind, "files": {"encoder": enc_name, "decoder": dec_name},
-            "exporter": {"encoder": enc_how, "decoder": dec_how},
-            "generation": {"decoder_start_token_id": int(model.config.decoder_start_token_id),
-                           "eos_token_id": int(model.config.eos_token_id),
-                           "pad_token_id": int(model.config.pad_token_id), "past_key_values": False}}
+    dec_how = _export(
+        _T5Decoder(model),
+        (start, hidden, mask),
+        folder / dec_name,
+        ["decoder_input_ids", "encoder_hidden_states", "attention_mask"],
+        ["logits"],
+        {
+            "decoder_input_ids": {0: "batch", 1: "decoder_length"},
+            "encoder_hidden_states": {0: "batch", 1: "length"},
+            "attention_mask": {0: "batch", 1: "length"},
+            "logits": {0: "batch", 1: "decoder_length"},
+        },
+        dynamo=False,
+    )
+    return {
+        "kind": kind,
+        "files": {"encoder": enc_name, "decoder": dec_name},
+        "exporter": {"encoder": enc_how, "decoder": dec_how},
+        "generation": {
+            "decoder_start_token_id": int(model.config.decoder_start_token_id),
+            "eos_token_id": int(model.config.eos_token_id),
+            "pad_token_id": int(model.config.pad_token_id),
+            "past_key_values": False,
+        },
+    }
 
 
 def session_options(threads: int) -> Any:
@@ -180,8 +251,10 @@ class OrtModel:
         import onnxruntime as ort
 
         options = session_options(threads or torch.get_num_threads())
-        sessions = {role: ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
-                    for role, name in exported["files"].items()}
+        sessions = {
+            role: ort.InferenceSession(str(folder / name), options, providers=["CPUExecutionProvider"])
+            for role, name in exported["files"].items()
+        }
         return cls(exported["kind"], sessions, exported.get("generation"))
 
     def logits(self, batch: dict[str, Any]) -> np.ndarray:
@@ -197,8 +270,9 @@ class OrtModel:
         out = np.full((ids.shape[0], 1), gen["decoder_start_token_id"], dtype=np.int64)
         done = np.zeros(ids.shape[0], dtype=bool)
         for _ in range(max_new_tokens):
-            logits = self.sessions["decoder"].run(None, {"decoder_input_ids": out, "encoder_hidden_states": hidden,
-                                                         "attention_mask": mask})[0]
+            logits = self.sessions["decoder"].run(
+                None, {"decoder_input_ids": out, "encoder_hidden_states": hidden, "attention_mask": mask}
+            )[0]
             token = np.where(done, gen["pad_token_id"], logits[:, -1].argmax(-1))
             out = np.concatenate([out, token[:, None].astype(np.int64)], axis=1)
             done |= token == gen["eos_token_id"]
@@ -213,12 +287,14 @@ def _numpy(value: Any) -> np.ndarray:
 
 def ort_predictor(adapter: Any) -> Any:
     """predict(ort_model, batch) -> class indices, as the adapter's predict does for a PyTorch model."""
+
     def predict(model: OrtModel, batch: dict) -> torch.Tensor:
         if model.kind != "encoder_decoder":
             return torch.from_numpy(model.logits(batch).argmax(-1))
         generated = model.generate(batch["input_ids"], batch["attention_mask"], adapter.max_new_tokens)
         words = adapter.tokenizer.batch_decode(generated.tolist(), skip_special_tokens=True)
         return torch.tensor([adapter.word_to_class.get(w.strip().lower(), -1) for w in words], dtype=torch.long)
+
     return predict
 
 

@@ -8,6 +8,7 @@ new module in `backend/models/zoo/` and one line in `MODEL_MODULES` below.
 Model modules import torch, torchvision and transformers inside their functions only, so that the API process,
 which lists and validates models but never builds one, starts without them.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -17,8 +18,17 @@ from typing import Any
 from backend.echo import clip
 from backend.models.spec import FAMILIES, PRESETS, TASKS, ModelSpec
 
-__all__ = ["FAMILIES", "PRESETS", "TASKS", "ModelSpec", "UnknownModelError", "get_model_spec", "list_models",
-           "register_model", "resolve_model_name"]
+__all__ = [
+    "FAMILIES",
+    "PRESETS",
+    "TASKS",
+    "ModelSpec",
+    "UnknownModelError",
+    "get_model_spec",
+    "list_models",
+    "register_model",
+    "resolve_model_name",
+]
 
 # One line per model: the module of backend.models.zoo that defines its SPEC, in the order GET /models lists them.
 MODEL_MODULES = (
@@ -70,8 +80,10 @@ def resolve_model_name(name: Any) -> str:
         return _ALIASES[_key(name)]
     valid = ", ".join(_REGISTRY)
     examples = ", ".join(f"'{s.aliases[0]}'" for s in list_models() if s.aliases)
-    raise UnknownModelError(f"Unknown model_name '{clip(name)}'; valid: {valid} (case-insensitive; aliases such as "
-                            f"{examples} are accepted).")
+    raise UnknownModelError(
+        f"Unknown model_name '{clip(name)}'; valid: {valid} (case-insensitive; aliases such as "
+        f"{examples} are accepted)."
+    )
 
 
 def get_model_spec(name: str) -> ModelSpec:

@@ -1,4 +1,5 @@
 """ModelSpec: what one model's module (backend.models.zoo) tells the service about it."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping

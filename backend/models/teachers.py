@@ -1,4 +1,5 @@
 """Where a teacher comes from: an upload, the teacher cache, pretrained weights, or a fresh initialisation."""
+
 from __future__ import annotations
 
 import contextlib
@@ -30,37 +31,52 @@ def cache_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def build_fresh(spec: ModelSpec, *, preset: str, class_names: list[str], train_texts: list[str] | None,
-                pretrained: bool, seed: int) -> tuple[nn.Module, Any]:
+def build_fresh(
+    spec: ModelSpec, *, preset: str, class_names: list[str], train_texts: list[str] | None, pretrained: bool, seed: int
+) -> tuple[nn.Module, Any]:
     """(model, tokenizer or None) from the model's own builder, pretrained or newly initialised."""
     torch.manual_seed(seed)
-    return spec.build(preset=preset, class_names=class_names, train_texts=train_texts or [], pretrained=pretrained,
-                      seed=seed)
+    return spec.build(
+        preset=preset, class_names=class_names, train_texts=train_texts or [], pretrained=pretrained, seed=seed
+    )
 
 
 def load_pretrained(spec: ModelSpec, *, mode: str, preset: str, class_names: list[str], train_texts, seed: int):
     """Pretrained weights per `mode` ("auto" | "true" | "false"): (model, tokenizer, source dict)."""
     if mode == "false":
-        model, tok = build_fresh(spec, preset=preset, class_names=class_names, train_texts=train_texts,
-                                 pretrained=False, seed=seed)
+        model, tok = build_fresh(
+            spec, preset=preset, class_names=class_names, train_texts=train_texts, pretrained=False, seed=seed
+        )
         return model, tok, {"kind": "trained", "detail": "initialised at random (pretrained=false), trained here"}
     if spec.family == "text" and preset != "standard":
         if mode == "true":
-            raise TeacherError(f"pretrained weights exist only for the published size of {spec.display_name}; "
-                               "use preset 'standard' with pretrained=true, or pretrained='auto'/false.")
-        model, tok = build_fresh(spec, preset=preset, class_names=class_names, train_texts=train_texts,
-                                 pretrained=False, seed=seed)
-        return model, tok, {"kind": "trained", "detail": "initialised at random and trained here: no pretrained "
-                                                          "weights exist for the reduced 'quick' size"}
+            raise TeacherError(
+                f"pretrained weights exist only for the published size of {spec.display_name}; "
+                "use preset 'standard' with pretrained=true, or pretrained='auto'/false."
+            )
+        model, tok = build_fresh(
+            spec, preset=preset, class_names=class_names, train_texts=train_texts, pretrained=False, seed=seed
+        )
+        return (
+            model,
+            tok,
+            {
+                "kind": "trained",
+                "detail": "initialised at random and trained here: no pretrained "
+                "weights exist for the reduced 'quick' size",
+            },
+        )
     try:
-        model, tok = build_fresh(spec, preset=preset, class_names=class_names, train_texts=train_texts,
-                                 pretrained=True, seed=seed)
+        model, tok = build_fresh(
+            spec, preset=preset, class_names=class_names, train_texts=train_texts, pretrained=True, seed=seed
+        )
         return model, tok, {"kind": "pretrained", "detail": f"pretrained weights ({spec.source}), fine-tuned here"}
     except PretrainedUnavailable as exc:
         if mode == "true":
             raise TeacherError(f"pretrained=true but {exc}") from None
-        model, tok = build_fresh(spec, preset=preset, class_names=class_names, train_texts=train_texts,
-                                 pretrained=False, seed=seed)
+        model, tok = build_fresh(
+            spec, preset=preset, class_names=class_names, train_texts=train_texts, pretrained=False, seed=seed
+        )
         return model, tok, {"kind": "trained", "detail": f"initialised at random and trained here: {exc}"}
 
 
@@ -111,8 +127,9 @@ def load_cached(path: Path, spec: ModelSpec, *, preset: str, class_names: list[s
     if spec.family == "text":
         model, tok = load_text_folder(spec, path)
     else:
-        model, tok = build_fresh(spec, preset=preset, class_names=class_names, train_texts=None, pretrained=False,
-                                 seed=0)
+        model, tok = build_fresh(
+            spec, preset=preset, class_names=class_names, train_texts=None, pretrained=False, seed=0
+        )
         model.load_state_dict(load_file(str(path / "model.safetensors")))
     return model.eval(), tok, meta
 
@@ -124,8 +141,10 @@ def load_text_folder(spec: ModelSpec, folder: Path):
     cls = AutoModelForSeq2SeqLM if spec.task == "encoder_decoder" else AutoModelForSequenceClassification
     model = cls.from_pretrained(str(folder), trust_remote_code=False)
     if spec.hf_model_type and model.config.model_type != spec.hf_model_type:
-        raise TeacherError(f"the model folder holds a {model.config.model_type!r} model, not {spec.display_name} "
-                           f"({spec.hf_model_type!r}).")
+        raise TeacherError(
+            f"the model folder holds a {model.config.model_type!r} model, not {spec.display_name} "
+            f"({spec.hf_model_type!r})."
+        )
     tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
     return model, tok
 

@@ -1,10 +1,12 @@
 """What the Hugging Face text models share: token lengths per preset, loading pretrained weights offline-safe,
 and the structural recipe of encoder stacks (half the blocks, the FFN units of smallest L1 magnitude dropped)."""
+
 from __future__ import annotations
 
 import copy
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from backend.models.vision import PretrainedUnavailable
 
@@ -21,14 +23,19 @@ def from_pretrained(cls: Any, source: str, **kwargs: Any) -> Any:
     try:
         return cls.from_pretrained(source, trust_remote_code=False, **kwargs)
     except (OSError, ValueError) as exc:
-        raise PretrainedUnavailable(f"pretrained weights {source!r} are neither cached nor downloadable "
-                                    f"({type(exc).__name__}: {str(exc)[:200]}).") from None
+        raise PretrainedUnavailable(
+            f"pretrained weights {source!r} are neither cached nor downloadable "
+            f"({type(exc).__name__}: {str(exc)[:200]})."
+        ) from None
 
 
 def label_maps(class_names: list[str]) -> dict[str, Any]:
     """num_labels, id2label and label2id of a sequence classifier's config."""
-    return dict(num_labels=len(class_names), id2label=dict(enumerate(class_names)),
-                label2id={c: i for i, c in enumerate(class_names)})
+    return dict(
+        num_labels=len(class_names),
+        id2label=dict(enumerate(class_names)),
+        label2id={c: i for i, c in enumerate(class_names)},
+    )
 
 
 def sizes_of(sizes: dict[str, dict]) -> Callable[[str], dict]:
@@ -36,9 +43,15 @@ def sizes_of(sizes: dict[str, dict]) -> Callable[[str], dict]:
     return lambda preset: dict(sizes[preset])
 
 
-def shrink_encoder(teacher: Any, ffn_ratio: float, *, blocks: Callable[[Any], Any],
-                   set_blocks: Callable[[Any, Any], None], ffn: Callable[[Any], tuple[tuple[Any, str], ...]],
-                   what: str = "transformer blocks") -> tuple[Any, dict]:
+def shrink_encoder(
+    teacher: Any,
+    ffn_ratio: float,
+    *,
+    blocks: Callable[[Any], Any],
+    set_blocks: Callable[[Any, Any], None],
+    ffn: Callable[[Any], tuple[tuple[Any, str], ...]],
+    what: str = "transformer blocks",
+) -> tuple[Any, dict]:
     """Half the blocks of an encoder stack (evenly spread, first and last kept, initialised from the teacher's),
     each with `ffn_ratio` of its FFN units removed by L1 magnitude.
 

@@ -2,10 +2,11 @@
 
 Both offline tokenizers are wrapped as transformers tokenizers, so a saved student loads with AutoTokenizer.
 """
+
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 from transformers import DistilBertTokenizer, T5Tokenizer
 
@@ -35,8 +36,9 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int = 8000) -> DistilBertT
     return DistilBertTokenizer(vocab={t: i for i, t in enumerate(tokens)})
 
 
-def train_sentencepiece(texts: Sequence[str], extra_words: Sequence[str], vocab_size: int = 1000,
-                        seed: int = 0) -> T5Tokenizer:
+def train_sentencepiece(
+    texts: Sequence[str], extra_words: Sequence[str], vocab_size: int = 1000, seed: int = 0
+) -> T5Tokenizer:
     """A sentencepiece model trained on `texts` (plus the label words), with T5's special ids.
 
     sentencepiece's BPE trainer finds whole-word pieces on a small corpus, where its unigram trainer stops
@@ -49,9 +51,19 @@ def train_sentencepiece(texts: Sequence[str], extra_words: Sequence[str], vocab_
     spm.set_random_generator_seed(seed + 1)  # repeatable pieces for a repeatable job
     proto = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus), model_writer=proto, vocab_size=vocab_size, model_type="bpe",
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False, character_coverage=1.0,
-        minloglevel=2, num_threads=1)
+        sentence_iterator=iter(corpus),
+        model_writer=proto,
+        vocab_size=vocab_size,
+        model_type="bpe",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        minloglevel=2,
+        num_threads=1,
+    )
     processor = spm.SentencePieceProcessor(model_proto=proto.getvalue())
     specials = {processor.pad_id(), processor.eos_id(), processor.unk_id()}
     vocab = [(processor.id_to_piece(i), 0.0 if i in specials else -1.0) for i in range(processor.get_piece_size())]

@@ -1,7 +1,9 @@
 """What the torchvision classifiers share: input sizes per preset, ImageNet weights from the torch hub cache."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 IMAGE_SIZE = {"quick": 32, "standard": 224}
 
@@ -15,8 +17,9 @@ def imagenet_state_dict(weights: Any) -> dict:
     try:
         return weights.get_state_dict(progress=False, weights_only=True)
     except Exception as exc:  # offline: URLError / gaierror; corrupt cache: RuntimeError
-        raise PretrainedUnavailable(f"{weights} could not be loaded from the torch hub cache or downloaded "
-                                    f"({type(exc).__name__}: {exc}).") from None
+        raise PretrainedUnavailable(
+            f"{weights} could not be loaded from the torch hub cache or downloaded ({type(exc).__name__}: {exc})."
+        ) from None
 
 
 def torchvision_classifier(factory: Callable[..., Any], weights: Any, pretrained: bool) -> Any:
@@ -34,9 +37,10 @@ def image_architecture(preset: str) -> dict:
 
 def prune_channels(classifier: Callable[[Any], Any]) -> Callable[..., tuple[Any, dict]]:
     """A CNN's structural recipe: L1 channel pruning with torch-pruning, the classifier's outputs kept."""
+
     def make_student(teacher: Any, ratio: float, example_inputs: Any) -> tuple[Any, dict]:
         from backend.pruning.structural import prune_cnn_channels
 
         return prune_cnn_channels(teacher, ratio, example_inputs, [classifier(teacher)])
-    return make_student
 
+    return make_student

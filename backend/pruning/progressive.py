@@ -1,7 +1,8 @@
 """Progressive L1 unstructured pruning with torch.nn.utils.prune, made permanent at the end."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -61,8 +62,14 @@ def make_permanent(model: nn.Module) -> int:
     return removed
 
 
-def progressive_prune(model: nn.Module, target: float, steps: int, *, scope: str = "global",
-                      after_step: Callable[[int, float], None] | None = None) -> list[float]:
+def progressive_prune(
+    model: nn.Module,
+    target: float,
+    steps: int,
+    *,
+    scope: str = "global",
+    after_step: Callable[[int, float], None] | None = None,
+) -> list[float]:
     """Prune to `target` in `steps` steps, calling `after_step(step, sparsity)` (fine-tune, validate) after each."""
     params = prunable_weights(model)
     reached = []

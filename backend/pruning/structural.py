@@ -5,6 +5,7 @@ CNNs lose channels by L1-magnitude structural pruning (torch-pruning), the class
 Transformers keep half their layers (evenly spread, first and last kept), initialised from the teacher's
 (as DistilBERT itself was made), and drop the FFN units of smallest L1 magnitude.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,26 +18,36 @@ from torch import nn
 from backend.metrics.compression import count_parameters
 
 
-def prune_cnn_channels(teacher: nn.Module, ratio: float, example_inputs: torch.Tensor,
-                       keep_layers: list[nn.Module]) -> tuple[nn.Module, dict]:
+def prune_cnn_channels(
+    teacher: nn.Module, ratio: float, example_inputs: torch.Tensor, keep_layers: list[nn.Module]
+) -> tuple[nn.Module, dict]:
     """Remove `ratio` of the channels of every prunable layer, by L1 magnitude, with torch-pruning."""
     student = copy.deepcopy(teacher).eval().requires_grad_(True)  # torch-pruning traces the autograd graph
     ignored = _twins(teacher, student, {id(m) for m in keep_layers})
-    pruner = tp.pruner.BasePruner(student, example_inputs, importance=tp.importance.MagnitudeImportance(p=1),
-                                  pruning_ratio=ratio, ignored_layers=ignored, round_to=4)
+    pruner = tp.pruner.BasePruner(
+        student,
+        example_inputs,
+        importance=tp.importance.MagnitudeImportance(p=1),
+        pruning_ratio=ratio,
+        ignored_layers=ignored,
+        round_to=4,
+    )
     pruner.step()
     convs = lambda m: [x.out_channels for x in m.modules() if isinstance(x, nn.Conv2d)]  # noqa: E731
     before, after = sum(convs(teacher)), sum(convs(student))
-    summary = {"method": "torch-pruning L1-magnitude channel pruning", "ratio": ratio,
-               "removed": f"{before - after:,} of {before:,} convolution output channels "
-                          f"({(before - after) / before:.0%}); classifier outputs kept",
-               "details": {"conv_channels_teacher": before, "conv_channels_student": after}}
+    summary = {
+        "method": "torch-pruning L1-magnitude channel pruning",
+        "ratio": ratio,
+        "removed": f"{before - after:,} of {before:,} convolution output channels "
+        f"({(before - after) / before:.0%}); classifier outputs kept",
+        "details": {"conv_channels_teacher": before, "conv_channels_student": after},
+    }
     return student, summary
 
 
 def _twins(teacher: nn.Module, student: nn.Module, ids: set[int]) -> list[nn.Module]:
     """The student's copies of the teacher modules whose ids are given (deepcopy keeps module order)."""
-    pairs = zip(teacher.modules(), student.modules())
+    pairs = zip(teacher.modules(), student.modules(), strict=True)
     return [s for t, s in pairs if id(t) in ids]
 
 
@@ -71,15 +82,24 @@ def slice_linear(layer: nn.Linear, idx: torch.Tensor, dim: int) -> nn.Linear:
 
 
 def text_summary(what: str, n_before: int, kept: list[int], ffn_before: int, ffn_after: int, ratio: float) -> dict:
-    return {"method": "layer selection (half the blocks, evenly spread, first and last kept, initialised from "
-                      "the teacher) + L1-magnitude FFN-unit pruning", "ratio": ratio,
-            "removed": f"{n_before - len(kept)} of {n_before} {what}; FFN width {ffn_before} -> {ffn_after} per block",
-            "details": {"blocks_teacher": n_before, "blocks_student": len(kept), "kept_block_indices": kept,
-                        "ffn_units_teacher": ffn_before, "ffn_units_student": ffn_after}}
+    return {
+        "method": "layer selection (half the blocks, evenly spread, first and last kept, initialised from "
+        "the teacher) + L1-magnitude FFN-unit pruning",
+        "ratio": ratio,
+        "removed": f"{n_before - len(kept)} of {n_before} {what}; FFN width {ffn_before} -> {ffn_after} per block",
+        "details": {
+            "blocks_teacher": n_before,
+            "blocks_student": len(kept),
+            "kept_block_indices": kept,
+            "ffn_units_teacher": ffn_before,
+            "ffn_units_student": ffn_after,
+        },
+    }
 
 
-def make_student(model: Any, teacher: nn.Module, ratio: float,
-                 example_inputs: torch.Tensor | None = None) -> tuple[nn.Module, dict]:
+def make_student(
+    model: Any, teacher: nn.Module, ratio: float, example_inputs: torch.Tensor | None = None
+) -> tuple[nn.Module, dict]:
     """The structurally compressed student of a registered model (its spec or any name of it), by the model's own
     recipe (`ModelSpec.make_student`), and a summary of what was removed."""
     from backend.models.registry import ModelSpec, get_model_spec

@@ -10,23 +10,24 @@ Modules: common (kinds, errors, limits), store (save, resolve, list, delete), zi
 csvfile (text CSV), images (ZIP of class folders), npz (arrays), modelzip (save_pretrained folder),
 checkpoints (state dicts). Import the public names from here.
 """
+
 from __future__ import annotations
 
 from .checkpoints import check_torch_archive, load_checkpoint, model_hint, state_dict_of
 from .common import (
-                     CODE_EXTENSIONS,
-                     DATASET_KINDS,
-                     EXTENSIONS,
-                     IMAGE_EXTENSIONS,
-                     TEACHER_KINDS,
-                     TORCH_EXTENSIONS,
-                     UPLOAD_ID_RE,
-                     UnsupportedUpload,
-                     UploadError,
-                     UploadInUse,
-                     UploadLimits,
-                     UploadNotFound,
-                     UploadTooLarge,
+    CODE_EXTENSIONS,
+    DATASET_KINDS,
+    EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    TEACHER_KINDS,
+    TORCH_EXTENSIONS,
+    UPLOAD_ID_RE,
+    UnsupportedUpload,
+    UploadError,
+    UploadInUse,
+    UploadLimits,
+    UploadNotFound,
+    UploadTooLarge,
 )
 from .csvfile import load_text_csv
 from .images import load_image_dataset, load_image_zip
@@ -36,10 +37,35 @@ from .store import delete_upload, display_name, file_extension, list_uploads, re
 from .zipsafe import check_zip_entries, open_checked_zip, verify_zip_members
 
 __all__ = [
-    "UploadError", "UnsupportedUpload", "UploadTooLarge", "UploadNotFound", "UploadInUse", "UploadLimits",
-    "save_upload", "delete_upload", "resolve_upload", "list_uploads", "load_text_csv", "load_image_zip", "load_image_npz",
-    "load_image_dataset", "extract_model_zip", "load_checkpoint", "state_dict_of", "model_hint",
-    "open_checked_zip", "check_zip_entries", "verify_zip_members", "check_torch_archive", "DATASET_KINDS", "TEACHER_KINDS",
-    "EXTENSIONS", "TORCH_EXTENSIONS", "IMAGE_EXTENSIONS", "CODE_EXTENSIONS", "UPLOAD_ID_RE", "file_extension",
+    "UploadError",
+    "UnsupportedUpload",
+    "UploadTooLarge",
+    "UploadNotFound",
+    "UploadInUse",
+    "UploadLimits",
+    "save_upload",
+    "delete_upload",
+    "resolve_upload",
+    "list_uploads",
+    "load_text_csv",
+    "load_image_zip",
+    "load_image_npz",
+    "load_image_dataset",
+    "extract_model_zip",
+    "load_checkpoint",
+    "state_dict_of",
+    "model_hint",
+    "open_checked_zip",
+    "check_zip_entries",
+    "verify_zip_members",
+    "check_torch_archive",
+    "DATASET_KINDS",
+    "TEACHER_KINDS",
+    "EXTENSIONS",
+    "TORCH_EXTENSIONS",
+    "IMAGE_EXTENSIONS",
+    "CODE_EXTENSIONS",
+    "UPLOAD_ID_RE",
+    "file_extension",
     "display_name",
 ]

@@ -1,4 +1,5 @@
 """A teacher uploaded as a .pt/.pth/.safetensors state dict: sized as a ZIP first, loaded with weights_only=True."""
+
 from __future__ import annotations
 
 import io
@@ -43,9 +44,11 @@ def check_torch_archive(source: str | Path | IO[bytes], name: str, limits: Uploa
         with open(source, "rb") as fh:
             magic = fh.read(4)
     if magic != b"PK\x03\x04":
-        raise UploadError(f"{name!r} is not a ZIP-format torch checkpoint (a legacy pickle or another format): "
-                          "it cannot be sized before loading, so it is refused. Re-save it with torch.save "
-                          "from PyTorch 1.6 or later, or as .safetensors.")
+        raise UploadError(
+            f"{name!r} is not a ZIP-format torch checkpoint (a legacy pickle or another format): "
+            "it cannot be sized before loading, so it is refused. Re-save it with torch.save "
+            "from PyTorch 1.6 or later, or as .safetensors."
+        )
     try:
         with open_checked_zip(source, limits, verify=True) as zf:
             infos = zf.infolist()
@@ -53,8 +56,10 @@ def check_torch_archive(source: str | Path | IO[bytes], name: str, limits: Uploa
         raise UploadError(f"{name!r}: {exc}") from None
     tensor_bytes = sum(i.file_size for i in infos if re.fullmatch(r"[^/]+/data/\d+", i.filename))
     if tensor_bytes > limits.max_tensor_bytes:
-        raise UploadTooLarge(f"{name!r} holds {tensor_bytes / 2**20:.0f} MB of tensors; at most "
-                             f"{limits.max_tensor_bytes // 2**20} MB are allowed.")
+        raise UploadTooLarge(
+            f"{name!r} holds {tensor_bytes / 2**20:.0f} MB of tensors; at most "
+            f"{limits.max_tensor_bytes // 2**20} MB are allowed."
+        )
     if hasattr(source, "seek"):
         source.seek(0)
     return tensor_bytes
@@ -68,8 +73,10 @@ def _weights_only_load(source: Any, name: str, limits: UploadLimits = UploadLimi
     try:
         obj = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UploadError(f"{name!r} cannot be loaded with torch.load(weights_only=True): "
-                          f"{type(exc).__name__}. Save a state_dict, not a pickled model.") from None
+        raise UploadError(
+            f"{name!r} cannot be loaded with torch.load(weights_only=True): "
+            f"{type(exc).__name__}. Save a state_dict, not a pickled model."
+        ) from None
     return state_dict_of(obj, name)
 
 
@@ -105,8 +112,14 @@ def _inspect_checkpoint(path: Path, limits: UploadLimits) -> dict[str, Any]:
     state = load_checkpoint(path, limits)
     kind = "safetensors" if path.suffix == ".safetensors" else "checkpoint"
     dtypes = sorted({str(t.dtype).replace("torch.", "") for t in state.values()})
-    return {"kind": kind, "use_as": "teacher", "tensors": len(state),
-            "parameters": sum(t.numel() for t in state.values()), "dtypes": dtypes, "model_hint": model_hint(state)}
+    return {
+        "kind": kind,
+        "use_as": "teacher",
+        "tensors": len(state),
+        "parameters": sum(t.numel() for t in state.values()),
+        "dtypes": dtypes,
+        "model_hint": model_hint(state),
+    }
 
 
 def model_hint(state: Mapping[str, Any]) -> str | None:

@@ -1,4 +1,5 @@
 """What every part of upload handling shares: the kinds of file taken, the errors, the limits."""
+
 from __future__ import annotations
 
 import re
@@ -8,8 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 
 UPLOAD_ID_RE = re.compile(r"^upl_[0-9a-f]{32}$")
-EXTENSIONS = {".csv": "csv", ".zip": "zip", ".pt": "checkpoint", ".pth": "checkpoint",
-              ".safetensors": "safetensors", ".npz": "npz"}
+EXTENSIONS = {
+    ".csv": "csv",
+    ".zip": "zip",
+    ".pt": "checkpoint",
+    ".pth": "checkpoint",
+    ".safetensors": "safetensors",
+    ".npz": "npz",
+}
 # Files torch.load would read (a model folder's pytorch_model.bin, checkpoints).
 TORCH_EXTENSIONS = {".bin", ".pt", ".pth"}
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

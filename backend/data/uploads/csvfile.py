@@ -1,4 +1,5 @@
 """A text dataset uploaded as CSV with `text` and `label` columns."""
+
 from __future__ import annotations
 
 import csv
@@ -11,8 +12,9 @@ from typing import Any
 from .common import UploadError, UploadLimits
 
 
-def load_text_csv(path: str | Path, max_rows: int = UploadLimits.max_csv_rows
-                  ) -> tuple[list[str], list[int], list[str]]:
+def load_text_csv(
+    path: str | Path, max_rows: int = UploadLimits.max_csv_rows
+) -> tuple[list[str], list[int], list[str]]:
     """(texts, label indices, class names) of a CSV with `text` and `label` columns."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -24,8 +26,10 @@ def load_text_csv(path: str | Path, max_rows: int = UploadLimits.max_csv_rows
             columns = {h.strip().lower(): i for i, h in enumerate(header)}
             missing = [c for c in ("text", "label") if c not in columns]
             if missing:
-                raise UploadError(f"The CSV has no {' or '.join(repr(m) for m in missing)} column; "
-                                  f"found columns {[h.strip() for h in header]}.")
+                raise UploadError(
+                    f"The CSV has no {' or '.join(repr(m) for m in missing)} column; "
+                    f"found columns {[h.strip() for h in header]}."
+                )
             texts, raw = _csv_rows(reader, columns["text"], columns["label"], max_rows)
     except UnicodeDecodeError:
         raise UploadError("The CSV is not UTF-8 text.") from None
@@ -43,8 +47,7 @@ def _csv_delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
-def _csv_rows(reader: Iterator[list[str]], text_col: int, label_col: int, max_rows: int
-              ) -> tuple[list[str], list[str]]:
+def _csv_rows(reader: Iterator[list[str]], text_col: int, label_col: int, max_rows: int) -> tuple[list[str], list[str]]:
     texts, labels = [], []
     for line_no, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
@@ -76,5 +79,12 @@ def _class_names(raw_labels: list[str]) -> list[str]:
 def _inspect_csv(path: Path, limits: UploadLimits) -> dict[str, Any]:
     texts, labels, names = load_text_csv(path, limits.max_csv_rows)
     counts = Counter(labels)
-    return {"kind": "csv", "use_as": "dataset", "family": "text", "rows": len(texts), "classes": len(names),
-            "class_names": names[:100], "rows_per_class": {names[i]: counts[i] for i in sorted(counts)[:100]}}
+    return {
+        "kind": "csv",
+        "use_as": "dataset",
+        "family": "text",
+        "rows": len(texts),
+        "classes": len(names),
+        "class_names": names[:100],
+        "rows_per_class": {names[i]: counts[i] for i in sorted(counts)[:100]},
+    }

@@ -1,4 +1,5 @@
 """An image dataset uploaded as a ZIP of class folders: checked, then decoded only as far as a job needs."""
+
 from __future__ import annotations
 
 import io
@@ -21,14 +22,16 @@ def _image_classes(entries: list[zipfile.ZipInfo]) -> dict[str, list[zipfile.Zip
         raise UploadError(f"The ZIP has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in class folders.")
     names = [e.filename.replace("\\", "/") for e in images]
     root = _common_root(names)
-    if root and all("/" not in n[len(root):] for n in names):
+    if root and all("/" not in n[len(root) :] for n in names):
         root = ""  # 'cls/img' with one class only: say so below, not "no class folder"
     classes: dict[str, list[zipfile.ZipInfo]] = {}
     for info, name in zip(images, names, strict=True):
-        rest = name[len(root):]
+        rest = name[len(root) :]
         if "/" not in rest:
-            raise UploadError(f"The image {name!r} is not inside a class folder; put each class's images in "
-                              "a folder named after the class.")
+            raise UploadError(
+                f"The image {name!r} is not inside a class folder; put each class's images in "
+                "a folder named after the class."
+            )
         classes.setdefault(rest.split("/", 1)[0], []).append(info)
     if len(classes) < 2:
         raise UploadError(f"The ZIP has only one class folder ({next(iter(classes))!r}); at least two are needed.")
@@ -57,12 +60,20 @@ def _inspect_image_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limi
         for info in infos:
             _open_image(_read_member(zf, info), info.filename, limits.max_image_pixels)
     counts = {name: len(infos) for name, infos in classes.items()}
-    return {"kind": "image_zip", "use_as": "dataset", "family": "vision", "images": sum(counts.values()),
-            "classes": len(counts), "class_names": list(counts)[:100], "images_per_class": dict(list(counts.items())[:100])}
+    return {
+        "kind": "image_zip",
+        "use_as": "dataset",
+        "family": "vision",
+        "images": sum(counts.values()),
+        "classes": len(counts),
+        "class_names": list(counts)[:100],
+        "images_per_class": dict(list(counts.items())[:100]),
+    }
 
 
-def load_image_zip(path: str | Path, image_size: int, limits: UploadLimits = UploadLimits(), *,
-                   keep: Keep | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_image_zip(
+    path: str | Path, image_size: int, limits: UploadLimits = UploadLimits(), *, keep: Keep | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(images uint8 [N,3,h,w], labels int64 [N], class names) from a ZIP of class folders (or an .npz).
 
     Only the images `keep` selects are decoded. Each is kept at its own resolution, at most `image_size` a
@@ -77,8 +88,10 @@ def load_image_zip(path: str | Path, image_size: int, limits: UploadLimits = Upl
         idx = keep(labels) if keep is not None else None
         if idx is not None:
             entries, labels = [entries[i] for i in idx], labels[idx]
-        arrays = [_decoded(_open_image(_read_member(zf, info), info.filename, limits.max_image_pixels), image_size)
-                  for _, info in entries]
+        arrays = [
+            _decoded(_open_image(_read_member(zf, info), info.filename, limits.max_image_pixels), image_size)
+            for _, info in entries
+        ]
     return _stacked(arrays), labels, list(classes)
 
 
@@ -98,14 +111,20 @@ def _stacked(arrays: list[np.ndarray]) -> np.ndarray:
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         side = max(max(shape[1:]) for shape in shapes)
-        arrays = [a if a.shape[1:] == (side, side) else
-                  np.asarray(Image.fromarray(a.transpose(1, 2, 0)).resize((side, side), Image.BILINEAR)
-                             ).transpose(2, 0, 1) for a in arrays]
+        arrays = [
+            a
+            if a.shape[1:] == (side, side)
+            else np.asarray(Image.fromarray(a.transpose(1, 2, 0)).resize((side, side), Image.BILINEAR)).transpose(
+                2, 0, 1
+            )
+            for a in arrays
+        ]
     return np.stack(arrays) if arrays else np.empty((0, 3, 1, 1), np.uint8)
 
 
-def load_image_dataset(path: str | Path, meta: Mapping[str, Any], image_size: int
-                       ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_image_dataset(
+    path: str | Path, meta: Mapping[str, Any], image_size: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Images of an uploaded image dataset, ZIP of class folders or .npz."""
     if meta.get("kind") == "npz":
         return load_image_npz(path, image_size)

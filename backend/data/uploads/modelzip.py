@@ -1,4 +1,5 @@
 """A teacher uploaded as a ZIP of a save_pretrained folder: no code, no custom code, weights checked before use."""
+
 from __future__ import annotations
 
 import io
@@ -32,6 +33,7 @@ def _check_no_code(entries: list[zipfile.ZipInfo]) -> None:
 
 def _weight_entries(entries: list[zipfile.ZipInfo], root: str) -> list[zipfile.ZipInfo]:
     """Weight files directly in the model folder: *.safetensors, else pytorch_model*.bin."""
+
     def folder(info: zipfile.ZipInfo) -> str:
         name = info.filename.replace("\\", "/")
         return name.rsplit("/", 1)[0] + "/" if "/" in name else ""
@@ -44,8 +46,9 @@ def _weight_entries(entries: list[zipfile.ZipInfo], root: str) -> list[zipfile.Z
 def _inspect_model_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: UploadLimits) -> dict[str, Any]:
     _check_no_code(entries)
     root = _model_root(entries)
-    config = _model_config(zf, zf.getinfo(next(e.filename for e in entries
-                                                if e.filename.replace("\\", "/") == root + "config.json")))
+    config = _model_config(
+        zf, zf.getinfo(next(e.filename for e in entries if e.filename.replace("\\", "/") == root + "config.json"))
+    )
     weights = _weight_entries(entries, root)
     if not weights:
         raise UploadError("The model ZIP has config.json but no weights (model.safetensors or pytorch_model.bin).")
@@ -56,13 +59,25 @@ def _inspect_model_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limi
     params = tensors = 0
     for info in weights:
         data = _read_member(zf, info)
-        counts = (_safetensors_counts(data, info.filename) if fmt == "safetensors"
-                  else _bin_counts(data, info.filename, limits))
+        counts = (
+            _safetensors_counts(data, info.filename)
+            if fmt == "safetensors"
+            else _bin_counts(data, info.filename, limits)
+        )
         tensors, params = tensors + counts[0], params + counts[1]
     arch = (config.get("architectures") or [None])[0]
-    return {"kind": "model_zip", "use_as": "teacher", "architecture": arch, "model_type": config.get("model_type"),
-            "model_hint": _hint_from_config(config), "weights_format": fmt, "weight_files": len(weights),
-            "tensors": tensors, "parameters": params, "files": len(entries)}
+    return {
+        "kind": "model_zip",
+        "use_as": "teacher",
+        "architecture": arch,
+        "model_type": config.get("model_type"),
+        "model_hint": _hint_from_config(config),
+        "weights_format": fmt,
+        "weight_files": len(weights),
+        "tensors": tensors,
+        "parameters": params,
+        "files": len(entries),
+    }
 
 
 def _model_config(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> dict[str, Any]:
@@ -113,7 +128,7 @@ def _extract_model_files(path: str | Path, dest: Path, limits: UploadLimits) -> 
             name = info.filename.replace("\\", "/")
             if not name.startswith(root):
                 continue
-            target = (dest / name[len(root):]).resolve()
+            target = (dest / name[len(root) :]).resolve()
             if dest not in target.parents:
                 raise UploadError(f"The ZIP entry {info.filename!r} points outside its folder; refused.")
             target.parent.mkdir(parents=True, exist_ok=True)

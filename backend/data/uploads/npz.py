@@ -1,4 +1,5 @@
 """An image dataset uploaded as an .npz of arrays, read with allow_pickle=False."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,13 +49,20 @@ def _inspect_npz(path: Path, limits: UploadLimits) -> dict[str, Any]:
     classes = np.unique(y)
     if len(classes) < 2:
         raise UploadError(f"The data has only one class ({classes[0]!r}); at least two are needed.")
-    return {"kind": "npz", "use_as": "dataset", "family": "vision", "images": int(len(x)),
-            "classes": int(len(classes)), "image_shape": [int(s) for s in x.shape[1:]],
-            "class_names": (names or [str(c) for c in classes.tolist()])[:100]}
+    return {
+        "kind": "npz",
+        "use_as": "dataset",
+        "family": "vision",
+        "images": int(len(x)),
+        "classes": int(len(classes)),
+        "image_shape": [int(s) for s in x.shape[1:]],
+        "class_names": (names or [str(c) for c in classes.tolist()])[:100],
+    }
 
 
-def load_image_npz(path: str | Path, image_size: int, limits: UploadLimits = UploadLimits(), *,
-                   keep: Keep | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_image_npz(
+    path: str | Path, image_size: int, limits: UploadLimits = UploadLimits(), *, keep: Keep | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(images [N,3,H,W] at source resolution, labels int64 [N], class names) from an .npz of arrays.
 
     Integer images in 0..255 stay uint8 (1 byte a value); other sources become float32 in [0,1]. Only the

@@ -1,4 +1,5 @@
 """Storing an upload: size-capped copy into a staging folder, inspection by kind, atomic rename; read, list, delete."""
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,9 @@ from .npz import _inspect_npz
 from .zipsafe import _file_entries, open_checked_zip
 
 
-def save_upload(upload_dir: str | Path, filename: str | None, stream: IO[bytes],
-                limits: UploadLimits = UploadLimits()) -> dict[str, Any]:
+def save_upload(
+    upload_dir: str | Path, filename: str | None, stream: IO[bytes], limits: UploadLimits = UploadLimits()
+) -> dict[str, Any]:
     """Check an incoming file and store it; returns its meta (upload_id, kind, what was found)."""
     ext = file_extension(filename)
     if ext not in EXTENSIONS:
@@ -48,9 +50,15 @@ def save_upload(upload_dir: str | Path, filename: str | None, stream: IO[bytes],
         if size == 0:
             raise UploadError("The file is empty.")
         details = _INSPECTORS[EXTENSIONS[ext]](stored, limits)
-        meta = {"upload_id": upload_id, **details, "filename": display_name(filename),
-                "stored_name": stored.name, "size_bytes": size, "sha256": digest,
-                "created_at": time.time()}
+        meta = {
+            "upload_id": upload_id,
+            **details,
+            "filename": display_name(filename),
+            "stored_name": stored.name,
+            "size_bytes": size,
+            "sha256": digest,
+            "created_at": time.time(),
+        }
         (staging / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         os.replace(staging, upload_dir / upload_id)
     except BaseException:
@@ -99,8 +107,10 @@ def delete_upload(upload_dir: str | Path, upload_id: Any, users: Callable[[str],
 def _refuse_if_used(upload_id: str, users: Callable[[str], list[str]]) -> None:
     jobs = users(upload_id)
     if jobs:
-        raise UploadInUse(f"Upload {upload_id} is used by queued or running job(s) {', '.join(jobs[:5])}; cancel "
-                          "them first (POST /cancel_training), then delete it.")
+        raise UploadInUse(
+            f"Upload {upload_id} is used by queued or running job(s) {', '.join(jobs[:5])}; cancel "
+            "them first (POST /cancel_training), then delete it."
+        )
 
 
 def list_uploads(upload_dir: str | Path) -> list[dict[str, Any]]:
@@ -147,6 +157,9 @@ def _inspect_zip(path: Path, limits: UploadLimits) -> dict[str, Any]:
 
 
 _INSPECTORS: dict[str, Callable[[Path, UploadLimits], dict[str, Any]]] = {
-    "csv": _inspect_csv, "zip": _inspect_zip, "checkpoint": _inspect_checkpoint,
-    "safetensors": _inspect_checkpoint, "npz": _inspect_npz,
+    "csv": _inspect_csv,
+    "zip": _inspect_zip,
+    "checkpoint": _inspect_checkpoint,
+    "safetensors": _inspect_checkpoint,
+    "npz": _inspect_npz,
 }

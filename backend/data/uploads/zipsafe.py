@@ -1,4 +1,5 @@
 """Reading a ZIP without trusting it: entry names, links, encryption, duplicates, bombs and corrupt members."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,9 @@ from typing import IO
 from .common import IGNORED_PARTS, UploadError, UploadLimits
 
 
-def open_checked_zip(path: str | Path | IO[bytes], limits: UploadLimits = UploadLimits(), *,
-                     verify: bool = False) -> zipfile.ZipFile:
+def open_checked_zip(
+    path: str | Path | IO[bytes], limits: UploadLimits = UploadLimits(), *, verify: bool = False
+) -> zipfile.ZipFile:
     """Open a ZIP and refuse it unless every entry is safe to read (and, with verify, reads back intact)."""
     try:
         zf = zipfile.ZipFile(path)
@@ -50,12 +52,15 @@ def check_zip_entries(infos: list[zipfile.ZipInfo], limits: UploadLimits) -> Non
         if total > limits.max_uncompressed_bytes:
             raise UploadError(f"The ZIP unpacks to more than {limits.max_uncompressed_bytes // 2**20} MB; refused.")
         if info.file_size > 2**20 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-            raise UploadError(f"The ZIP entry {info.filename!r} has a compression ratio above "
-                              f"{limits.max_ratio:g}:1 (a ZIP bomb?); refused.")
+            raise UploadError(
+                f"The ZIP entry {info.filename!r} has a compression ratio above "
+                f"{limits.max_ratio:g}:1 (a ZIP bomb?); refused."
+            )
     packed = sum(info.compress_size for info in infos)
     if total > 2**20 and total > limits.max_ratio * max(packed, 1):  # many small entries that each pass
-        raise UploadError(f"The ZIP as a whole has a compression ratio above {limits.max_ratio:g}:1 "
-                          "(a ZIP bomb?); refused.")
+        raise UploadError(
+            f"The ZIP as a whole has a compression ratio above {limits.max_ratio:g}:1 (a ZIP bomb?); refused."
+        )
 
 
 # What zipfile raises for a member whose bytes do not match its header (bad CRC, broken deflate, truncation).

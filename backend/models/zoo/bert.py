@@ -1,6 +1,7 @@
 """BERT (transformers): the encoder most text-compression work starts from (bert-base-uncased at the standard
 preset, 110M parameters). The student keeps half its blocks, evenly spread and initialised from the teacher's (as
 DistilBERT was made from BERT), with the FFN units of smallest L1 magnitude removed."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,14 +12,28 @@ from backend.models.text import from_pretrained, label_maps, pretrained_source, 
 SOURCE_ENV, SOURCE = "KD_PRETRAINED_BERT", "bert-base-uncased"
 SIZES = {
     # the quick DistilBERT's sizes, and like it without dropout (from scratch, post-LN, small data)
-    "quick": dict(num_hidden_layers=4, hidden_size=128, num_attention_heads=4, intermediate_size=512,
-                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+    "quick": dict(
+        num_hidden_layers=4,
+        hidden_size=128,
+        num_attention_heads=4,
+        intermediate_size=512,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    ),
     "standard": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072),
 }
 
 
-def build(*, preset: str, class_names: list[str], train_texts: list[str], pretrained: bool, seed: int = 0,
-          source: str | None = None, **_: Any) -> tuple[Any, Any]:
+def build(
+    *,
+    preset: str,
+    class_names: list[str],
+    train_texts: list[str],
+    pretrained: bool,
+    seed: int = 0,
+    source: str | None = None,
+    **_: Any,
+) -> tuple[Any, Any]:
     """BertForSequenceClassification: pretrained (bert-base-uncased) or new, with its tokenizer."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -28,23 +43,34 @@ def build(*, preset: str, class_names: list[str], train_texts: list[str], pretra
     if pretrained:
         source = source or pretrained_source(SOURCE_ENV, SOURCE)
         tokenizer = from_pretrained(AutoTokenizer, source)
-        model = from_pretrained(BertForSequenceClassification, source, ignore_mismatched_sizes=True,
-                                **label_maps(class_names))
+        model = from_pretrained(
+            BertForSequenceClassification, source, ignore_mismatched_sizes=True, **label_maps(class_names)
+        )
         return model, tokenizer
     tokenizer = train_wordpiece(train_texts)
-    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=MAX_LENGTH[preset],
-                        pad_token_id=tokenizer.pad_token_id, **SIZES[preset], **label_maps(class_names))
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=MAX_LENGTH[preset],
+        pad_token_id=tokenizer.pad_token_id,
+        **SIZES[preset],
+        **label_maps(class_names),
+    )
     return BertForSequenceClassification(config), tokenizer
 
 
 def make_student(teacher: Any, ratio: float, example_inputs: Any = None) -> tuple[Any, dict]:
     """Half the encoder blocks of BERT, each with `ratio` of its FFN units removed."""
+
     def set_blocks(model: Any, blocks: Any) -> None:
         model.bert.encoder.layer = blocks
 
     student, summary = shrink_encoder(
-        teacher, ratio, blocks=lambda m: m.bert.encoder.layer, set_blocks=set_blocks,
-        ffn=lambda b: ((b.intermediate, "dense"), (b.output, "dense")))
+        teacher,
+        ratio,
+        blocks=lambda m: m.bert.encoder.layer,
+        set_blocks=set_blocks,
+        ffn=lambda b: ((b.intermediate, "dense"), (b.output, "dense")),
+    )
     for position, block in enumerate(student.bert.encoder.layer):  # a KV cache, where used, is indexed by position
         for module in block.modules():
             if hasattr(module, "layer_idx"):
@@ -56,21 +82,30 @@ def make_student(teacher: Any, ratio: float, example_inputs: Any = None) -> tupl
 
 def looks_like(keys: set[str]) -> bool:
     return any(k.startswith("bert.") for k in keys) or (
-        "embeddings.word_embeddings.weight" in keys and any(k.startswith("encoder.layer.") for k in keys))
+        "embeddings.word_embeddings.weight" in keys and any(k.startswith("encoder.layer.") for k in keys)
+    )
 
 
 SPEC = ModelSpec(
-    id="bert", display_name="BERT", family="text",
+    id="bert",
+    display_name="BERT",
+    family="text",
     aliases=("bert-base", "bert-base-uncased", "bertbase"),
     source="transformers.BertForSequenceClassification",
     default_structural_ratio=0.5,
     presets={
         # the quick DistilBERT's settings: a post-LN encoder of the same size, the same data
-        "quick": dict(epochs=7, kd_epochs=4, finetune_epochs=1, batch_size=32, learning_rate=3e-4,
-                      kd_learning_rate=1e-3),
+        "quick": dict(
+            epochs=7, kd_epochs=4, finetune_epochs=1, batch_size=32, learning_rate=3e-4, kd_learning_rate=1e-3
+        ),
         # fine-tuning bert-base: 2-5e-5 for 2-4 epochs (Devlin et al. 2019)
         "standard": dict(epochs=3, kd_epochs=3, finetune_epochs=1, batch_size=16, learning_rate=5e-5),
     },
-    build=build, make_student=make_student, architecture=sizes_of(SIZES), task="sequence_classifier",
-    int8_op_types=("MatMul", "Gemm", "Gather"), hf_model_type="bert", looks_like=looks_like,
+    build=build,
+    make_student=make_student,
+    architecture=sizes_of(SIZES),
+    task="sequence_classifier",
+    int8_op_types=("MatMul", "Gemm", "Gather"),
+    hf_model_type="bert",
+    looks_like=looks_like,
 )

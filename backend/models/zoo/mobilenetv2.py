@@ -1,4 +1,5 @@
 """MobileNetV2 (torchvision): inverted residuals with depthwise convolutions; the student loses channels."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,7 +27,9 @@ def looks_like(keys: set[str]) -> bool:
 
 
 SPEC = ModelSpec(
-    id="mobilenetv2", display_name="MobileNetV2", family="vision",
+    id="mobilenetv2",
+    display_name="MobileNetV2",
+    family="vision",
     aliases=("mobilenet_v2", "mobilenet-v2", "mobilenet"),
     source="torchvision.models.mobilenet_v2",
     default_structural_ratio=0.4,
@@ -34,7 +37,11 @@ SPEC = ModelSpec(
         "quick": dict(epochs=10, kd_epochs=8, finetune_epochs=1, batch_size=64, learning_rate=3e-3),
         "standard": dict(epochs=12, kd_epochs=8, finetune_epochs=1, batch_size=32, learning_rate=1e-3),
     },
-    build=build, make_student=prune_channels(classifier), architecture=image_architecture,
-    task="image_classifier", classifier=classifier, looks_like=looks_like,
+    build=build,
+    make_student=prune_channels(classifier),
+    architecture=image_architecture,
+    task="image_classifier",
+    classifier=classifier,
+    looks_like=looks_like,
     reference={"factory": "torchvision.models:mobilenet_v2", "parameters": 3_504_872, "gmacs": 0.301},
 )

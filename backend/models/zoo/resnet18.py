@@ -1,4 +1,5 @@
 """ResNet-18 (torchvision): a residual CNN; the student loses channels to L1 structural pruning."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,7 +27,9 @@ def looks_like(keys: set[str]) -> bool:
 
 
 SPEC = ModelSpec(
-    id="resnet18", display_name="ResNet-18", family="vision",
+    id="resnet18",
+    display_name="ResNet-18",
+    family="vision",
     aliases=("resnet-18", "resnet_18"),
     source="torchvision.models.resnet18",
     default_structural_ratio=0.5,
@@ -36,8 +39,12 @@ SPEC = ModelSpec(
         # peaked at 3.1 GB for a 6,000-image upload (benchmarks/memory.py); a CPU gains nothing from larger ones.
         "standard": dict(epochs=10, kd_epochs=6, finetune_epochs=1, batch_size=32, learning_rate=1e-3),
     },
-    build=build, make_student=prune_channels(classifier), architecture=image_architecture,
-    task="image_classifier", classifier=classifier, looks_like=looks_like,
+    build=build,
+    make_student=prune_channels(classifier),
+    architecture=image_architecture,
+    task="image_classifier",
+    classifier=classifier,
+    looks_like=looks_like,
     # torchvision's published figures at 224x224 with 1000 classes
     reference={"factory": "torchvision.models:resnet18", "parameters": 11_689_512, "gmacs": 1.814},
 )

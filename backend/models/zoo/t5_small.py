@@ -3,6 +3,7 @@
 Its student keeps half the encoder blocks and one decoder block ("deep encoder, shallow decoder": generation pays
 per decoder block per answer token, so decoder depth is what batch-1 latency buys), with FFN units pruned.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,16 @@ SIZES = {
 STUDENT_DECODER_LAYERS = 1  # measured: the batch-1 goal in ONNX Runtime (BENCHMARKS.md, deployment runtime)
 
 
-def build(*, preset: str, class_names: list[str], train_texts: list[str], pretrained: bool, seed: int = 0,
-          source: str | None = None, **_: Any) -> tuple[Any, Any]:
+def build(
+    *,
+    preset: str,
+    class_names: list[str],
+    train_texts: list[str],
+    pretrained: bool,
+    seed: int = 0,
+    source: str | None = None,
+    **_: Any,
+) -> tuple[Any, Any]:
     """T5ForConditionalGeneration: pretrained (t5-small) or new, with its tokenizer; labels are words."""
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
@@ -32,8 +41,13 @@ def build(*, preset: str, class_names: list[str], train_texts: list[str], pretra
         return from_pretrained(T5ForConditionalGeneration, source), from_pretrained(AutoTokenizer, source)
     tokenizer = train_sentencepiece(train_texts, extra_words=list(class_names), seed=seed)
     sizes = dict(dropout_rate=0.1, feed_forward_proj="relu", tie_word_embeddings=True) | SIZES[preset]
-    config = T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id, **sizes)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        **sizes,
+    )
     return T5ForConditionalGeneration(config), tokenizer
 
 
@@ -66,8 +80,9 @@ def _keep_relative_bias(stack: Any, first_kept: Any) -> None:
     first.relative_attention_bias = copy.deepcopy(source.relative_attention_bias)
 
 
-def make_student(teacher: Any, ffn_ratio: float, example_inputs: Any = None,
-                 decoder_layers: int | None = STUDENT_DECODER_LAYERS) -> tuple[Any, dict]:
+def make_student(
+    teacher: Any, ffn_ratio: float, example_inputs: Any = None, decoder_layers: int | None = STUDENT_DECODER_LAYERS
+) -> tuple[Any, dict]:
     """Half the encoder blocks, `decoder_layers` decoder blocks (None: half), `ffn_ratio` of FFN units removed.
 
     A decoder shallower than the encoder generates fine with transformers' generate: its cache is sized from
@@ -82,7 +97,7 @@ def make_student(teacher: Any, ffn_ratio: float, example_inputs: Any = None,
     kept_all: list[int] = []
     d_ff = teacher.config.d_ff
     keeps = student_depths(len(student.encoder.block), len(student.decoder.block), decoder_layers)
-    for stack, keep in zip((student.encoder, student.decoder), keeps):
+    for stack, keep in zip((student.encoder, student.decoder), keeps, strict=True):
         kept_all += keep
         first_block = stack.block[0]
         stack.block = nn.ModuleList([stack.block[i] for i in keep])
@@ -110,16 +125,24 @@ def looks_like(keys: set[str]) -> bool:
 
 
 SPEC = ModelSpec(
-    id="t5-small", display_name="T5-small", family="text",
+    id="t5-small",
+    display_name="T5-small",
+    family="text",
     aliases=("t5small", "t5"),
     source="transformers.T5ForConditionalGeneration",
     default_structural_ratio=0.5,
     presets={
         # T5 from scratch under AdamW: embeddings learn 30x faster (their init, std 1, is made for Adafactor).
-        "quick": dict(epochs=6, kd_epochs=4, finetune_epochs=1, batch_size=64, learning_rate=2e-3,
-                      embedding_lr_scale=30.0),
+        "quick": dict(
+            epochs=6, kd_epochs=4, finetune_epochs=1, batch_size=64, learning_rate=2e-3, embedding_lr_scale=30.0
+        ),
         "standard": dict(epochs=3, kd_epochs=3, finetune_epochs=1, batch_size=16, learning_rate=3e-4),
     },
-    build=build, make_student=make_student, architecture=sizes_of(SIZES), task="encoder_decoder",
-    int8_op_types=("MatMul", "Gemm", "Gather"), hf_model_type="t5", looks_like=looks_like,
+    build=build,
+    make_student=make_student,
+    architecture=sizes_of(SIZES),
+    task="encoder_decoder",
+    int8_op_types=("MatMul", "Gemm", "Gather"),
+    hf_model_type="t5",
+    looks_like=looks_like,
 )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the tests need, then run them. The README's test command.
+# Install what the tests need, check lint and format, then run the tests. The README's test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q -r requirements-dev.txt
@@ -17,4 +17,7 @@ if ! command -v npm >/dev/null 2>&1; then
   exit 1
 fi
 npm ci --no-audit --no-fund --loglevel=error
+# Lint and format (ruff, configured in pyproject.toml), then the whole suite.
+python3 -m ruff check .
+python3 -m ruff format --check .
 python3 -m pytest -q "$@"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PRESETS = ("quick", "standard")
@@ -42,8 +42,6 @@ class ModelSpec:
     looks_like: Callable[[set[str]], bool] = _never  # state-dict key names -> is it this model's checkpoint?
     classifier: Callable[[Any], Any] | None = None  # vision: the final layer, kept at full width by pruning
     reference: Mapping[str, Any] | None = None  # published figures /test_metrics checks (factory, input, params)
-    notes: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)  # model-specific knobs its own functions read
 
     @property
     def labels_as_words(self) -> bool:

@@ -46,7 +46,7 @@ def test_visualize_lists_kinds(client):
     assert client.get("/evaluate?model_name=gpt2").status_code == 400
 
 
-def test_visualize_without_kind_is_the_overview_png(tmp_path):
+def test_visualize_without_kind_is_the_overview_png(tmp_path, one_torch_thread):
     from pathlib import Path
 
     from tests.test_jobs_manager import Result

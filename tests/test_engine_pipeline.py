@@ -14,6 +14,9 @@ from backend.kd.callbacks import Callbacks, JobCancelled
 from safetensors.torch import load_file
 from tests.engine_helpers import tiny_job
 
+# one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowledge_distillation_analysis",
             "pruning_analysis", "efficiency_improvements", "learning_outcomes", "metadata")
 

@@ -95,9 +95,9 @@ def test_uploaded_model_zip_is_the_teacher_of_a_job(tmp_path):
             zf.write(f, f"my-model/{f.name}")
     buf.seek(0)
     meta = save_upload(tmp_path / "uploads", "my-model.zip", buf)
-    # no KD and one pruning step: what is checked is where the teacher came from
+    # one pruning step on 100 samples: what is checked is where the teacher came from
     result = tiny_job(tmp_path, "distilbert", teacher_upload_id=meta["upload_id"], epochs=None, max_samples=100,
-                      kd_epochs=0, finetune_epochs=0, pruning_steps=1)
+                      pruning_steps=1)
     source = result.report["metadata"]["teacher_source"]
     assert source["kind"] == "upload" and "used as uploaded" in source["detail"]
     assert result.report["teacher_vs_student_comparison"]["compression"]["parameters_total"]["teacher"] > \

@@ -46,7 +46,7 @@ def test_visualize_lists_kinds(client):
     assert client.get("/evaluate?model_name=gpt2").status_code == 400
 
 
-def test_visualize_without_kind_is_the_overview_png(tmp_path):
+def test_visualize_without_kind_is_the_overview_png(tmp_path, one_torch_thread):
     from backend.metrics.plots import PLOT_KINDS, render_plot
     from tests.fake_jobs import finished
     from tests.test_metrics_report import realistic_report

@@ -25,6 +25,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
 TINY = {"epochs": "1", "kd_epochs": "1", "finetune_epochs": "1", "pruning_steps": "1", "max_samples": "240"}
 JOB_TIMEOUT_S = 420
 
+pytestmark = pytest.mark.browser  # every test here drives Chromium: none belongs in the fast tier
+
 
 @pytest.fixture(scope="module")
 def browser():
@@ -325,7 +327,6 @@ def test_bad_options_and_refused_uploads_are_explained(server, make_page, tmp_pa
     assert p.errors == []
 
 
-@pytest.mark.browser
 def test_a_foreign_api_parameter_is_ignored(server, make_page):
     """/?api=https://evil.example: no script from and no request to another origin; the page says so."""
     p = make_page()
@@ -342,7 +343,6 @@ def test_a_foreign_api_parameter_is_ignored(server, make_page):
     assert p.errors == []  # nothing the Content-Security-Policy had to block
 
 
-@pytest.mark.browser
 def test_the_page_asks_once_for_the_token(browser, tmp_path):
     """A server with a token: the page asks for it once, keeps it for the tab, and goes live with it."""
     client = ROOT / "backend" / "static" / "vendor" / "socket.io" / "socket.io.min.js"

@@ -14,6 +14,9 @@ from backend.kd.loss import distillation_loss
 from backend.models import adapters
 from backend.models.adapters import VisionAdapter
 
+# one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_kd_loss_matches_hand_computation():
     s = torch.tensor([[1.0, 2.0, 0.5]])

@@ -13,6 +13,9 @@ from backend.pruning import progressive
 from backend.metrics.compression import count_parameters, sparsity
 from backend.pruning.structural import make_student
 
+# one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _cnn() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))

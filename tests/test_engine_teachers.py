@@ -20,6 +20,9 @@ from backend.models.tokenizers import train_wordpiece
 from backend.models.zoo.resnet18 import build as build_resnet18
 from tests.engine_helpers import tiny_job
 
+# one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.mark.parametrize("name", ["distilbert", "distillBert", "DistilBERT", "T5-small", "t5_small", "MobileNetV2",
                                   "mobilenet_v2", "ResNet-18", "resnet-18", "RESNET18"])
@@ -92,7 +95,9 @@ def test_uploaded_model_zip_is_the_teacher_of_a_job(tmp_path):
             zf.write(f, f"my-model/{f.name}")
     buf.seek(0)
     meta = save_upload(tmp_path / "uploads", "my-model.zip", buf)
-    result = tiny_job(tmp_path, "distilbert", teacher_upload_id=meta["upload_id"], epochs=None, max_samples=200)
+    # one pruning step on 100 samples: what is checked is where the teacher came from
+    result = tiny_job(tmp_path, "distilbert", teacher_upload_id=meta["upload_id"], epochs=None, max_samples=100,
+                      pruning_steps=1)
     source = result.report["metadata"]["teacher_source"]
     assert source["kind"] == "upload" and "used as uploaded" in source["detail"]
     assert result.report["teacher_vs_student_comparison"]["compression"]["parameters_total"]["teacher"] > \

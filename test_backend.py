@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Smoke test against a running server: python test_backend.py [--url http://127.0.0.1:5001] [--token T].
 
-Checks connectivity, /test_model for all four models, /test_metrics, a short training job followed to
+Checks connectivity, /test_model for every model GET /models lists, /test_metrics, a short training job followed to
 the end through Socket.IO events, /evaluate, /matlab_metrics, /visualize and /download. Prints one
 PASS/FAIL line per check and exits non-zero when any check fails.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,15 +15,22 @@ import sys
 import threading
 import time
 import zipfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import requests
 import socketio
 
-MODELS = ("distilbert", "t5-small", "mobilenetv2", "resnet18")
 PHASES = ["queued", "data", "teacher", "student", "distill", "prune", "evaluate", "done"]
-SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowledge_distillation_analysis",
-            "pruning_analysis", "efficiency_improvements", "learning_outcomes", "metadata")
+SECTIONS = (
+    "student_model_performance",
+    "teacher_vs_student_comparison",
+    "knowledge_distillation_analysis",
+    "pruning_analysis",
+    "efficiency_improvements",
+    "learning_outcomes",
+    "metadata",
+)
 TINY_JOB = {"epochs": 1, "kd_epochs": 1, "finetune_epochs": 1, "max_samples": 300, "pruning_steps": 1}
 
 
@@ -72,9 +80,13 @@ class JobWatcher:
     def _handler(self, name: str) -> Callable[[dict], None]:
         def handle(payload: dict) -> None:
             self.events.append((name, payload))
-            if name == "training_status" and payload.get("job_id") == self.job_id and \
-                    payload.get("phase") in ("done", "failed", "cancelled"):
+            if (
+                name == "training_status"
+                and payload.get("job_id") == self.job_id
+                and payload.get("phase") in ("done", "failed", "cancelled")
+            ):
                 self.finished.set()
+
         return handle
 
     def follow(self, job_id: str) -> None:
@@ -99,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:5001", help="the server (default %(default)s)")
     parser.add_argument("--model", default="resnet18", help="model of the training job (default %(default)s)")
-    parser.add_argument("--token", default=os.environ.get("KD_API_TOKEN"),
-                        help="the server's API token, when it has one (default: $KD_API_TOKEN)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("KD_API_TOKEN"),
+        help="the server's API token, when it has one (default: $KD_API_TOKEN)",
+    )
     parser.add_argument("--job-timeout", type=float, default=900, help="seconds to wait for the job")
     parser.add_argument("--full", action="store_true", help="train with the preset's defaults, not a tiny job")
     args = parser.parse_args(argv)
@@ -119,19 +134,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n0 passed, {len(checks.failed)} failed: the server at {url} does not answer", flush=True)
         return 1
 
-    for model in MODELS:
+    models = [m["id"] for m in json_of(http.get(f"{url}/models", timeout=30))["models"]]
+    for model in models:
+
         def test_model(model: str = model) -> str:
             body = json_of(http.post(f"{url}/test_model", json={"model_name": model}, timeout=300))
             params = body["parameters"]["total"]
             expect(params > 0 and body["forward_pass"]["ok"], f"bad answer: {body}")
             return f"{params:,} parameters, {body['size']['model_size_mb']:.1f} MB"
+
         checks.run(f"POST /test_model {model}", test_model)
 
     def test_metrics() -> str:
         body = json_of(http.get(f"{url}/test_metrics", timeout=300))
         expect(body["status"] == "ok", f"reference figures do not match: {body.get('reference_checks')}")
-        return ", ".join(f"{k} {v['parameters']:,} params {v['gmacs']} GMACs"
-                         for k, v in body["reference_checks"].items())
+        return ", ".join(
+            f"{k} {v['parameters']:,} params {v['gmacs']} GMACs" for k, v in body["reference_checks"].items()
+        )
+
     checks.run("GET /test_metrics", test_metrics)
 
     state: dict[str, Any] = {}
@@ -157,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             return f"job {job_id}: {len(watcher.events)} events, phases {' > '.join(phases)}"
         finally:
             watcher.sio.disconnect()
+
     checks.run("training job followed through Socket.IO", training)
 
     def job_query() -> dict[str, str]:
@@ -169,12 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         expect(not missing, f"report lacks {missing}")
         perf = report["student_model_performance"]
         return f"student accuracy {perf.get('accuracy')}"
+
     checks.run("GET /evaluate", evaluate)
 
     def matlab() -> str:
         data = json_of(http.get(f"{url}/matlab_metrics", params=job_query(), timeout=60))["matlab_data"]
         expect(data.get("labels") == ["teacher", "student"], f"labels are {data.get('labels')}")
         return f"fields {sorted(data)}"
+
     checks.run("GET /matlab_metrics", matlab)
 
     def visualize() -> str:
@@ -184,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         overview = http.post(f"{url}/visualize", json=job_query(), timeout=120)  # no kind: the overview
         expect(overview.status_code == 200 and overview.content[:4] == b"\x89PNG", f"overview: {overview.status_code}")
         return f"{len(res.content):,} bytes PNG, overview {len(overview.content):,} bytes"
+
     checks.run("POST /visualize", visualize)
 
     def download() -> str:
@@ -193,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         names = zipfile.ZipFile(io.BytesIO(res.content)).namelist()
         expect("report.json" in names, f"bundle lacks report.json: {names}")
         return f"{len(res.content) / 1e6:.1f} MB, {len(names)} files"
+
     checks.run("GET /download", download)
 
     print(f"\n{checks.passed} passed, {len(checks.failed)} failed", flush=True)

@@ -1,4 +1,5 @@
 """Shared fixtures: an app on a temporary data directory, and its test client."""
+
 from __future__ import annotations
 
 import gc

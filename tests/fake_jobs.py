@@ -1,4 +1,5 @@
 """What a scripted stand-in for the pipeline returns: the files a job leaves, written as backend/outputs.py does."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """Real server processes for the tests that drive one from outside: a free port, waiting, stopping."""
+
 from __future__ import annotations
 
 import socket

@@ -1,7 +1,9 @@
 """One tiny real job through the service: events over Socket.IO, then every results endpoint; restart; cancel."""
+
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import time
 import zipfile
@@ -12,10 +14,24 @@ from backend.app import create_app, socketio
 
 pytestmark = pytest.mark.slow  # real jobs through a real server (about 50 s)
 
-TINY = {"model_name": "resnet18", "epochs": 1, "kd_epochs": 1, "finetune_epochs": 1, "max_samples": 300,
-        "pruning_steps": 1, "pretrained": False}
-SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowledge_distillation_analysis",
-            "pruning_analysis", "efficiency_improvements", "learning_outcomes", "metadata")
+TINY = {
+    "model_name": "resnet18",
+    "epochs": 1,
+    "kd_epochs": 1,
+    "finetune_epochs": 1,
+    "max_samples": 300,
+    "pruning_steps": 1,
+    "pretrained": False,
+}
+SECTIONS = (
+    "student_model_performance",
+    "teacher_vs_student_comparison",
+    "knowledge_distillation_analysis",
+    "pruning_analysis",
+    "efficiency_improvements",
+    "learning_outcomes",
+    "metadata",
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +42,10 @@ def done(tmp_path_factory):
     manager = app.extensions["jobs"]
     timed: list[tuple[float, str, dict]] = []
     emit = manager._emit
-    manager._emit = lambda event, payload, room=None: (timed.append((time.monotonic(), event, payload)),
-                                                       emit(event, payload, room=room))
+    manager._emit = lambda event, payload, room=None: (
+        timed.append((time.monotonic(), event, payload)),
+        emit(event, payload, room=room),
+    )
     http = app.test_client()
     sio = socketio.test_client(app, flask_test_client=http)
     res = http.post("/train", json=TINY)
@@ -64,7 +82,7 @@ def test_progress_rate_while_running(done):
     start = next(t for t, e, p in timed if e == "training_status" and p["phase"] == "data")
     end = next(t for t, e, p in timed if e == "training_status" and p["phase"] == "done")
     progress = [t for t, e, _ in timed if e == "training_progress" and start <= t <= end]
-    gaps = [b - a for a, b in zip([start, *progress], [*progress, end])]
+    gaps = [b - a for a, b in itertools.pairwise([start, *progress, end])]
     assert max(gaps) <= 2.5, max(gaps)  # at least every 2 s (a little slack for a busy CI machine)
     per_second = len(progress) / max(end - start, 1e-9)
     assert per_second <= 12, per_second  # at most about 10 a second
@@ -119,7 +137,7 @@ def test_download_bundle(done):
     http, job_id = done["http"], done["job_id"]
     res = http.get(f"/download?job_id={job_id}")
     assert res.status_code == 200 and res.mimetype == "application/zip"
-    assert f'filename=resnet18_{job_id}.zip' in res.headers["Content-Disposition"]
+    assert f"filename=resnet18_{job_id}.zip" in res.headers["Content-Disposition"]
     names = zipfile.ZipFile(io.BytesIO(res.data)).namelist()
     assert {"report.json", "matlab_metrics.json", "metrics.csv"} <= set(names)
     assert any(n.startswith("plots/") and n.endswith(".png") for n in names)

@@ -1,4 +1,5 @@
 """GET /openapi.json describes every route with its methods, and a fuzzer finds no 5xx and no off-spec answer."""
+
 from __future__ import annotations
 
 import os
@@ -50,9 +51,12 @@ schema = schemathesis.pytest.from_fixture("api_schema").exclude(path_regex=r"^/t
 
 
 @schema.parametrize()
-@settings(max_examples=int(os.environ.get("KD_FUZZ_EXAMPLES", "15")), deadline=None,
-          derandomize=not os.environ.get("KD_FUZZ_EXAMPLES"),
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("KD_FUZZ_EXAMPLES", "15")),
+    deadline=None,
+    derandomize=not os.environ.get("KD_FUZZ_EXAMPLES"),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
 def test_fuzz_openapi(case):
     # Every response check runs (no 5xx; status codes, content types and bodies as documented; invalid input
     # rejected) except "schema-valid input accepted": JSON Schema cannot say which datasets fit which model

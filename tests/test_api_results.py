@@ -1,4 +1,5 @@
 """Results endpoints before any job has finished: clear 404s, 409s and 400s."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,9 +14,17 @@ def client(tmp_path):
     app.extensions["jobs"].shutdown()
 
 
-@pytest.mark.parametrize("method, url", [("get", "/evaluate"), ("get", "/matlab_metrics"),
-                                         ("get", "/matlab_metrics?all=1"), ("get", "/download"),
-                                         ("post", "/visualize"), ("get", "/evaluate?model_name=t5")])
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("get", "/evaluate"),
+        ("get", "/matlab_metrics"),
+        ("get", "/matlab_metrics?all=1"),
+        ("get", "/download"),
+        ("post", "/visualize"),
+        ("get", "/evaluate?model_name=t5"),
+    ],
+)
 def test_no_results_yet_is_a_clear_404(client, method, url):
     kwargs = {"json": {"kind": "effectiveness"}} if method == "post" else {}
     res = getattr(client, method)(url, **kwargs)
@@ -61,8 +70,11 @@ def test_visualize_without_kind_is_the_overview_png(tmp_path, one_torch_thread):
         client = app.test_client()
         job_id = client.post("/train", json={"model_name": "resnet18"}).get_json()["job_id"]
         app.extensions["jobs"].run_next()
-        for res in (client.post("/visualize", json={}), client.post("/visualize"),
-                    client.get(f"/visualize?job_id={job_id}")):
+        for res in (
+            client.post("/visualize", json={}),
+            client.post("/visualize"),
+            client.get(f"/visualize?job_id={job_id}"),
+        ):
             assert res.status_code == 200 and res.mimetype == "image/png"
             assert res.data.startswith(b"\x89PNG") and len(res.data) > 20_000  # four panels drawn
             assert "overview" in res.headers["Content-Disposition"]

@@ -1,4 +1,5 @@
 """Socket.IO: a job's events reach only the clients that joined its room, each once; the token guards connect."""
+
 from __future__ import annotations
 
 import pytest
@@ -52,8 +53,7 @@ def test_events_reach_only_the_job_room(sock_app):
 
 
 def test_connect_needs_the_token_when_one_is_set(tmp_path):
-    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "d"), "START_WORKERS": False,
-                      "API_TOKEN": "s3cret"})
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "d"), "START_WORKERS": False, "API_TOKEN": "s3cret"})
     try:
         http = app.test_client()
         assert not socketio.test_client(app, flask_test_client=http).is_connected()

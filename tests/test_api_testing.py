@@ -1,4 +1,5 @@
 """GET /models, POST /test_model, GET /test_metrics."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path_factory.mktemp("t") / "data"),
-                      "START_WORKERS": False})
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path_factory.mktemp("t") / "data"), "START_WORKERS": False})
     yield app.test_client()
     app.extensions["jobs"].shutdown()
 

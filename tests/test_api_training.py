@@ -1,4 +1,5 @@
 """POST /train, /cancel_training, GET /jobs, /jobs/<id>: answers and errors (no job runs here)."""
+
 from __future__ import annotations
 
 import io
@@ -39,18 +40,21 @@ def test_train_queues_a_job(client):
     assert client.get("/test").get_json()["queue_length"] == 2
 
 
-@pytest.mark.parametrize("body, field, phrase", [
-    ({"model_name": "gpt2"}, "model_name", "distilbert"),
-    ({}, "model_name", "required"),
-    ({"model_name": "resnet18", "bogus": 1}, "bogus", "valid options"),
-    ({"model_name": "resnet18", "preset": "huge"}, "preset", "quick"),
-    ({"model_name": "resnet18", "epochs": -1}, "epochs", "[0, 200]"),
-    ({"model_name": "resnet18", "alpha": 2}, "alpha", "[0, 1]"),
-    ({"model_name": "resnet18", "sparsity": "lots"}, "sparsity", "number"),
-    ({"model_name": "resnet18", "dataset": "synthetic_sentiment"}, "dataset", "digits"),
-    ({"model_name": "resnet18", "pretrained": "maybe"}, "pretrained", "auto"),
-    ({"model_name": "resnet18", "teacher_upload_id": "../x"}, "teacher_upload_id", "upload_id"),
-])
+@pytest.mark.parametrize(
+    "body, field, phrase",
+    [
+        ({"model_name": "gpt2"}, "model_name", "distilbert"),
+        ({}, "model_name", "required"),
+        ({"model_name": "resnet18", "bogus": 1}, "bogus", "valid options"),
+        ({"model_name": "resnet18", "preset": "huge"}, "preset", "quick"),
+        ({"model_name": "resnet18", "epochs": -1}, "epochs", "[0, 200]"),
+        ({"model_name": "resnet18", "alpha": 2}, "alpha", "[0, 1]"),
+        ({"model_name": "resnet18", "sparsity": "lots"}, "sparsity", "number"),
+        ({"model_name": "resnet18", "dataset": "synthetic_sentiment"}, "dataset", "digits"),
+        ({"model_name": "resnet18", "pretrained": "maybe"}, "pretrained", "auto"),
+        ({"model_name": "resnet18", "teacher_upload_id": "../x"}, "teacher_upload_id", "upload_id"),
+    ],
+)
 def test_train_rejects_bad_options_naming_them(client, body, field, phrase):
     res = client.post("/train", json=body)
     assert res.status_code == 400
@@ -69,8 +73,9 @@ def test_train_rejects_bad_bodies_and_methods(client):
 def test_train_checks_uploads(client):
     res = client.post("/train", json={"model_name": "resnet18", "dataset": "upl_" + "a" * 32})
     assert res.status_code == 404 and res.get_json()["error"]["field"] == "dataset"
-    csv = client.post("/upload", data={"file": (io.BytesIO(b"text,label\na,x\nb,y\n"), "d.csv")},
-                      content_type="multipart/form-data").get_json()["upload_id"]
+    csv = client.post(
+        "/upload", data={"file": (io.BytesIO(b"text,label\na,x\nb,y\n"), "d.csv")}, content_type="multipart/form-data"
+    ).get_json()["upload_id"]
     res = client.post("/train", json={"model_name": "resnet18", "dataset": csv})
     assert res.status_code == 400 and "csv" in res.get_json()["error"]["message"]
     assert client.post("/train", json={"model_name": "distilbert", "dataset": csv}).status_code == 202
@@ -90,8 +95,12 @@ def test_jobs_errors(client):
 def test_cancel_queued_then_conflicts(client, idle_app):
     job_id = client.post("/train", json={"model_name": "resnet18"}).get_json()["job_id"]
     res = client.post("/cancel_training", json={"job_id": job_id})
-    assert res.status_code == 200 and res.get_json() == {"job_id": job_id, "status": "cancelled",
-                                                          "state": "cancelled", "phase": "cancelled"}
+    assert res.status_code == 200 and res.get_json() == {
+        "job_id": job_id,
+        "status": "cancelled",
+        "state": "cancelled",
+        "phase": "cancelled",
+    }
     assert client.get(f"/jobs/{job_id}").get_json()["state"] == "cancelled"
     again = client.post("/cancel_training", json={"job_id": job_id})
     assert again.status_code == 409 and again.get_json()["error"]["state"] == "cancelled"

@@ -1,4 +1,5 @@
 """The factory, the health endpoint and JSON errors."""
+
 from __future__ import annotations
 
 import torch
@@ -71,11 +72,18 @@ def test_app_process_starts_without_torch(tmp_path):
     import sys
     from pathlib import Path
 
-    program = ("import sys\n"
-               "from backend.app import create_app\n"
-               f"create_app({{'TESTING': True, 'DATA_DIR': {str(tmp_path / 'd')!r}}})\n"
-               "import backend.jobs.events, backend.metrics.jsonsafe\n"
-               "assert 'torch' not in sys.modules, 'torch was imported'\n")
-    done = subprocess.run([sys.executable, "-c", program], cwd=Path(__file__).resolve().parent.parent,
-                          capture_output=True, text=True, timeout=120)
+    program = (
+        "import sys\n"
+        "from backend.app import create_app\n"
+        f"create_app({{'TESTING': True, 'DATA_DIR': {str(tmp_path / 'd')!r}}})\n"
+        "import backend.jobs.events, backend.metrics.jsonsafe\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]

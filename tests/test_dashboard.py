@@ -1,5 +1,6 @@
 """GET / and the dashboard's static files, through the Flask test client (the browser tests are in
 test_dashboard_browser.py)."""
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 One server for the module. The first test runs a small job end to end from the page; the others reuse
 its result, so that the whole module stays near two minutes on a 2-core machine.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,16 @@ from tests.servers import free_port, stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("KD_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 # Small enough for a 2-core CPU: about a minute, most of it measuring latency.
 TINY = {"epochs": "1", "kd_epochs": "1", "finetune_epochs": "1", "pruning_steps": "1", "max_samples": "240"}
 JOB_TIMEOUT_S = 420
@@ -52,8 +61,13 @@ def server(tmp_path_factory):
     port = free_port()
     log = open(data / "server.log", "w")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data / "data")],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data / "data")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{url}/test", proc)
@@ -67,9 +81,20 @@ def server(tmp_path_factory):
 def static_server(tmp_path_factory):
     """backend/static/ served by a plain http.server on another port: another origin (dashboard/ and vendor/)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
-                             str(ROOT / "backend" / "static")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(ROOT / "backend" / "static"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{url}/dashboard/index.html", proc, timeout=30)
@@ -252,8 +277,7 @@ def _start_and_cancel(page, *, live: bool) -> str:
     page.click("#start")
     page.wait_for_selector("#job-state[data-state=running]", timeout=60_000)
     if live:
-        _wait_js(page, "Number(document.querySelector('#job-panel').dataset.liveEvents || 0) >= 2",
-                               timeout=60_000)
+        _wait_js(page, "Number(document.querySelector('#job-panel').dataset.liveEvents || 0) >= 2", timeout=60_000)
     else:
         _wait_js(page, "Number(document.querySelector('#progress').value) > 0", timeout=60_000)
         page.evaluate("window.firstProgress = document.querySelector('#progress').value")
@@ -350,9 +374,22 @@ def test_the_page_asks_once_for_the_token(browser, tmp_path):
         pytest.skip("the Socket.IO client is not installed (npm ci)")
     port, token = free_port(), "browser-token"
     log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(tmp_path / "d"),
-                             "--api-token", token], cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "backend/app.py",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--api-token",
+            token,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     p = Page(browser, ignore=("status of 401",))  # the refusals before the token is given
     try:

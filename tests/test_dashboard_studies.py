@@ -1,4 +1,5 @@
 """The dashboard's study section: served with the page, its script present and offline."""
+
 from __future__ import annotations
 
 from backend.api import dashboard

@@ -1,4 +1,5 @@
 """Memory of the data phase is bounded by the source data, not by the model's input size (issue 13, item 1)."""
+
 from __future__ import annotations
 
 import json
@@ -52,9 +53,14 @@ _DATA_PHASE = textwrap.dedent("""
 @pytest.mark.slow
 def test_big_upload_data_phase_stays_near_source_size(tmp_path):
     n = 6000
-    out = subprocess.run([sys.executable, "-c", _DATA_PHASE, str(n), str(tmp_path)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600, env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-                                                      "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", _DATA_PHASE, str(n), str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     facts = json.loads(out.stdout.strip().splitlines()[-1])
     float32_at_224_mb = n * 3 * 224 * 224 * 4 / 2**20  # what materialising every image at model size took: 3.4 GiB
@@ -74,8 +80,9 @@ def test_batches_are_made_per_batch_and_exact_without_augmentation():
     first = torch.cat([b["pixel_values"] for b in plain.batches(4)])
     again = torch.cat([b["pixel_values"] for b in plain.batches(3)])
     assert first.shape == (10, 3, 16, 16) and torch.equal(first, again)  # same example, same input: logits cacheable
-    expected = (images[:1].float() / 255 - torch.tensor(ds.IMAGENET_MEAN).view(1, 3, 1, 1)) \
-        / torch.tensor(ds.IMAGENET_STD).view(1, 3, 1, 1)
+    expected = (images[:1].float() / 255 - torch.tensor(ds.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+        ds.IMAGENET_STD
+    ).view(1, 3, 1, 1)
     assert torch.allclose(ds.model_inputs(images[:1], 8), expected, atol=1e-6)
     augmented = ds.vision_tensors(raw, np.arange(10), 16, augment=True)
     torch.manual_seed(0)
@@ -89,11 +96,15 @@ def test_teacher_logits_cached_only_without_augmentation():
     from backend.kd.loop import TEACHER_LOGITS, with_teacher_logits
     from backend.models.adapters import VisionAdapter
 
-    raw = ds.RawDataset("t", "vision", ["a", "b"], np.arange(12) % 2,
-                        images=np.random.default_rng(0).integers(0, 256, (12, 3, 8, 8), dtype=np.uint8))
+    raw = ds.RawDataset(
+        "t",
+        "vision",
+        ["a", "b"],
+        np.arange(12) % 2,
+        images=np.random.default_rng(0).integers(0, 256, (12, 3, 8, 8), dtype=np.uint8),
+    )
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 2))
-    plain, info = with_teacher_logits(teacher, VisionAdapter(), ds.vision_tensors(raw, np.arange(12), 16),
-                                      batch_size=5)
+    plain, info = with_teacher_logits(teacher, VisionAdapter(), ds.vision_tensors(raw, np.arange(12), 16), batch_size=5)
     assert info["teacher_logits"] == "computed once per job" and isinstance(plain, ds.ImageSet)
     batch = next(plain.batches(12))
     with torch.no_grad():
@@ -109,12 +120,14 @@ def test_max_samples_applies_before_decoding(tmp_path, monkeypatch):
     from backend.data import uploads
 
     buf = io.BytesIO()
-    np.savez_compressed(buf, x=np.zeros((200, 6, 6), np.uint8) + np.arange(200, dtype=np.uint8)[:, None, None],
-                        y=np.arange(200) % 4)
+    np.savez_compressed(
+        buf, x=np.zeros((200, 6, 6), np.uint8) + np.arange(200, dtype=np.uint8)[:, None, None], y=np.arange(200) % 4
+    )
     buf.seek(0)
     meta = uploads.save_upload(tmp_path, "a.npz", buf)
-    raw = ds.load_upload("vision", tmp_path / meta["upload_id"] / meta["stored_name"], "a.npz", 224,
-                         max_samples=40, seed=0)
+    raw = ds.load_upload(
+        "vision", tmp_path / meta["upload_id"] / meta["stored_name"], "a.npz", 224, max_samples=40, seed=0
+    )
     assert raw.images.shape == (40, 3, 6, 6) and raw.images.dtype == np.uint8  # grey repeated to 3 channels
     assert np.bincount(raw.labels).tolist() == [10] * 4 and "before decoding" in raw.description
     assert ds.subsample(raw, 40, 0) is raw  # nothing left to drop afterwards

@@ -1,5 +1,6 @@
 """The deployment runtime in a real job: ONNX Runtime accuracy and latency beside PyTorch's, the int8 stage, and
 the bundle's ONNX files running with onnxruntime alone."""
+
 from __future__ import annotations
 
 import csv
@@ -32,13 +33,30 @@ def test_quantize_option_is_validated_and_listed(client):
 
 
 def test_without_int8_the_third_column_is_null_with_a_reason():
-    timing = {"median_ms": 2.0, "p95_ms": 3.0, "mean_ms": 2.0, "min_ms": 1.0, "throughput_samples_per_s": 500.0,
-              "runs": 30}
-    exported = {n: {"kind": "image_classifier", "files": {"model": "model.onnx"}, "exporter": {"model": "x"}}
-                for n in ("teacher", "student")}
-    block = _block(exported, {"teacher": 0.9, "student": 0.89}, {n: {"batch_1": timing} for n in exported},
-                   {"teacher": 4_000_000, "student": 1_000_000}, {"teacher": 0.9, "student": 0.8905}, "none", 1, 30,
-                   (1,), "test")
+    timing = {
+        "median_ms": 2.0,
+        "p95_ms": 3.0,
+        "mean_ms": 2.0,
+        "min_ms": 1.0,
+        "throughput_samples_per_s": 500.0,
+        "runs": 30,
+    }
+    exported = {
+        n: {"kind": "image_classifier", "files": {"model": "model.onnx"}, "exporter": {"model": "x"}}
+        for n in ("teacher", "student")
+    }
+    block = _block(
+        exported,
+        {"teacher": 0.9, "student": 0.89},
+        {n: {"batch_1": timing} for n in exported},
+        {"teacher": 4_000_000, "student": 1_000_000},
+        {"teacher": 0.9, "student": 0.8905},
+        "none",
+        1,
+        30,
+        (1,),
+        "test",
+    )
     assert block["accuracy"]["student_int8"] is None and "quantize" in block["accuracy_student_int8_reason"]
     assert block["latency"]["speedup_int8"] is None and block["latency"]["speedup"] == {"batch_1": 1.0}
     assert block["student_accuracy_difference_points"] == pytest.approx(-0.05)
@@ -62,8 +80,10 @@ def test_t5_int8_job_reports_both_runtimes_and_three_columns(t5_int8_job):
         assert all(row[f"{n}_median_ms"] > 0 for n in ort["labels"]) and row["speedup_int8"] > 0
     # the exported student answers as the PyTorch one does (greedy generation, on the test split)
     perf = report["student_model_performance"]["onnxruntime"]
-    assert abs(perf["accuracy_difference_points"]) <= 0.1 and perf["accuracy_pytorch"] == ort["pytorch_accuracy"][
-        "student"]
+    assert (
+        abs(perf["accuracy_difference_points"]) <= 0.1
+        and perf["accuracy_pytorch"] == ort["pytorch_accuracy"]["student"]
+    )
     assert 0.0 <= ort["accuracy"]["student_int8"] <= 1.0
     sizes = ort["size_mb"]
     assert sizes["student_int8"] < sizes["student"] < sizes["teacher"]
@@ -83,8 +103,11 @@ def test_bundle_onnx_runs_with_onnxruntime_alone(t5_int8_job, tmp_path):
     with zipfile.ZipFile(t5_int8_job.out_dir / "bundle.zip") as zf:
         names = set(zf.namelist())
         zf.extractall(tmp_path)
-    assert {"onnx/student/model_encoder.onnx", "onnx/student/model_decoder.onnx",
-            "onnx/student_int8/model_encoder.onnx"} <= names
+    assert {
+        "onnx/student/model_encoder.onnx",
+        "onnx/student/model_decoder.onnx",
+        "onnx/student_int8/model_encoder.onnx",
+    } <= names
     assert not any(n.startswith("onnx/teacher") for n in names)
     readme = (tmp_path / "README.txt").read_text()
     snippet = textwrap.dedent(readme.split("Running the ONNX student with onnxruntime alone")[1].split("\n", 1)[1])
@@ -93,15 +116,18 @@ def test_bundle_onnx_runs_with_onnxruntime_alone(t5_int8_job, tmp_path):
     ids = np.full((3, length), 0, dtype=np.int64)
     ids[:, :4] = [[5, 6, 7, 1], [8, 9, 10, 1], [11, 12, 13, 1]]
     np.save(tmp_path / "ids.npy", ids)
-    program = ("import sys, numpy as np\n"
-               "assert not any('backend' in m for m in sys.modules)\n"
-               "input_ids = np.load('ids.npy'); attention_mask = (input_ids != 0).astype(np.int64)\n"
-               f"{snippet}\n"
-               "assert out.shape[0] == 3 and out.shape[1] >= 2 and (out[:, 0] == 0).all()\n"
-               "assert not any(m.split('.')[0] in ('backend', 'torch', 'transformers') for m in sys.modules)\n"
-               "print('ok', out.tolist())\n")
+    program = (
+        "import sys, numpy as np\n"
+        "assert not any('backend' in m for m in sys.modules)\n"
+        "input_ids = np.load('ids.npy'); attention_mask = (input_ids != 0).astype(np.int64)\n"
+        f"{snippet}\n"
+        "assert out.shape[0] == 3 and out.shape[1] >= 2 and (out[:, 0] == 0).all()\n"
+        "assert not any(m.split('.')[0] in ('backend', 'torch', 'transformers') for m in sys.modules)\n"
+        "print('ok', out.tolist())\n"
+    )
     # -I: isolated mode, no PYTHONPATH and no current directory on sys.path: the project cannot be imported
-    done = subprocess.run([sys.executable, "-I", "-c", program], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("ok")

@@ -1,4 +1,5 @@
 """Device and precision options: validation (400 naming what exists), /test, and the bf16 autocast path on CPU."""
+
 from __future__ import annotations
 
 import pytest
@@ -43,9 +44,11 @@ def test_health_reports_devices_truthfully(client):
     cpu = body["devices"][0]
     assert cpu["device"] == "cpu" and cpu["name"] and cpu["memory_bytes"] > 0
     assert [d for d in body["devices"] if d["device"].startswith("cuda")] == (
-        [] if not HAS_CUDA else [d for d in body["devices"] if d["device"].startswith("cuda")])
-    assert len(body["devices"]) == 1 + (torch.cuda.device_count() if HAS_CUDA else 0) + \
-        int(torch.backends.mps.is_available())
+        [] if not HAS_CUDA else [d for d in body["devices"] if d["device"].startswith("cuda")]
+    )
+    assert len(body["devices"]) == 1 + (torch.cuda.device_count() if HAS_CUDA else 0) + int(
+        torch.backends.mps.is_available()
+    )
     assert body["default_device"] == "auto" and body["device"] == ("cuda" if HAS_CUDA else "cpu")
 
 
@@ -63,8 +66,9 @@ def test_server_default_device_fills_requests_naming_none(tmp_path):
 def test_bf16_autocast_path_on_cpu(one_torch_thread):
     """Forward passes run in bf16 under the adapter's autocast; logits, loss and weights stay fp32."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 16), torch.nn.ReLU(),
-                                torch.nn.Linear(16, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2)
+    )
     seen: list[torch.dtype] = []
     model[1].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
     adapter = VisionAdapter()

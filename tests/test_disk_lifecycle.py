@@ -4,6 +4,7 @@ keeps exactly what it says, the teacher cache is bounded (LRU, in-use spared), l
 A writer runner stands in for the pipeline: it writes the same kind of files a job leaves (report, bundle,
 plots), so deletion can be checked file by file without training a model.
 """
+
 from __future__ import annotations
 
 import ast
@@ -32,9 +33,15 @@ def writer(gate: threading.Event | None = None, started: threading.Event | None 
             started.set()
         if gate is not None:
             gate.wait(30)
-        return finished(out_dir, {"metadata": {"job_id": job_id}},
-                        {"bundle": ("bundle.zip", b"PK"), "plots/accuracy": ("plots/accuracy.png", b"\x89PNG fake"),
-                         "matlab": ("matlab_metrics.json", b"{}")})
+        return finished(
+            out_dir,
+            {"metadata": {"job_id": job_id}},
+            {
+                "bundle": ("bundle.zip", b"PK"),
+                "plots/accuracy": ("plots/accuracy.png", b"\x89PNG fake"),
+                "matlab": ("matlab_metrics.json", b"{}"),
+            },
+        )
 
     return run
 
@@ -136,9 +143,11 @@ def test_delete_upload_removes_every_file_and_refuses_while_used(app, tmp_path):
     client.post("/cancel_training", json={"job_id": job})
 
     assert client.delete(f"/uploads/{dataset}").status_code == 204
-    assert files_under(data) == {f for f in before
-                                 if not f.startswith((f"uploads/{dataset}/", "cache/teachers/distilbert-abc/",
-                                                      "cache/students/s-abc/"))}
+    assert files_under(data) == {
+        f
+        for f in before
+        if not f.startswith((f"uploads/{dataset}/", "cache/teachers/distilbert-abc/", "cache/students/s-abc/"))
+    }
     assert client.get(f"/uploads/{dataset}").status_code == 404 and client.get("/uploads").get_json()["count"] == 0
     assert not list(upload_dir.glob(".trash-*")) and other.is_dir()
     assert client.delete(f"/uploads/{dataset}").status_code == 404
@@ -312,14 +321,20 @@ def _keyword(node: ast.Call, key: str):
 
 
 def test_every_loader_refuses_code():
-    loads = [(p, n) for p, n in _calls("load") if isinstance(n.func.value, ast.Name) and n.func.value.id in ("torch", "np")]
+    loads = [
+        (p, n) for p, n in _calls("load") if isinstance(n.func.value, ast.Name) and n.func.value.id in ("torch", "np")
+    ]
     assert any(n.func.value.id == "torch" for _, n in loads) and any(n.func.value.id == "np" for _, n in loads)
     found = {(path.as_posix(), n.func.value.id) for path, n in loads}  # the uploads package is among what is scanned
     assert {("backend/data/uploads/checkpoints.py", "torch"), ("backend/data/uploads/npz.py", "np")} <= found
     for path, node in loads:
         key, wanted = ("weights_only", True) if node.func.value.id == "torch" else ("allow_pickle", False)
-        assert _keyword(node, key) is wanted, f"{path}:{node.lineno} calls {node.func.value.id}.load without {key}={wanted}"
+        assert _keyword(node, key) is wanted, (
+            f"{path}:{node.lineno} calls {node.func.value.id}.load without {key}={wanted}"
+        )
     pretrained = list(_calls("from_pretrained"))
     assert pretrained
     for path, node in pretrained:
-        assert _keyword(node, "trust_remote_code") is False, f"{path}:{node.lineno} from_pretrained without trust_remote_code=False"
+        assert _keyword(node, "trust_remote_code") is False, (
+            f"{path}:{node.lineno} from_pretrained without trust_remote_code=False"
+        )

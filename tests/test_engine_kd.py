@@ -1,4 +1,5 @@
 """The distillation loss and the training loop."""
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,7 @@ def test_kd_loss_matches_hand_computation():
     p_t = [v / sum(p_t) for v in p_t]
     p_s = [math.exp(v / T) for v in (1.0, 2.0, 0.5)]
     p_s = [v / sum(p_s) for v in p_s]
-    kl = sum(a * math.log(a / b) for a, b in zip(p_t, p_s))
+    kl = sum(a * math.log(a / b) for a, b in zip(p_t, p_s, strict=True))
     ce = -math.log(math.exp(2.0) / sum(math.exp(v) for v in (1.0, 2.0, 0.5)))
     terms = distillation_loss(s, t, y, temperature=T, alpha=alpha)
     assert terms["kd_loss"].item() == pytest.approx(kl, rel=1e-5)
@@ -62,8 +63,15 @@ def test_teacher_is_unchanged_by_kd_and_student_learns():
     teacher, student, data = _net(), _net(), _tiny_data()
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     student_before = {k: v.clone() for k, v in student.state_dict().items()}
-    rows = train(student, VisionAdapter(), data, TrainSettings(epochs=2, learning_rate=1e-2, batch_size=16),
-                 phase="distill", callbacks=CallbackList(), teacher=teacher)
+    rows = train(
+        student,
+        VisionAdapter(),
+        data,
+        TrainSettings(epochs=2, learning_rate=1e-2, batch_size=16),
+        phase="distill",
+        callbacks=CallbackList(),
+        teacher=teacher,
+    )
     assert len(rows) == 8 and all(r["kd_loss"] is not None for r in rows)
     for k, v in teacher.state_dict().items():
         assert torch.equal(v, before[k])
@@ -77,8 +85,14 @@ def test_gradient_clipping_bounds_the_update():
     with torch.no_grad():
         model[1].weight.mul_(1000)  # a huge loss, huge raw gradients
     before = model[1].weight.clone()
-    train(model, VisionAdapter(), data, TrainSettings(epochs=1, learning_rate=1e-3, batch_size=16, max_grad_norm=1e-3),
-          phase="teacher", callbacks=CallbackList())
+    train(
+        model,
+        VisionAdapter(),
+        data,
+        TrainSettings(epochs=1, learning_rate=1e-3, batch_size=16, max_grad_norm=1e-3),
+        phase="teacher",
+        callbacks=CallbackList(),
+    )
     # AdamW's step is ~lr per weight whatever the gradient; weight decay scales by (1 - lr*wd).
     assert (model[1].weight - before * (1 - 1e-3 * 0.01)).abs().max().item() < 2e-3
 
@@ -96,8 +110,14 @@ def test_callbacks_see_every_step_and_stop_flag_cancels():
 
     stopper = Stopper()
     with pytest.raises(JobCancelled):
-        train(_net(), VisionAdapter(), _tiny_data(), TrainSettings(epochs=5, learning_rate=1e-3, batch_size=8),
-              phase="teacher", callbacks=CallbackList(stopper))
+        train(
+            _net(),
+            VisionAdapter(),
+            _tiny_data(),
+            TrainSettings(epochs=5, learning_rate=1e-3, batch_size=8),
+            phase="teacher",
+            callbacks=CallbackList(stopper),
+        )
     assert [s[1] for s in stopper.steps] == [1, 2, 3]
     assert all(s[2] == 40 and s[3] >= 0 for s in stopper.steps)
 
@@ -125,10 +145,11 @@ def _kd_twice(student_factory, teacher, adapter, data, settings):
 def test_teacher_logits_computed_once_give_the_same_kd_run():
     torch.manual_seed(0)
     teacher, data = _net(), _tiny_data()  # the teacher has dropout: eval mode makes its logits fixed
-    (online, s1), (cached, s2) = _kd_twice(_net, teacher, VisionAdapter(), data,
-                                           TrainSettings(epochs=3, learning_rate=1e-2, batch_size=16))
+    (online, s1), (cached, s2) = _kd_twice(
+        _net, teacher, VisionAdapter(), data, TrainSettings(epochs=3, learning_rate=1e-2, batch_size=16)
+    )
     assert [r["kd_loss"] for r in online] == pytest.approx([r["kd_loss"] for r in cached], rel=1e-4, abs=1e-6)
-    for (name, a), b in zip(s1.state_dict().items(), s2.state_dict().values()):
+    for (name, a), b in zip(s1.state_dict().items(), s2.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), name
 
 
@@ -150,8 +171,9 @@ def test_teacher_logits_for_text_to_text_keep_one_row_per_target_token():
         torch.manual_seed(2)
         return build_t5(preset="quick", class_names=CLASS_NAMES, train_texts=texts, pretrained=False)[0]
 
-    (online, _), (cached, _) = _kd_twice(student, teacher, adapter, data,
-                                         TrainSettings(epochs=1, learning_rate=1e-3, batch_size=16))
+    (online, _), (cached, _) = _kd_twice(
+        student, teacher, adapter, data, TrainSettings(epochs=1, learning_rate=1e-3, batch_size=16)
+    )
     assert [r["loss"] for r in online] == pytest.approx([r["loss"] for r in cached], rel=1e-3)
 
 

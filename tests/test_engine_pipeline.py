@@ -1,4 +1,5 @@
 """Whole jobs through run_job: report, artifacts, cancellation, caching, determinism, exported models."""
+
 from __future__ import annotations
 
 import json
@@ -8,17 +9,24 @@ import zipfile
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from backend.data import datasets as ds
 from backend.kd.callbacks import Callbacks, JobCancelled
-from safetensors.torch import load_file
 from tests.engine_helpers import tiny_job
 
 # one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SECTIONS = ("student_model_performance", "teacher_vs_student_comparison", "knowledge_distillation_analysis",
-            "pruning_analysis", "efficiency_improvements", "learning_outcomes", "metadata")
+SECTIONS = (
+    "student_model_performance",
+    "teacher_vs_student_comparison",
+    "knowledge_distillation_analysis",
+    "pruning_analysis",
+    "efficiency_improvements",
+    "learning_outcomes",
+    "metadata",
+)
 
 
 class Recorder(Callbacks):
@@ -103,8 +111,12 @@ def test_second_job_reuses_cached_teacher(resnet_job):
 def test_same_seed_gives_same_accuracies(tmp_path, resnet_job):
     _, _, first = resnet_job
     again = tiny_job(tmp_path, "resnet18", job_id="again")  # fresh cache: the teacher is trained again
-    stages = lambda r: [(s["stage"], s["val_accuracy"], s["test_accuracy"])  # noqa: E731
-                        for s in r["learning_outcomes"]["accuracy_by_stage"]]
+
+    def stages(r):
+        return [
+            (s["stage"], s["val_accuracy"], s["test_accuracy"]) for s in r["learning_outcomes"]["accuracy_by_stage"]
+        ]
+
     assert stages(again.report) == stages(first.report)
 
 
@@ -141,11 +153,16 @@ def test_t5_job_exports_a_model_that_reproduces_its_accuracy(tmp_path):
     model = T5ForConditionalGeneration.from_pretrained(folder).eval()
     raw = ds.subsample(ds.load_synthetic_sentiment(0, TEXT_SET_SIZE), 200, 0)
     test_idx = ds.split_indices(raw.labels, 0).test
-    enc = tok([raw.texts[i] for i in test_idx], padding="max_length", truncation=True, return_tensors="pt",
-              max_length=report["metadata"]["dataset"]["max_length_tokens"])
+    enc = tok(
+        [raw.texts[i] for i in test_idx],
+        padding="max_length",
+        truncation=True,
+        return_tensors="pt",
+        max_length=report["metadata"]["dataset"]["max_length_tokens"],
+    )
     with torch.inference_mode():
         words = tok.batch_decode(model.generate(**enc, max_new_tokens=4), skip_special_tokens=True)
-    correct = sum(w.strip() == raw.class_names[raw.labels[i]] for w, i in zip(words, test_idx))
+    correct = sum(w.strip() == raw.class_names[raw.labels[i]] for w, i in zip(words, test_idx, strict=True))
     assert correct / len(test_idx) == pytest.approx(report["student_model_performance"]["accuracy"])
 
 

@@ -1,16 +1,19 @@
 """Structural students and progressive L1 pruning."""
+
 from __future__ import annotations
+
+import itertools
 
 import pytest
 import torch
 from torch import nn
 
 from backend.data.synthetic_text import generate
+from backend.metrics.compression import count_parameters, sparsity
+from backend.models.zoo import bert, mobilenetv2, resnet18
 from backend.models.zoo.distilbert import build as build_distilbert
 from backend.models.zoo.t5_small import build as build_t5
-from backend.models.zoo import bert, mobilenetv2, resnet18
 from backend.pruning import progressive
-from backend.metrics.compression import count_parameters, sparsity
 from backend.pruning.structural import make_student
 
 # one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
@@ -28,7 +31,7 @@ def test_progressive_pruning_reaches_target_and_leaves_no_masks(steps):
     seen = []
     reached = progressive.progressive_prune(model, 0.3, steps, after_step=lambda s, sp: seen.append((s, sp)))
     assert [s for s, _ in seen] == list(range(1, steps + 1))
-    assert all(a < b for a, b in zip(reached, reached[1:]))  # sparsity rises step by step
+    assert all(a < b for a, b in itertools.pairwise(reached))  # sparsity rises step by step
     assert not progressive.has_masks(model)
     names = [n for n, _ in model.named_parameters()]
     assert "0.weight" in names and not any(n.endswith("_orig") for n in names)
@@ -73,8 +76,9 @@ def test_measured_sparsity_counts_exactly_the_pruned_layers():
     assert "lm_head" not in measured["per_layer"] and "lm_head" in measured["scope"]
 
 
-@pytest.mark.parametrize("builder,model_id,ratio", [(resnet18.build, "resnet18", 0.5),
-                                                    (mobilenetv2.build, "mobilenetv2", 0.4)])
+@pytest.mark.parametrize(
+    "builder,model_id,ratio", [(resnet18.build, "resnet18", 0.5), (mobilenetv2.build, "mobilenetv2", 0.4)]
+)
 def test_cnn_student_is_smaller_and_runs(builder, model_id, ratio):
     teacher = builder(class_names=[str(i) for i in range(10)])[0].eval().requires_grad_(False)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
@@ -84,8 +88,9 @@ def test_cnn_student_is_smaller_and_runs(builder, model_id, ratio):
     assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())  # teacher untouched
 
 
-@pytest.mark.parametrize("builder,model_id", [(build_distilbert, "distilbert"), (build_t5, "t5-small"),
-                                              (bert.build, "bert")])
+@pytest.mark.parametrize(
+    "builder,model_id", [(build_distilbert, "distilbert"), (build_t5, "t5-small"), (bert.build, "bert")]
+)
 def test_transformer_student_keepskeep_half_the_layers_layer_from_teacher(builder, model_id):
     texts, _ = generate(300)
     teacher, tok = builder(preset="quick", class_names=["negative", "positive"], train_texts=texts, pretrained=False)
@@ -103,8 +108,10 @@ def test_transformer_student_keepskeep_half_the_layers_layer_from_teacher(builde
         assert student.config.num_hidden_layers == 2 and student.config.intermediate_size == 256
         assert student(**enc).logits.shape == (3, 2)
     else:
-        assert torch.equal(student.encoder.block[1].layer[0].SelfAttention.q.weight,
-                           teacher.encoder.block[3].layer[0].SelfAttention.q.weight)
+        assert torch.equal(
+            student.encoder.block[1].layer[0].SelfAttention.q.weight,
+            teacher.encoder.block[3].layer[0].SelfAttention.q.weight,
+        )
         out = student.generate(**enc, max_new_tokens=3)
         assert out.shape[0] == 3
 

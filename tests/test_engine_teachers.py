@@ -1,4 +1,5 @@
 """Where teachers and datasets come from: pretrained weights saved locally, uploads, bad files."""
+
 from __future__ import annotations
 
 import io
@@ -15,8 +16,8 @@ from backend.data.uploads import UploadError, save_upload
 from backend.jobconfig import ConfigError, JobConfig
 from backend.models import teachers
 from backend.models.registry import get_model_spec, resolve_model_name
-from backend.models.zoo.distilbert import build as build_distilbert
 from backend.models.tokenizers import train_wordpiece
+from backend.models.zoo.distilbert import build as build_distilbert
 from backend.models.zoo.resnet18 import build as build_resnet18
 from tests.engine_helpers import tiny_job
 
@@ -24,16 +25,37 @@ from tests.engine_helpers import tiny_job
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.parametrize("name", ["distilbert", "distillBert", "DistilBERT", "T5-small", "t5_small", "MobileNetV2",
-                                  "mobilenet_v2", "ResNet-18", "resnet-18", "RESNET18"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "distilbert",
+        "distillBert",
+        "DistilBERT",
+        "T5-small",
+        "t5_small",
+        "MobileNetV2",
+        "mobilenet_v2",
+        "ResNet-18",
+        "resnet-18",
+        "RESNET18",
+    ],
+)
 def test_model_aliases(name):
     assert resolve_model_name(name) in {"distilbert", "t5-small", "mobilenetv2", "resnet18"}
 
 
-@pytest.mark.parametrize("options,field", [({"model_name": "vgg"}, "model_name"), ({"epochs": -1}, "epochs"),
-                                           ({"sparsity": 1.0}, "sparsity"), ({"alpha": 1.5}, "alpha"),
-                                           ({"temperature": 0}, "temperature"), ({"dataset": "digits"}, "dataset"),
-                                           ({"bogus": 1}, "bogus")])
+@pytest.mark.parametrize(
+    "options,field",
+    [
+        ({"model_name": "vgg"}, "model_name"),
+        ({"epochs": -1}, "epochs"),
+        ({"sparsity": 1.0}, "sparsity"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"temperature": 0}, "temperature"),
+        ({"dataset": "digits"}, "dataset"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
 def test_bad_config_names_the_field(options, field):
     with pytest.raises(ConfigError) as err:
         JobConfig.from_dict({"model_name": "distilbert", **options})
@@ -48,8 +70,14 @@ def test_torchvision_pretrained_weights_load_from_local_cache(tmp_path, monkeypa
     ckpt = tmp_path / "hub" / "checkpoints"
     ckpt.mkdir(parents=True)
     torch.save(reference.state_dict(), ckpt / "resnet18-f37072fd.pth")
-    model, _, source = teachers.load_pretrained(get_model_spec("resnet18"), mode="true", preset="quick",
-                                                class_names=[str(i) for i in range(10)], train_texts=None, seed=0)
+    model, _, source = teachers.load_pretrained(
+        get_model_spec("resnet18"),
+        mode="true",
+        preset="quick",
+        class_names=[str(i) for i in range(10)],
+        train_texts=None,
+        seed=0,
+    )
     assert source["kind"] == "pretrained"
     assert torch.equal(model.conv1.weight, reference.conv1.weight)
     assert model.fc.out_features == 10
@@ -60,15 +88,17 @@ def test_pretrained_true_is_a_clear_error_offline_and_auto_falls_back(tmp_path, 
     spec = get_model_spec("mobilenetv2")
     with pytest.raises(teachers.TeacherError, match="pretrained=true"):
         teachers.load_pretrained(spec, mode="true", preset="quick", class_names=["a", "b"], train_texts=None, seed=0)
-    _, _, source = teachers.load_pretrained(spec, mode="auto", preset="quick", class_names=["a", "b"],
-                                            train_texts=None, seed=0)
+    _, _, source = teachers.load_pretrained(
+        spec, mode="auto", preset="quick", class_names=["a", "b"], train_texts=None, seed=0
+    )
     assert source["kind"] == "trained" and "could not be loaded" in source["detail"]
 
 
 def _tiny_distilbert_folder(path, texts):
     tok = train_wordpiece(texts)
-    config = DistilBertConfig(vocab_size=len(tok), dim=32, n_layers=2, n_heads=2, hidden_dim=64,
-                              max_position_embeddings=64, num_labels=2)
+    config = DistilBertConfig(
+        vocab_size=len(tok), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64, num_labels=2
+    )
     model = DistilBertForSequenceClassification(config)
     model.save_pretrained(path)
     tok.save_pretrained(path)
@@ -79,8 +109,9 @@ def test_local_save_pretrained_checkpoint_loads_as_pretrained_teacher(tmp_path, 
     texts = ds.load_synthetic_sentiment(0, 200).texts
     reference = _tiny_distilbert_folder(tmp_path / "local", texts)
     monkeypatch.setenv("KD_PRETRAINED_DISTILBERT", str(tmp_path / "local"))
-    model, tok = build_distilbert(preset="standard", class_names=["negative", "positive"], train_texts=[],
-                                  pretrained=True)
+    model, tok = build_distilbert(
+        preset="standard", class_names=["negative", "positive"], train_texts=[], pretrained=True
+    )
     w = "distilbert.transformer.layer.1.attention.q_lin.weight"
     assert torch.equal(model.state_dict()[w], reference.state_dict()[w])
     assert tok("the movie").input_ids[0] == tok.cls_token_id
@@ -96,12 +127,15 @@ def test_uploaded_model_zip_is_the_teacher_of_a_job(tmp_path):
     buf.seek(0)
     meta = save_upload(tmp_path / "uploads", "my-model.zip", buf)
     # one pruning step on 100 samples: what is checked is where the teacher came from
-    result = tiny_job(tmp_path, "distilbert", teacher_upload_id=meta["upload_id"], epochs=None, max_samples=100,
-                      pruning_steps=1)
+    result = tiny_job(
+        tmp_path, "distilbert", teacher_upload_id=meta["upload_id"], epochs=None, max_samples=100, pruning_steps=1
+    )
     source = result.report["metadata"]["teacher_source"]
     assert source["kind"] == "upload" and "used as uploaded" in source["detail"]
-    assert result.report["teacher_vs_student_comparison"]["compression"]["parameters_total"]["teacher"] > \
-        result.report["teacher_vs_student_comparison"]["compression"]["parameters_total"]["student"]
+    assert (
+        result.report["teacher_vs_student_comparison"]["compression"]["parameters_total"]["teacher"]
+        > result.report["teacher_vs_student_comparison"]["compression"]["parameters_total"]["student"]
+    )
 
 
 def _image_zip(classes: int, per_class: int) -> io.BytesIO:
@@ -119,8 +153,9 @@ def _image_zip(classes: int, per_class: int) -> io.BytesIO:
 
 
 def test_uploaded_datasets_load_and_split(tmp_path):
-    csv = io.BytesIO(b"text,label\n" + b"".join(f"sentence {i} good,pos\nsentence {i} bad,neg\n".encode()
-                                                 for i in range(20)))
+    csv = io.BytesIO(
+        b"text,label\n" + b"".join(f"sentence {i} good,pos\nsentence {i} bad,neg\n".encode() for i in range(20))
+    )
     meta = save_upload(tmp_path, "reviews.csv", csv)
     raw = ds.load_upload("text", tmp_path / meta["upload_id"] / meta["stored_name"], "reviews.csv", 32)
     assert sorted(raw.class_names) == ["neg", "pos"] and len(raw.texts) == 40

@@ -4,6 +4,7 @@ nothing is stored, and the server stays healthy.
 One server for the module, started with an API token, a queue cap of 3 and no workers (queued jobs stay
 queued, so the queue cap can be reached without training anything).
 """
+
 from __future__ import annotations
 
 import json
@@ -47,9 +48,24 @@ def server(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "KD_START_WORKERS": "0"}
     log = open(data / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data / "d"),
-                             "--api-token", TOKEN, "--max-queued-jobs", str(QUEUE_CAP)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "backend/app.py",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data / "d"),
+            "--api-token",
+            TOKEN,
+            "--max-queued-jobs",
+            str(QUEUE_CAP),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_up(url, proc)
@@ -87,24 +103,34 @@ def test_cross_origin_only_for_allowed_origins(server, http):
     assert evil.status_code == 200 and "Access-Control-Allow-Origin" not in evil.headers
     local = http.get(f"{server}/test", headers={"Origin": "http://localhost:3999"})
     assert local.headers["Access-Control-Allow-Origin"] == "http://localhost:3999"
-    preflight = http.options(f"{server}/train", headers={
-        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type,authorization"})
+    preflight = http.options(
+        f"{server}/train",
+        headers={
+            "Origin": "http://evil.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,authorization",
+        },
+    )
     assert "Access-Control-Allow-Origin" not in preflight.headers
     # A foreign page's form post (no preflight needed) is refused before it can do anything.
-    _error(http.post(f"{server}/train", json={"model_name": "resnet18"}, headers={"Origin": "http://evil.example"}),
-           403, "origin_not_allowed")
+    _error(
+        http.post(f"{server}/train", json={"model_name": "resnet18"}, headers={"Origin": "http://evil.example"}),
+        403,
+        "origin_not_allowed",
+    )
 
 
 def test_socketio_handshake_refuses_a_foreign_origin(server):
-    res = requests.get(f"{server}/socket.io/?EIO=4&transport=polling", headers={"Origin": "http://evil.example"},
-                       timeout=10)
+    res = requests.get(
+        f"{server}/socket.io/?EIO=4&transport=polling", headers={"Origin": "http://evil.example"}, timeout=10
+    )
     assert res.status_code == 400 and "Access-Control-Allow-Origin" not in res.headers
 
 
 def test_text_plain_train_is_415(server, http):
-    res = http.post(f"{server}/train", data=json.dumps({"model_name": "resnet18"}),
-                    headers={"Content-Type": "text/plain"})
+    res = http.post(
+        f"{server}/train", data=json.dumps({"model_name": "resnet18"}), headers={"Content-Type": "text/plain"}
+    )
     _error(res, 415, "unsupported_media_type")
     _error(http.post(f"{server}/upload", json={"file": "x"}), 415)  # /upload: multipart only
 
@@ -117,9 +143,11 @@ def test_foreign_host_is_421(server, http):
 
 @pytest.mark.slow
 def test_token_required_on_rest_and_socketio(server, http):
-    for res in (requests.get(f"{server}/jobs", timeout=10),
-                requests.get(f"{server}/jobs", headers={"Authorization": "Bearer wrong"}, timeout=10),
-                requests.post(f"{server}/train", json={"model_name": "resnet18"}, timeout=10)):
+    for res in (
+        requests.get(f"{server}/jobs", timeout=10),
+        requests.get(f"{server}/jobs", headers={"Authorization": "Bearer wrong"}, timeout=10),
+        requests.post(f"{server}/train", json={"model_name": "resnet18"}, timeout=10),
+    ):
         _error(res, 401, "unauthorized")
         assert res.headers["WWW-Authenticate"].startswith("Bearer")
     assert requests.get(f"{server}/", timeout=10).status_code == 200  # the page shell holds no data
@@ -150,11 +178,22 @@ def test_out_of_range_epochs_are_400_naming_the_range(server, http, raw):
 
 def test_limits_are_listed(server, http):
     limits = http.get(f"{server}/models").json()["limits"]
-    for name in ("epochs", "kd_epochs", "finetune_epochs", "pruning_steps", "batch_size", "max_samples",
-                 "latency_runs", "temperature", "learning_rate"):
+    for name in (
+        "epochs",
+        "kd_epochs",
+        "finetune_epochs",
+        "pruning_steps",
+        "batch_size",
+        "max_samples",
+        "latency_runs",
+        "temperature",
+        "learning_rate",
+    ):
         assert "maximum" in limits[name] or "exclusiveMaximum" in limits[name], name
     spec = http.get(f"{server}/openapi.json").json()
-    assert spec["components"]["schemas"]["TrainOptions"]["properties"]["epochs"]["maximum"] == limits["epochs"]["maximum"]
+    assert (
+        spec["components"]["schemas"]["TrainOptions"]["properties"]["epochs"]["maximum"] == limits["epochs"]["maximum"]
+    )
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
 
 
@@ -207,9 +246,23 @@ def test_security_headers_on_page_and_json(server, http):
 
 def test_non_loopback_host_without_token_refuses_to_start(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KD_API_TOKEN"}
-    run = subprocess.run([sys.executable, "backend/app.py", "--host", "0.0.0.0", "--port", str(free_port()),
-                          "--data-dir", str(tmp_path / "d")], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=60)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "backend/app.py",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode != 0
     assert "--api-token" in run.stderr and "--insecure-no-token" in run.stderr
     assert not (tmp_path / "d").exists()  # refused before anything was created

@@ -2,6 +2,7 @@
 server stays healthy. Memory bombs in torch checkpoints (alone and inside model ZIPs), too many entries,
 corrupt members (bad CRC, broken deflate stream, truncation), legacy pickles, too many tensor bytes.
 """
+
 from __future__ import annotations
 
 import io
@@ -71,8 +72,8 @@ def member_data_offset(data: bytes, name: str) -> tuple[int, int]:
     """(start, length) of a member's stored bytes inside a ZIP."""
     info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
     start = info.header_offset
-    name_len = int.from_bytes(data[start + 26:start + 28], "little")
-    extra_len = int.from_bytes(data[start + 28:start + 30], "little")
+    name_len = int.from_bytes(data[start + 26 : start + 28], "little")
+    extra_len = int.from_bytes(data[start + 28 : start + 30], "little")
     return start + 30 + name_len + extra_len, info.compress_size
 
 
@@ -88,7 +89,7 @@ def break_deflate(data: bytes, name: str) -> bytes:
     """The ZIP with a deflated member's stream replaced by bytes no inflater accepts (invalid block type)."""
     start, length = member_data_offset(data, name)
     out = bytearray(data)
-    out[start:start + length] = b"\xff" * length
+    out[start : start + length] = b"\xff" * length
     return bytes(out)
 
 
@@ -99,31 +100,79 @@ def image_zip(compression: int = zipfile.ZIP_STORED) -> bytes:
 HOSTILE = {
     # name: (filename, maker, statuses, phrases the message must hold)
     "967:1 pt bomb": ("teacher.pt", pt_bomb, {400}, ["archive/data/0", "ratio"]),
-    "bin bomb in model zip": ("model.zip", lambda: model_zip_with_bin(pt_bomb()), {400},
-                              ["pytorch_model.bin", "ratio"]),
-    "pt with too many entries": ("teacher.pt", lambda: rezip(torch_bytes({"w": torch.ones(3)}), zipfile.ZIP_STORED,
-                                                             {f"archive/junk/{i}": b"x" for i in range(60)}),
-                                 {400}, ["entries"]),
-    "zip with too many entries": ("many.zip", lambda: zip_of({f"c{i % 2}/{i}.png": b"x" for i in range(60)}),
-                                  {400}, ["entries"]),
-    "too many tensor bytes": ("big.pt", lambda: torch_bytes({"w": torch.ones(1024 * 1024)}), {413},
-                              ["MB of tensors", f"{MAX_TENSOR_MB} MB"]),
-    "legacy pickle pt": ("old.pt", lambda: torch_bytes({"w": torch.ones(3)}, _use_new_zipfile_serialization=False),
-                         {400}, ["legacy"]),
+    "bin bomb in model zip": (
+        "model.zip",
+        lambda: model_zip_with_bin(pt_bomb()),
+        {400},
+        ["pytorch_model.bin", "ratio"],
+    ),
+    "pt with too many entries": (
+        "teacher.pt",
+        lambda: rezip(
+            torch_bytes({"w": torch.ones(3)}), zipfile.ZIP_STORED, {f"archive/junk/{i}": b"x" for i in range(60)}
+        ),
+        {400},
+        ["entries"],
+    ),
+    "zip with too many entries": (
+        "many.zip",
+        lambda: zip_of({f"c{i % 2}/{i}.png": b"x" for i in range(60)}),
+        {400},
+        ["entries"],
+    ),
+    "too many tensor bytes": (
+        "big.pt",
+        lambda: torch_bytes({"w": torch.ones(1024 * 1024)}),
+        {413},
+        ["MB of tensors", f"{MAX_TENSOR_MB} MB"],
+    ),
+    "legacy pickle pt": (
+        "old.pt",
+        lambda: torch_bytes({"w": torch.ones(3)}, _use_new_zipfile_serialization=False),
+        {400},
+        ["legacy"],
+    ),
     "bad crc in image zip": ("pets.zip", lambda: flip_byte(image_zip(), "dog/b.png"), {400}, ["dog/b.png", "corrupt"]),
-    "corrupt deflate in image zip": ("pets.zip", lambda: break_deflate(image_zip(zipfile.ZIP_DEFLATED), "cat/a.png"),
-                                     {400}, ["cat/a.png", "corrupt"]),
-    "bad crc in model zip": ("model.zip", lambda: flip_byte(
-        zip_of({"config.json": b'{"model_type": "distilbert"}', "model.safetensors": b"x" * 64,
-                "tokenizer.json": b'{"version": "1.0", "padding": null}'}), "tokenizer.json"),
-        {400}, ["tokenizer.json", "corrupt"]),
-    "bad crc in pt record": ("teacher.pt", lambda: flip_byte(torch_bytes({"w": torch.ones(64)}), "archive/data/0"),
-                             {400}, ["archive/data/0", "corrupt"]),
+    "corrupt deflate in image zip": (
+        "pets.zip",
+        lambda: break_deflate(image_zip(zipfile.ZIP_DEFLATED), "cat/a.png"),
+        {400},
+        ["cat/a.png", "corrupt"],
+    ),
+    "bad crc in model zip": (
+        "model.zip",
+        lambda: flip_byte(
+            zip_of(
+                {
+                    "config.json": b'{"model_type": "distilbert"}',
+                    "model.safetensors": b"x" * 64,
+                    "tokenizer.json": b'{"version": "1.0", "padding": null}',
+                }
+            ),
+            "tokenizer.json",
+        ),
+        {400},
+        ["tokenizer.json", "corrupt"],
+    ),
+    "bad crc in pt record": (
+        "teacher.pt",
+        lambda: flip_byte(torch_bytes({"w": torch.ones(64)}), "archive/data/0"),
+        {400},
+        ["archive/data/0", "corrupt"],
+    ),
     "bad crc in npz": ("x.npz", lambda: flip_byte(_npz(), "x.npy"), {400}, ["x.npy", "corrupt"]),
-    "legacy pickle beside the weights of a model zip": ("model.zip", lambda: zip_of({
-        "config.json": b'{"model_type": "distilbert"}', "model.safetensors": _safetensors(),
-        "training_args.bin": torch_bytes({"lr": torch.ones(1)}, _use_new_zipfile_serialization=False)}),
-        {400}, ["training_args.bin", "legacy"]),
+    "legacy pickle beside the weights of a model zip": (
+        "model.zip",
+        lambda: zip_of(
+            {
+                "config.json": b'{"model_type": "distilbert"}',
+                "model.safetensors": _safetensors(),
+                "training_args.bin": torch_bytes({"lr": torch.ones(1)}, _use_new_zipfile_serialization=False),
+            }
+        ),
+        {400},
+        ["training_args.bin", "legacy"],
+    ),
     "truncated zip": ("pets.zip", lambda: image_zip()[: len(image_zip()) // 2], {400}, ["ZIP"]),
 }
 
@@ -149,10 +198,21 @@ def _npz() -> bytes:
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("hostile") / "data"
     port = free_port()
-    env = {**os.environ, "KD_MAX_ZIP_ENTRIES": str(MAX_ENTRIES), "KD_MAX_TENSOR_MB": str(MAX_TENSOR_MB),
-           "KD_START_WORKERS": "0", "KD_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "KD_MAX_ZIP_ENTRIES": str(MAX_ENTRIES),
+        "KD_MAX_TENSOR_MB": str(MAX_TENSOR_MB),
+        "KD_START_WORKERS": "0",
+        "KD_TORCH_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{url}/test", proc)

@@ -1,5 +1,6 @@
 """The pieces that make several processes safe on one data dir: atomic claims, cancel columns, heartbeats,
 the data-dir lock and the teacher-cache lock."""
+
 from __future__ import annotations
 
 import os
@@ -57,13 +58,17 @@ def test_old_database_gains_the_new_columns(tmp_path):
     import sqlite3
 
     db = sqlite3.connect(tmp_path / "old.sqlite3")
-    db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, model_name TEXT NOT NULL, "
-               "dataset TEXT, config TEXT NOT NULL, state TEXT NOT NULL, phase TEXT NOT NULL, progress TEXT NOT "
-               "NULL DEFAULT '{}', created_at REAL NOT NULL, started_at REAL, finished_at REAL, error TEXT, "
-               "error_type TEXT, out_dir TEXT, artifacts TEXT NOT NULL DEFAULT '{}', phase_timings TEXT NOT NULL "
-               "DEFAULT '{}', summary TEXT NOT NULL DEFAULT '{}')")
-    db.execute("INSERT INTO jobs (id, seq, model_name, config, state, phase, created_at) VALUES "
-               "('job_old', 1, 'resnet18', '{}', 'queued', 'queued', 1.0)")
+    db.execute(
+        "CREATE TABLE jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, model_name TEXT NOT NULL, "
+        "dataset TEXT, config TEXT NOT NULL, state TEXT NOT NULL, phase TEXT NOT NULL, progress TEXT NOT "
+        "NULL DEFAULT '{}', created_at REAL NOT NULL, started_at REAL, finished_at REAL, error TEXT, "
+        "error_type TEXT, out_dir TEXT, artifacts TEXT NOT NULL DEFAULT '{}', phase_timings TEXT NOT NULL "
+        "DEFAULT '{}', summary TEXT NOT NULL DEFAULT '{}')"
+    )
+    db.execute(
+        "INSERT INTO jobs (id, seq, model_name, config, state, phase, created_at) VALUES "
+        "('job_old', 1, 'resnet18', '{}', 'queued', 'queued', 1.0)"
+    )
     db.commit()
     db.close()
     store = JobStore(tmp_path / "old.sqlite3")

@@ -3,8 +3,10 @@
 A scripted runner stands in for the pipeline here so that timing is exact; tests/test_api_jobs_real.py
 runs the real pipeline.
 """
+
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
@@ -13,8 +15,18 @@ import time
 import pytest
 
 from backend.jobconfig import JobConfig
-from backend.jobs import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobManager, JobNotFound, JobStateError,
-                          JobStore, jsonable)
+from backend.jobs import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    JobManager,
+    JobNotFound,
+    JobStateError,
+    JobStore,
+    jsonable,
+)
 from backend.jobs.store import INTERRUPTED
 from backend.kd.callbacks import CallbackList
 from tests.fake_jobs import finished
@@ -55,8 +67,11 @@ def scripted(steps: int = 3, step_s: float = 0.0, fail: Exception | None = None,
             cb.on_phase_end(phase, {"seconds": 0.01})
         if fail is not None:
             raise fail
-        return finished(out_dir, {"student_model_performance": {"accuracy": 0.9}, "metadata": {"job_id": job_id}},
-                        {"bundle": ("bundle.zip", b"PK")})
+        return finished(
+            out_dir,
+            {"student_model_performance": {"accuracy": 0.9}, "metadata": {"job_id": job_id}},
+            {"bundle": ("bundle.zip", b"PK")},
+        )
 
     return run
 
@@ -71,8 +86,9 @@ def make(tmp_path):
 
     def _make(runner=None, start=False, **kwargs):
         rec = Recorder()
-        manager = JobManager(tmp_path / "data", tmp_path / "uploads", emit=rec, runner=runner or scripted(),
-                             start=start, **kwargs)
+        manager = JobManager(
+            tmp_path / "data", tmp_path / "uploads", emit=rec, runner=runner or scripted(), start=start, **kwargs
+        )
         managers.append(manager)
         return manager, rec
 
@@ -113,8 +129,11 @@ def test_failed_job_keeps_the_service_going(make):
     assert bad.state == FAILED and bad.error == "RuntimeError: boom in teacher" and bad.error_type == "error"
     assert good.state == SUCCEEDED
     assert rec.statuses(bad.id)[-1] == "failed"
-    assert rec.of("training_error")[0] == {"job_id": bad.id, "message": "RuntimeError: boom in teacher",
-                                           "error_type": "error"}
+    assert rec.of("training_error")[0] == {
+        "job_id": bad.id,
+        "message": "RuntimeError: boom in teacher",
+        "error_type": "error",
+    }
 
 
 def test_bad_input_and_out_of_memory_are_named(make):
@@ -145,7 +164,7 @@ def test_heartbeat_covers_slow_steps(make):
     job = manager.submit(config())
     assert manager.wait(job.id, 20).state == SUCCEEDED
     times = [t for e, p, _, t in rec.events if e == "training_progress"]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(times) >= 4 and max(gaps) < 2.0, gaps
     assert any(p["heartbeat"] for p in rec.of("training_progress"))
 
@@ -217,8 +236,12 @@ def test_shutdown_during_a_job_cancels_it_and_keeps_the_queue(make):
     assert store.get(job.id).state == CANCELLED and store.get(job.id).error == "server shutdown"
     assert store.get(waiting.id).state == QUEUED  # runs after the next start
     store.close()
-    assert rec.of("training_status")[-1] == {"job_id": job.id, "status": CANCELLED, "phase": CANCELLED,
-                                             "reason": "server shutdown"}
+    assert rec.of("training_status")[-1] == {
+        "job_id": job.id,
+        "status": CANCELLED,
+        "phase": CANCELLED,
+        "reason": "server shutdown",
+    }
 
 
 def test_store_latest_per_model_and_listing(tmp_path):
@@ -238,7 +261,8 @@ def test_jsonable_makes_strict_json():
     import numpy as np
     import torch
 
-    data = jsonable({"a": float("inf"), "b": np.float32(1.5), "c": torch.tensor([1, 2]), "d": (np.int64(3),),
-                     1: math.nan})
+    data = jsonable(
+        {"a": float("inf"), "b": np.float32(1.5), "c": torch.tensor([1, 2]), "d": (np.int64(3),), 1: math.nan}
+    )
     assert data == {"a": None, "b": 1.5, "c": [1, 2], "d": [3], "1": None}
     json.dumps(data, allow_nan=False)

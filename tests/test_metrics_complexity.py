@@ -1,4 +1,5 @@
 """FLOPs, parameters and layers against published figures, and attention FLOPs for transformers."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,6 @@ from transformers import DistilBertConfig, DistilBertForSequenceClassification, 
 
 from backend.metrics.complexity import count_flops, space_complexity
 from backend.metrics.compression import count_layers, count_parameters
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -21,10 +21,13 @@ def text_predict(model, batch):
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.argmax(-1)
 
 
-@pytest.mark.parametrize("builder, params, gflops", [
-    (torchvision.models.resnet18, 11_689_512, 3.628),   # 2 x 1.814 GMACs
-    (torchvision.models.mobilenet_v2, 3_504_872, 0.602),  # 2 x 0.301 GMACs
-])
+@pytest.mark.parametrize(
+    "builder, params, gflops",
+    [
+        (torchvision.models.resnet18, 11_689_512, 3.628),  # 2 x 1.814 GMACs
+        (torchvision.models.mobilenet_v2, 3_504_872, 0.602),  # 2 x 0.301 GMACs
+    ],
+)
 def test_torchvision_reference_figures(builder, params, gflops):
     torch.manual_seed(0)
     model = builder(weights=None)
@@ -53,14 +56,24 @@ DIM, LAYERS, HEADS, HIDDEN, LABELS, B, L = 32, 2, 4, 64, 3, 2, 16
 
 def small_distilbert(**kwargs) -> DistilBertForSequenceClassification:
     torch.manual_seed(0)
-    config = DistilBertConfig(vocab_size=100, dim=DIM, n_layers=LAYERS, n_heads=HEADS, hidden_dim=HIDDEN,
-                              max_position_embeddings=64, num_labels=LABELS, **kwargs)
+    config = DistilBertConfig(
+        vocab_size=100,
+        dim=DIM,
+        n_layers=LAYERS,
+        n_heads=HEADS,
+        hidden_dim=HIDDEN,
+        max_position_embeddings=64,
+        num_labels=LABELS,
+        **kwargs,
+    )
     return DistilBertForSequenceClassification(config)
 
 
 def text_batch() -> dict:
-    return {"input_ids": torch.randint(0, 100, (B, L), generator=torch.Generator().manual_seed(1)),
-            "attention_mask": torch.ones(B, L, dtype=torch.long)}
+    return {
+        "input_ids": torch.randint(0, 100, (B, L), generator=torch.Generator().manual_seed(1)),
+        "attention_mask": torch.ones(B, L, dtype=torch.long),
+    }
 
 
 def test_distilbert_counts_attention_matmuls_for_default_and_eager():
@@ -83,15 +96,34 @@ def test_distilbert_and_t5_layer_counts():
     assert layers["transformer_blocks"] == LAYERS
     assert layers["transformer_block_types"] == {"TransformerBlock": LAYERS}
     assert layers["linear"] == LAYERS * 6 + 2 and layers["embedding"] == 2
-    t5 = T5ForConditionalGeneration(T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=2,
-                                             num_decoder_layers=3, num_heads=4, decoder_start_token_id=0))
+    t5 = T5ForConditionalGeneration(
+        T5Config(
+            vocab_size=64,
+            d_model=16,
+            d_kv=4,
+            d_ff=32,
+            num_layers=2,
+            num_decoder_layers=3,
+            num_heads=4,
+            decoder_start_token_id=0,
+        )
+    )
     assert count_layers(t5)["transformer_block_types"] == {"T5Block": 5}
 
 
 def test_t5_generation_flops_same_for_eager_and_default():
     torch.manual_seed(0)
-    config = dict(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=4, decoder_start_token_id=0,
-                  pad_token_id=0, eos_token_id=1)
+    config = dict(
+        vocab_size=64,
+        d_model=16,
+        d_kv=4,
+        d_ff=32,
+        num_layers=2,
+        num_heads=4,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
     default = T5ForConditionalGeneration(T5Config(**config))
     eager = T5ForConditionalGeneration(T5Config(**config, attn_implementation="eager"))
     eager.load_state_dict(default.state_dict())

@@ -1,4 +1,5 @@
 """Exact parameter counts and sparsity for pruned models; size on disk; measuring leaves the model as it was."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,6 @@ from torch.nn.utils import prune
 from backend.metrics.complexity import count_flops, space_complexity
 from backend.metrics.compression import count_layers, count_parameters, sparsity
 from backend.metrics.efficiency import measure_latency, memory_footprint, model_size, time_full_pass
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -128,13 +128,19 @@ def test_measuring_does_not_change_the_model(remove):
     count_flops(model, predict, batch)
     space_complexity(model, predict, batch)
     time_full_pass(model, predict, [batch, (batch, torch.zeros(4))])
-    measure_latency({"teacher": model, "student": model}, predict, lambda bs: {"x": torch.randn(bs, 2, 6, 6)},
-                    batch_sizes=(1,), runs=30, warmup=1)
+    measure_latency(
+        {"teacher": model, "student": model},
+        predict,
+        lambda bs: {"x": torch.randn(bs, 2, 6, 6)},
+        batch_sizes=(1,),
+        runs=30,
+        warmup=1,
+    )
     after_state, after_modes, after_attrs = snapshot(model)
     assert after_modes == modes
     assert after_state.keys() == state.keys()
     assert all(torch.equal(after_state[k], state[k]) for k in state)  # BatchNorm running stats untouched
-    assert all(a is b for a, b in zip(after_attrs, attrs))  # pruned weight attributes put back
+    assert all(a is b for a, b in zip(after_attrs, attrs, strict=True))  # pruned weight attributes put back
 
 
 def test_memory_footprint_reports_weights_and_rss():

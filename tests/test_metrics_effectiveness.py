@@ -1,4 +1,5 @@
 """Precision, recall and F1 on a hand-checkable confusion, matching scikit-learn; invalid predictions."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Latency: interleaved runs, at least 30 of them, medians, throughput and speedup from the same run."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,7 +7,6 @@ import torch
 from torch import nn
 
 from backend.metrics.efficiency import measure_latency, time_full_pass
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -27,7 +27,7 @@ def test_interleaved_runs_medians_and_speedup():
     out = measure_latency(models, predict, example_batch, batch_sizes=(1, 8), runs=30, warmup=2)
     assert out["torch_threads"] == torch.get_num_threads()
     for bs in (1, 8):
-        timed = [name for name, size in calls if size == bs][2 * 2:]  # after the warm-up calls
+        timed = [name for name, size in calls if size == bs][2 * 2 :]  # after the warm-up calls
         assert len(timed) == 2 * 30
         # Each pair of calls holds one of each model: they alternate, never run in blocks.
         assert all({timed[i], timed[i + 1]} == {"teacher", "student"} for i in range(0, len(timed), 2))

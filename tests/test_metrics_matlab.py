@@ -1,4 +1,5 @@
 """MATLAB data: valid identifiers, numeric [teacher, student] pairs, equal-length numeric series; CSV."""
+
 from __future__ import annotations
 
 import copy
@@ -10,11 +11,17 @@ import re
 
 import pytest
 
-from backend.metrics.matlab import (GROUPS, matlab_all_models, matlab_data, matlab_identifier, matlab_problems,
-                                    metrics_csv, pair_rows)
+from backend.metrics.matlab import (
+    GROUPS,
+    matlab_all_models,
+    matlab_data,
+    matlab_identifier,
+    matlab_problems,
+    metrics_csv,
+    pair_rows,
+)
 from backend.metrics.report import build_report
 from tests.test_metrics_report import realistic_ctx, realistic_report
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -31,8 +38,11 @@ def decodes_to_array(values: list) -> bool:
     if all(is_number(v) for v in values) or all(isinstance(v, str) for v in values):
         return True
     rows = [v for v in values if isinstance(v, list)]
-    return len(rows) == len(values) and all(all(is_number(x) for x in r) for r in rows) \
+    return (
+        len(rows) == len(values)
+        and all(all(is_number(x) for x in r) for r in rows)
         and len({len(r) for r in rows}) <= 1
+    )
 
 
 def walk(obj, path="d"):

@@ -1,4 +1,5 @@
 """measure_pair on a text-to-text pair: generation predictions with invalid answers, same conditions, strict JSON."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,13 +9,23 @@ from transformers import T5Config, T5ForConditionalGeneration
 from backend.metrics.jsonsafe import to_strict_json
 from backend.metrics.measure import measure_pair
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def t5(layers: int) -> T5ForConditionalGeneration:
-    return T5ForConditionalGeneration(T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=layers,
-                                               num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1))
+    return T5ForConditionalGeneration(
+        T5Config(
+            vocab_size=64,
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=layers,
+            num_heads=4,
+            decoder_start_token_id=0,
+            pad_token_id=0,
+            eos_token_id=1,
+        )
+    )
 
 
 def predict(model, batch):
@@ -34,8 +45,15 @@ def test_t5_pair():
     teacher, student = t5(2), t5(1)
     teacher.train(), student.eval()  # measuring must leave both as they are
     batches = [(example_batch(6 + i), torch.arange(6 + i) % 3) for i in range(2)]
-    out = measure_pair(teacher, student, predict=predict, test_batches=batches, example_batch=example_batch,
-                       class_names=["neg", "neu", "pos"], batch_sizes=(1, 4))
+    out = measure_pair(
+        teacher,
+        student,
+        predict=predict,
+        test_batches=batches,
+        example_batch=example_batch,
+        class_names=["neg", "neu", "pos"],
+        batch_sizes=(1, 4),
+    )
     assert teacher.training and not student.training
     assert teacher.config._attn_implementation == student.config._attn_implementation != "eager"
     pred = out["predictions"]
@@ -43,12 +61,16 @@ def test_t5_pair():
     for who in ("teacher", "student"):
         eff = out[who]["effectiveness"]
         assert eff["invalid_predictions"] == sum(p == -1 for p in pred[who])
-        assert eff["accuracy"] == pytest.approx(sum(p == y for p, y in zip(pred[who], pred["labels"])) / 13)
+        assert eff["accuracy"] == pytest.approx(
+            sum(p == y for p, y in zip(pred[who], pred["labels"], strict=True)) / 13
+        )
         assert out[who]["complexity"]["flops"]["attention_implementation"] == "eager"
         assert out[who]["efficiency"]["full_pass_samples"] == 13
     assert out["teacher"]["compression"]["layers"]["transformer_block_types"] == {"T5Block": 4}
     cmp = out["comparison"]
-    assert cmp["flops_ratio"] == pytest.approx(out["teacher"]["complexity"]["flops"]["flops_per_sample"]
-                                               / out["student"]["complexity"]["flops"]["flops_per_sample"])
+    assert cmp["flops_ratio"] == pytest.approx(
+        out["teacher"]["complexity"]["flops"]["flops_per_sample"]
+        / out["student"]["complexity"]["flops"]["flops_per_sample"]
+    )
     assert cmp["flops_ratio"] > 1 and set(cmp["speedup"]) == {"batch_1", "batch_4"}
     assert "NaN" not in to_strict_json(out)

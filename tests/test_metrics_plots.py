@@ -1,4 +1,5 @@
 """Every plot kind renders a valid PNG, also for a run without pruning steps; unknown kinds are refused."""
+
 from __future__ import annotations
 
 import io
@@ -9,7 +10,6 @@ from PIL import Image
 
 from backend.metrics.plots import PLOT_KINDS, render_plot
 from tests.test_metrics_report import realistic_report
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

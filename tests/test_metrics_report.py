@@ -1,4 +1,5 @@
 """The report of a real, tiny job: two small trained CNNs, KD, progressive pruning, measure_pair on real batches."""
+
 from __future__ import annotations
 
 import copy
@@ -17,7 +18,6 @@ from backend.metrics.efficiency import model_size
 from backend.metrics.measure import measure_pair
 from backend.metrics.report import SECTIONS, build_report, report_to_json, sanitize_json
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CLASSES = ["low", "mid", "high"]
@@ -25,9 +25,16 @@ T, ALPHA = 3.0, 0.7
 
 
 def cnn(width: int) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-                         nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(width, len(CLASSES)))
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(width, len(CLASSES)),
+    )
 
 
 def make_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,12 +57,12 @@ def train(model, data, phase, epochs, teacher=None, pruning_step=None, step0=0) 
     model.train()
     for epoch in range(1, epochs + 1):
         for i in range(0, len(y), 16):
-            logits = model(x[i:i + 16])
-            ce = F.cross_entropy(logits, y[i:i + 16])
+            logits = model(x[i : i + 16])
+            ce = F.cross_entropy(logits, y[i : i + 16])
             kd = None
             if teacher is not None:
                 with torch.no_grad():
-                    t_logits = teacher(x[i:i + 16])
+                    t_logits = teacher(x[i : i + 16])
                 kd = F.kl_div(F.log_softmax(logits / T, -1), F.softmax(t_logits / T, -1), reduction="batchmean")
                 loss = ALPHA * T * T * kd + (1 - ALPHA) * ce
             else:
@@ -64,8 +71,14 @@ def train(model, data, phase, epochs, teacher=None, pruning_step=None, step0=0) 
             loss.backward()
             opt.step()
             step += 1
-            row = {"epoch": epoch, "step": step, "loss": loss.item(), "kd_loss": None if kd is None else kd.item(),
-                   "ce_loss": ce.item(), "lr": 0.02}
+            row = {
+                "epoch": epoch,
+                "step": step,
+                "loss": loss.item(),
+                "kd_loss": None if kd is None else kd.item(),
+                "ce_loss": ce.item(),
+                "lr": 0.02,
+            }
             rows.append(row if pruning_step is None else {**row, "pruning_step": pruning_step})
     model.eval()
     return rows
@@ -80,16 +93,26 @@ def prune_steps(student, teacher, train_data, val_data, history, validation) -> 
     layers = [(m, "weight") for m in student.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     steps = []
     for step, target in enumerate((0.2, 0.4), start=1):
-        prune.global_unstructured(layers, pruning_method=prune.L1Unstructured,
-                                  amount=1 - (1 - target) / (1 - (steps[-1]["target_sparsity"] if steps else 0)))
+        prune.global_unstructured(
+            layers,
+            pruning_method=prune.L1Unstructured,
+            amount=1 - (1 - target) / (1 - (steps[-1]["target_sparsity"] if steps else 0)),
+        )
         history += train(student, train_data, "finetune", 1, teacher, pruning_step=step, step0=len(history))
         acc = val_accuracy(student, val_data)
         validation.append({"phase": "prune", "epoch": 1, "pruning_step": step, "accuracy": acc, "loss": 0.5})
         size = model_size(student)
-        steps.append({"step": step, "target_sparsity": target,
-                      "achieved_sparsity": sparsity(student)["global_sparsity"],
-                      "val_accuracy": acc, "nonzero_parameters": count_parameters(student)["nonzero"],
-                      "model_size_mb": size["model_size_mb"], "compressed_size_mb": size["compressed_size_mb"]})
+        steps.append(
+            {
+                "step": step,
+                "target_sparsity": target,
+                "achieved_sparsity": sparsity(student)["global_sparsity"],
+                "val_accuracy": acc,
+                "nonzero_parameters": count_parameters(student)["nonzero"],
+                "model_size_mb": size["model_size_mb"],
+                "compressed_size_mb": size["compressed_size_mb"],
+            }
+        )
     for module, name in layers:
         prune.remove(module, name)
     return steps
@@ -97,7 +120,7 @@ def prune_steps(student, teacher, train_data, val_data, history, validation) -> 
 
 def split_batches(data, size=16):
     x, y = data
-    return [({"pixel_values": x[i:i + size]}, y[i:i + size]) for i in range(0, len(y), size)]
+    return [({"pixel_values": x[i : i + size]}, y[i : i + size]) for i in range(0, len(y), size)]
 
 
 @functools.lru_cache(maxsize=1)
@@ -106,40 +129,88 @@ def _realistic_ctx() -> dict:
     train_data, val_data, test_data = make_split(96, 1), make_split(48, 2), make_split(48, 3)
     teacher = cnn(16)
     history = {"teacher": train(teacher, train_data, "teacher", 2)}
-    validation = [{"phase": "teacher", "epoch": 2, "pruning_step": None, "accuracy": val_accuracy(teacher, val_data),
-                   "loss": 0.4}]
+    validation = [
+        {"phase": "teacher", "epoch": 2, "pruning_step": None, "accuracy": val_accuracy(teacher, val_data), "loss": 0.4}
+    ]
     student = cnn(8)  # the "structural" student: half the channels
-    stages = [{"stage": "teacher", "val_accuracy": validation[0]["accuracy"], "test_accuracy": None},
-              {"stage": "student_structural", "val_accuracy": val_accuracy(student, val_data), "test_accuracy": None}]
+    stages = [
+        {"stage": "teacher", "val_accuracy": validation[0]["accuracy"], "test_accuracy": None},
+        {"stage": "student_structural", "val_accuracy": val_accuracy(student, val_data), "test_accuracy": None},
+    ]
     history["distill"] = train(student, train_data, "distill", 2, teacher)
-    validation.append({"phase": "distill", "epoch": 2, "pruning_step": None,
-                       "accuracy": val_accuracy(student, val_data), "loss": 0.6})
+    validation.append(
+        {"phase": "distill", "epoch": 2, "pruning_step": None, "accuracy": val_accuracy(student, val_data), "loss": 0.6}
+    )
     stages.append({"stage": "student_kd", "val_accuracy": validation[-1]["accuracy"], "test_accuracy": None})
     history["finetune"] = []
     steps = prune_steps(student, teacher, train_data, val_data, history["finetune"], validation)
     stages.append({"stage": "student_pruned", "val_accuracy": steps[-1]["val_accuracy"], "test_accuracy": None})
-    measurements = measure_pair(teacher, student, predict=predict, test_batches=split_batches(test_data),
-                                example_batch=lambda bs: {"pixel_values": test_data[0][torch.arange(bs) % 48]},
-                                class_names=CLASSES, latency_runs=30, batch_sizes=(1, 8))
-    stages.append({"stage": "final", "val_accuracy": None,
-                   "test_accuracy": measurements["student"]["effectiveness"]["accuracy"]})
+    measurements = measure_pair(
+        teacher,
+        student,
+        predict=predict,
+        test_batches=split_batches(test_data),
+        example_batch=lambda bs: {"pixel_values": test_data[0][torch.arange(bs) % 48]},
+        class_names=CLASSES,
+        latency_runs=30,
+        batch_sizes=(1, 8),
+    )
+    stages.append(
+        {"stage": "final", "val_accuracy": None, "test_accuracy": measurements["student"]["effectiveness"]["accuracy"]}
+    )
     return {
-        "job_id": "job-test-1", "model_name": "resnet18", "display_name": "Tiny CNN", "family": "vision",
+        "job_id": "job-test-1",
+        "model_name": "resnet18",
+        "display_name": "Tiny CNN",
+        "family": "vision",
         "config": {"temperature": T, "alpha": ALPHA, "sparsity": 0.4, "pruning_steps": 2, "seed": 0},
-        "dataset": {"name": "brightness", "num_classes": 3, "class_names": CLASSES, "train_size": 96,
-                    "val_size": 48, "test_size": 48, "description": "synthetic brightness classes", "synthetic": True},
+        "dataset": {
+            "name": "brightness",
+            "num_classes": 3,
+            "class_names": CLASSES,
+            "train_size": 96,
+            "val_size": 48,
+            "test_size": 48,
+            "description": "synthetic brightness classes",
+            "synthetic": True,
+        },
         "teacher_source": {"kind": "trained", "detail": "2 epochs on the train split"},
-        "environment": {"torch_version": torch.__version__, "torchvision_version": "x", "transformers_version": "x",
-                        "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": 2,
-                        "cpu_model": "test", "platform": "test"},
-        "timings_s": {"data": 0.1, "teacher": 1.0, "student": 0.1, "distill": 1.0, "prune": 1.0, "evaluate": 1.0,
-                      "total": 4.2},
-        "structural": {"method": "narrower copy", "ratio": 0.5, "removed": "half the channels of every conv",
-                       "teacher_parameters": count_parameters(teacher)["total"],
-                       "student_parameters": count_parameters(cnn(8))["total"], "details": {}},
-        "history": history, "validation": validation,
-        "pruning": {"method": "l1_unstructured", "scope": "global", "target_sparsity": 0.4, "steps": steps,
-                    "per_layer_sparsity": sparsity(student)["per_layer"]},
+        "environment": {
+            "torch_version": torch.__version__,
+            "torchvision_version": "x",
+            "transformers_version": "x",
+            "device": "cpu",
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": 2,
+            "cpu_model": "test",
+            "platform": "test",
+        },
+        "timings_s": {
+            "data": 0.1,
+            "teacher": 1.0,
+            "student": 0.1,
+            "distill": 1.0,
+            "prune": 1.0,
+            "evaluate": 1.0,
+            "total": 4.2,
+        },
+        "structural": {
+            "method": "narrower copy",
+            "ratio": 0.5,
+            "removed": "half the channels of every conv",
+            "teacher_parameters": count_parameters(teacher)["total"],
+            "student_parameters": count_parameters(cnn(8))["total"],
+            "details": {},
+        },
+        "history": history,
+        "validation": validation,
+        "pruning": {
+            "method": "l1_unstructured",
+            "scope": "global",
+            "target_sparsity": 0.4,
+            "steps": steps,
+            "per_layer_sparsity": sparsity(student)["per_layer"],
+        },
         "stages": stages,
         "kd_agreement": {"mean_kl": None, "mean_kl_reason": "not computed in this test job"},
         "measurements": measurements,
@@ -194,7 +265,7 @@ def test_figures_come_from_the_measurements():
     assert student["accuracy"] == m["student"]["effectiveness"]["accuracy"]
     assert student["accuracy_pct"] == pytest.approx(100 * student["accuracy"])
     pred = m["predictions"]
-    same = sum(a == b for a, b in zip(pred["teacher"], pred["student"]))
+    same = sum(a == b for a, b in zip(pred["teacher"], pred["student"], strict=True))
     kd = report["knowledge_distillation_analysis"]
     assert kd["teacher_student_agreement_pct"] == pytest.approx(100 * same / len(pred["labels"]))
     assert (kd["temperature"], kd["alpha"]) == (T, ALPHA)
@@ -207,11 +278,13 @@ def test_figures_come_from_the_measurements():
     table = {row["metric"]: row for row in cmp["table"]}
     assert table["effectiveness.accuracy"]["student"] == student["accuracy"]
     assert cmp["derived"]["compression_ratio"] == pytest.approx(
-        m["teacher"]["compression"]["parameters"]["total"] / m["student"]["compression"]["parameters"]["nonzero"])
+        m["teacher"]["compression"]["parameters"]["total"] / m["student"]["compression"]["parameters"]["nonzero"]
+    )
     eff = report["efficiency_improvements"]
     assert set(eff["latency"]) == {"batch_1", "batch_8"} and eff["latency_conditions"]["runs"] == 30
     assert eff["latency"]["batch_1"]["speedup"] == pytest.approx(
-        eff["latency"]["batch_1"]["teacher_median_ms"] / eff["latency"]["batch_1"]["student_median_ms"])
+        eff["latency"]["batch_1"]["teacher_median_ms"] / eff["latency"]["batch_1"]["student_median_ms"]
+    )
     meta = report["metadata"]
     assert meta["job_id"] == "job-test-1" and meta["config"] == ctx["config"]
     assert meta["environment"]["torch_threads"] == ctx["environment"]["torch_threads"]  # the run's, not now's

@@ -1,11 +1,18 @@
 """ONNX export round trips on tiny models: ONNX Runtime gives PyTorch's outputs (and T5 its generated tokens)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig, DistilBertForSequenceClassification,
-                          T5Config, T5ForConditionalGeneration)
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 
 from backend.models.onnx_export import OrtModel, export_onnx
 from backend.models.zoo import mobilenetv2, resnet18
@@ -15,8 +22,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _tiny_distilbert() -> torch.nn.Module:
     torch.manual_seed(0)
-    config = DistilBertConfig(vocab_size=100, max_position_embeddings=32, n_layers=2, dim=32, n_heads=2,
-                              hidden_dim=64, num_labels=3)
+    config = DistilBertConfig(
+        vocab_size=100, max_position_embeddings=32, n_layers=2, dim=32, n_heads=2, hidden_dim=64, num_labels=3
+    )
     return DistilBertForSequenceClassification(config).eval()
 
 
@@ -26,9 +34,21 @@ def _tiny_t5(decoder_layers: int = 1) -> torch.nn.Module:
     EOS is token 22, which this seed generates early on some rows: the loop's pad-after-EOS path is exercised.
     """
     torch.manual_seed(0)
-    config = T5Config(vocab_size=40, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=decoder_layers,
-                      num_heads=2, pad_token_id=0, eos_token_id=22, decoder_start_token_id=0,
-                      feed_forward_proj="relu", tie_word_embeddings=False, dropout_rate=0.0)
+    config = T5Config(
+        vocab_size=40,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=decoder_layers,
+        num_heads=2,
+        pad_token_id=0,
+        eos_token_id=22,
+        decoder_start_token_id=0,
+        feed_forward_proj="relu",
+        tie_word_embeddings=False,
+        dropout_rate=0.0,
+    )
     model = T5ForConditionalGeneration(config).eval()
     with torch.no_grad():
         for param in model.parameters():
@@ -39,7 +59,7 @@ def _tiny_t5(decoder_layers: int = 1) -> torch.nn.Module:
 def _text_batch(n: int, length: int, vocab: int) -> dict[str, torch.Tensor]:
     ids = torch.randint(2, vocab, (n, length))
     mask = torch.ones_like(ids)
-    mask[0, length // 2:] = 0  # one padded row: the mask must travel through the export
+    mask[0, length // 2 :] = 0  # one padded row: the mask must travel through the export
     return {"input_ids": ids, "attention_mask": mask}
 
 
@@ -68,8 +88,15 @@ def test_distilbert_round_trip(tmp_path, dynamo):
 def test_bert_round_trip(tmp_path):
     """The fifth model exports through the same sequence-classifier path, token_type_ids left to their default."""
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, max_position_embeddings=32, num_hidden_layers=2, hidden_size=32,
-                        num_attention_heads=2, intermediate_size=64, num_labels=3)
+    config = BertConfig(
+        vocab_size=100,
+        max_position_embeddings=32,
+        num_hidden_layers=2,
+        hidden_size=32,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+    )
     model = BertForSequenceClassification(config).eval()
     exported = export_onnx("bert", model, _text_batch(2, 12, 100), tmp_path)
     batch = _text_batch(3, 16, 100)

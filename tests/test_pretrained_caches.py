@@ -1,4 +1,5 @@
 """Pretrained teachers at the standard preset from the Hugging Face hub cache layout (models--org--name/snapshots)."""
+
 from __future__ import annotations
 
 import shutil
@@ -23,8 +24,13 @@ def test_distilbert_auto_pretrained_from_the_hub_cache_layout(tmp_path, monkeypa
     monkeypatch.delenv("KD_PRETRAINED_DISTILBERT", raising=False)
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)  # nothing reaches the network
-    model, tok = build_distilbert(preset="standard", class_names=["negative", "positive"], train_texts=[],
-                                  pretrained=True, source="distilbert-base-uncased")
+    model, tok = build_distilbert(
+        preset="standard",
+        class_names=["negative", "positive"],
+        train_texts=[],
+        pretrained=True,
+        source="distilbert-base-uncased",
+    )
     w = "distilbert.transformer.layer.1.attention.q_lin.weight"
     assert torch.equal(model.state_dict()[w], folder.state_dict()[w])
     assert tok("the movie").input_ids[0] == tok.cls_token_id

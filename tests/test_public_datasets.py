@@ -1,4 +1,5 @@
 """Public datasets by name from caches the tests build in each library's own format; nothing reaches the network."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,11 @@ def _offline(monkeypatch):
 
 def _idx(path: Path, array: np.ndarray) -> None:
     """An IDX file (the MNIST format): magic 0x08 (uint8) + ndim, big-endian dims, then the bytes."""
-    path.write_bytes(struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-                     + array.astype(np.uint8).tobytes())
+    path.write_bytes(
+        struct.pack(">HBB", 0, 0x08, array.ndim)
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
 
 
 def fashion_mnist_cache(root: Path, n_train: int = 40, n_test: int = 20) -> None:
@@ -51,8 +55,9 @@ def cifar10_cache(root: Path, monkeypatch, per_batch: int = 10) -> Path:
     # torchvision checks every file's md5 against its list: the real digests would reject these tiny files
     monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", digests[f"data_batch_{i}"]] for i in range(1, 6)])
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", digests["test_batch"]]])
-    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta,
-                                          "md5": hashlib.md5((folder / "batches.meta").read_bytes()).hexdigest()})
+    monkeypatch.setattr(
+        CIFAR10, "meta", {**CIFAR10.meta, "md5": hashlib.md5((folder / "batches.meta").read_bytes()).hexdigest()}
+    )
     return folder
 
 
@@ -72,14 +77,23 @@ def sst2_cache(root: Path, n_train: int = 24, n_val: int = 12) -> None:
     files = {}
     for split, n in (("train", n_train), ("validation", n_val), ("test", 6)):
         labels = [i % 2 for i in range(n)] if split != "test" else [-1] * n  # GLUE's test split is unlabelled
-        pq.write_table(pa.table({"idx": list(range(n)), "sentence": [f"film {i} was {'good' if i % 2 else 'bad'}"
-                                                                     for i in range(n)], "label": labels}),
-                       src / f"{split}.parquet")
+        pq.write_table(
+            pa.table(
+                {
+                    "idx": list(range(n)),
+                    "sentence": [f"film {i} was {'good' if i % 2 else 'bad'}" for i in range(n)],
+                    "label": labels,
+                }
+            ),
+            src / f"{split}.parquet",
+        )
         files[split] = str(src / f"{split}.parquet")
-    features = Features({"idx": Value("int32"), "sentence": Value("string"),
-                         "label": ClassLabel(names=["negative", "positive"])})
-    builder = Parquet(cache_dir=str(root / "work"), dataset_name="sst2", config_name="default", data_files=files,
-                      features=features)
+    features = Features(
+        {"idx": Value("int32"), "sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"])}
+    )
+    builder = Parquet(
+        cache_dir=str(root / "work"), dataset_name="sst2", config_name="default", data_files=files, features=features
+    )
     out = root / "huggingface" / "stanfordnlp___sst2" / "default" / "0.0.0" / ("0" * 40)
     builder.download_and_prepare(output_dir=str(out))
 

@@ -1,4 +1,5 @@
 """The registry: each model's behaviour in its own module, nothing model-specific anywhere else."""
+
 from __future__ import annotations
 
 import ast
@@ -10,8 +11,16 @@ import torch
 
 from backend.data.synthetic_text import CLASS_NAMES, generate
 from backend.models import adapters
-from backend.models.registry import (MODEL_MODULES, PRESETS, ModelSpec, get_model_spec, list_models,
-                                     model_for_checkpoint, model_for_hf_type, register_model)
+from backend.models.registry import (
+    MODEL_MODULES,
+    PRESETS,
+    ModelSpec,
+    get_model_spec,
+    list_models,
+    model_for_checkpoint,
+    model_for_hf_type,
+    register_model,
+)
 from backend.pruning.structural import make_student
 
 BACKEND = Path(__file__).resolve().parent.parent / "backend"

@@ -1,4 +1,5 @@
 """The allowlists and checks of backend/api/security.py, through the app factory and the test client."""
+
 from __future__ import annotations
 
 import html
@@ -10,8 +11,16 @@ from backend.api.security import Guard, bearer, host_name
 from backend.app import create_app
 
 
-@pytest.mark.parametrize("header, name", [("Example.COM:8080", "example.com"), ("[::1]:5001", "::1"), ("::1", "::1"),
-                                          ("localhost", "localhost"), ("host.example.", "host.example")])
+@pytest.mark.parametrize(
+    "header, name",
+    [
+        ("Example.COM:8080", "example.com"),
+        ("[::1]:5001", "::1"),
+        ("::1", "::1"),
+        ("localhost", "localhost"),
+        ("host.example.", "host.example"),
+    ],
+)
 def test_host_name(header, name):
     assert host_name(header) == name
 
@@ -22,13 +31,19 @@ def test_bearer():
 
 
 def test_guard_allowlists():
-    guard = Guard({"HOST": "10.0.0.5", "CORS_ORIGINS": "https://ui.example/, http://lab:8080",
-                   "ALLOWED_HOSTS": "kd.example"})
+    guard = Guard(
+        {"HOST": "10.0.0.5", "CORS_ORIGINS": "https://ui.example/, http://lab:8080", "ALLOWED_HOSTS": "kd.example"}
+    )
     for host in ("localhost:5001", "127.0.0.1", "[::1]:1", "10.0.0.5:5001", "KD.example"):
         assert guard.host_allowed(host), host
     assert not guard.host_allowed("evil.example")
-    for origin in ("http://localhost:3000", "http://127.0.0.1", "http://[::1]:8000", "https://ui.example",
-                   "http://lab:8080"):
+    for origin in (
+        "http://localhost:3000",
+        "http://127.0.0.1",
+        "http://[::1]:8000",
+        "https://ui.example",
+        "http://lab:8080",
+    ):
         assert guard.origin_allowed(origin), origin
     for origin in ("http://evil.example", "https://localhost:3000", "http://localhost.evil.example", "null", None):
         assert not guard.origin_allowed(origin), origin
@@ -44,8 +59,15 @@ def test_wildcard_origin_is_refused(tmp_path):
 
 
 def test_token_checks_and_public_page(tmp_path):
-    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "d"), "START_WORKERS": False, "API_TOKEN": "t0k",
-                      "CORS_ORIGINS": "https://ui.example"})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(tmp_path / "d"),
+            "START_WORKERS": False,
+            "API_TOKEN": "t0k",
+            "CORS_ORIGINS": "https://ui.example",
+        }
+    )
     try:
         client = app.test_client()
         assert client.get("/jobs").status_code == 401
@@ -54,9 +76,14 @@ def test_token_checks_and_public_page(tmp_path):
         assert page.status_code == 200
         meta = re.search(r'<meta name="kd-origins" content="([^"]*)">', page.get_data(as_text=True))
         assert meta and html.unescape(meta.group(1)) == '["https://ui.example"]'
-        preflight = client.options("/train", headers={"Origin": "https://ui.example",
-                                                      "Access-Control-Request-Method": "POST",
-                                                      "Access-Control-Request-Headers": "authorization"})
+        preflight = client.options(
+            "/train",
+            headers={
+                "Origin": "https://ui.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
         assert preflight.headers["Access-Control-Allow-Origin"] == "https://ui.example"
         assert "authorization" in preflight.headers["Access-Control-Allow-Headers"].lower()
     finally:

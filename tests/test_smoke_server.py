@@ -1,4 +1,5 @@
 """A real server process (python backend/app.py) and test_backend.py run against it."""
+
 from __future__ import annotations
 
 import os
@@ -25,12 +26,23 @@ def test_backend_script_passes_against_a_real_server(tmp_path):
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir",
-                               str(tmp_path / "data")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_up(url, server)
-        run = subprocess.run([sys.executable, "test_backend.py", "--url", url, "--job-timeout", "500"], cwd=ROOT,
-                             env=env, capture_output=True, text=True, timeout=560)
+        run = subprocess.run(
+            [sys.executable, "test_backend.py", "--url", url, "--job-timeout", "500"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=560,
+        )
         print(run.stdout)
         assert run.returncode == 0, run.stdout + run.stderr + (tmp_path / "server.log").read_text()[-3000:]
         assert "PASS connectivity" in run.stdout and " 0 failed" in run.stdout

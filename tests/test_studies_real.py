@@ -1,4 +1,5 @@
 """A 2x2 compression study end to end through a real server process, then a second study cancelled midway."""
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,15 @@ from backend.metrics.matlab import matlab_problems
 from tests.servers import free_port, stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {"model_name": "resnet18", "epochs": 1, "kd_epochs": 1, "finetune_epochs": 1, "max_samples": 200,
-        "pruning_steps": 1, "pretrained": False}
+TINY = {
+    "model_name": "resnet18",
+    "epochs": 1,
+    "kd_epochs": 1,
+    "finetune_epochs": 1,
+    "max_samples": 200,
+    "pruning_steps": 1,
+    "pretrained": False,
+}
 GRID = {"sparsity": [0.3, 0.6], "structural_ratio": [0.25, 0.5]}
 
 
@@ -29,8 +37,14 @@ def _pareto_by_hand(rows: list[dict], cost: str) -> list[bool]:
     """Written out again here, independently of the service: on the frontier unless another point dominates."""
     flags = []
     for r in rows:
-        better = [o for o in rows if o is not r and o["accuracy"] >= r["accuracy"] and o[cost] <= r[cost]
-                  and (o["accuracy"] > r["accuracy"] or o[cost] < r[cost])]
+        better = [
+            o
+            for o in rows
+            if o is not r
+            and o["accuracy"] >= r["accuracy"]
+            and o[cost] <= r[cost]
+            and (o["accuracy"] > r["accuracy"] or o[cost] < r[cost])
+        ]
         flags.append(not better)
     return flags
 
@@ -53,8 +67,13 @@ def server(tmp_path_factory):
     # two worker processes of one thread each: points run side by side, and the cache locks make them share
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "KD_TORCH_THREADS": "1", "KD_WORKERS": "2"}
     log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(tmp / "data")],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(tmp / "data")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_for(f"{url}/test", proc, 90)
         yield {"url": url, "data": tmp / "data"}
@@ -96,8 +115,12 @@ def test_every_point_measured_and_pareto_flags_by_hand(study):
     assert detail["state"] == "succeeded", detail
     rows = detail["rows"]
     assert [r["job_id"] for r in rows] == study["job_ids"]
-    assert sorted((r["structural_ratio"], r["sparsity"]) for r in rows) == [(0.25, 0.3), (0.25, 0.6), (0.5, 0.3),
-                                                                           (0.5, 0.6)]
+    assert sorted((r["structural_ratio"], r["sparsity"]) for r in rows) == [
+        (0.25, 0.3),
+        (0.25, 0.6),
+        (0.5, 0.3),
+        (0.5, 0.6),
+    ]
     for r in rows:
         assert 0 <= r["accuracy"] <= 1 and r["latency_batch_1_ms"] > 0 and r["latency_batch_32_ms"] > 0
         assert r["model_size_mb"] > 0 and r["parameters"] > 0 and r["flops_per_sample"] > 0
@@ -156,16 +179,25 @@ def test_matlab_csv_plots_bundle(study):
         png = requests.get(f"{url}/visualize?kind={kind}&study_id={sid}", timeout=30)
         assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
     bundle = zipfile.ZipFile(io.BytesIO(requests.get(f"{url}/download?study_id={sid}", timeout=30).content))
-    assert {"study.csv", "study.json", "matlab_study.json", "plots/pareto.png", "plots/study_sparsity.png",
-            "README.txt"} <= set(bundle.namelist())
+    assert {
+        "study.csv",
+        "study.json",
+        "matlab_study.json",
+        "plots/pareto.png",
+        "plots/study_sparsity.png",
+        "README.txt",
+    } <= set(bundle.namelist())
     assert json.loads(bundle.read("study.json"))["points_total"] == 4
 
 
 @pytest.mark.slow
 def test_cancel_a_study_midway(study):
     url = study["url"]
-    res = requests.post(f"{url}/studies", json={**TINY, "grid": {"sparsity": [0.2, 0.4, 0.5],
-                                                                  "structural_ratio": [0.25, 0.5]}}, timeout=30)
+    res = requests.post(
+        f"{url}/studies",
+        json={**TINY, "grid": {"sparsity": [0.2, 0.4, 0.5], "structural_ratio": [0.25, 0.5]}},
+        timeout=30,
+    )
     sid = res.json()["study_id"]
     _wait_study(url, sid, lambda d: d["points_done"] >= 1)
     assert requests.delete(f"{url}/studies/{sid}", timeout=10).status_code == 409  # points still run

@@ -1,4 +1,5 @@
 """Study pieces without training: Pareto flags by hand, grid validation, MATLAB/CSV shapes, the API's 4xx."""
+
 from __future__ import annotations
 
 import csv
@@ -23,31 +24,41 @@ def test_pareto_flags_by_hand():
 
 
 def test_with_pareto_uses_latency_and_dense_size():
-    rows = [{"accuracy": 0.9, "latency_batch_1_ms": 1.0, "model_size_mb": 9.0},
-            {"accuracy": 0.95, "latency_batch_1_ms": 2.0, "model_size_mb": 1.0}]
+    rows = [
+        {"accuracy": 0.9, "latency_batch_1_ms": 1.0, "model_size_mb": 9.0},
+        {"accuracy": 0.95, "latency_batch_1_ms": 2.0, "model_size_mb": 1.0},
+    ]
     flagged = with_pareto(rows)
     assert [r["pareto_latency"] for r in flagged] == [True, True]
     assert [r["pareto_size"] for r in flagged] == [False, True]
 
 
 def test_expand_grid_orders_points_by_shared_student():
-    axes, options, configs = expand_grid({"model_name": "ResNet-18", "max_samples": 100,
-                                          "grid": {"sparsity": [0.3, 0.5], "structural_ratio": [0.25, 0.5]}})
+    axes, options, configs = expand_grid(
+        {
+            "model_name": "ResNet-18",
+            "max_samples": 100,
+            "grid": {"sparsity": [0.3, 0.5], "structural_ratio": [0.25, 0.5]},
+        }
+    )
     assert axes == {"sparsity": [0.3, 0.5], "structural_ratio": [0.25, 0.5]} and options["max_samples"] == 100
     assert [(c.structural_ratio, c.sparsity) for c in configs] == [(0.25, 0.3), (0.25, 0.5), (0.5, 0.3), (0.5, 0.5)]
     assert all(c.model_name == "resnet18" for c in configs)
 
 
-@pytest.mark.parametrize("grid, field", [
-    ({"sparsity": [0.3]}, "grid.structural_ratio"),
-    ({"sparsity": [], "structural_ratio": [0.5]}, "grid.sparsity"),
-    ({"sparsity": [0.3, 0.3], "structural_ratio": [0.5]}, "grid.sparsity"),
-    ({"sparsity": [0.3, 1.5], "structural_ratio": [0.5]}, "grid.sparsity"),
-    ({"sparsity": [0.3], "structural_ratio": ["x"]}, "grid.structural_ratio"),
-    ({"sparsity": [0.3], "structural_ratio": [0.5], "epochs": [1]}, "grid.epochs"),
-    ({"sparsity": [0.1 * i for i in range(5)], "structural_ratio": [0.1 * i for i in range(5)]}, "grid"),
-    ("nope", "grid"),
-])
+@pytest.mark.parametrize(
+    "grid, field",
+    [
+        ({"sparsity": [0.3]}, "grid.structural_ratio"),
+        ({"sparsity": [], "structural_ratio": [0.5]}, "grid.sparsity"),
+        ({"sparsity": [0.3, 0.3], "structural_ratio": [0.5]}, "grid.sparsity"),
+        ({"sparsity": [0.3, 1.5], "structural_ratio": [0.5]}, "grid.sparsity"),
+        ({"sparsity": [0.3], "structural_ratio": ["x"]}, "grid.structural_ratio"),
+        ({"sparsity": [0.3], "structural_ratio": [0.5], "epochs": [1]}, "grid.epochs"),
+        ({"sparsity": [0.1 * i for i in range(5)], "structural_ratio": [0.1 * i for i in range(5)]}, "grid"),
+        ("nope", "grid"),
+    ],
+)
 def test_bad_grids_name_the_value(grid, field):
     with pytest.raises(ConfigError) as info:
         expand_grid({"model_name": "resnet18", "grid": grid})
@@ -56,7 +67,7 @@ def test_bad_grids_name_the_value(grid, field):
 
 def test_grid_axis_cannot_also_be_an_option():
     with pytest.raises(ConfigError) as info:
-        expand_grid({"model_name": "resnet18", "sparsity": 0.2, "grid": {"sparsity": [0.3], "structural_ratio": [.5]}})
+        expand_grid({"model_name": "resnet18", "sparsity": 0.2, "grid": {"sparsity": [0.3], "structural_ratio": [0.5]}})
     assert info.value.field == "sparsity"
 
 
@@ -71,11 +82,29 @@ def test_study_state():
 
 def _rows():
     base = {"temperature": 3.0, "alpha": 0.7, "f1_macro": 0.9, "model_size_mb": 2.0, "teacher_accuracy": 0.99}
-    rows = [{"index": 0, "job_id": "j0", "state": "succeeded", "sparsity": 0.3, "structural_ratio": 0.5,
-             "accuracy": 0.97, "latency_batch_1_ms": 1.5, **base},
-            {"index": 1, "job_id": "j1", "state": "succeeded", "sparsity": 0.6, "structural_ratio": 0.5,
-             "accuracy": 0.95, "latency_batch_1_ms": 1.2, **base},
-            {"index": 2, "job_id": "j2", "state": "cancelled", "sparsity": 0.3, "structural_ratio": 0.25}]
+    rows = [
+        {
+            "index": 0,
+            "job_id": "j0",
+            "state": "succeeded",
+            "sparsity": 0.3,
+            "structural_ratio": 0.5,
+            "accuracy": 0.97,
+            "latency_batch_1_ms": 1.5,
+            **base,
+        },
+        {
+            "index": 1,
+            "job_id": "j1",
+            "state": "succeeded",
+            "sparsity": 0.6,
+            "structural_ratio": 0.5,
+            "accuracy": 0.95,
+            "latency_batch_1_ms": 1.2,
+            **base,
+        },
+        {"index": 2, "job_id": "j2", "state": "cancelled", "sparsity": 0.3, "structural_ratio": 0.25},
+    ]
     return with_pareto(rows)
 
 
@@ -104,15 +133,20 @@ def idle_app(tmp_path):
 
 def test_api_validates_before_submitting(idle_app):
     http = idle_app.test_client()
-    res = http.post("/studies", json={"model_name": "resnet18", "grid": {"sparsity": [0.3, 2.0],
-                                                                          "structural_ratio": [0.5]}})
+    res = http.post(
+        "/studies", json={"model_name": "resnet18", "grid": {"sparsity": [0.3, 2.0], "structural_ratio": [0.5]}}
+    )
     assert res.status_code == 400 and res.get_json()["error"]["field"] == "grid.sparsity"
     assert "2.0" in res.get_json()["error"]["message"]
     big = {"sparsity": [0.05 * i for i in range(1, 6)], "structural_ratio": [0.1 * i for i in range(1, 6)]}
     res = http.post("/studies", json={"model_name": "resnet18", "grid": big})
     assert res.status_code == 400 and str(MAX_POINTS) in res.get_json()["error"]["message"]
-    assert http.post("/studies", json={"model_name": "nope", "grid": {"sparsity": [0.3], "structural_ratio": [0.5]}}
-                     ).status_code == 400
+    assert (
+        http.post(
+            "/studies", json={"model_name": "nope", "grid": {"sparsity": [0.3], "structural_ratio": [0.5]}}
+        ).status_code
+        == 400
+    )
     assert http.get("/jobs").get_json()["count"] == 0  # nothing submitted
     assert http.get("/studies/study_x").status_code == 404
     assert http.get("/matlab_metrics?study_id=study_x").status_code == 404
@@ -121,8 +155,14 @@ def test_api_validates_before_submitting(idle_app):
 
 def test_api_queues_cancels_and_deletes(idle_app):
     http = idle_app.test_client()
-    res = http.post("/studies", json={"model_name": "resnet18", "max_samples": 100,
-                                      "grid": {"sparsity": [0.3, 0.5], "structural_ratio": [0.5]}})
+    res = http.post(
+        "/studies",
+        json={
+            "model_name": "resnet18",
+            "max_samples": 100,
+            "grid": {"sparsity": [0.3, 0.5], "structural_ratio": [0.5]},
+        },
+    )
     assert res.status_code == 202
     study_id, job_ids = res.get_json()["study_id"], res.get_json()["job_ids"]
     assert {j["id"] for j in http.get("/jobs").get_json()["jobs"]} == set(job_ids)
@@ -146,8 +186,20 @@ def test_cli_study_arguments_and_files(tmp_path, capsys):
     from backend import cli
     from backend.study_cli import body_from_args, parse_args, write_study_files
 
-    args = parse_args(["--model", "resnet18", "--sparsity", "0.3,0.5,0.7", "--structural-ratio", "0.25,0.5",
-                       "--max-samples", "100", "--epochs", "1"])
+    args = parse_args(
+        [
+            "--model",
+            "resnet18",
+            "--sparsity",
+            "0.3,0.5,0.7",
+            "--structural-ratio",
+            "0.25,0.5",
+            "--max-samples",
+            "100",
+            "--epochs",
+            "1",
+        ]
+    )
     body = body_from_args(args)
     assert body["grid"] == {"sparsity": [0.3, 0.5, 0.7], "structural_ratio": [0.25, 0.5]}
     assert body["max_samples"] == 100 and body["epochs"] == 1 and "temperature" not in body
@@ -163,8 +215,15 @@ def test_cli_study_arguments_and_files(tmp_path, capsys):
 def test_benchmark_section_is_spliced_and_kept():
     from benchmarks.study import BEGIN, END, keep_section, render, splice
 
-    results = {"started_at": "now", "environment": {"cpu": "x", "torch_threads": 1}, "options": {}, "study_s": 30.0,
-               "separate_s": 100.0, "workers_s": {"1": 30.0, "2": 20.0}, "rows": _rows()}
+    results = {
+        "started_at": "now",
+        "environment": {"cpu": "x", "torch_threads": 1},
+        "options": {},
+        "study_s": 30.0,
+        "separate_s": 100.0,
+        "workers_s": {"1": 30.0, "2": 20.0},
+        "rows": _rows(),
+    }
     section = render(results)
     assert section.startswith(BEGIN) and section.rstrip().endswith(END)
     assert "**30%**" in section and "met" in section and "Two workers / one: 67%" in section
@@ -193,8 +252,12 @@ def test_a_study_is_admitted_only_if_all_its_points_fit(idle_app):
     big = {"model_name": "resnet18", "grid": {"sparsity": [0.3, 0.5], "structural_ratio": [0.25, 0.5]}}
     res = http.post("/studies", json=big)  # 2 + 4 > 5
     assert res.status_code == 429 and res.get_json()["error"]["code"] == "queue_full"
-    assert http.post("/studies", json={**big, "grid": {"sparsity": [0.3, 0.5, 0.7], "structural_ratio": [0.25]}}
-                     ).status_code == 202  # 2 + 3 fit
+    assert (
+        http.post(
+            "/studies", json={**big, "grid": {"sparsity": [0.3, 0.5, 0.7], "structural_ratio": [0.25]}}
+        ).status_code
+        == 202
+    )  # 2 + 3 fit
     assert http.get("/jobs").get_json()["count"] == 5
     bad = http.post("/studies", json={**small, "grid": {"sparsity": [7]}})  # a bad grid is a 400 before the cap
     assert bad.status_code == 400
@@ -204,8 +267,12 @@ def _fake_runner(config, callbacks, *, job_id, out_dir, cache_dir, upload_dir):
     """A scripted job: a report with the figures a study row reads; sparser is less accurate and faster."""
     from tests.fake_jobs import finished
 
-    perf = {"accuracy": 1.0 - config.sparsity / 10, "f1_macro": 0.9, "model_size_mb": 4.0,
-            "latency_ms": {"batch_1": {"median_ms": 1.0 - config.sparsity}}}
+    perf = {
+        "accuracy": 1.0 - config.sparsity / 10,
+        "f1_macro": 0.9,
+        "model_size_mb": 4.0,
+        "latency_ms": {"batch_1": {"median_ms": 1.0 - config.sparsity}},
+    }
     return finished(out_dir, {"student_model_performance": perf, "metadata": {}})
 
 

@@ -1,4 +1,5 @@
 """The T5 student: deep encoder, shallow decoder, that generates and survives save/reload unchanged."""
+
 from __future__ import annotations
 
 import torch
@@ -9,9 +10,20 @@ from backend.models.zoo.t5_small import make_student as shrink_t5
 
 def test_shallow_decoder_student_generates_and_reloads_identically(tmp_path, one_torch_thread):
     torch.manual_seed(0)
-    config = T5Config(vocab_size=40, d_model=32, d_kv=8, d_ff=64, num_layers=4, num_decoder_layers=4, num_heads=2,
-                      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, feed_forward_proj="relu",
-                      dropout_rate=0.0)
+    config = T5Config(
+        vocab_size=40,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=4,
+        num_decoder_layers=4,
+        num_heads=2,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+        feed_forward_proj="relu",
+        dropout_rate=0.0,
+    )
     teacher = T5ForConditionalGeneration(config).eval()
     student, summary = shrink_t5(teacher, 0.5, decoder_layers=1)
     assert summary["details"]["encoder_blocks_kept"] == [0, 3] and summary["details"]["decoder_blocks_kept"] == [3]

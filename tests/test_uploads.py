@@ -1,4 +1,5 @@
 """POST /upload and backend.data.uploads: good files are described, hostile ones refused leaving nothing behind."""
+
 from __future__ import annotations
 
 import io
@@ -16,12 +17,11 @@ from PIL import Image
 from backend.app import create_app
 from backend.data import uploads
 
-
 # ---------------------------------------------------------------- file makers
 
 
 def csv_bytes(rows: list[tuple[str, str]], header: str = "text,label") -> bytes:
-    return (header + "\n" + "\n".join(f"{t},{l}" for t, l in rows) + "\n").encode()
+    return (header + "\n" + "\n".join(f"{text},{label}" for text, label in rows) + "\n").encode()
 
 
 def png_bytes(color: tuple[int, int, int], size: int = 8) -> bytes:
@@ -39,16 +39,19 @@ def zip_bytes(entries: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLA
 
 
 def image_zip(prefix: str = "") -> bytes:
-    return zip_bytes({f"{prefix}cat/{i}.png": png_bytes((200, 10, 10)) for i in range(3)}
-                     | {f"{prefix}dog/{i}.png": png_bytes((10, 10, 200)) for i in range(2)})
+    return zip_bytes(
+        {f"{prefix}cat/{i}.png": png_bytes((200, 10, 10)) for i in range(3)}
+        | {f"{prefix}dog/{i}.png": png_bytes((10, 10, 200)) for i in range(2)}
+    )
 
 
 def model_zip(extra: dict[str, bytes] | None = None, prefix: str = "tiny/") -> bytes:
     from safetensors.torch import save
 
     config = {"architectures": ["DistilBertForSequenceClassification"], "model_type": "distilbert"}
-    weights = save({"distilbert.embeddings.word_embeddings.weight": torch.zeros(10, 4),
-                    "classifier.weight": torch.zeros(2, 4)})
+    weights = save(
+        {"distilbert.embeddings.word_embeddings.weight": torch.zeros(10, 4), "classifier.weight": torch.zeros(2, 4)}
+    )
     entries = {f"{prefix}config.json": json.dumps(config).encode(), f"{prefix}model.safetensors": weights}
     return zip_bytes(entries | (extra or {}))
 
@@ -66,8 +69,16 @@ def tree(root: Path) -> set[str]:
 
 @pytest.fixture()
 def up_app(tmp_path):
-    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "START_WORKERS": False,
-                      "MAX_UPLOAD_MB": 2, "MAX_ZIP_ENTRIES": 50, "MAX_UNCOMPRESSED_MB": 3})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(tmp_path / "data"),
+            "START_WORKERS": False,
+            "MAX_UPLOAD_MB": 2,
+            "MAX_ZIP_ENTRIES": 50,
+            "MAX_UNCOMPRESSED_MB": 3,
+        }
+    )
     yield app
     app.extensions["jobs"].shutdown()
 
@@ -183,29 +194,48 @@ def _encrypted_flag_zip() -> bytes:
 
 
 HOSTILE = {
-    "absolute path": ("evil.zip", lambda: zip_bytes({"/tmp/evil.png": png_bytes((1, 1, 1)),
-                                                    "dog/a.png": png_bytes((1, 1, 1))}), "absolute"),
+    "absolute path": (
+        "evil.zip",
+        lambda: zip_bytes({"/tmp/evil.png": png_bytes((1, 1, 1)), "dog/a.png": png_bytes((1, 1, 1))}),
+        "absolute",
+    ),
     "windows drive": ("evil.zip", lambda: zip_bytes({"C:/evil.png": b"x", "dog/a.png": b"y"}), "absolute"),
-    "dot dot": ("evil.zip", lambda: zip_bytes({"cat/../../evil.png": png_bytes((1, 1, 1)),
-                                              "dog/a.png": png_bytes((1, 1, 1))}), ".."),
+    "dot dot": (
+        "evil.zip",
+        lambda: zip_bytes({"cat/../../evil.png": png_bytes((1, 1, 1)), "dog/a.png": png_bytes((1, 1, 1))}),
+        "..",
+    ),
     "backslash dot dot": ("evil.zip", lambda: zip_bytes({"cat\\..\\..\\evil.png": b"x", "dog/a.png": b"y"}), ".."),
     "symlink": ("evil.zip", _stored_symlink_zip, "symbolic link"),
     "encrypted": ("evil.zip", _encrypted_flag_zip, "encrypted"),
     "too many entries": ("many.zip", lambda: zip_bytes({f"c{i % 2}/{i}.png": b"x" for i in range(60)}), "entries"),
     "ratio bomb": ("bomb.zip", lambda: zip_bytes({"cat/a.png": bytes(2_500_000), "dog/b.png": b"x"}), "ratio"),
-    "too many bytes": ("big.zip", lambda: zip_bytes({f"c{i}/a.png": _low_entropy(800_000) for i in range(5)}),
-                       "unpacks"),
+    "too many bytes": (
+        "big.zip",
+        lambda: zip_bytes({f"c{i}/a.png": _low_entropy(800_000) for i in range(5)}),
+        "unpacks",
+    ),
     "python in model zip": ("model.zip", lambda: model_zip({"tiny/modeling_evil.py": b"import os"}), "code"),
-    "custom code config": ("model.zip", lambda: zip_bytes({
-        "config.json": json.dumps({"auto_map": {"AutoModel": "evil.Model"}}).encode(),
-        "model.safetensors": b"x"}), "custom code"),
+    "custom code config": (
+        "model.zip",
+        lambda: zip_bytes(
+            {"config.json": json.dumps({"auto_map": {"AutoModel": "evil.Model"}}).encode(), "model.safetensors": b"x"}
+        ),
+        "custom code",
+    ),
     "model zip without weights": ("model.zip", lambda: zip_bytes({"config.json": b"{}"}), "no weights"),
     "not a zip": ("fake.zip", lambda: b"PK but not really a zip", "ZIP"),
     "one class": ("one.zip", lambda: zip_bytes({"cat/a.png": png_bytes((1, 1, 1))}), "one class"),
-    "images outside class folders": ("flat.zip", lambda: zip_bytes({"a.png": png_bytes((1, 1, 1)),
-                                                                    "b.png": png_bytes((1, 1, 1))}), "class folder"),
-    "unreadable image": ("bad.zip", lambda: zip_bytes({"cat/a.png": png_bytes((1, 1, 1)),
-                                                       "dog/broken.png": b"not an image"}), "dog/broken.png"),
+    "images outside class folders": (
+        "flat.zip",
+        lambda: zip_bytes({"a.png": png_bytes((1, 1, 1)), "b.png": png_bytes((1, 1, 1))}),
+        "class folder",
+    ),
+    "unreadable image": (
+        "bad.zip",
+        lambda: zip_bytes({"cat/a.png": png_bytes((1, 1, 1)), "dog/broken.png": b"not an image"}),
+        "dog/broken.png",
+    ),
     "csv missing column": ("x.csv", lambda: csv_bytes([("a", "b")], header="sentence,label"), "'text'"),
     "csv one class": ("x.csv", lambda: csv_bytes([("a", "pos"), ("b", "pos")]), "one class"),
     "csv not utf8": ("x.csv", lambda: "text,label\ncafé,a\nb,c\n".encode("latin-1"), "UTF-8"),
@@ -213,8 +243,11 @@ HOSTILE = {
     "pickled module": ("m.pt", lambda: _torch_save(torch.nn.Linear(2, 2)), "weights_only"),
     "pickle that runs code": ("evil.pt", lambda: _evil_pickle(), "weights_only"),
     "corrupt safetensors": ("x.safetensors", lambda: b"\x08\x00\x00\x00\x00\x00\x00\x00{bad json", "safetensors"),
-    "npz with pickled objects": ("x.npz", lambda: npz_bytes(x=np.array([object()] * 4, dtype=object),
-                                                            y=np.array([0, 1, 0, 1])), "pickle"),
+    "npz with pickled objects": (
+        "x.npz",
+        lambda: npz_bytes(x=np.array([object()] * 4, dtype=object), y=np.array([0, 1, 0, 1])),
+        "pickle",
+    ),
     "npz missing labels": ("x.npz", lambda: npz_bytes(x=np.zeros((4, 8, 8))), "'y'"),
     "npz one class": ("x.npz", lambda: npz_bytes(x=np.zeros((4, 8, 8)), y=np.zeros(4, dtype=int)), "one class"),
     "empty file": ("x.csv", lambda: b"", "empty"),
@@ -268,8 +301,12 @@ def test_wrong_type_missing_field_and_client_path(post, up_app, tmp_path):
     client = up_app.test_client()
     res = post("script.py", b"print(1)")
     assert res.status_code == 415 and ".csv" in res.get_json()["error"]["message"]
-    assert client.post("/upload", data={"other": (io.BytesIO(b"x"), "a.csv")},
-                       content_type="multipart/form-data").status_code == 400
+    assert (
+        client.post(
+            "/upload", data={"other": (io.BytesIO(b"x"), "a.csv")}, content_type="multipart/form-data"
+        ).status_code
+        == 400
+    )
     assert client.post("/upload", json={"file": "x"}).status_code == 415
     res = post("../../escape.csv", csv_bytes([("a", "x"), ("b", "y")]))
     assert res.status_code == 201

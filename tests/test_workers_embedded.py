@@ -4,6 +4,7 @@ SIGKILL of the local worker mid-job -> the job is failed with the reason, the AP
 worker runs the next job; a second server on the same data dir refuses to start; SIGTERM mid-job cancels the
 running job ("server shutdown"), keeps the queued one and exits within 10 s.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,15 @@ from tests.servers import free_port, stop, until, wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {"model_name": "resnet18", "epochs": 1, "kd_epochs": 1, "finetune_epochs": 1, "max_samples": 200,
-        "pruning_steps": 1, "pretrained": False}
+TINY = {
+    "model_name": "resnet18",
+    "epochs": 1,
+    "kd_epochs": 1,
+    "finetune_epochs": 1,
+    "max_samples": 200,
+    "pruning_steps": 1,
+    "pretrained": False,
+}
 LONG = {**TINY, "epochs": 200, "seed": 7}  # a teacher phase long enough to act on
 
 
@@ -31,8 +39,13 @@ def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "KD_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     # Output to a file, not a pipe: an undrained pipe fills up and blocks the server's logging.
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "backend/app.py", "--port", str(port), "--data-dir",
-                                 str(data_dir)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data_dir)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def job(base: str, job_id: str) -> dict:
@@ -69,8 +82,13 @@ def test_killed_worker_fails_its_job_and_the_next_job_runs(server):
 
 def test_locked_data_dir_and_sigterm_mid_job(server):
     base, proc, data_dir = server["base"], server["proc"], server["data_dir"]
-    second = subprocess.run([sys.executable, "backend/app.py", "--port", str(free_port()), "--data-dir",
-                             str(data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(
+        [sys.executable, "backend/app.py", "--port", str(free_port()), "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert second.returncode != 0
     assert str(data_dir.resolve()) in second.stderr and f"PID {proc.pid}" in second.stderr
     assert requests.get(f"{base}/test", timeout=10).status_code == 200  # the first one is untouched
@@ -97,9 +115,28 @@ def test_gunicorn_serves_rest_and_websocket_and_stops(tmp_path):
     port = free_port()
     env = {**os.environ, "KD_DATA_DIR": str(tmp_path / "data")}
     with open(tmp_path / "gunicorn.log", "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "20", "--timeout", "120",
-                                 "--graceful-timeout", "10", "-b", f"127.0.0.1:{port}", "backend.wsgi:app"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-w",
+                "1",
+                "--threads",
+                "20",
+                "--timeout",
+                "120",
+                "--graceful-timeout",
+                "10",
+                "-b",
+                f"127.0.0.1:{port}",
+                "backend.wsgi:app",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/test", proc, timeout=300)

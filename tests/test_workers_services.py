@@ -5,6 +5,7 @@ the API and the teacher trained once; cancel of a queued and of a running job; S
 (its job marked by the heartbeat reaper); the API restarted mid-job (the job completes and is served); Redis
 restarted (every finished result still served byte for byte, and the next job runs).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS = shutil.which("redis-server")
-TINY = {"model_name": "resnet18", "epochs": 1, "kd_epochs": 1, "finetune_epochs": 1, "max_samples": 200,
-        "pruning_steps": 1, "pretrained": False}
+TINY = {
+    "model_name": "resnet18",
+    "epochs": 1,
+    "kd_epochs": 1,
+    "finetune_epochs": 1,
+    "max_samples": 200,
+    "pruning_steps": 1,
+    "pretrained": False,
+}
 LONG = {**TINY, "epochs": 200}
 
 
@@ -45,29 +53,44 @@ class Cluster:
         self.base = ""
 
     def spawn(self, *args: str) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.procs.append(proc)
         return proc
 
     def start_redis(self) -> None:
         import redis
 
-        proc = subprocess.Popen([REDIS, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [REDIS, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.procs.append(proc)
         self.redis = proc
         until(lambda: _ping(redis.Redis(port=self.redis_port)), 20, "redis answers")
 
     def start_api(self) -> None:
         port = free_port()
-        self.api = self.spawn("backend/app.py", "--port", str(port), "--data-dir", str(self.data_dir),
-                              "--broker", self.broker)
+        self.api = self.spawn(
+            "backend/app.py", "--port", str(port), "--data-dir", str(self.data_dir), "--broker", self.broker
+        )
         self.base = f"http://127.0.0.1:{port}"
 
     def start_worker(self, name: str) -> None:
-        self.workers[name] = self.spawn("-m", "backend.worker", "--broker", self.broker, "--data-dir",
-                                        str(self.data_dir), "--name", name, "--loglevel", "WARNING")
+        self.workers[name] = self.spawn(
+            "-m",
+            "backend.worker",
+            "--broker",
+            self.broker,
+            "--data-dir",
+            str(self.data_dir),
+            "--name",
+            name,
+            "--loglevel",
+            "WARNING",
+        )
 
     def job(self, job_id: str) -> dict:
         return requests.get(f"{self.base}/jobs/{job_id}", timeout=30).json()
@@ -78,8 +101,11 @@ class Cluster:
         return res.json()["job_id"]
 
     def finished(self, job_id: str, timeout: float) -> dict:
-        return until(lambda: (j := self.job(job_id))["state"] in ("succeeded", "failed", "cancelled") and j,
-                     timeout, f"{job_id} finishes")
+        return until(
+            lambda: (j := self.job(job_id))["state"] in ("succeeded", "failed", "cancelled") and j,
+            timeout,
+            f"{job_id} finishes",
+        )
 
     def close(self) -> None:
         for proc in reversed(self.procs):
@@ -149,8 +175,10 @@ def test_three_jobs_spread_over_two_workers_with_events(cluster):
         for job_id in ids:
             assert listener.of(job_id, "training_progress"), job_id
             assert listener.of(job_id, "training_status")[-1]["phase"] == "done"
-        sources = [requests.get(f"{cluster.base}/evaluate?job_id={i}", timeout=30).json()["metadata"]
-                   ["teacher_source"]["kind"] for i in ids]
+        sources = [
+            requests.get(f"{cluster.base}/evaluate?job_id={i}", timeout=30).json()["metadata"]["teacher_source"]["kind"]
+            for i in ids
+        ]
         assert sorted(sources).count("trained") == 1 and sources.count("cache") == 2  # trained once
         res = requests.get(f"{cluster.base}/download?job_id={ids[-1]}", timeout=30)
         assert res.status_code == 200 and res.content[:2] == b"PK"

@@ -26,43 +26,55 @@ def main() -> None:
         action="store_true",
         help="keep the saved figures of what is not re-measured now (each row names its run)",
     )
+    parser.add_argument("--render-only", action="store_true", help="rewrite BENCHMARKS.md from the saved results")
     args = parser.parse_args()
     started = time.perf_counter()
     raw = ROOT / "benchmarks" / "results.json"
+    if args.render_only:
+        write_markdown(json.loads(raw.read_text()))
+        return
     old = json.loads(raw.read_text()) if args.merge and raw.exists() else {}
     results: dict = {
         "environment": environment_info(),
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "load_average_at_start": os.getloadavg()[0],
     }
-    tag = lambda item, when: {**item, "run_started_at": item.get("run_started_at", when)}  # noqa: E731
+    machine = (old.get("environment") or {}).get("cpu_model")
+
+    def tag(item: dict, when: str, cpu: str | None = None) -> dict:
+        """A figure labelled with the run (and machine) that measured it."""
+        return {**item, "run_started_at": item.get("run_started_at", when), "run_machine": item.get("run_machine", cpu)}
+
     sections = [("compression: cold and cached teacher", "compression", lambda: compression.run(args.models))]
     if not args.skip_loop:
         sections.insert(0, ("training loop: framework vs bare PyTorch", "training_loop", training_loop.run))
     elif old.get("training_loop"):
-        results["training_loop"] = tag(old["training_loop"], old["started_at"])
+        results["training_loop"] = tag(old["training_loop"], old["started_at"], machine)
     if not args.skip_server:
         sections.append(("server responsiveness", "server", server.run))
     elif old.get("server"):
-        results["server"] = tag(old["server"], old["started_at"])
+        results["server"] = tag(old["server"], old["started_at"], machine)
     for title, key, run in sections:
         print(title, flush=True)
         results[key] = run()
         raw.write_text(json.dumps(results, indent=2, default=str))  # a later failure keeps what was measured
     if old:
         new_models = {r["model"] for r in results["compression"]}
-        kept = [tag(r, old["started_at"]) for r in old.get("compression", []) if r["model"] not in new_models]
-        results["compression"] = kept + [tag(r, results["started_at"]) for r in results["compression"]]
+        kept = [tag(r, old["started_at"], machine) for r in old.get("compression", []) if r["model"] not in new_models]
+        results["compression"] = kept + [
+            tag(r, results["started_at"], results["environment"].get("cpu_model")) for r in results["compression"]
+        ]
     results["total_s"] = time.perf_counter() - started
     raw.write_text(json.dumps(results, indent=2, default=str))
-    md = ROOT / "BENCHMARKS.md"
-    old = md.read_text(encoding="utf-8") if md.exists() else ""
-    md.write_text(keep_other_sections(old, render(results)), encoding="utf-8")
+    write_markdown(results)
     print(f"wrote BENCHMARKS.md and benchmarks/results.json in {results['total_s']:.0f} s")
 
 
-if __name__ == "__main__":
-    main()
+def write_markdown(results: dict) -> None:
+    """BENCHMARKS.md from `results`, the sections other benchmark scripts wrote kept."""
+    md = ROOT / "BENCHMARKS.md"
+    previous = md.read_text(encoding="utf-8") if md.exists() else ""
+    md.write_text(keep_other_sections(previous, render(results)), encoding="utf-8")
 
 
 def keep_other_sections(old: str, new: str) -> str:
@@ -79,3 +91,7 @@ def keep_other_sections(old: str, new: str) -> str:
         if found.group(1) not in text:
             text = text.rstrip("\n") + "\n\n" + found.group(0).rstrip("\n") + "\n"
     return text
+
+
+if __name__ == "__main__":
+    main()

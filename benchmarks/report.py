@@ -92,10 +92,14 @@ def _load(results: dict) -> str:
     return "" if load is None else f", load average {load:.1f} at its start"
 
 
+def _on(item: dict) -> str:
+    return f" on {item['run_machine']}" if item.get("run_machine") else ""
+
+
 def _earlier(results: dict) -> str:
     """Which figures come from an earlier run (`python -m benchmarks --merge` re-measures only some models)."""
     earlier = [
-        f"{r['model']} (run started {r['run_started_at']})"
+        f"{r['model']} (run started {r['run_started_at']}{_on(r)})"
         for r in results["compression"]
         if r.get("run_started_at", results["started_at"]) != results["started_at"]
     ]
@@ -103,7 +107,7 @@ def _earlier(results: dict) -> str:
     for key, title in (("training_loop", "training loop"), ("server", "server responsiveness")):
         when = (results.get(key) or {}).get("run_started_at")
         if when and when != results["started_at"]:
-            parts.append(f" The {title} figures come from the run started {when}.")
+            parts.append(f" The {title} figures come from the run started {when}{_on(results[key])}.")
     return "".join(parts)
 
 

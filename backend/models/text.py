@@ -38,6 +38,40 @@ def label_maps(class_names: list[str]) -> dict[str, Any]:
     )
 
 
+def build_sequence_classifier(
+    model_class: str,
+    config_class: str,
+    sizes: dict[str, Any],
+    *,
+    source: str,
+    preset: str,
+    class_names: list[str],
+    train_texts: list[str],
+    pretrained: bool,
+) -> tuple[Any, Any]:
+    """A transformers sequence classifier (classes named in `transformers`): pretrained from `source` with its
+    tokenizer, or new at `sizes` with a WordPiece tokenizer learnt from the training texts."""
+    import transformers
+    from transformers import AutoTokenizer
+
+    from backend.models.tokenizers import train_wordpiece
+
+    if pretrained:
+        tokenizer = from_pretrained(AutoTokenizer, source)
+        model_cls = getattr(transformers, model_class)
+        model = from_pretrained(model_cls, source, ignore_mismatched_sizes=True, **label_maps(class_names))
+        return model, tokenizer
+    tokenizer = train_wordpiece(train_texts)
+    config = getattr(transformers, config_class)(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=MAX_LENGTH[preset],
+        pad_token_id=tokenizer.pad_token_id,
+        **sizes,
+        **label_maps(class_names),
+    )
+    return getattr(transformers, model_class)(config), tokenizer
+
+
 def sizes_of(sizes: dict[str, dict]) -> Callable[[str], dict]:
     """A spec's `architecture`: the from-scratch sizes at a preset."""
     return lambda preset: dict(sizes[preset])

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.models.spec import ModelSpec
-from backend.models.text import from_pretrained, label_maps, pretrained_source, shrink_encoder, sizes_of
+from backend.models.text import build_sequence_classifier, pretrained_source, shrink_encoder, sizes_of
 
 SOURCE_ENV, SOURCE = "KD_PRETRAINED_BERT", "bert-base-uncased"
 SIZES = {
@@ -35,27 +35,16 @@ def build(
     **_: Any,
 ) -> tuple[Any, Any]:
     """BertForSequenceClassification: pretrained (bert-base-uncased) or new, with its tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from backend.models.text import MAX_LENGTH
-    from backend.models.tokenizers import train_wordpiece
-
-    if pretrained:
-        source = source or pretrained_source(SOURCE_ENV, SOURCE)
-        tokenizer = from_pretrained(AutoTokenizer, source)
-        model = from_pretrained(
-            BertForSequenceClassification, source, ignore_mismatched_sizes=True, **label_maps(class_names)
-        )
-        return model, tokenizer
-    tokenizer = train_wordpiece(train_texts)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=MAX_LENGTH[preset],
-        pad_token_id=tokenizer.pad_token_id,
-        **SIZES[preset],
-        **label_maps(class_names),
+    return build_sequence_classifier(
+        "BertForSequenceClassification",
+        "BertConfig",
+        SIZES[preset],
+        source=source or pretrained_source(SOURCE_ENV, SOURCE),
+        preset=preset,
+        class_names=class_names,
+        train_texts=train_texts,
+        pretrained=pretrained,
     )
-    return BertForSequenceClassification(config), tokenizer
 
 
 def make_student(teacher: Any, ratio: float, example_inputs: Any = None) -> tuple[Any, dict]:

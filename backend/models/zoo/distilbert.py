@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.models.spec import ModelSpec
-from backend.models.text import from_pretrained, label_maps, pretrained_source, shrink_encoder, sizes_of
+from backend.models.text import build_sequence_classifier, pretrained_source, shrink_encoder, sizes_of
 
 SOURCE_ENV, SOURCE = "KD_PRETRAINED_DISTILBERT", "distilbert-base-uncased"
 # quick: small enough to train in about a minute on 2 CPU cores; standard: the published size.
@@ -27,27 +27,16 @@ def build(
     **_: Any,
 ) -> tuple[Any, Any]:
     """DistilBertForSequenceClassification: pretrained (standard size) or new, with its tokenizer."""
-    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
-
-    from backend.models.text import MAX_LENGTH
-    from backend.models.tokenizers import train_wordpiece
-
-    if pretrained:
-        source = source or pretrained_source(SOURCE_ENV, SOURCE)
-        tokenizer = from_pretrained(AutoTokenizer, source)
-        model = from_pretrained(
-            DistilBertForSequenceClassification, source, ignore_mismatched_sizes=True, **label_maps(class_names)
-        )
-        return model, tokenizer
-    tokenizer = train_wordpiece(train_texts)
-    config = DistilBertConfig(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=MAX_LENGTH[preset],
-        pad_token_id=tokenizer.pad_token_id,
-        **SIZES[preset],
-        **label_maps(class_names),
+    return build_sequence_classifier(
+        "DistilBertForSequenceClassification",
+        "DistilBertConfig",
+        SIZES[preset],
+        source=source or pretrained_source(SOURCE_ENV, SOURCE),
+        preset=preset,
+        class_names=class_names,
+        train_texts=train_texts,
+        pretrained=pretrained,
     )
-    return DistilBertForSequenceClassification(config), tokenizer
 
 
 def make_student(teacher: Any, ratio: float, example_inputs: Any = None) -> tuple[Any, dict]:

@@ -163,9 +163,12 @@ def _onnx_readme(state: Any, onnx_dir: Path) -> tuple[str, str]:
 
 
 def _zip_bundle(out_dir: Path, members: list[str]) -> None:
-    """bundle.zip of the listed files and folders, written atomically."""
+    """bundle.zip of the listed files and folders, written atomically.
+
+    Deflate level 1: a ResNet-18 bundle (24 MB, mostly weights) takes 1.3 s instead of 2.5 s at the default level 6,
+    for 4% more bytes."""
     tmp = out_dir / "bundle.zip.tmp"
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for member in members:
             path = out_dir / member
             files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]

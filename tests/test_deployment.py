@@ -1,5 +1,5 @@
-"""The deployment runtime in a real job: ONNX Runtime accuracy and latency beside PyTorch's, the int8 stage, and
-the bundle's ONNX files running with onnxruntime alone."""
+"""The deployment runtime in a real job: ONNX Runtime accuracy and latency beside PyTorch's, the int8 stage, the
+bundle's ONNX files running with onnxruntime alone, and the exported T5 reproducing its reported accuracy."""
 
 from __future__ import annotations
 
@@ -65,7 +65,36 @@ def test_without_int8_the_third_column_is_null_with_a_reason():
 
 @pytest.fixture(scope="module")
 def t5_int8_job(tmp_path_factory, one_torch_thread):
+    """The module's one T5 job (with the int8 stage): its report, ONNX files and exported PyTorch model."""
     return tiny_job(tmp_path_factory.mktemp("dep"), "t5-small", quantize="dynamic_int8", job_id="job-dep")
+
+
+@pytest.mark.slow
+def test_t5_job_exports_a_model_that_reproduces_its_accuracy(t5_int8_job):
+    import torch
+    from transformers import AutoTokenizer, T5ForConditionalGeneration
+
+    from backend.data import datasets as ds
+
+    report = t5_int8_job.report
+    assert report["metadata"]["model"]["id"] == "t5-small"
+    folder = str(t5_int8_job.out_dir / "model")
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = T5ForConditionalGeneration.from_pretrained(folder).eval()
+    samples = report["metadata"]["config"]["max_samples"]
+    raw = ds.subsample(ds.load_synthetic_sentiment(0, ds.TEXT_SET_SIZE), samples, 0)
+    test_idx = ds.split_indices(raw.labels, 0).test
+    enc = tok(
+        [raw.texts[i] for i in test_idx],
+        padding="max_length",
+        truncation=True,
+        return_tensors="pt",
+        max_length=report["metadata"]["dataset"]["max_length_tokens"],
+    )
+    with torch.inference_mode():
+        words = tok.batch_decode(model.generate(**enc, max_new_tokens=4), skip_special_tokens=True)
+    correct = sum(w.strip() == raw.class_names[raw.labels[i]] for w, i in zip(words, test_idx, strict=True))
+    assert correct / len(test_idx) == pytest.approx(report["student_model_performance"]["accuracy"])
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """The embedded server as a real process: jobs in supervised worker processes, a locked data dir, clean stops.
 
 SIGKILL of the local worker mid-job -> the job is failed with the reason, the API stays healthy and a fresh
-worker runs the next job; a second server on the same data dir refuses to start; SIGTERM mid-job cancels the
+worker trains the next job (then cancels it on request); a second server on the same data dir refuses to start; SIGTERM mid-job cancels the
 running job ("server shutdown"), keeps the queued one and exits within 10 s.
 """
 
@@ -74,10 +74,13 @@ def test_killed_worker_fails_its_job_and_the_next_job_runs(server):
     failed = until(lambda: (j := job(base, doomed))["state"] == "failed" and j, 60, "the job is marked")
     assert failed["error_type"] == "worker_lost" and "SIGKILL" in failed["error"]
     assert requests.get(f"{base}/test", timeout=10).status_code == 200  # the API is unharmed
-    done = until(lambda: (j := job(base, after))["state"] in ("succeeded", "failed") and j, 900, "next job ends")
-    assert done["state"] == "succeeded", done["error"]
-    assert done["worker"]["pid"] != worker["pid"]  # a fresh worker process took it
-    assert requests.get(f"{base}/evaluate?job_id={after}", timeout=10).status_code == 200
+    # A fresh worker process takes the next job and trains it through to pruning (measuring a finished job is
+    # covered elsewhere); then it obeys a cancel like any worker.
+    pruning = until(lambda: (j := job(base, after))["phase"] in ("prune", "evaluate") and j, 300, "next job prunes")
+    assert pruning["state"] == "running" and pruning["worker"]["pid"] not in (worker["pid"], server["proc"].pid)
+    assert requests.post(f"{base}/cancel_training", json={"job_id": after}, timeout=10).status_code == 200
+    ended = until(lambda: (j := job(base, after))["state"] in ("cancelled", "succeeded", "failed") and j, 60, "ends")
+    assert ended["state"] == "cancelled", ended.get("error")
 
 
 def test_locked_data_dir_and_sigterm_mid_job(server):

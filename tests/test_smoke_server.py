@@ -12,7 +12,7 @@ import requests
 
 from tests.servers import free_port, wait_for
 
-pytestmark = pytest.mark.slow  # trains a job through a real server (about 60 s)
+pytestmark = pytest.mark.slow  # trains a job through a real server (about 60 s; DistilBERT, the cheapest)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ def test_backend_script_passes_against_a_real_server(tmp_path):
     try:
         _wait_up(url, server)
         run = subprocess.run(
-            [sys.executable, "test_backend.py", "--url", url, "--job-timeout", "500"],
+            [sys.executable, "test_backend.py", "--url", url, "--job-timeout", "500", "--model", "distilbert"],
             cwd=ROOT,
             env=env,
             capture_output=True,

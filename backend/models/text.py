@@ -72,6 +72,36 @@ def build_sequence_classifier(
     return getattr(transformers, model_class)(config), tokenizer
 
 
+def sequence_classifier_builder(
+    model_class: str, config_class: str, sizes: dict[str, dict], source_env: str, default_source: str
+) -> Callable[..., tuple[Any, Any]]:
+    """A spec's `build` for a transformers sequence classifier: pretrained from `default_source` (or the hub id or
+    folder in the environment variable `source_env`) with its tokenizer, or new at `sizes[preset]`."""
+
+    def build(
+        *,
+        preset: str,
+        class_names: list[str],
+        train_texts: list[str],
+        pretrained: bool,
+        source: str | None = None,
+        **_: Any,
+    ) -> tuple[Any, Any]:
+        return build_sequence_classifier(
+            model_class,
+            config_class,
+            sizes[preset],
+            source=source or pretrained_source(source_env, default_source),
+            preset=preset,
+            class_names=class_names,
+            train_texts=train_texts,
+            pretrained=pretrained,
+        )
+
+    build.__doc__ = f"{model_class}: pretrained ({default_source}) or new at the preset's sizes, with its tokenizer."
+    return build
+
+
 def sizes_of(sizes: dict[str, dict]) -> Callable[[str], dict]:
     """A spec's `architecture`: the from-scratch sizes at a preset."""
     return lambda preset: dict(sizes[preset])

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.models.spec import ModelSpec
-from backend.models.text import build_sequence_classifier, pretrained_source, shrink_encoder, sizes_of
+from backend.models.text import sequence_classifier_builder, shrink_encoder, sizes_of
 
 SOURCE_ENV, SOURCE = "KD_PRETRAINED_BERT", "bert-base-uncased"
 SIZES = {
@@ -24,27 +24,7 @@ SIZES = {
 }
 
 
-def build(
-    *,
-    preset: str,
-    class_names: list[str],
-    train_texts: list[str],
-    pretrained: bool,
-    seed: int = 0,
-    source: str | None = None,
-    **_: Any,
-) -> tuple[Any, Any]:
-    """BertForSequenceClassification: pretrained (bert-base-uncased) or new, with its tokenizer."""
-    return build_sequence_classifier(
-        "BertForSequenceClassification",
-        "BertConfig",
-        SIZES[preset],
-        source=source or pretrained_source(SOURCE_ENV, SOURCE),
-        preset=preset,
-        class_names=class_names,
-        train_texts=train_texts,
-        pretrained=pretrained,
-    )
+build = sequence_classifier_builder("BertForSequenceClassification", "BertConfig", SIZES, SOURCE_ENV, SOURCE)
 
 
 def make_student(teacher: Any, ratio: float, example_inputs: Any = None) -> tuple[Any, dict]:

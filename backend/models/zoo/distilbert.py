@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.models.spec import ModelSpec
-from backend.models.text import build_sequence_classifier, pretrained_source, shrink_encoder, sizes_of
+from backend.models.text import sequence_classifier_builder, shrink_encoder, sizes_of
 
 SOURCE_ENV, SOURCE = "KD_PRETRAINED_DISTILBERT", "distilbert-base-uncased"
 # quick: small enough to train in about a minute on 2 CPU cores; standard: the published size.
@@ -16,27 +16,9 @@ SIZES = {
 }
 
 
-def build(
-    *,
-    preset: str,
-    class_names: list[str],
-    train_texts: list[str],
-    pretrained: bool,
-    seed: int = 0,
-    source: str | None = None,
-    **_: Any,
-) -> tuple[Any, Any]:
-    """DistilBertForSequenceClassification: pretrained (standard size) or new, with its tokenizer."""
-    return build_sequence_classifier(
-        "DistilBertForSequenceClassification",
-        "DistilBertConfig",
-        SIZES[preset],
-        source=source or pretrained_source(SOURCE_ENV, SOURCE),
-        preset=preset,
-        class_names=class_names,
-        train_texts=train_texts,
-        pretrained=pretrained,
-    )
+build = sequence_classifier_builder(
+    "DistilBertForSequenceClassification", "DistilBertConfig", SIZES, SOURCE_ENV, SOURCE
+)
 
 
 def make_student(teacher: Any, ratio: float, example_inputs: Any = None) -> tuple[Any, dict]:

@@ -11,29 +11,11 @@ import zipfile
 import pytest
 
 from backend.app import create_app, socketio
+from tests.engine_helpers import REPORT_SECTIONS, SERVER_JOB
 
 pytestmark = pytest.mark.slow  # real jobs through a real server (about 40 s)
 
-# DistilBERT at the quick preset's from-scratch sizes: the service's handling is the same for every model, and it
-# is the cheapest whole job.
-TINY = {
-    "model_name": "distilbert",
-    "epochs": 1,
-    "kd_epochs": 1,
-    "finetune_epochs": 1,
-    "max_samples": 300,
-    "pruning_steps": 1,
-    "pretrained": False,
-}
-SECTIONS = (
-    "student_model_performance",
-    "teacher_vs_student_comparison",
-    "knowledge_distillation_analysis",
-    "pruning_analysis",
-    "efficiency_improvements",
-    "learning_outcomes",
-    "metadata",
-)
+TINY = {**SERVER_JOB, "max_samples": 300}
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +87,7 @@ def test_evaluate_default_and_by_id(done):
     latest = http.get("/evaluate")
     assert latest.status_code == 200
     report = latest.get_json()
-    assert all(section in report for section in SECTIONS)
+    assert all(section in report for section in REPORT_SECTIONS)
     assert report["metadata"]["job_id"] == job_id
     assert http.get(f"/evaluate?job_id={job_id}").get_json() == report
     assert http.get("/evaluate?model_name=distil-bert").get_json()["metadata"]["job_id"] == job_id  # an alias

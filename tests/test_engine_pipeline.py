@@ -14,20 +14,10 @@ from safetensors.torch import load_file
 
 from backend.data import datasets as ds
 from backend.kd.callbacks import Callbacks, JobCancelled
-from tests.engine_helpers import tiny_job
+from tests.engine_helpers import REPORT_SECTIONS, tiny_job
 
 # one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-SECTIONS = (
-    "student_model_performance",
-    "teacher_vs_student_comparison",
-    "knowledge_distillation_analysis",
-    "pruning_analysis",
-    "efficiency_improvements",
-    "learning_outcomes",
-    "metadata",
-)
 
 
 class Recorder(Callbacks):
@@ -63,7 +53,7 @@ def test_job_runs_every_phase_and_writes_the_report(resnet_job):
     assert [r["step"] for r in prune_rows] == [1, 2, 3]
     assert prune_rows[-1]["achieved_sparsity"] == pytest.approx(0.3, abs=1e-4)
     report = json.loads((result.out_dir / "report.json").read_text())
-    assert all(s in report for s in SECTIONS)
+    assert all(s in report for s in REPORT_SECTIONS)
     assert report["metadata"]["teacher_source"]["kind"] == "trained"
     config = report["metadata"]["config"]  # unset fields are null with the reason, resolved values beside them
     assert config["batch_size"] is None and config["resolved"]["batch_size"] == 64

@@ -18,20 +18,11 @@ import requests
 import socketio
 
 from backend.metrics.matlab import matlab_problems
+from tests.engine_helpers import SERVER_JOB
 from tests.servers import free_port, stop, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-# DistilBERT at the quick preset's from-scratch sizes: what is tested here is the same for every model, and it is the
-# cheapest whole job (about 19 s against ResNet-18's 28 s on one core, most of it measuring and writing outputs).
-TINY = {
-    "model_name": "distilbert",
-    "epochs": 1,
-    "kd_epochs": 1,
-    "finetune_epochs": 1,
-    "max_samples": 200,
-    "pruning_steps": 1,
-    "pretrained": False,
-}
+TINY = SERVER_JOB
 GRID = {"sparsity": [0.3, 0.6], "structural_ratio": [0.25, 0.5]}
 
 

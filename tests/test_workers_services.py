@@ -21,23 +21,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.engine_helpers import SERVER_JOB
 from tests.servers import free_port, stop, until, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS = shutil.which("redis-server")
-# DistilBERT at the quick preset's from-scratch sizes: what is tested here is the same for every model, and it is the
-# cheapest whole job (about 19 s against ResNet-18's 28 s on one core, most of it measuring and writing outputs).
-TINY = {
-    "model_name": "distilbert",
-    "epochs": 1,
-    "kd_epochs": 1,
-    "finetune_epochs": 1,
-    "max_samples": 200,
-    "pruning_steps": 1,
-    "pretrained": False,
-}
+TINY = SERVER_JOB
 LONG = {**TINY, "epochs": 200}
 
 

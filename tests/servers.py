@@ -1,12 +1,17 @@
-"""Real server processes for the tests that drive one from outside: a free port, waiting, stopping."""
+"""Real server processes for the tests that drive one from outside: starting, a free port, waiting, stopping."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import requests
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -14,6 +19,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_app(data_dir: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`python backend/app.py` on a free loopback port with its own data dir; the process and its base URL.
+
+    Output goes to the file `log`, not a pipe: an undrained pipe fills up and blocks the server's logging. `env`
+    is added to this process's environment."""
+    port = free_port()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data_dir), *args],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def wait_for(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.servers import free_port, stop, wait_for
+from tests.servers import ROOT, free_port, start_app, stop, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("KD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -58,23 +57,12 @@ def browser():
 def server(tmp_path_factory):
     """A real backend process on a free port with its own data directory; yields its base URL."""
     data = tmp_path_factory.mktemp("dashboard_server")
-    port = free_port()
-    log = open(data / "server.log", "w")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data / "data")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_app(data / "data", data / "server.log")
     try:
         wait_for(f"{url}/test", proc)
         yield url
     finally:
         stop(proc)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -372,25 +360,8 @@ def test_the_page_asks_once_for_the_token(browser, tmp_path):
     client = ROOT / "backend" / "static" / "vendor" / "socket.io" / "socket.io.min.js"
     if not client.is_file():
         pytest.skip("the Socket.IO client is not installed (npm ci)")
-    port, token = free_port(), "browser-token"
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "backend/app.py",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "d"),
-            "--api-token",
-            token,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    token = "browser-token"
+    proc, url = start_app(tmp_path / "d", tmp_path / "server.log", "--api-token", token)
     p = Page(browser, ignore=("status of 401",))  # the refusals before the token is given
     try:
         wait_for(f"{url}/", proc)  # the page shell needs no token
@@ -413,4 +384,3 @@ def test_the_page_asks_once_for_the_token(browser, tmp_path):
     finally:
         p.close()
         stop(proc)
-        log.close()

@@ -12,15 +12,13 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 import requests
 import socketio
 
-from tests.servers import free_port, stop
+from tests.servers import ROOT, free_port, start_app, stop
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hostile-test-token"
 QUEUE_CAP = 3
 
@@ -45,34 +43,20 @@ def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("hostile")
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KD_START_WORKERS": "0"}
-    log = open(data / "server.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "backend/app.py",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data / "d"),
-            "--api-token",
-            TOKEN,
-            "--max-queued-jobs",
-            str(QUEUE_CAP),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    proc, url = start_app(
+        data / "d",
+        data / "server.log",
+        "--api-token",
+        TOKEN,
+        "--max-queued-jobs",
+        str(QUEUE_CAP),
+        env={"KD_START_WORKERS": "0"},
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         _wait_up(url, proc)
         yield url
     finally:
         stop(proc)
-        log.close()
 
 
 @pytest.fixture()

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -18,9 +15,8 @@ import requests
 import torch
 from PIL import Image
 
-from tests.servers import free_port, stop, wait_for
+from tests.servers import start_app, stop, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 MAX_ENTRIES, MAX_TENSOR_MB = 50, 2
 
 
@@ -197,23 +193,14 @@ def _npz() -> bytes:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("hostile") / "data"
-    port = free_port()
     env = {
-        **os.environ,
         "KD_MAX_ZIP_ENTRIES": str(MAX_ENTRIES),
         "KD_MAX_TENSOR_MB": str(MAX_TENSOR_MB),
         "KD_START_WORKERS": "0",
         "KD_TORCH_THREADS": "1",
         "OMP_NUM_THREADS": "1",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_app(data, data.parent / "server.log", env=env)  # the log beside the data dir the tests list
     try:
         wait_for(f"{url}/test", proc)
         yield url, data

@@ -5,13 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
 import requests
@@ -19,9 +15,8 @@ import socketio
 
 from backend.metrics.matlab import matlab_problems
 from tests.engine_helpers import SERVER_JOB
-from tests.servers import free_port, stop, wait_for
+from tests.servers import free_port, start_app, stop, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = SERVER_JOB
 GRID = {"sparsity": [0.3, 0.6], "structural_ratio": [0.25, 0.5]}
 
@@ -58,21 +53,12 @@ def server(tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # two worker processes of one thread each: points run side by side, and the cache locks make them share
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KD_TORCH_THREADS": "1", "KD_WORKERS": "2"}
-    log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(tmp / "data")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc, url = start_app(tmp / "data", tmp / "server.log", env={"KD_TORCH_THREADS": "1", "KD_WORKERS": "2"})
     try:
         wait_for(f"{url}/test", proc, 90)
         yield {"url": url, "data": tmp / "data"}
     finally:
         stop(proc)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,40 +12,18 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from backend.jobs.store import JobStore
-from tests.servers import free_port, stop, until, wait_for
+from tests.engine_helpers import SERVER_JOB
+from tests.servers import ROOT, free_port, start_app, stop, until, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY = {
-    "model_name": "resnet18",
-    "epochs": 1,
-    "kd_epochs": 1,
-    "finetune_epochs": 1,
-    "max_samples": 200,
-    "pruning_steps": 1,
-    "pretrained": False,
-}
+TINY = {**SERVER_JOB, "model_name": "resnet18"}
 LONG = {**TINY, "epochs": 200, "seed": 7}  # a teacher phase long enough to act on
-
-
-def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "KD_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    # Output to a file, not a pipe: an undrained pipe fills up and blocks the server's logging.
-    with open(log, "w") as out:
-        return subprocess.Popen(
-            [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data_dir)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def job(base: str, job_id: str) -> dict:
@@ -54,9 +32,8 @@ def job(base: str, job_id: str) -> dict:
 
 @pytest.fixture()
 def server(tmp_path):
-    data_dir, port, log = tmp_path / "data", free_port(), tmp_path / "server.log"
-    proc = start_server(data_dir, port, log)
-    base = f"http://127.0.0.1:{port}"
+    data_dir, log = tmp_path / "data", tmp_path / "server.log"
+    proc, base = start_app(data_dir, log, env={"KD_TORCH_THREADS": "1"})
     wait_for(f"{base}/test", proc, timeout=300)
     yield {"proc": proc, "base": base, "data_dir": data_dir, "log": log}
     if proc.poll() is None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from backend import devices
+from backend import devices, kd, pruning
 from backend.data import datasets as ds
 from backend.data import public
 from backend.jobconfig import JobConfig
@@ -253,6 +253,7 @@ def _settings(state: JobState, epochs: int, lr: float | None = None) -> loop.Tra
         alpha=c.alpha,
         embedding_lr_scale=hp.get("embedding_lr_scale", 1.0),
         precision=state.precision,
+        kd_loss=c.kd_loss,
     )
 
 
@@ -492,6 +493,8 @@ def _student_key(state: JobState) -> str | None:
         "seed": c.seed,
         "version": 1,
     }
+    # only when not the seed's loss, so existing cached students keep their keys
+    parts.update({"kd_loss": c.kd_loss} if c.kd_loss != kd.DEFAULT_LOSS else {})
     return f"{c.model_name}-{teachers.cache_key(parts)}"
 
 
@@ -549,16 +552,18 @@ def _load_cached_student(state: JobState, path: Path) -> bool:
 
 
 def prune_progressively(state: JobState, cb: CallbackList) -> None:
-    """L1 unstructured pruning to the target in steps, KD fine-tuning and validation after each."""
+    """The job's pruning method (backend.pruning registry) to the target sparsity, fine-tuned and validated after
+    each of its steps."""
     from backend.metrics.compression import count_parameters
     from backend.metrics.efficiency import model_size
 
     config, student = state.config, state.student
+    method = pruning.get_method(config.pruning_method)
     steps: list[dict] = []
     lr = state.hp["kd_learning_rate"] / 3  # fine-tuning: gentler than distilling from the start
-    targets = progressive.schedule(config.sparsity, config.pruning_steps)
 
-    def after_step(step: int, achieved: float) -> None:
+    def after_step(done: pruning.PruningStep) -> None:
+        step = done.step
         seed_everything(config.seed + 10 + step)
         rows = loop.train(
             student,
@@ -576,8 +581,8 @@ def prune_progressively(state: JobState, cb: CallbackList) -> None:
         size = model_size(student)
         row = {
             "step": step,
-            "target_sparsity": targets[step - 1],
-            "achieved_sparsity": achieved,
+            "target_sparsity": done.target_sparsity,
+            "achieved_sparsity": done.achieved_sparsity,
             "val_accuracy": val["accuracy"],
             "val_loss": val["loss"],
             "nonzero_parameters": count_parameters(student)["nonzero"],
@@ -587,15 +592,15 @@ def prune_progressively(state: JobState, cb: CallbackList) -> None:
         steps.append(row)
         cb.on_metrics("prune", {"phase": "prune", **row})
 
+    info: dict = {}
     if config.sparsity > 0:
-        progressive.progressive_prune(
-            student, config.sparsity, config.pruning_steps, scope="global", after_step=after_step
-        )
+        seed_everything(config.seed + 10)  # a random criterion draws from here: same seed, same weights
+        info = method.run(student, config, after_step)
     student.eval()
     state.pruning = {
-        "method": "l1_unstructured",
-        "scope": "global",
-        "schedule": "cubic",
+        "method": method.name,
+        "description": method.description,
+        **info,
         "target_sparsity": config.sparsity,
         "steps": steps,
         "masks_removed": not progressive.has_masks(student),
@@ -764,6 +769,7 @@ def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -
         "pruning": state.pruning,
         "stages": state.stages,
         "teacher_logits": state.teacher_logits,
+        "kd_loss": {k: v for k, v in kd.get_loss(state.config.kd_loss).describe().items() if k != "options"},
         "kd_agreement": {
             "mean_kl": kl,
             "mean_kl_reason": None,

@@ -29,7 +29,9 @@ def test_progressive_pruning_reaches_target_and_leaves_no_masks(steps):
     torch.manual_seed(0)
     model = _cnn()
     seen = []
-    reached = progressive.progressive_prune(model, 0.3, steps, after_step=lambda s, sp: seen.append((s, sp)))
+    reached = progressive.progressive_prune(
+        model, 0.3, steps, after_step=lambda d: seen.append((d.step, d.achieved_sparsity))
+    )
     assert [s for s, _ in seen] == list(range(1, steps + 1))
     assert all(a < b for a, b in itertools.pairwise(reached))  # sparsity rises step by step
     assert not progressive.has_masks(model)

@@ -6,6 +6,20 @@ from typing import Any
 
 # A job's phases, in order: the pipeline runs them, the relay weights progress by them, the report times them.
 PHASES = ("data", "teacher", "student", "distill", "prune", "evaluate")
+# What each phase (and the statuses around them) means to a person: the dashboard and the CLI show these.
+PHASE_LABELS = {
+    "queued": "Waiting in the queue",
+    "starting": "Starting",
+    "data": "Loading the data",
+    "teacher": "Training the teacher",
+    "student": "Building the smaller student",
+    "distill": "Distilling the teacher into the student",
+    "prune": "Pruning and fine-tuning the student",
+    "evaluate": "Measuring teacher and student",
+    "done": "Done",
+    "cancelled": "Cancelled",
+    "failed": "Failed",
+}
 
 
 class JobCancelled(Exception):

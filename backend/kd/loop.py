@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from backend.data.datasets import TensorSet
+from backend.kd import DEFAULT_LOSS, get_loss
 from backend.kd.callbacks import CallbackList
 from backend.kd.loss import IGNORE_INDEX, distillation_loss
 
@@ -29,6 +30,7 @@ class TrainSettings:
     alpha: float = 0.7
     embedding_lr_scale: float = 1.0  # >1 for T5 from scratch: its embeddings start at std 1, made for Adafactor
     precision: str = "fp32"  # forward passes autocast by the adapter; fp16 also scales the loss (GradScaler)
+    kd_loss: str = DEFAULT_LOSS  # the distillation loss (backend.kd registry) when a teacher is given
 
 
 def train(
@@ -146,13 +148,14 @@ def with_teacher_logits(
 def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher, scaler=None) -> dict[str, float | None]:
     """One optimisation step; returns the loss terms as floats."""
     logits, targets = adapter.logits_and_targets(model, batch)
+    kd = get_loss(settings.kd_loss)
     teacher_logits = None
     if TEACHER_LOGITS in batch:
         teacher_logits = batch[TEACHER_LOGITS].reshape(logits.shape)
-    elif teacher is not None:
+    elif teacher is not None and kd.uses_teacher:
         with torch.no_grad():
             teacher_logits, _ = adapter.logits_and_targets(teacher, batch)
-    terms = distillation_loss(logits, teacher_logits, targets, temperature=settings.temperature, alpha=settings.alpha)
+    terms = kd.compute(logits, teacher_logits, targets, settings)
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
         terms["loss"].backward()

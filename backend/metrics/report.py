@@ -8,17 +8,10 @@ from typing import Any
 from .common import MB_NOTE, finite, ratio
 from .complexity import DENSE_FLOPS_NOTE
 from .jsonsafe import REASON_SUFFIX, ensure_reasons, sanitize_json, to_strict_json
+from .keys import EFFECTIVENESS_KEYS, LOSS_TERMS, SECTIONS
 from .matlab import pair_rows
 from .summary import summary_sentences
 
-SECTIONS = (
-    "student_model_performance",
-    "teacher_vs_student_comparison",
-    "knowledge_distillation_analysis",
-    "pruning_analysis",
-    "efficiency_improvements",
-    "learning_outcomes",
-)
 REPORT_VERSION = 1
 CONVENTIONS = {
     "fractions": "accuracy, precision, recall, f1 and sparsity are fractions in [0, 1]; a *_pct twin is percent",
@@ -35,16 +28,6 @@ STAGE_LABELS = {
     "student_pruned": "student after pruning",
     "final": "final student",
 }
-EFFECTIVENESS_KEYS = (
-    "accuracy",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "precision_weighted",
-    "recall_weighted",
-    "f1_weighted",
-)
-LOSS_TERMS = ("epoch", "step", "loss", "kd_loss", "ce_loss", "lr", "pruning_step")
 
 
 def _set(out: dict, key: str, value: Any, reason: str) -> None:
@@ -237,7 +220,9 @@ def _kd_analysis(ctx: dict) -> dict:
     out: dict[str, Any] = {}
     _set(out, "temperature", finite(config.get("temperature")), "temperature is not in the job config")
     _set(out, "alpha", finite(config.get("alpha")), "alpha is not in the job config")
-    out["loss_formula"] = "alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * CE(student, y)"
+    loss = ctx.get("kd_loss") or {}
+    _set(out, "loss", loss.get("name"), "the distillation loss is not named in this run's context")
+    _set(out, "loss_formula", loss.get("formula"), "the distillation loss is not named in this run's context")
     out["loss_history"] = {
         phase: _series(history.get(phase, []), phase) for phase in ("teacher", "distill", "finetune")
     }
@@ -279,7 +264,9 @@ def _pruning_analysis(ctx: dict) -> dict:
     out: dict[str, Any] = {
         "structural": _structural(ctx),
         "method": pruning.get("method"),
+        "method_description": pruning.get("description"),
         "scope": pruning.get("scope"),
+        "criterion": pruning.get("criterion"),
     }
     _set_fraction(out, "target_sparsity", pruning.get("target_sparsity"), "no pruning target in this run")
     out["achieved_sparsity"] = measured["global_sparsity"]

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from backend.metrics.common import prunable_layers
+from backend.pruning import PruningStep
 
 
 def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
@@ -26,22 +27,28 @@ def _pruned_count(module: nn.Module, name: str) -> int:
     return 0 if mask is None else int((mask == 0).sum())
 
 
-def prune_to(params: list[tuple[nn.Module, str]], target: float, scope: str = "global") -> None:
-    """Raise the L1 unstructured sparsity of `params` to `target`, as an exact count of weights.
+# How each criterion picks the weights to zero: torch.nn.utils.prune's own unstructured methods.
+CRITERIA = {"l1": prune.L1Unstructured, "random": prune.RandomUnstructured}
+
+
+def prune_to(params: list[tuple[nn.Module, str]], target: float, scope: str = "global", criterion: str = "l1") -> None:
+    """Raise the unstructured sparsity of `params` to `target` (by L1 magnitude, or at random), as an exact count.
 
     Counts, not fractions, are handed to torch's pruning: fractions are rounded at every step, and the
-    roundings would pile up over the steps.
+    roundings would pile up over the steps. Weights already pruned stay pruned (torch's PruningContainer
+    picks the new ones among the rest).
     """
+    method = CRITERIA[criterion]
     if scope == "global":
         total = sum(getattr(m, n).numel() for m, n in params)
         extra = round(target * total) - sum(_pruned_count(m, n) for m, n in params)
         if extra > 0:
-            prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=extra)
+            prune.global_unstructured(params, pruning_method=method, amount=extra)
         return
     for module, name in params:
         extra = round(target * getattr(module, name).numel()) - _pruned_count(module, name)
         if extra > 0:
-            prune.l1_unstructured(module, name, amount=extra)
+            method.apply(module, name, amount=extra)
 
 
 def achieved_sparsity(params: list[tuple[nn.Module, str]]) -> float:
@@ -68,16 +75,17 @@ def progressive_prune(
     steps: int,
     *,
     scope: str = "global",
-    after_step: Callable[[int, float], None] | None = None,
+    criterion: str = "l1",
+    after_step: Callable[[PruningStep], None] | None = None,
 ) -> list[float]:
-    """Prune to `target` in `steps` steps, calling `after_step(step, sparsity)` (fine-tune, validate) after each."""
+    """Prune to `target` in `steps` steps, calling `after_step(PruningStep)` (fine-tune, validate) after each."""
     params = prunable_weights(model)
     reached = []
     for step, goal in enumerate(schedule(target, steps), start=1):
-        prune_to(params, goal, scope)
+        prune_to(params, goal, scope, criterion)
         reached.append(achieved_sparsity(params))
         if after_step is not None:
-            after_step(step, reached[-1])
+            after_step(PruningStep(step=step, target_sparsity=goal, achieved_sparsity=reached[-1]))
     make_permanent(model)
     return reached
 

@@ -12,9 +12,8 @@ import uuid
 from pathlib import Path
 
 from backend.config import BACKEND_DIR
-from backend.jobconfig import ConfigError, JobConfig
+from backend.jobconfig import ConfigError, JobConfig, add_cli_arguments, model_help, options_from_args
 from backend.kd.callbacks import Callbacks
-from backend.models.registry import model_ids
 
 
 class ProgressBar(Callbacks):
@@ -50,38 +49,12 @@ class ProgressBar(Callbacks):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m backend.cli", description="Run one KD + pruning job.")
-    parser.add_argument("--model", required=True, help=", ".join(model_ids()) + " (or an alias)")
-    parser.add_argument("--dataset", help="digits, cifar10, synthetic_sentiment, or an upload_id")
-    parser.add_argument("--preset", default="quick", choices=["quick", "standard"])
-    parser.add_argument("--pretrained", default="auto", choices=["auto", "true", "false"])
-    for name, kind in (
-        ("epochs", int),
-        ("kd-epochs", int),
-        ("finetune-epochs", int),
-        ("temperature", float),
-        ("alpha", float),
-        ("sparsity", float),
-        ("pruning-steps", int),
-        ("structural-ratio", float),
-        ("seed", int),
-        ("batch-size", int),
-        ("learning-rate", float),
-        ("max-samples", int),
-    ):
-        parser.add_argument(f"--{name}", type=kind)
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N, mps")
-    parser.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "fp16"],
-        help="default: bf16 autocast on CUDA where supported, else fp32",
+    parser = argparse.ArgumentParser(
+        prog="python -m backend.cli",
+        description="Run one KD + pruning job. Every job option of POST /train is an argument here.",
+        epilog=f"models: {model_help()}. A study: python -m backend.cli study --help",
     )
-    parser.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="random resized crop + flip for vision training (default: on at standard, off at quick)",
-    )
+    add_cli_arguments(parser)
     parser.add_argument("--out", default="out", help="directory for the report and the model bundle")
     parser.add_argument("--cache-dir", default=str(BACKEND_DIR / "instance" / "cache"))
     parser.add_argument("--upload-dir", default=str(BACKEND_DIR / "uploads"))
@@ -106,33 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return study_main(argv[1:])
     args = parse_args(argv)
-    options = {
-        "model_name": args.model,
-        "dataset": args.dataset,
-        "preset": args.preset,
-        "pretrained": args.pretrained,
-        "device": args.device,
-        "precision": args.precision,
-        "augment": args.augment,
-    }
-    for key in (
-        "epochs",
-        "kd_epochs",
-        "finetune_epochs",
-        "temperature",
-        "alpha",
-        "sparsity",
-        "pruning_steps",
-        "structural_ratio",
-        "seed",
-        "batch_size",
-        "learning_rate",
-        "max_samples",
-    ):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
     try:
-        config = JobConfig.from_dict({k: v for k, v in options.items() if v is not None})
+        config = JobConfig.from_dict(options_from_args(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,17 +1,40 @@
-"""The configuration of one job: a dataclass validated once, at the boundary, and stored in the report."""
+"""The options of one job, each declared once, and `JobConfig`: their values, validated once at the boundary and
+stored in the report.
+
+Everything else is derived from the declarations below (and from the options each pruning method and
+distillation loss declares in its own module): validation here, `GET /models` (options, limits, defaults),
+the OpenAPI request schemas of `/train` and `/studies` (grid axes included), the arguments of both command
+lines (`add_cli_arguments`) and the dashboard's form, which it builds from `GET /models`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from backend import kd, pruning
+from backend.devices import PRECISIONS, DeviceError, check_device, check_precision, resolve_device
 from backend.echo import clip
-from backend.models.registry import PRESETS, UnknownModelError, get_model_spec
+from backend.models.registry import PRESETS, UnknownModelError, get_model_spec, model_ids
+from backend.options import ConfigError, Option, add_arguments, values_from_args
 
-# public ones (cifar10, cifar100, fashion_mnist, sst2, imdb, ag_news) are described in backend/data/public.py
+__all__ = [
+    "BUILTIN_DATASETS",
+    "DEFAULT_DATASET",
+    "QUANTIZE_OPTIONS",
+    "UPLOAD_PREFIX",
+    "ConfigError",
+    "JobConfig",
+    "Option",
+    "add_cli_arguments",
+    "job_options",
+    "limits",
+    "register_option",
+    "study_axes",
+]
+
+# The built-in and public datasets per model family (the public ones are described in backend/data/public.py).
 BUILTIN_DATASETS = {
     "vision": ("digits", "cifar10", "cifar100", "fashion_mnist"),
     "text": ("synthetic_sentiment", "sst2", "imdb", "ag_news"),
@@ -20,94 +43,181 @@ DEFAULT_DATASET = {"vision": "digits", "text": "synthetic_sentiment"}
 UPLOAD_PREFIX = "upl_"
 QUANTIZE_OPTIONS = ("none", "dynamic_int8")  # dynamic_int8: ONNX Runtime quantize_dynamic of the exported student
 
-# The range of every numeric option, as JSON Schema (GET /models and /openapi.json show these). The upper
-# limits bound the work one request can ask for: the presets use far less (epochs <= 12 on a 2-core CPU).
-LIMITS: dict[str, dict[str, Any]] = {
-    "epochs": {"type": "integer", "minimum": 0, "maximum": 200},
-    "kd_epochs": {"type": "integer", "minimum": 0, "maximum": 200},
-    "finetune_epochs": {"type": "integer", "minimum": 0, "maximum": 50},
-    "pruning_steps": {"type": "integer", "minimum": 1, "maximum": 20},
-    "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
-    "batch_size": {"type": "integer", "minimum": 1, "maximum": 4096},
-    "max_samples": {"type": "integer", "minimum": 20, "maximum": 1_000_000},
-    "latency_runs": {"type": "integer", "minimum": 30, "maximum": 1000},
-    "temperature": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-    "alpha": {"type": "number", "minimum": 0, "maximum": 1},
-    "sparsity": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-    "structural_ratio": {"type": "number", "minimum": 0, "maximum": 0.95},
-    "learning_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-    "max_grad_norm": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000},
-}
-OPTIONAL = frozenset(
-    {"epochs", "kd_epochs", "finetune_epochs", "batch_size", "max_samples", "structural_ratio", "learning_rate"}
-)  # None: the preset's default
+
+def _tri_state(value: Any) -> Any:
+    """true/false/"TRUE"/"Auto" -> "true"/"false"/"auto"; anything else is left for the choices check to refuse."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value.lower() if isinstance(value, str) else value
 
 
-class ConfigError(ValueError):
-    """A bad option; `field` names it and the message says what is allowed."""
+# The upper limits bound the work one request can ask for: the presets use far less (epochs <= 12 on 2 CPU cores).
+CORE_OPTIONS: tuple[Option, ...] = (
+    Option("model_name", "string", required=True, cli_flag="--model", group="model", label="Model",
+           help="a model id or alias (GET /models lists them)"),
+    Option("dataset", "string", nullable=True, group="model", label="Dataset",
+           help="a built-in or public dataset that fits the model's family, or an upload_id from POST /upload; "
+           "null: the family's built-in default"),
+    Option("preset", "string", default="quick", choices=PRESETS, group="model", label="Preset",
+           help="quick: reduced-size models, minutes on a CPU; standard: the published sizes"),
+    Option("pretrained", "string", default="auto", choices=("auto", "true", "false"), normalize=_tri_state,
+           group="teacher", label="Pretrained teacher",
+           help="start the teacher from pretrained weights: auto (when they can be had), true, or false"),
+    Option("teacher_upload_id", "string", nullable=True, pattern=f"^{UPLOAD_PREFIX}", group="teacher",
+           label="Uploaded teacher", help="an upload_id of a teacher checkpoint (POST /upload)"),
+    Option("epochs", "integer", minimum=0, maximum=200, preset_default=True, group="training",
+           label="Teacher epochs", help="teacher training epochs"),
+    Option("kd_epochs", "integer", minimum=0, maximum=200, preset_default=True, group="training",
+           label="KD epochs", help="distillation epochs of the structural student"),
+    Option("finetune_epochs", "integer", minimum=0, maximum=50, preset_default=True, group="training",
+           label="Fine-tune epochs / step", help="KD fine-tuning epochs after each pruning step"),
+    Option("sparsity", "number", default=0.3, minimum=0, exclusive_maximum=1, study_axis=True, group="pruning",
+           label="Sparsity", help="the fraction of the student's prunable weights the pruning method removes"),
+    Option("pruning_steps", "integer", default=3, minimum=1, maximum=20, group="pruning", label="Pruning steps",
+           help="steps to reach the sparsity (cubic schedule), fine-tuned after each"),
+    Option("structural_ratio", "number", minimum=0, maximum=0.95, preset_default=True, study_axis=True,
+           group="pruning", label="Structural ratio",
+           help="the fraction of channels / layers / FFN units the student loses; null: the model's default"),
+    Option("seed", "integer", default=0, minimum=0, maximum=2**31 - 1, group="training", label="Seed",
+           help="seeds the split, the initialisations and the batch order"),
+    Option("batch_size", "integer", minimum=1, maximum=4096, preset_default=True, group="training",
+           label="Batch size", help="training batch size"),
+    Option("learning_rate", "number", exclusive_minimum=0, maximum=1, preset_default=True, group="training",
+           label="Learning rate", help="peak learning rate of every phase (one-cycle); null: the preset's"),
+    Option("max_grad_norm", "number", default=1.0, exclusive_minimum=0, maximum=1_000_000, group="training",
+           label="Max grad norm", help="gradient clipping norm"),
+    Option("max_samples", "integer", minimum=20, maximum=1_000_000, nullable=True, group="model",
+           label="Max samples", help="cap on the dataset size, for quick checks; null: the whole dataset"),
+    Option("latency_runs", "integer", default=30, minimum=30, maximum=1000, group="measurement",
+           label="Latency runs", help="timed runs per model and batch size (after warm-up)"),
+    Option("augment", "boolean", nullable=True, group="training", label="Augment",
+           help="random resized crop + flip on vision training; null: on at the standard preset, off at quick"),
+    Option("device", "string", nullable=True, pattern="^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$", group="measurement",
+           label="Device", help="where the job runs: auto (CUDA when present, else CPU), cpu, cuda, cuda:N, mps; "
+           "null: the server's --device"),
+    Option("precision", "string", nullable=True, choices=PRECISIONS, group="measurement", label="Precision",
+           help="autocast of the forward passes; null: bf16 on CUDA where supported, else fp32"),
+    Option("quantize", "string", default="none", choices=QUANTIZE_OPTIONS, group="measurement", label="Quantize",
+           help="dynamic_int8: the exported student quantized by ONNX Runtime's quantize_dynamic and measured "
+           "(size, accuracy, latency) as a third column, student_int8"),
+)  # fmt: skip
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+_EXTRA: list[Option] = []  # options registered at run time (register_option)
 
 
-@dataclass
+def _method_options() -> tuple[Option, ...]:
+    """`pruning_method` and `kd_loss` (their choices are the registries) and the options each method declares."""
+    methods, losses = pruning.list_methods(), kd.list_losses()
+    chooser = (
+        Option("pruning_method", "string", default=pruning.DEFAULT_METHOD, choices=tuple(m.name for m in methods),
+               study_axis=True, group="pruning", label="Pruning method",
+               help="how the student is pruned after distillation (GET /models lists pruning_methods)"),
+        Option("kd_loss", "string", default=kd.DEFAULT_LOSS, choices=tuple(loss.name for loss in losses),
+               study_axis=True, group="distillation", label="Distillation loss",
+               help="the loss the student is distilled with (GET /models lists kd_losses)"),
+    )  # fmt: skip
+    declared = tuple(o for owner in (*losses, *methods) for o in owner.options)
+    return chooser + declared
+
+
+def job_options() -> tuple[Option, ...]:
+    """Every option of a job, in the order the report, /models and the CLIs show them."""
+    options = (*CORE_OPTIONS, *_method_options(), *_EXTRA)
+    names = [o.name for o in options]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"job option(s) declared twice: {twice}")
+    return options
+
+
+def option(name: str) -> Option:
+    """The declaration of one option."""
+    return next(o for o in job_options() if o.name == name)
+
+
+def study_axes() -> tuple[str, ...]:
+    """The options a study may sweep (its grid axes)."""
+    return tuple(o.name for o in job_options() if o.study_axis)
+
+
+def limits() -> dict[str, dict[str, Any]]:
+    """The range of every numeric option, as JSON Schema (GET /models shows these)."""
+    return {o.name: {"type": o.type, **o.bounds()} for o in job_options() if o.numeric}
+
+
+@contextmanager
+def register_option(extra: Option) -> Iterator[Option]:
+    """Add an option for the duration of the block (a plugin's, or a test's)."""
+    _EXTRA.append(extra)
+    try:
+        yield extra
+    finally:
+        _EXTRA.remove(extra)
+
+
+def add_cli_arguments(parser, *, sweep: Sequence[str] = ()) -> None:
+    """Every job option as a command-line argument (--kd-epochs for kd_epochs); `sweep` names take lists."""
+    add_arguments(parser, job_options(), sweep=sweep)
+
+
+def options_from_args(args) -> dict[str, Any]:
+    """The job options given on a command line parsed with add_cli_arguments."""
+    return values_from_args(args, job_options())
+
+
 class JobConfig:
-    """Every option of a job. None means: the preset's default for this model."""
+    """Every option of a job, as attributes (`config.sparsity`). None means: the preset's default for this model."""
 
-    model_name: str
-    dataset: str | None = None
-    preset: str = "quick"
-    pretrained: str = "auto"  # "auto" | "true" | "false"
-    teacher_upload_id: str | None = None
-    epochs: int | None = None  # teacher training epochs
-    kd_epochs: int | None = None  # KD epochs of the structural student
-    finetune_epochs: int | None = None  # KD epochs after each pruning step
-    temperature: float = 3.0
-    alpha: float = 0.7
-    sparsity: float = 0.3
-    pruning_steps: int = 3
-    structural_ratio: float | None = None
-    seed: int = 0
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    max_grad_norm: float = 1.0
-    max_samples: int | None = None  # cap on the dataset size, for quick checks
-    latency_runs: int = 30
-    augment: bool | None = None  # random resized crop + flip on vision training; None: on at standard, off at quick
-    device: str | None = None  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"; None: the server's default (auto)
-    precision: str | None = None  # "fp32" | "bf16" | "fp16"; None: bf16 on CUDA where supported, else fp32
-    quantize: str = "none"  # "none" | "dynamic_int8": an int8 student in ONNX Runtime, measured beside the others
+    def __init__(self, **values: Any) -> None:
+        options = job_options()
+        unknown = sorted(set(values) - {o.name for o in options})
+        if unknown:
+            raise TypeError(f"unknown job option(s) {unknown}")
+        for o in options:
+            object.__setattr__(self, o.name, values.get(o.name, list(o.default) if o.type == "array" else o.default))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in {o.name for o in job_options()}:
+            raise AttributeError(f"JobConfig has no option {name!r}")
+        object.__setattr__(self, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JobConfig) and other.to_dict() == self.to_dict()
+
+    def __repr__(self) -> str:
+        return f"JobConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobConfig:
         """Validate a JSON-like mapping; ConfigError names the first bad field."""
         if not isinstance(data, Mapping):
             raise ConfigError("body", "The request body must be a JSON object.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        known = [o.name for o in job_options()]
+        unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(clip(unknown[0]), f"Unknown option(s) {clip(unknown)}; valid options: {sorted(known)}.")
         if "model_name" not in data:
             raise ConfigError("model_name", "model_name is required.")
-        config = cls(**{k: v for k, v in data.items()})
+        config = cls(**dict(data))
         config.validate()
         return config
 
+    def replace(self, **changes: Any) -> JobConfig:
+        """A copy with some options changed (not validated again)."""
+        return JobConfig(**{**self.to_dict(), **changes})
+
     def validate(self) -> None:
-        """Check and normalise every field in place."""
+        """Check and normalise every option in place: its declaration first, then what depends on the model."""
         try:
             spec = get_model_spec(self.model_name)
         except UnknownModelError as exc:
             raise ConfigError("model_name", str(exc)) from None
-        self.model_name = spec.id
-        if self.preset not in PRESETS:
-            raise ConfigError("preset", f"preset must be one of {list(PRESETS)}, got {clip(self.preset)}.")
-        self.pretrained = _tri_state(self.pretrained)
+        object.__setattr__(self, "model_name", spec.id)
+        for o in job_options():
+            if o.name not in ("model_name", "device"):  # the device's check names the devices this machine has
+                object.__setattr__(self, o.name, o.check(getattr(self, o.name)))
         if self.dataset is None:
             self.dataset = DEFAULT_DATASET[spec.family]
-        if not isinstance(self.dataset, str):
-            raise ConfigError("dataset", "dataset must be a string.")
         if not self.dataset.startswith(UPLOAD_PREFIX) and self.dataset not in BUILTIN_DATASETS[spec.family]:
             raise ConfigError(
                 "dataset",
@@ -115,29 +225,14 @@ class JobConfig:
                 f"valid: {list(BUILTIN_DATASETS[spec.family])} or an upload_id of a "
                 f"{'CSV' if spec.family == 'text' else 'ZIP of class folders'}.",
             )
-        if self.teacher_upload_id is not None and not (
-            isinstance(self.teacher_upload_id, str) and self.teacher_upload_id.startswith(UPLOAD_PREFIX)
-        ):
+        if self.teacher_upload_id is not None and not self.teacher_upload_id.startswith(UPLOAD_PREFIX):
             raise ConfigError("teacher_upload_id", "teacher_upload_id must be an upload_id from POST /upload.")
-        for name, limit in LIMITS.items():
-            _check_number(self, name, limit, optional=name in OPTIONAL)
-        if self.quantize not in QUANTIZE_OPTIONS:
-            raise ConfigError(
-                "quantize", f"quantize must be one of {list(QUANTIZE_OPTIONS)}, got '{clip(self.quantize)}'."
-            )
-        self._check_augment(spec.family)
-        self._check_device()
-
-    def _check_augment(self, family: str) -> None:
-        if self.augment is not None and not isinstance(self.augment, bool):
-            raise ConfigError("augment", f"augment must be true or false, got {self.augment!r}.")
-        if self.augment and family != "vision":
+        if self.augment and spec.family != "vision":
             raise ConfigError("augment", "augment (random resized crop + flip) applies to vision models only.")
+        self._check_device()
 
     def _check_device(self) -> None:
         """The device exists on this machine and can run the precision (400 naming what exists otherwise)."""
-        from backend.devices import DeviceError, check_device, check_precision, resolve_device
-
         try:
             if self.device is not None:
                 self.device = check_device(self.device)
@@ -151,44 +246,13 @@ class JobConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, as stored in the report."""
-        return dataclasses.asdict(self)
+        return {o.name: getattr(self, o.name) for o in job_options()}
 
     @property
     def dataset_is_upload(self) -> bool:
         return bool(self.dataset and self.dataset.startswith(UPLOAD_PREFIX))
 
 
-def _tri_state(value: Any) -> str:
-    mapping = {True: "true", False: "false", "true": "true", "false": "false", "auto": "auto"}
-    key = value.lower() if isinstance(value, str) else value
-    if isinstance(key, (bool, str)) and key in mapping:
-        return mapping[key]
-    raise ConfigError("pretrained", f"pretrained must be 'auto', true or false, got {clip(value)}.")
-
-
-def _check_number(cfg: JobConfig, name: str, limit: Mapping[str, Any], *, optional: bool) -> None:
-    """A finite number in the option's range (LIMITS); an integral float is fine for an integer option."""
-    given = value = getattr(cfg, name)
-    if value is None and optional:
-        return
-    integer = limit["type"] == "integer"
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if number and integer and isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not number or (integer and not isinstance(value, int)) or not _in_range(value, limit):
-        what = "an integer" if integer else "a number"
-        raise ConfigError(name, f"{name} must be {what} in {describe_range(limit)}, got {clip(given)}.")
-    setattr(cfg, name, value if integer else float(value))
-
-
-def _in_range(value: float, limit: Mapping[str, Any]) -> bool:
-    low_ok = value > limit["exclusiveMinimum"] if "exclusiveMinimum" in limit else value >= limit["minimum"]
-    high_ok = value < limit["exclusiveMaximum"] if "exclusiveMaximum" in limit else value <= limit["maximum"]
-    return low_ok and high_ok
-
-
-def describe_range(limit: Mapping[str, Any]) -> str:
-    """'[0, 200]', '(0, 100]', '[0, 1)' from a LIMITS entry."""
-    lo = f"({limit['exclusiveMinimum']}" if "exclusiveMinimum" in limit else f"[{limit['minimum']}"
-    hi = f"{limit['exclusiveMaximum']})" if "exclusiveMaximum" in limit else f"{limit['maximum']}]"
-    return f"{lo}, {hi}"
+def model_help() -> str:
+    """What --model accepts."""
+    return ", ".join(model_ids()) + " (or an alias)"

@@ -12,83 +12,52 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import BACKEND_DIR
-from backend.jobconfig import ConfigError
-from backend.models.registry import model_ids
-
-AXES = ("sparsity", "structural-ratio", "temperature", "alpha")
-OPTIONS = (
-    ("epochs", int),
-    ("kd-epochs", int),
-    ("finetune-epochs", int),
-    ("pruning-steps", int),
-    ("seed", int),
-    ("batch-size", int),
-    ("learning-rate", float),
-    ("max-samples", int),
-    ("latency-runs", int),
-)
-
-
-def _values(text: str) -> list[float]:
-    """'0.3,0.5' -> [0.3, 0.5]."""
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+from backend.jobconfig import ConfigError, add_cli_arguments, model_help, options_from_args, study_axes
+from backend.jobs.studies import REQUIRED_AXES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    axes = study_axes()
     parser = argparse.ArgumentParser(
         prog="python -m backend.cli study",
-        description="Sweep a grid of sparsities and structural ratios (and optionally "
-        "temperatures / alphas); every point is a full measured job.",
+        description="Sweep a grid of job options (every point is a full measured job). The swept options take "
+        f"comma-separated values ({', '.join(axes)}; {' and '.join(REQUIRED_AXES)} are required); every other "
+        "option of POST /studies is an argument too.",
+        epilog=f"models: {model_help()}",
     )
-    parser.add_argument("--model", required=True, help=", ".join(model_ids()) + " (or an alias)")
-    parser.add_argument("--dataset", help="digits, cifar10, synthetic_sentiment, or an upload_id")
-    parser.add_argument("--preset", default="quick", choices=["quick", "standard"])
-    parser.add_argument("--pretrained", default="auto", choices=["auto", "true", "false"])
-    for name in AXES:
-        parser.add_argument(
-            f"--{name}",
-            type=_values,
-            required=name in ("sparsity", "structural-ratio"),
-            help="comma-separated values to sweep",
-        )
-    for name, kind in OPTIONS:
-        parser.add_argument(f"--{name}", type=kind)
+    add_cli_arguments(parser, sweep=axes)
     parser.add_argument("--out", default="study", help="directory for the table, CSV, MATLAB data, plots, points")
     parser.add_argument("--cache-dir", default=str(BACKEND_DIR / "instance" / "cache"))
     parser.add_argument("--upload-dir", default=str(BACKEND_DIR / "uploads"))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    missing = [n for n in REQUIRED_AXES if getattr(args, n) is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join('--' + n.replace('_', '-') for n in missing)}")
+    return args
 
 
 def body_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The same body POST /studies takes."""
-    body: dict[str, Any] = {"model_name": args.model, "preset": args.preset, "pretrained": args.pretrained, "grid": {}}
-    if args.dataset:
-        body["dataset"] = args.dataset
-    for name in AXES:
-        if getattr(args, name.replace("-", "_")) is not None:
-            body["grid"][name.replace("-", "_")] = getattr(args, name.replace("-", "_"))
-    for name, _ in OPTIONS:
-        value = getattr(args, name.replace("-", "_"))
-        if value is not None:
-            body[name.replace("-", "_")] = value
-    return body
+    """The same body POST /studies takes: the swept options in grid, the others beside it."""
+    given = options_from_args(args)
+    axes = study_axes()
+    return {
+        **{k: v for k, v in given.items() if k not in axes},
+        "grid": {k: v for k, v in given.items() if k in axes},
+    }
 
 
 def run_study(body: dict[str, Any], out: Path, cache_dir: Path, upload_dir: Path, callbacks=None) -> list[dict]:
     """Run every point in turn (sharing the teacher and student caches) and write the study's files."""
     from backend.jobs.studies import expand_grid
-    from backend.metrics.study import GRID_AXES, point_metrics, with_pareto
+    from backend.metrics.study import point_metrics, with_pareto
     from backend.pipeline import run_job
 
     axes, _, configs = expand_grid(body)
     rows = []
     for i, config in enumerate(configs):
         job_id = f"point-{i:02d}"
-        row: dict[str, Any] = {"index": i, "job_id": job_id, **{n: getattr(config, n) for n in GRID_AXES}}
-        print(f"\n== point {i + 1}/{len(configs)}: " + ", ".join(f"{n}={row[n]:g}" for n in GRID_AXES), file=sys.stderr)
+        row: dict[str, Any] = {"index": i, "job_id": job_id, **{n: getattr(config, n) for n in study_axes()}}
+        print(f"\n== point {i + 1}/{len(configs)}: " + ", ".join(f"{n}={row[n]}" for n in axes), file=sys.stderr)
         try:
             result = run_job(
                 config,
@@ -115,9 +84,9 @@ def write_study_files(rows: list[dict], axes: dict, out: Path, model: str) -> No
     (out / "study.json").write_text(
         json.dumps({"model_name": model, "grid": axes, "rows": rows}, indent=2, allow_nan=False)
     )
-    (out / "study.csv").write_text(study_csv(rows))
+    (out / "study.csv").write_text(study_csv(rows, study_axes()))
     (out / "matlab_study.json").write_text(
-        json.dumps({"matlab_data": {"model_name": model, **study_matlab(rows, axes)}})
+        json.dumps({"matlab_data": {"model_name": model, **study_matlab(rows, axes, study_axes())}})
     )
     (out / "plots").mkdir(exist_ok=True)
     for kind in STUDY_PLOT_KINDS:

@@ -13,6 +13,8 @@ from backend.jobs.studies import MAX_POINTS, expand_grid, study_state
 from backend.metrics.matlab import matlab_problems
 from backend.metrics.study import pareto_flags, study_csv, study_matlab, with_pareto
 
+AXES = ("sparsity", "structural_ratio", "temperature", "alpha")
+
 
 def test_pareto_flags_by_hand():
     # (accuracy, latency): B dominates D (more accurate and faster); A is fastest; C is most accurate;
@@ -109,7 +111,7 @@ def _rows():
 
 
 def test_matlab_shapes_and_missing():
-    data = study_matlab(_rows(), {"sparsity": [0.3, 0.6], "structural_ratio": [0.25, 0.5]})
+    data = study_matlab(_rows(), {"sparsity": [0.3, 0.6], "structural_ratio": [0.25, 0.5]}, AXES)
     assert matlab_problems({"matlab_data": data}) == []
     cols = data["columns"]
     assert len(data["points"]) == 2 and all(len(r) == len(cols) for r in data["points"])
@@ -119,7 +121,7 @@ def test_matlab_shapes_and_missing():
 
 
 def test_csv_parses():
-    rows = list(csv.DictReader(io.StringIO(study_csv(_rows()))))
+    rows = list(csv.DictReader(io.StringIO(study_csv(_rows(), AXES))))
     assert [r["job_id"] for r in rows] == ["j0", "j1", "j2"]
     assert rows[0]["accuracy"] == "0.97" and rows[2]["accuracy"] == "" and rows[0]["pareto_latency"] == "1"
 

@@ -7,13 +7,14 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from backend import __version__
-from backend.jobconfig import LIMITS, OPTIONAL
-from backend.models.registry import model_ids
+from backend.jobconfig import Option, job_options, model_help
+from backend.jobs import STATES as JOB_STATES
+from backend.jobs.studies import MAX_POINTS, REQUIRED_AXES
 
 bp = Blueprint("openapi", __name__)
 
 JSON = "application/json"
-STATES = ["queued", "running", "succeeded", "failed", "cancelled"]
+STATES = list(JOB_STATES)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -44,75 +45,49 @@ JOB_SELECTION = [
 ]
 OBJ = {"type": "object"}
 
-TRAIN_OPTIONS: dict[str, Any] = {
-    "type": "object",
-    "required": ["model_name"],
-    "additionalProperties": False,
-    "properties": {
-        "model_name": {"type": "string", "description": ", ".join(model_ids()) + " or an alias"},
-        "dataset": {"type": "string", "description": "a built-in dataset name or an upload_id"},
-        "preset": {"type": "string", "enum": ["quick", "standard"]},
-        "pretrained": {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["auto", "true", "false"]}]},
-        "teacher_upload_id": {"type": ["string", "null"]},
-        # Numeric options and their documented ranges (backend/jobconfig.py LIMITS; a value outside is a 400).
-        **{
-            name: {**limit, "type": [limit["type"], "null"] if name in OPTIONAL else limit["type"]}
-            for name, limit in LIMITS.items()
-        },
-        "augment": {
-            "type": ["boolean", "null"],
-            "description": "random resized crop + flip on vision training; "
-            "null: on at the standard preset, off at quick",
-        },
-        "device": {
-            "type": ["string", "null"],
-            "pattern": "^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$",
-            "description": "where the job runs; null: the server's --device (auto: CUDA when present, else "
-            "CPU); a device this machine lacks is a 400 naming those it has",
-        },
-        "precision": {
-            "type": ["string", "null"],
-            "enum": ["fp32", "bf16", "fp16", None],
-            "description": "autocast of forward passes; null: bf16 on CUDA where supported, else fp32",
-        },
-        "quantize": {
-            "type": "string",
-            "enum": ["none", "dynamic_int8"],
-            "default": "none",
-            "description": "dynamic_int8: the exported student quantized by ONNX Runtime's quantize_dynamic "
-            "and measured (size, accuracy, latency) as a third column, student_int8",
-        },
-    },
-}
+
+def train_options() -> dict[str, Any]:
+    """The /train request body: one property per job option, from its declaration (backend/jobconfig.py)."""
+    properties = {o.name: o.json_schema() for o in job_options()}
+    properties["model_name"]["description"] = model_help()
+    properties["pretrained"] = {
+        "oneOf": [{"type": "boolean"}, properties["pretrained"]],
+        "description": properties["pretrained"].get("description", ""),
+    }
+    return {"type": "object", "required": ["model_name"], "additionalProperties": False, "properties": properties}
 
 
-def _axis(low: dict[str, float], high: dict[str, float]) -> dict[str, Any]:
+def _axis(option: Option) -> dict[str, Any]:
+    """A grid axis: a non-empty list of distinct values of the option."""
+    item = {k: v for k, v in option.json_schema().items() if k not in ("description", "default")}
+    item["type"] = option.type
+    if "enum" in item:
+        item["enum"] = [v for v in item["enum"] if v is not None]
     return {
         "type": "array",
         "minItems": 1,
-        "maxItems": 24,
+        "maxItems": MAX_POINTS,
         "uniqueItems": True,
-        "items": {"type": "number", **low, **high},
+        "items": item,
+        "description": f"values of {option.name} to sweep",
     }
 
 
-STUDY_GRID: dict[str, Any] = {
-    "type": "object",
-    "required": ["sparsity", "structural_ratio"],
-    "additionalProperties": False,
-    "description": "values to sweep; every combination is a point (a job); at most 24 points",
-    "properties": {
-        "sparsity": _axis({"minimum": 0}, {"exclusiveMaximum": 1}),
-        "structural_ratio": _axis({"minimum": 0}, {"maximum": 0.95}),
-        "temperature": _axis({"exclusiveMinimum": 0}, {"maximum": 100}),
-        "alpha": _axis({"minimum": 0}, {"maximum": 1}),
-    },
-}
-STUDY_OPTIONS: dict[str, Any] = {
-    **TRAIN_OPTIONS,
-    "required": ["model_name", "grid"],
-    "properties": {**TRAIN_OPTIONS["properties"], "grid": STUDY_GRID},
-}
+def study_options() -> dict[str, Any]:
+    """The /studies request body: the /train options, with the swept ones in `grid` (its axes: every study-axis
+    option)."""
+    axes = [o for o in job_options() if o.study_axis]
+    grid = {
+        "type": "object",
+        "required": list(REQUIRED_AXES),
+        "additionalProperties": False,
+        "description": f"values to sweep; every combination is a point (a job); at most {MAX_POINTS} points",
+        "properties": {o.name: _axis(o) for o in axes},
+    }
+    train = train_options()
+    return {**train, "required": ["model_name", "grid"], "properties": {**train["properties"], "grid": grid}}
+
+
 STUDY_SELECTION = [_query("study_id", "A study id: the study's figure/data instead of a job's")]
 STUDY_PATH = [{"name": "study_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 STUDY = {
@@ -138,7 +113,7 @@ def _study_paths() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {JSON: {"schema": _ref("StudyOptions")}}},
                 "responses": {
                     "202": _json(STUDY, "Queued: study_id and the job_ids of its points"),
-                    "400": _err("Bad option or grid value (named), or more than 24 points"),
+                    "400": _err(f"Bad option or grid value (named), or more than {MAX_POINTS} points"),
                     "429": _err("The queue is full (MAX_QUEUED_JOBS): the whole study is refused"),
                 },
             },
@@ -189,6 +164,11 @@ def _study_paths() -> dict[str, Any]:
     }
 
 
+def _schemas() -> dict[str, Any]:
+    """The components' schemas (the option schemas are derived afresh: options may be registered at run time)."""
+    return {**SCHEMAS, "TrainOptions": train_options(), "StudyOptions": study_options()}
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -201,8 +181,6 @@ SCHEMAS: dict[str, Any] = {
             }
         },
     },
-    "TrainOptions": TRAIN_OPTIONS,
-    "StudyOptions": STUDY_OPTIONS,
     "Job": {
         "type": "object",
         "required": ["id", "model_name", "state", "phase", "config"],
@@ -574,7 +552,7 @@ def spec(server_url: str | None = None) -> dict[str, Any]:
         },
         "paths": _guarded(_paths()),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": _schemas(),
             "securitySchemes": {
                 "bearerAuth": {
                     "type": "http",

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from backend.api.common import json_body, manager
 from backend.api.errors import ApiError
 from backend.api.training import check_queue_room
-from backend.jobconfig import ConfigError
+from backend.jobconfig import ConfigError, study_axes
 from backend.jobs import jsonable
 from backend.jobs.studies import MAX_POINTS, StudyNotFound, StudyRecord, StudyService
 
@@ -91,7 +91,7 @@ def study_csv_response(study: StudyRecord) -> Response:
     from backend.metrics.study import study_csv
 
     return Response(
-        study_csv(service().rows(study)),
+        study_csv(service().rows(study), study_axes()),
         mimetype="text/csv",
         headers={"Content-Disposition": f"attachment; filename={study.id}.csv"},
     )
@@ -158,7 +158,7 @@ def study_matlab(study_id: Any) -> dict[str, Any]:
     from backend.metrics.study import study_matlab as build
 
     study = get_study(study_id)
-    data = build(service().rows(study), study.grid)
+    data = build(service().rows(study), study.grid, study_axes())
     return {"matlab_data": jsonable({"study_id": study.id, "model_name": study.model_name, **data})}
 
 
@@ -171,7 +171,7 @@ def study_bundle(study_id: Any) -> Response:
     detail = service().detail(study)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("study.csv", study_csv(rows))
+        zf.writestr("study.csv", study_csv(rows, study_axes()))
         zf.writestr("study.json", json.dumps(jsonable(detail), indent=2, allow_nan=False))
         zf.writestr("matlab_study.json", json.dumps(study_matlab(study.id), allow_nan=False))
         for kind in STUDY_PLOT_KINDS:

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import fields
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
+from backend import kd, pruning
 from backend.api.common import json_body
+from backend.api.concepts import concepts
 from backend.api.errors import ApiError
+from backend.data.uploads import DATASET_KINDS
 from backend.echo import clip
-from backend.jobconfig import BUILTIN_DATASETS, DEFAULT_DATASET, LIMITS, OPTIONAL, JobConfig
+from backend.jobconfig import (
+    BUILTIN_DATASETS,
+    DEFAULT_DATASET,
+    QUANTIZE_OPTIONS,
+    job_options,
+    limits,
+    study_axes,
+)
 from backend.jobs import jsonable
 from backend.models.registry import PRESETS, UnknownModelError, defaults, get_model_spec, list_models
 
@@ -24,12 +33,12 @@ METRICS_RETRY_AFTER_S = 10
 
 @bp.get("/models")
 def models():
-    """Ids, aliases, family, presets, datasets that fit, defaults per preset."""
-    job_defaults = {
-        f.name: f.default
-        for f in fields(JobConfig)
-        if f.name != "model_name" and not callable(f.default) and f.default is not f.default_factory
-    }
+    """Ids, aliases, family, presets, datasets that fit, defaults per preset; every job option as declared (the
+    dashboard builds its form from `option_schema`); the pruning methods and distillation losses; and the
+    service's vocabulary (`concepts`: phases, states, presets, ...), which clients read instead of copying."""
+    from backend.data.public import listing  # imports torch (its loaders): the API process starts without it
+
+    options = job_options()
     out = []
     for spec in list_models():
         out.append(
@@ -43,38 +52,35 @@ def models():
                 "presets": list(PRESETS),
                 "datasets": list(BUILTIN_DATASETS[spec.family]),
                 "default_dataset": DEFAULT_DATASET[spec.family],
-                "upload_kinds": _upload_kinds(spec.family),
+                "upload_kinds": list(DATASET_KINDS[spec.family]),
                 "task": spec.task,
                 "onnx_export": spec.task,
                 "preset_defaults": {p: defaults(spec.id, p) for p in PRESETS},
             }
         )
-    limits = {name: {**limit, "optional": name in OPTIONAL} for name, limit in LIMITS.items()}
     service = {
         "max_queued_jobs": current_app.config["MAX_QUEUED_JOBS"],
         "max_body_kb": current_app.config["MAX_BODY_KB"],
         "max_json_depth": current_app.config["MAX_JSON_DEPTH"],
         "max_upload_mb": current_app.config["MAX_UPLOAD_MB"],
     }
-    from backend.data.public import listing
-    from backend.jobconfig import QUANTIZE_OPTIONS
-
     return jsonify(
         {
             "models": out,
-            "options": jsonable(job_defaults),
-            "limits": limits,
+            "options": jsonable({o.name: o.describe()["default"] for o in options if o.name != "model_name"}),
+            "option_schema": jsonable([o.describe() for o in options]),
+            "limits": {
+                o.name: {**limit, "optional": o.may_be_null} for o in options if (limit := limits().get(o.name))
+            },
+            "study_axes": list(study_axes()),
+            "pruning_methods": [m.describe() for m in pruning.list_methods()],
+            "kd_losses": [loss.describe() for loss in kd.list_losses()],
             "service_limits": service,
             "public_datasets": listing(),
             "quantize_options": list(QUANTIZE_OPTIONS),
+            "concepts": concepts(),
         }
     )
-
-
-def _upload_kinds(family: str) -> list[str]:
-    from backend.data.uploads import DATASET_KINDS
-
-    return list(DATASET_KINDS[family])
 
 
 @bp.post("/test_model")

@@ -7,7 +7,6 @@ running job beats a heartbeat into its row, and a cancel is a column the job pol
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import threading
@@ -168,10 +167,9 @@ def _beat(
 
 
 def _on_device(config: JobConfig, device: str | None) -> JobConfig:
-    """The worker's device for a job that left it to the worker (when the config has a device option)."""
-    names = {f.name for f in dataclasses.fields(config)}
-    if device and "device" in names and getattr(config, "device", None) in (None, "", "auto"):
-        return dataclasses.replace(config, device=device)
+    """The worker's device for a job that left it to the worker."""
+    if device and config.device in (None, "", "auto"):
+        return config.replace(device=device)
     return config
 
 

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backend.jobconfig import ConfigError, JobConfig
+from backend.echo import clip
+from backend.jobconfig import ConfigError, JobConfig, Option, job_options, study_axes
 from backend.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, iso_time
-from backend.metrics.study import GRID_AXES, point_metrics, with_pareto
+from backend.metrics.study import point_metrics, with_pareto
 
 MAX_POINTS = 24
+REQUIRED_AXES = ("sparsity", "structural_ratio")  # a study is a compression trade-off: both amounts are swept
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
@@ -138,11 +140,12 @@ class StudyStore:
         ]
 
 
-def expand_grid(body: Mapping[str, Any]) -> tuple[dict[str, list[float]], dict[str, Any], list[JobConfig]]:
+def expand_grid(body: Mapping[str, Any]) -> tuple[dict[str, list[Any]], dict[str, Any], list[JobConfig]]:
     """(grid, shared options, one validated JobConfig per point); ConfigError names the first bad value.
 
-    The order groups the points that share a distilled student (same structural ratio and KD options), so
-    they run one after another and reuse it.
+    The axes are the options declared `study_axis` (backend/jobconfig.py). The order groups the points that share
+    a distilled student: the axes that act only after distillation (the pruning options) vary fastest, so those
+    points run one after another and reuse it.
     """
     if not isinstance(body, Mapping):
         raise ConfigError("body", "The request body must be a JSON object.")
@@ -151,26 +154,28 @@ def expand_grid(body: Mapping[str, Any]) -> tuple[dict[str, list[float]], dict[s
         raise ConfigError(
             "grid", 'grid must be an object such as {"sparsity": [0.3, 0.5], "structural_ratio": [0.25, 0.5]}.'
         )
-    unknown = sorted(set(grid) - set(GRID_AXES))
+    declared = {o.name: o for o in job_options() if o.study_axis}
+    unknown = sorted(set(grid) - set(declared))
     if unknown:
-        raise ConfigError(f"grid.{unknown[0]}", f"grid axes can be {list(GRID_AXES)}, got {unknown}.")
-    for name in ("sparsity", "structural_ratio"):
+        raise ConfigError(f"grid.{clip(unknown[0])}", f"grid axes can be {list(declared)}, got {clip(unknown)}.")
+    for name in REQUIRED_AXES:
         if name not in grid:
             raise ConfigError(f"grid.{name}", f"grid.{name} is required: a list of values to sweep.")
     options = {k: v for k, v in body.items() if k != "grid"}
-    axes: dict[str, list[float]] = {}
-    for name in GRID_AXES:
+    axes: dict[str, list[Any]] = {}
+    for name, option in declared.items():
         if name not in grid:
             continue
         if name in options:
             raise ConfigError(name, f"{name} is a grid axis here; set it in grid.{name}, not as an option.")
-        axes[name] = _axis(name, grid[name])
+        axes[name] = _axis(option, grid[name])
     count = 1
     for values in axes.values():
         count *= len(values)
     if count > MAX_POINTS:
         raise ConfigError("grid", f"the grid has {count} points; a study may have at most {MAX_POINTS}.")
-    order = [n for n in ("structural_ratio", "temperature", "alpha", "sparsity") if n in axes]
+    late = [n for n in axes if declared[n].group == "pruning" and n != "structural_ratio"]
+    order = [n for n in axes if n not in late] + late
     configs = []
     for combo in itertools.product(*(axes[n] for n in order)):
         point = dict(zip(order, combo, strict=True))
@@ -180,23 +185,23 @@ def expand_grid(body: Mapping[str, Any]) -> tuple[dict[str, list[float]], dict[s
             if exc.field in point:
                 raise ConfigError(f"grid.{exc.field}", f"grid.{exc.field}: {exc}") from None
             raise
-        except TypeError as exc:  # e.g. an option of the wrong shape for the dataclass
-            raise ConfigError("body", str(exc)) from None
     return axes, options, configs
 
 
-def _axis(name: str, values: Any) -> list[float]:
-    """A non-empty list of distinct numbers."""
+def _axis(option: Option, values: Any) -> list[Any]:
+    """A non-empty list of distinct values, each valid for the option."""
+    field = f"grid.{option.name}"
     if not isinstance(values, list) or not values:
-        raise ConfigError(f"grid.{name}", f"grid.{name} must be a non-empty list of numbers.")
+        raise ConfigError(field, f"{field} must be a non-empty list of values to sweep.")
+    checked = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
-            raise ConfigError(f"grid.{name}", f"grid.{name} must hold numbers, got {v!r}.")
-    floats = [float(v) for v in values]
-    dupes = sorted({v for v in floats if floats.count(v) > 1})
+        if v is None:
+            raise ConfigError(field, f"{field} must hold values, got null.")
+        checked.append(option.check(v, field=field))
+    dupes = sorted({repr(v) for v in checked if checked.count(v) > 1})
     if dupes:
-        raise ConfigError(f"grid.{name}", f"grid.{name} has duplicate value(s) {dupes}.")
-    return floats
+        raise ConfigError(field, f"{field} has duplicate value(s) {dupes}.")
+    return checked
 
 
 def study_state(states: list[str], cancelled: bool) -> str:
@@ -231,7 +236,7 @@ class StudyService:
         points = []
         for config in configs:
             record = self.manager.submit(config)
-            points.append({"job_id": record.id, **{n: getattr(config, n) for n in GRID_AXES}})
+            points.append({"job_id": record.id, **{n: getattr(config, n) for n in study_axes()}})
         first = configs[0]
         study = StudyRecord(
             id="study_" + uuid.uuid4().hex[:16],

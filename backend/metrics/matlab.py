@@ -9,10 +9,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from .keys import EFFECTIVENESS_KEYS, LOSS_TERMS
+
 LABELS = ["teacher", "student"]
 RUNTIME_LABELS = ("teacher", "student", "student_int8")
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
-_SERIES_TERMS = ("epoch", "step", "loss", "kd_loss", "ce_loss", "lr", "pruning_step")
 _STEP_COLUMNS = (
     "step",
     "target_sparsity",
@@ -40,18 +41,7 @@ _COMPARISON_SCALARS = (
 
 # (group, field, unit, path into one model's measurement block in teacher_vs_student_comparison)
 PAIR_SPECS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    *(
-        ("effectiveness", k, "fraction", ("effectiveness", k))
-        for k in (
-            "accuracy",
-            "precision_macro",
-            "recall_macro",
-            "f1_macro",
-            "precision_weighted",
-            "recall_weighted",
-            "f1_weighted",
-        )
-    ),
+    *(("effectiveness", k, "fraction", ("effectiveness", k)) for k in EFFECTIVENESS_KEYS),
     ("effectiveness", "invalid_predictions", "count", ("effectiveness", "invalid_predictions")),
     ("efficiency", "model_size_mb", "MB", ("efficiency", "size", "model_size_mb")),
     ("efficiency", "compressed_size_mb", "MB", ("efficiency", "size", "compressed_size_mb")),
@@ -232,11 +222,11 @@ def _training(report: dict, missing: dict) -> dict:
     out: dict[str, Any] = {}
     _copy_numbers(kd, ("temperature", "alpha"), "training", "not in the job config", out, missing)
     for phase, series in kd["loss_history"].items():
-        for term in _SERIES_TERMS:
+        for term in LOSS_TERMS:
             if term in series and series[term] is None:
                 missing[matlab_identifier(f"training_{phase}_{term}")] = series.get(f"{term}_reason", "not recorded")
         out[matlab_identifier(phase)] = _series_struct(
-            {t: series.get(t) for t in _SERIES_TERMS if t in series}, f"training_{phase}", missing
+            {t: series.get(t) for t in LOSS_TERMS if t in series}, f"training_{phase}", missing
         )
     validation = outcomes.get("validation_history", [])
     for phase in ("teacher", "distill", "prune"):

@@ -11,7 +11,6 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-GRID_AXES = ("sparsity", "structural_ratio", "temperature", "alpha")
 STUDY_PLOT_KINDS = ("pareto", "study_sparsity")
 
 # metric -> path into a job's report; every figure is read from the point's own measured report
@@ -86,22 +85,36 @@ def with_pareto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "pareto_latency": a, "pareto_size": b} for r, a, b in zip(rows, lat, size, strict=True)]
 
 
-def study_matlab(rows: list[dict[str, Any]], axes: dict[str, list[float]]) -> dict[str, Any]:
+def _axis_columns(rows: list[dict[str, Any]], axes: dict[str, list[Any]], names: Sequence[str]) -> list[str]:
+    """The grid columns of the MATLAB matrix: numeric axes as they are; a swept word axis (pruning_method, ...) as
+    `<name>_index`, its 1-based position in grid_axes.<name> (MATLAB matrices hold numbers only)."""
+    columns = []
+    for name in names:
+        values = [r.get(name) for r in rows]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            columns.append(name)
+        elif name in axes:
+            columns.append(f"{name}_index")
+    return columns
+
+
+def study_matlab(rows: list[dict[str, Any]], axes: dict[str, list[Any]], axis_names: Sequence[str]) -> dict[str, Any]:
     """{"grid_axes", "columns", "points" (rows = points), one vector per metric, pareto 0/1 vectors, "missing"}.
 
     Only succeeded points are rows; a metric not measured for every one of them is left out and named in
-    `missing`, so every array decodes to numbers in MATLAB's jsondecode (JSON has no NaN).
+    `missing`, so every array decodes to numbers in MATLAB's jsondecode (JSON has no NaN). `axis_names`: the
+    options a study may sweep, every point's value of each is a column (swept or not).
     """
     done = [r for r in rows if r.get("state") == "succeeded"]
     missing: dict[str, str] = {}
-    columns = ["point", *GRID_AXES]
+    columns = ["point", *_axis_columns(done, axes, axis_names)]
     for name in METRICS:
         if done and all(r.get(name) is not None for r in done):
             columns.append(name)
         else:
             missing[name] = "not measured for every succeeded point" if done else "no point has succeeded yet"
     columns += ["pareto_latency", "pareto_size"]
-    matrix = [[_cell(r, c) for c in columns] for r in done]
+    matrix = [[_cell(r, c, axes) for c in columns] for r in done]
     out: dict[str, Any] = {
         "grid_axes": {k: list(v) for k, v in axes.items()},
         "columns": columns,
@@ -114,22 +127,25 @@ def study_matlab(rows: list[dict[str, Any]], axes: dict[str, list[float]]) -> di
     return out
 
 
-def _cell(row: dict[str, Any], column: str) -> float:
+def _cell(row: dict[str, Any], column: str, axes: dict[str, list[Any]]) -> float:
     if column == "point":
         return row["index"]
+    if column.endswith("_index") and column[: -len("_index")] in axes:
+        name = column[: -len("_index")]
+        return axes[name].index(row[name]) + 1
     if column in ("pareto_latency", "pareto_size"):
         return 1 if row.get(column) else 0
     value = row.get(column)
     return value if value is not None else 0  # only reached for grid axes, which every point has
 
 
-def study_csv(rows: list[dict[str, Any]]) -> str:
+def study_csv(rows: list[dict[str, Any]], axis_names: Sequence[str]) -> str:
     """One line per point: index, job, state, grid values, metrics, sources, Pareto flags (empty = unmeasured)."""
     header = [
         "point",
         "job_id",
         "state",
-        *GRID_AXES,
+        *axis_names,
         *METRICS,
         "teacher_source",
         "student_source",

@@ -1,0 +1,28 @@
+"""The names a report is made of: its sections, its effectiveness metrics and its loss terms, defined once.
+
+Plain names, no torch: the API process lists them (GET /models `concepts`) without loading the measuring code.
+"""
+
+from __future__ import annotations
+
+# The report's top-level sections, these names exactly (beside `metadata`).
+SECTIONS = (
+    "student_model_performance",
+    "teacher_vs_student_comparison",
+    "knowledge_distillation_analysis",
+    "pruning_analysis",
+    "efficiency_improvements",
+    "learning_outcomes",
+)
+# The effectiveness metrics measured on the test split, teacher and student alike.
+EFFECTIVENESS_KEYS = (
+    "accuracy",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+)
+# The columns of a loss-history row.
+LOSS_TERMS = ("epoch", "step", "loss", "kd_loss", "ce_loss", "lr", "pruning_step")

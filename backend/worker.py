@@ -22,17 +22,19 @@ if __package__ in (None, ""):  # run as a script: python backend/worker.py
 
 from backend.config import load_config
 
-ROOM_PREFIX = "job:"  # the API's per-job Socket.IO room (backend/api/sockets.py room_of)
-
 
 def socketio_emitter(broker_url: str):
-    """emit(event, payload, room=job_id) into the job's room through the message queue (write-only)."""
+    """emit(event, payload, room=job_id) through the message queue (write-only), to the same rooms as the API's
+    own emitter (backend/jobs/rooms.py): the clients that joined nothing and those that joined the job or its
+    study, once each."""
     from flask_socketio import SocketIO
+
+    from backend.jobs.rooms import job_event_rooms
 
     sio = SocketIO(message_queue=broker_url)
 
     def emit(event: str, payload: dict[str, Any], room: str | None = None) -> None:
-        sio.emit(event, payload, namespace="/", to=f"{ROOM_PREFIX}{room}" if room else None)
+        sio.emit(event, payload, namespace="/", to=job_event_rooms(room))
 
     return emit
 

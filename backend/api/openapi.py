@@ -543,11 +543,12 @@ def spec(server_url: str | None = None) -> dict[str, Any]:
             "version": __version__,
             "description": "Knowledge distillation plus pruning, measured. Errors are "
             '{"error": {"code", "message"}}. Socket.IO events: training_status, '
-            "training_progress, training_metrics, training_error (each with job_id), sent only to "
-            "the clients that emitted 'join' with {job_id}; with a token, connect with "
-            'auth={"token": ...}. study_progress (study_id, points_done, points_total, state, '
-            "latest: the row of the point that just ended) goes to the room of a study; 'join' "
-            "with {study_id} gets it and the events of its jobs. Numeric options have the ranges "
+            "training_progress, training_metrics, training_error (each with job_id) and "
+            "study_progress (study_id, points_done, points_total, state, latest: the row of the "
+            "point that just ended) reach every connected client; 'join' with {job_id} or "
+            "{study_id} narrows a client to what it joined (a study brings its jobs' events), "
+            "'leave' undoes it, and each event arrives once. With a token, connect with "
+            'auth={"token": ...}. Numeric options have the ranges '
             "shown in TrainOptions (also in GET /models, 'limits').",
         },
         "paths": _guarded(_paths()),

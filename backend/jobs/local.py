@@ -1,10 +1,11 @@
 """Local worker processes of the embedded mode: the API supervises them, they run the jobs.
 
 Each worker is a `spawn`ed process (a fresh interpreter: no copy of the API's threads or sockets) that
-takes one job at a time over a pipe and sends the job's events back through it; the API emits them in
-the job's room. The job's state lives in the shared SQLite store, which the worker writes itself. If a
-worker dies (SIGKILL, the out-of-memory killer, a crash in native code) the pipe closes, the API marks
-its job failed with the reason at once, and the next job gets a fresh worker.
+takes one job at a time over a pipe and sends the job's events back through it; the API emits them to the
+clients that follow the job (backend/jobs/rooms.py). The job's state lives in the shared SQLite store,
+which the worker writes itself. If a worker dies (SIGKILL, the out-of-memory killer, a crash in native
+code) the pipe closes, the API marks its job failed with the reason at once, and the next job gets a
+fresh worker.
 """
 
 from __future__ import annotations

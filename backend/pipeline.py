@@ -714,7 +714,9 @@ def _config_with_reasons(state: JobState) -> dict:
     for key, value in list(out.items()):
         if value is not None:
             continue
-        if key in state.hp:
+        if key in ("device", "precision"):
+            why = f"not set in the request: resolved for this machine (resolved.{key}: 'auto' picks CUDA when present)"
+        elif key in state.hp:
             why = f"not set in the request: the {state.config.preset} preset's default (resolved.{key}) was used"
         elif key == "teacher_upload_id":
             why = "not set in the request: the teacher was not uploaded (see teacher_source)"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +16,7 @@ from flask import Flask
 from flask_cors import CORS
 from flask_socketio import SocketIO
 
-from backend.config import load_config
+from backend.config import add_setting_arguments, load_config, settings_from_args
 
 socketio = SocketIO()
 
@@ -91,57 +90,18 @@ def serve_prepare(overrides: Mapping[str, Any] | None = None) -> Flask:
 
 
 LOOPBACK_BIND = {"127.0.0.1", "localhost", "::1"}
-# flag -> config key; the KD_* variable of the same name is the default (backend/config.py)
-SECURITY_FLAGS = {
-    "cors_origins": "CORS_ORIGINS",
-    "allowed_hosts": "ALLOWED_HOSTS",
-    "api_token": "API_TOKEN",
-    "max_queued_jobs": "MAX_QUEUED_JOBS",
-}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The server's command line."""
+    """The server's command line: one argument per setting with a flag (backend/config.py), each defaulting to its
+    KD_* variable, then its default."""
     parser = argparse.ArgumentParser(description="KD-Pruning Simulator backend")
-    parser.add_argument("--host", default=os.environ.get("KD_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("KD_PORT", "5001")))
-    parser.add_argument("--data-dir", default=os.environ.get("KD_DATA_DIR"))
-    for flag, kind, what in (
-        ("--retain-jobs", int, "keep only the newest N finished jobs (0: all)"),
-        ("--retain-days", float, "delete finished jobs older than D days (0: never)"),
-        ("--teacher-cache-max-entries", int, "at most N cached teachers, LRU evicted (0: no bound)"),
-        ("--teacher-cache-max-mb", float, "at most this many MB of cached teachers (0: no bound)"),
-    ):
-        parser.add_argument(flag, type=kind, help=what)
-    parser.add_argument(
-        "--cors-origins",
-        help="more origins allowed to call the API, comma-separated "
-        "(KD_CORS_ORIGINS); loopback origins are always allowed",
-    )
-    parser.add_argument(
-        "--allowed-hosts",
-        help="more Host names this server answers to, comma-separated "
-        "(KD_ALLOWED_HOSTS); loopback names and --host are always served",
-    )
-    parser.add_argument("--api-token", help="require 'Authorization: Bearer <token>' on every call (KD_API_TOKEN)")
+    add_setting_arguments(parser)
     parser.add_argument(
         "--insecure-no-token",
         action="store_true",
         help="serve a non-loopback --host without a token (anyone who reaches the port can train)",
     )
-    parser.add_argument("--max-queued-jobs", type=int, help="queue cap, 429 past it (KD_MAX_QUEUED_JOBS)")
-    parser.add_argument(
-        "--device",
-        default=os.environ.get("KD_DEVICE"),
-        help="default device of jobs that name none: auto (CUDA when present, else CPU), cpu, cuda, cuda:N, mps",
-    )
-    parser.add_argument(
-        "--broker",
-        default=os.environ.get("KD_BROKER_URL"),
-        help="Redis URL (redis://HOST:6379/0): jobs go to Celery workers started with "
-        "python -m backend.worker; default: local worker processes",
-    )
-    parser.add_argument("--workers", type=int, default=None, help="local worker processes (embedded mode)")
     return parser.parse_args(argv)
 
 
@@ -149,36 +109,25 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve; a non-loopback address needs a token (or --insecure-no-token)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    overrides: dict[str, Any] = {"HOST": args.host, "PORT": args.port}
-    if args.data_dir:
-        overrides["DATA_DIR"] = args.data_dir
-    for key in ("retain_jobs", "retain_days", "teacher_cache_max_entries", "teacher_cache_max_mb"):
-        if getattr(args, key) is not None:
-            overrides[key.upper()] = getattr(args, key)
-    overrides.update(
-        {key: getattr(args, flag) for flag, key in SECURITY_FLAGS.items() if getattr(args, flag) is not None}
-    )
-    token = overrides.get("API_TOKEN") or os.environ.get("KD_API_TOKEN")
-    if args.host not in LOOPBACK_BIND and not token and not args.insecure_no_token:
+    overrides: dict[str, Any] = settings_from_args(args)
+    settings = load_config(overrides)
+    host, port = settings["HOST"], settings["PORT"]
+    if host not in LOOPBACK_BIND and not settings["API_TOKEN"] and not args.insecure_no_token:
         sys.exit(
-            f"Refusing to serve {args.host} without an API token: anyone who can reach the port could "
+            f"Refusing to serve {host} without an API token: anyone who can reach the port could "
             "start jobs and read results. Give --api-token (or KD_API_TOKEN), or --insecure-no-token to "
             "serve it open anyway."
         )
-    if args.device:
+    if settings["DEVICE"] != "auto" or "DEVICE" in overrides:
         from backend.devices import DeviceError, check_device
 
         try:
-            overrides["DEVICE"] = check_device(args.device)
+            overrides["DEVICE"] = check_device(settings["DEVICE"])
         except DeviceError as exc:
             sys.exit(f"--device: {exc}")
-    if args.broker:
-        overrides["BROKER_URL"] = args.broker
-    if args.workers:
-        overrides["WORKERS"] = args.workers
     app = serve_prepare(overrides)
-    print(f"KD-Pruning Simulator on http://{args.host}:{args.port}", flush=True)
-    socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True)
+    print(f"KD-Pruning Simulator on http://{host}:{port}", flush=True)
+    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)
 
 
 if __name__ == "__main__":

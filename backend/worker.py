@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.broker:
         parser.error("--broker redis://HOST:6379/0 (or KD_BROKER_URL) is required")
     logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    upload_dir = args.upload_dir or os.environ.get("KD_UPLOAD_DIR") or Path(args.data_dir) / "uploads"
+    upload_dir = args.upload_dir or load_config({"DATA_DIR": args.data_dir})["UPLOAD_DIR"]  # as the API finds it
     app, identity = build_worker(
         args.broker,
         args.data_dir,

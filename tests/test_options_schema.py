@@ -147,3 +147,24 @@ def test_an_option_declared_twice_is_refused():
     with register_option(Option("sparsity", "number", default=0.1, minimum=0, maximum=1)):
         with pytest.raises(ValueError, match="declared twice"):
             job_options()
+
+
+def test_the_readme_configuration_table_is_the_settings_declaration():
+    from backend.config import SETTINGS, markdown_table
+    from tests.servers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "README's Configuration table differs from: python -m backend.config"
+    from backend.app import parse_args
+
+    args = parse_args(["--port", "5099", "--retain-days", "2.5", "--broker", "redis://127.0.0.1:1/0"])
+    assert (args.PORT, args.RETAIN_DAYS, args.BROKER_URL) == (5099, 2.5, "redis://127.0.0.1:1/0")
+    assert {s.key for s in SETTINGS} >= {
+        "HOST",
+        "PORT",
+        "DATA_DIR",
+        "DEVICE",
+        "BROKER_URL",
+        "API_TOKEN",
+        "CORS_ORIGINS",
+    }

@@ -8,37 +8,13 @@ if TYPE_CHECKING:
     from flask import Flask
     from flask_socketio import SocketIO
 
-# Settings of the service, beyond backend/config.py; a test dict or KD_* variables may set them.
-SERVICE_DEFAULTS = {
-    "MAX_ZIP_ENTRIES": 20_000,
-    "MAX_UNCOMPRESSED_MB": 1024,
-    "CANCEL_WAIT_S": 5.0,
-    "PROGRESS_INTERVAL_S": 0.1,
-    "HEARTBEAT_S": 1.0,
-}
-# Disk: the tensor bytes a checkpoint may hold; retention of finished jobs (0: keep all); teacher cache bounds.
-SERVICE_DEFAULTS.update(
-    {
-        "MAX_TENSOR_MB": 1024,
-        "RETAIN_JOBS": 0,
-        "RETAIN_DAYS": 0.0,
-        "TEACHER_CACHE_MAX_ENTRIES": 0,
-        "TEACHER_CACHE_MAX_MB": 0,
-    }
-)
-
 
 def register_service(app: Flask, socketio: SocketIO) -> None:
     """Job manager (app.extensions["jobs"]), Socket.IO handlers, upload-aware requests and blueprints."""
-    import os
-
     from backend.api import dashboard, openapi, results, sockets, studies, testing, training, uploads
     from backend.jobs import JobManager
     from backend.jobs.studies import StudyService, StudyStore
 
-    for key, default in SERVICE_DEFAULTS.items():
-        env = os.environ.get(f"KD_{key}")
-        app.config.setdefault(key, type(default)(env) if env else default)
     app.request_class = uploads.UploadRequest
     emit = sockets.init_sockets(app, socketio)
     manager_class, extra = JobManager, {}

@@ -28,8 +28,8 @@ from backend.kd.callbacks import PHASES, CallbackList, Callbacks
 from backend.models import adapters, teachers, vision
 from backend.models import text as text_models
 from backend.models.registry import ModelSpec, defaults, get_model_spec
+from backend.models.student import make_student
 from backend.pruning import progressive
-from backend.pruning.structural import make_student
 from backend.runtime import environment_info
 
 AUGMENTATION = (

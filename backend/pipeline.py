@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from backend import devices
+from backend.cachefiles import touch_cached
 from backend.data import datasets as ds
 from backend.data import public
 from backend.jobconfig import JobConfig
@@ -525,8 +526,6 @@ def _load_cached_student(state: JobState, path: Path) -> bool:
     import json
 
     from safetensors.torch import load_file
-
-    from backend.jobs.disk import touch_cached
 
     if not (path / "meta.json").is_file():
         return False

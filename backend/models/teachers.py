@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from backend.jobs.disk import touch_cached
+from backend.cachefiles import touch_cached
 from backend.models.registry import ModelSpec
 from backend.models.vision import PretrainedUnavailable
 

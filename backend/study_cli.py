@@ -14,6 +14,7 @@ from typing import Any
 from backend.config import BACKEND_DIR
 from backend.jobconfig import ConfigError
 from backend.models.registry import model_ids
+from backend.progress import ProgressBar
 
 AXES = ("sparsity", "structural-ratio", "temperature", "alpha")
 OPTIONS = (
@@ -143,8 +144,6 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backend.cli import ProgressBar
-
     args = parse_args(argv)
     body = body_from_args(args)
     try:

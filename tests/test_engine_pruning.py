@@ -16,7 +16,7 @@ from backend.models.zoo.distilbert import build as build_distilbert
 from backend.models.zoo.t5_small import build as build_t5
 from backend.pruning import progressive
 
-# one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
+# one intra-op thread, as a job gets on a 2-core machine (backend.runtime.set_torch_threads)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

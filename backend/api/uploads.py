@@ -10,6 +10,7 @@ from flask import Blueprint, Request, current_app, jsonify, request
 
 from backend.api.errors import ApiError
 from backend.data import uploads as store
+from backend.jobs import disk
 from backend.jobs.store import iso_time
 from backend.models.registry import model_for_checkpoint, model_for_hf_type
 
@@ -83,8 +84,6 @@ def upload_detail(upload_id: str):
 @bp.delete("/uploads/<upload_id>")
 def delete_upload(upload_id: str):
     """Remove an upload and every file made from it; 204, 404 unknown, 409 while a queued/running job uses it."""
-    from backend.jobs import disk
-
     jobs = current_app.extensions["jobs"]
     try:
         store.delete_upload(current_app.config["UPLOAD_DIR"], upload_id, jobs.jobs_using_upload)

@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 
+from backend.runtime import cpu_model
+
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -22,8 +24,6 @@ def available_devices() -> list[dict]:
     """Every device a job can use here, CPU first, with its name and memory in bytes."""
     import psutil
     import torch
-
-    from backend.runtime import cpu_model
 
     out = [{"device": "cpu", "name": cpu_model(), "memory_bytes": psutil.virtual_memory().total, "bf16_autocast": True}]
     if torch.cuda.is_available():

@@ -8,6 +8,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from backend.data.datasets import IMAGENET_MEAN, IMAGENET_STD
+from backend.metrics.matlab import matlab_data, metrics_csv
+from backend.metrics.plots import PLOT_KINDS, render_plot
+from backend.metrics.report import report_to_json
 from backend.models.export import export_text_model, export_vision_model
 
 BUNDLE_README = """KD-Pruning Simulator: compressed {display} (job {job_id})
@@ -93,10 +97,6 @@ def _atomic_write(path: Path, data: bytes | str) -> None:
 
 def write_outputs(report: dict, state: Any, out_dir: Path) -> dict[str, str]:
     """Write every artifact of a finished job; returns name -> path relative to out_dir."""
-    from backend.metrics.matlab import matlab_data, metrics_csv
-    from backend.metrics.plots import PLOT_KINDS, render_plot
-    from backend.metrics.report import report_to_json
-
     out_dir.mkdir(parents=True, exist_ok=True)
     artifacts = {"report": "report.json", "matlab": "matlab_metrics.json", "csv": "metrics.csv"}
     _atomic_write(out_dir / "report.json", report_to_json(report))
@@ -128,8 +128,6 @@ def _export_model(state: Any, folder: Path, report: dict) -> str:
             usage = CLASSIFIER_USAGE.format(max_length=state.max_length)
             loading = TEXT_LOADING.format(cls="AutoModelForSequenceClassification", usage=usage)
     else:
-        from backend.data.datasets import IMAGENET_MEAN, IMAGENET_STD
-
         export_vision_model(state.student, folder, state.image_size, state.raw.class_names)
         loading = VISION_LOADING.format(size=state.image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     onnx_files, onnx_loading = _onnx_readme(state, folder.parent / "onnx")

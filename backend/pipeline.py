@@ -20,16 +20,24 @@ import torch
 from torch import nn
 
 from backend import devices, kd, pruning
+from backend.cachefiles import touch_cached
 from backend.data import datasets as ds
 from backend.data import public
+from backend.data.uploads import DATASET_KINDS, extract_model_zip, resolve_upload
 from backend.jobconfig import JobConfig
 from backend.kd import loop
 from backend.kd.callbacks import PHASES, CallbackList, Callbacks
+from backend.metrics.compression import count_parameters
+from backend.metrics.deployment import measure_deployment
+from backend.metrics.efficiency import measure_latency, model_size
+from backend.metrics.measure import measure_pair
+from backend.metrics.report import build_report
 from backend.models import adapters, teachers, vision
 from backend.models import text as text_models
 from backend.models.registry import ModelSpec, defaults, get_model_spec
+from backend.models.student import make_student
+from backend.outputs import write_outputs
 from backend.pruning import progressive
-from backend.pruning.structural import make_student
 from backend.runtime import environment_info
 
 AUGMENTATION = (
@@ -164,8 +172,6 @@ def run_job(
         prune_progressively(state, cb)
     with phase(state, cb, "evaluate"):
         report = evaluate_and_report(state, cb, job_id, started)
-    from backend.outputs import write_outputs
-
     _to_cpu(state)  # the exported bundle is for the CPU
     artifacts = write_outputs(report, state, Path(out_dir))
     return JobResult(report=report, out_dir=Path(out_dir), artifacts=artifacts)
@@ -183,8 +189,6 @@ def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
     config, spec = state.config, state.spec
     state.image_size = vision.IMAGE_SIZE[config.preset]
     if config.dataset_is_upload:
-        from backend.data.uploads import DATASET_KINDS, resolve_upload
-
         path, meta = resolve_upload(upload_dir, config.dataset)
         if meta.get("kind") not in DATASET_KINDS[spec.family]:
             raise ds.DataError(
@@ -359,8 +363,6 @@ def _obtain_teacher(state: JobState, cb: CallbackList, cache_path: Path | None, 
 
 def _uploaded_teacher(state: JobState, upload_dir: Path, class_names: list[str]):
     """(model, tokenizer, source, epochs) from an uploaded checkpoint; trained further only when needed or asked."""
-    from backend.data.uploads import extract_model_zip, resolve_upload
-
     config, spec = state.config, state.spec
     path, meta = resolve_upload(upload_dir, config.teacher_upload_id)
     name = meta.get("filename", path.name)
@@ -529,8 +531,6 @@ def _load_cached_student(state: JobState, path: Path) -> bool:
 
     from safetensors.torch import load_file
 
-    from backend.jobs.disk import touch_cached
-
     if not (path / "meta.json").is_file():
         return False
     touch_cached(path)  # used now: least-recently-used eviction spares it
@@ -554,9 +554,6 @@ def _load_cached_student(state: JobState, path: Path) -> bool:
 def prune_progressively(state: JobState, cb: CallbackList) -> None:
     """The job's pruning method (backend.pruning registry) to the target sparsity, fine-tuned and validated after
     each of its steps."""
-    from backend.metrics.compression import count_parameters
-    from backend.metrics.efficiency import model_size
-
     config, student = state.config, state.student
     method = pruning.get_method(config.pruning_method)
     steps: list[dict] = []
@@ -610,9 +607,6 @@ def prune_progressively(state: JobState, cb: CallbackList) -> None:
 
 def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started: float) -> dict:
     """Measure teacher and student the same way on the test split, and build the report."""
-    from backend.metrics.measure import measure_pair
-    from backend.metrics.report import build_report
-
     evaluate_started = time.perf_counter()
     _stage_test_accuracies(state, cb)
     cb.check_stop()
@@ -674,8 +668,6 @@ def _on_cpu(state: JobState) -> tuple[nn.Module, nn.Module, Any, Any]:
 
 def _cpu_latency(state: JobState) -> dict:
     """Latency of CPU copies of both models at fp32: the deployment target most users ship to."""
-    from backend.metrics.efficiency import measure_latency
-
     teacher, student, adapter, test = _on_cpu(state)
     latency = measure_latency(
         {"teacher": teacher, "student": student}, adapter.predict, test.head, runs=state.config.latency_runs
@@ -686,8 +678,6 @@ def _cpu_latency(state: JobState) -> dict:
 
 def _deployment(state: JobState, measurements: dict) -> dict:
     """Teacher, student (and int8 student) in ONNX Runtime on the CPU; on a failure, null figures with the reason."""
-    from backend.metrics.deployment import measure_deployment
-
     pytorch_accuracy = {name: measurements[name]["effectiveness"]["accuracy"] for name in ("teacher", "student")}
     try:
         teacher, student, adapter, test = _on_cpu(state)

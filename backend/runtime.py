@@ -1,4 +1,4 @@
-"""Facts about the machine and libraries, reported in health answers and report metadata."""
+"""Facts about the machine and libraries, reported in health answers and report metadata; torch's thread count."""
 
 from __future__ import annotations
 
@@ -36,3 +36,12 @@ def environment_info() -> dict:
         "cpu_model": cpu_model(),
         "platform": platform.platform(),
     }
+
+
+def set_torch_threads(requested: int) -> None:
+    """Leave a core to the web server unless told otherwise."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(requested if requested > 0 else max(1, (os.cpu_count() or 2) - 1))

@@ -14,6 +14,7 @@ from typing import Any
 from backend.config import BACKEND_DIR
 from backend.jobconfig import ConfigError, add_cli_arguments, model_help, options_from_args, study_axes
 from backend.jobs.studies import REQUIRED_AXES
+from backend.progress import ProgressBar
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -112,8 +113,6 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backend.cli import ProgressBar
-
     args = parse_args(argv)
     body = body_from_args(args)
     try:

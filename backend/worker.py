@@ -21,6 +21,10 @@ if __package__ in (None, ""):  # run as a script: python backend/worker.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.config import load_config
+from backend.jobs.execute import execute_job
+from backend.jobs.local import worker_identity
+from backend.jobs.store import JobStore
+from backend.runtime import set_torch_threads
 
 
 def socketio_emitter(broker_url: str):
@@ -50,11 +54,7 @@ def build_worker(
     heartbeat_s: float = 1.0,
 ):
     """The Celery app with the job task bound to this data dir; returns (app, identity)."""
-    from backend.jobs.distributed import TASK_NAME, make_celery
-    from backend.jobs.execute import execute_job
-    from backend.jobs.local import worker_identity
-    from backend.jobs.manager import set_torch_threads
-    from backend.jobs.store import JobStore
+    from backend.jobs.distributed import TASK_NAME, make_celery  # Celery: only a worker that starts needs it
 
     data_dir = Path(data_dir)
     upload_dir = Path(upload_dir) if upload_dir else data_dir / "uploads"

@@ -103,7 +103,7 @@ def latency_only(model: str, work: Path) -> dict:
     from backend.models import adapters, teachers, vision
     from backend.models import text as text_models
     from backend.models.registry import get_model_spec
-    from backend.pruning.structural import make_student
+    from backend.models.student import make_student
 
     spec = get_model_spec(model)
     raw = ds.load_digits() if spec.family == "vision" else ds.load_synthetic_sentiment(seed=0, n=400)

@@ -12,8 +12,8 @@ from backend.data import datasets as ds
 from backend.kd.callbacks import CallbackList
 from backend.kd.loop import TrainSettings, train
 from backend.models.adapters import VisionAdapter
+from backend.models.student import make_student
 from backend.models.zoo.resnet18 import build as build_resnet18
-from backend.pruning.structural import make_student
 
 STEPS = 20
 BATCH = 64

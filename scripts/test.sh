@@ -17,7 +17,9 @@ if ! command -v npm >/dev/null 2>&1; then
   exit 1
 fi
 npm ci --no-audit --no-fund --loglevel=error
-# Lint and format (ruff, configured in pyproject.toml), then the whole suite.
+# Lint and format (ruff), then imports only point down (import-linter), all configured in pyproject.toml; then the
+# whole suite.
 python3 -m ruff check .
 python3 -m ruff format --check .
+lint-imports --no-cache
 python3 -m pytest -q "$@"

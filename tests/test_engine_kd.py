@@ -15,7 +15,7 @@ from backend.kd.loss import distillation_loss
 from backend.models import adapters
 from backend.models.adapters import VisionAdapter
 
-# one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
+# one intra-op thread, as a job gets on a 2-core machine (backend.runtime.set_torch_threads)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -16,7 +16,7 @@ from backend.data import datasets as ds
 from backend.kd.callbacks import Callbacks, JobCancelled
 from tests.engine_helpers import REPORT_SECTIONS, tiny_job
 
-# one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
+# one intra-op thread, as a job gets on a 2-core machine (backend.runtime.set_torch_threads)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

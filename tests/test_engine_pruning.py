@@ -10,13 +10,13 @@ from torch import nn
 
 from backend.data.synthetic_text import generate
 from backend.metrics.compression import count_parameters, sparsity
+from backend.models.student import make_student
 from backend.models.zoo import bert, mobilenetv2, resnet18
 from backend.models.zoo.distilbert import build as build_distilbert
 from backend.models.zoo.t5_small import build as build_t5
 from backend.pruning import progressive
-from backend.pruning.structural import make_student
 
-# one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
+# one intra-op thread, as a job gets on a 2-core machine (backend.runtime.set_torch_threads)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -21,7 +21,7 @@ from backend.models.zoo.distilbert import build as build_distilbert
 from backend.models.zoo.resnet18 import build as build_resnet18
 from tests.engine_helpers import tiny_job
 
-# one intra-op thread, as a job gets on a 2-core machine (backend.jobs.manager.set_torch_threads)
+# one intra-op thread, as a job gets on a 2-core machine (backend.runtime.set_torch_threads)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -21,7 +21,7 @@ from backend.models.registry import (
     model_for_hf_type,
     register_model,
 )
-from backend.pruning.structural import make_student
+from backend.models.student import make_student
 
 BACKEND = Path(__file__).resolve().parent.parent / "backend"
 IDS = [spec.id for spec in list_models()]

@@ -131,6 +131,7 @@ def test_model_zip_upload_reports_architecture_and_parameters(post, up_app, tmp_
     body = res.get_json()
     assert body["kind"] == "model_zip" and body["use_as"] == "teacher"
     assert body["architecture"] == "DistilBertForSequenceClassification" and body["parameters"] == 48
+    assert body["model_hint"] == "distilbert"  # the registry's recogniser, from config.json's model_type
     path, _ = uploads.resolve_upload(up_app.config["UPLOAD_DIR"], body["upload_id"])
     folder = uploads.extract_model_zip(path, tmp_path / "extracted")
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
@@ -142,10 +143,13 @@ def test_checkpoint_uploads_count_parameters(post):
     res = post("teacher.pth", buf.getvalue())
     assert res.status_code == 201, res.get_json()
     assert res.get_json()["kind"] == "checkpoint" and res.get_json()["parameters"] == 15
+    assert res.get_json()["model_hint"] is None  # no registered model has these tensor names
     from safetensors.torch import save
 
     res = post("teacher.safetensors", save({"w": torch.zeros(2, 5)}))
     assert res.status_code == 201 and res.get_json()["parameters"] == 10
+    res = post("distil.safetensors", save({"distilbert.embeddings.word_embeddings.weight": torch.zeros(2, 5)}))
+    assert res.status_code == 201 and res.get_json()["model_hint"] == "distilbert"  # from the tensor names
 
 
 def test_npz_upload_and_loading(post, up_app):

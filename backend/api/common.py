@@ -9,6 +9,7 @@ from flask import current_app, request
 from backend.api.errors import ApiError
 from backend.echo import clip
 from backend.jobs import SUCCEEDED, JobManager, JobNotFound, JobRecord
+from backend.models.registry import UnknownModelError, resolve_model_name
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
@@ -74,8 +75,6 @@ def finished_job(body: dict[str, Any] | None = None) -> JobRecord:
 
 
 def model_filter(name: Any) -> str | None:
-    from backend.models.registry import UnknownModelError, resolve_model_name
-
     if name in (None, ""):
         return None
     try:

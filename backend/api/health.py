@@ -7,6 +7,7 @@ import platform
 from flask import Blueprint, current_app, jsonify
 
 from backend import __version__
+from backend.devices import DeviceError, available_devices, resolve_device
 from backend.runtime import environment_info
 
 bp = Blueprint("health", __name__)
@@ -17,8 +18,6 @@ def health():
     """Status, library versions, device, threads and queue length."""
     info = {"status": "ok", "version": __version__, "python": platform.python_version()}
     info.update(environment_info())
-    from backend.devices import DeviceError, available_devices, resolve_device
-
     info["devices"] = available_devices()  # what exists: name and memory of each
     info["default_device"] = current_app.config.get("DEVICE", "auto")
     try:

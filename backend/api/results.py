@@ -10,8 +10,12 @@ from flask import Blueprint, jsonify, request, send_file
 
 from backend.api.common import TRUE_WORDS, arg, artifact, finished_job, json_body, manager
 from backend.api.errors import ApiError
+from backend.api.studies import study_bundle, study_matlab, study_plot
 from backend.echo import clip
 from backend.jobs import JobRecord, jsonable
+from backend.metrics.matlab import matlab_all_models
+from backend.metrics.plots import PLOT_KINDS
+from backend.metrics.study import STUDY_PLOT_KINDS
 
 bp = Blueprint("results", __name__)
 
@@ -25,11 +29,7 @@ def evaluate():
 @bp.get("/matlab_metrics")
 def matlab_metrics():
     """{"matlab_data": ...} of one job, or with ?all=1 the latest job of every model."""
-    from backend.metrics.matlab import matlab_all_models
-
     if request.args.get("study_id"):  # a compression study: numeric matrices, rows = points
-        from backend.api.studies import study_matlab
-
         return jsonify(study_matlab(request.args["study_id"]))
     if str(request.args.get("all", "")).lower() in TRUE_WORDS:
         latest = manager().latest_succeeded_per_model()
@@ -54,14 +54,9 @@ def _matlab_of(record: JobRecord) -> dict[str, Any]:
 @bp.route("/visualize", methods=["GET", "POST"])
 def visualize():
     """A PNG plot of a job: JSON {job_id?, kind?} (or query parameters); no kind: the overview figure."""
-    from backend.metrics.plots import PLOT_KINDS
-
     body = json_body(required=False) if request.method == "POST" else None
     kind = arg("kind", body)
     if arg("study_id", body) not in (None, ""):  # a study's plots: kind pareto or study_sparsity
-        from backend.api.studies import study_plot
-        from backend.metrics.study import STUDY_PLOT_KINDS
-
         kind = kind or STUDY_PLOT_KINDS[0]
         if kind not in STUDY_PLOT_KINDS:
             raise ApiError(
@@ -86,8 +81,6 @@ def visualize():
 def download():
     """The job's bundle: student model, report, MATLAB data, CSV, plots, README (?study_id=: a study's bundle)."""
     if request.args.get("study_id"):
-        from backend.api.studies import study_bundle
-
         return study_bundle(request.args["study_id"])
     record = finished_job()
     path = artifact(record, "bundle")

@@ -13,8 +13,10 @@ from backend.api.common import json_body, manager
 from backend.api.errors import ApiError
 from backend.api.training import check_queue_room
 from backend.jobconfig import ConfigError, study_axes
-from backend.jobs import jsonable
+from backend.jobs import JobStateError, jsonable
 from backend.jobs.studies import MAX_POINTS, StudyNotFound, StudyRecord, StudyService
+from backend.metrics.study import STUDY_PLOT_KINDS, render_study_plot, study_csv
+from backend.metrics.study import study_matlab as matlab_of_rows  # this module's study_matlab wraps it
 
 bp = Blueprint("studies", __name__)
 
@@ -88,8 +90,6 @@ def study_detail(study_id: str):
 
 
 def study_csv_response(study: StudyRecord) -> Response:
-    from backend.metrics.study import study_csv
-
     return Response(
         study_csv(service().rows(study), study_axes()),
         mimetype="text/csv",
@@ -121,8 +121,6 @@ def delete_study(study_id: str):
         )
     deleted, delete = [], getattr(manager(), "delete", None)
     if callable(delete) and request.args.get("keep_jobs") not in ("1", "true"):
-        from backend.jobs import JobStateError
-
         for row in rows:
             if row["state"] == "deleted":
                 continue
@@ -141,8 +139,6 @@ def delete_study(study_id: str):
 
 def study_plot(study_id: Any, kind: str) -> Response:
     """PNG of a study (kind pareto or study_sparsity)."""
-    from backend.metrics.study import render_study_plot
-
     study = get_study(study_id)
     png = render_study_plot(service().rows(study), kind, _title(study, kind))
     return send_file(io.BytesIO(png), mimetype="image/png", download_name=f"{study.id}_{kind}.png")
@@ -155,17 +151,13 @@ def _title(study: StudyRecord, kind: str) -> str:
 
 def study_matlab(study_id: Any) -> dict[str, Any]:
     """{"matlab_data": ...} of a study: numeric matrices, rows = points."""
-    from backend.metrics.study import study_matlab as build
-
     study = get_study(study_id)
-    data = build(service().rows(study), study.grid, study_axes())
+    data = matlab_of_rows(service().rows(study), study.grid, study_axes())
     return {"matlab_data": jsonable({"study_id": study.id, "model_name": study.model_name, **data})}
 
 
 def study_bundle(study_id: Any) -> Response:
     """ZIP: CSV, table JSON, MATLAB data, both PNGs, README."""
-    from backend.metrics.study import STUDY_PLOT_KINDS, render_study_plot, study_csv
-
     study = get_study(study_id)
     rows = service().rows(study)
     detail = service().detail(study)

@@ -10,9 +10,13 @@ from flask import Blueprint, Request, current_app, jsonify, request
 
 from backend.api.errors import ApiError
 from backend.data import uploads as store
+from backend.jobs import disk
 from backend.jobs.store import iso_time
+from backend.models.registry import model_for_checkpoint, model_for_hf_type
 
 bp = Blueprint("uploads", __name__)
+# An uploaded teacher's model_hint: which registered model its tensor names or config model_type look like.
+RECOGNISER = store.ModelRecogniser(from_state_keys=model_for_checkpoint, from_hf_type=model_for_hf_type)
 
 
 class UploadRequest(Request):
@@ -50,7 +54,9 @@ def upload():
     if incoming is None:
         raise ApiError(400, "missing_file", "No file: send it as multipart/form-data in a field named 'file'.")
     try:
-        meta = store.save_upload(current_app.config["UPLOAD_DIR"], incoming.filename, incoming.stream, limits())
+        meta = store.save_upload(
+            current_app.config["UPLOAD_DIR"], incoming.filename, incoming.stream, limits(), RECOGNISER
+        )
     except store.UploadError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
     finally:
@@ -78,8 +84,6 @@ def upload_detail(upload_id: str):
 @bp.delete("/uploads/<upload_id>")
 def delete_upload(upload_id: str):
     """Remove an upload and every file made from it; 204, 404 unknown, 409 while a queued/running job uses it."""
-    from backend.jobs import disk
-
     jobs = current_app.extensions["jobs"]
     try:
         store.delete_upload(current_app.config["UPLOAD_DIR"], upload_id, jobs.jobs_using_upload)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from backend.data import synthetic_text
+from backend.data import synthetic_text, uploads
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -187,8 +187,6 @@ def load_upload(
 
     Images are decoded at source resolution (at most `image_size` a side) and only those `max_samples` keeps.
     """
-    from backend.data import uploads
-
     if kind == "text":
         texts, labels, classes = uploads.load_text_csv(path)
         return RawDataset(

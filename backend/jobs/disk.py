@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.cachefiles import last_used
+from backend.cachefiles import touch_cached as touch_cached  # the other side of last_used, here with the rest
 from backend.data.uploads.common import UPLOAD_ID_RE  # one definition of what an upload id looks like
 
 log = logging.getLogger(__name__)
@@ -144,22 +146,6 @@ def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def _last_used(folder: Path) -> float:
-    """When a cached model was last saved or loaded: its meta.json's mtime (touched on every use)."""
-    try:
-        return (folder / "meta.json").stat().st_mtime
-    except FileNotFoundError:
-        return 0.0
-
-
-def touch_cached(folder: Path) -> None:
-    """Mark a cached teacher or student as used now (least-recently-used eviction reads this)."""
-    try:
-        (folder / "meta.json").touch(exist_ok=True)
-    except FileNotFoundError:
-        pass
-
-
 def prune_model_cache(
     cache_dir: Path,
     *,
@@ -181,7 +167,7 @@ def prune_model_cache(
         for e in _children(cache_dir)
         if e.is_dir() and not e.name.endswith(".tmp") and not e.name.startswith(TRASH_PREFIX)
     ]
-    entries.sort(key=_last_used)  # oldest use first
+    entries.sort(key=last_used)  # oldest use first
     sizes = {e.name: _size(e) for e in entries}
     count, total = len(entries), sum(sizes.values())
     evicted = []
@@ -190,7 +176,7 @@ def prune_model_cache(
         over_size = max_mb > 0 and total > max_mb * 2**20
         if not (over_count or over_size):
             break
-        if now - _last_used(entry) < in_use_s:
+        if now - last_used(entry) < in_use_s:
             continue
         remove_tree(entry)
         evicted.append(entry.name)

@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from backend.jobs.events import Emit
+from backend.jobs.execute import execute_job
+from backend.jobs.store import JobStore
+from backend.runtime import set_torch_threads
 
 log = logging.getLogger(__name__)
 _CTX = multiprocessing.get_context("spawn")
@@ -169,10 +172,6 @@ def _watch_parent(parent_pid: int) -> None:
 
 def _child_main(conn: Connection, settings: dict[str, Any]) -> None:
     """The worker process: wait for job ids, run each, report back."""
-    from backend.jobs.execute import execute_job
-    from backend.jobs.manager import set_torch_threads
-    from backend.jobs.store import JobStore
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the whole group: the API decides
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="watch-parent").start()
     set_torch_threads(settings["torch_threads"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -400,12 +399,3 @@ class JobManager:
             self.apply_retention()
         except Exception:
             log.exception("retention after a job failed")
-
-
-def set_torch_threads(requested: int) -> None:
-    """Leave a core to the web server unless told otherwise."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return
-    torch.set_num_threads(requested if requested > 0 else max(1, (os.cpu_count() or 2) - 1))

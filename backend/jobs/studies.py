@@ -19,6 +19,7 @@ from typing import Any
 
 from backend.echo import clip
 from backend.jobconfig import ConfigError, JobConfig, Option, job_options, study_axes
+from backend.jobs.manager import JobStateError
 from backend.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, iso_time
 from backend.metrics.study import point_metrics, with_pareto
 
@@ -322,8 +323,6 @@ class StudyService:
 
     def cancel(self, study: StudyRecord) -> None:
         """Cancel every point not finished; finished points are kept."""
-        from backend.jobs.manager import JobStateError
-
         self.store.mark_cancelled(study.id)
         for job_id in reversed(study.job_ids):  # the last queued first: a free worker takes from the front
             try:

@@ -1,4 +1,5 @@
-"""Helpers shared by the metric modules: measuring without side effects, effective weights, units."""
+"""Helpers shared by the metric modules: measuring without side effects, units. (The layers pruning acts on and
+the parameter counts are backend.nnstats', which pruning shares.)"""
 
 from __future__ import annotations
 
@@ -16,45 +17,7 @@ Predict = Callable[[nn.Module, Batch], torch.Tensor]
 MB = 1_000_000  # every *_mb figure in this package is decimal megabytes (1 MB = 1,000,000 bytes)
 MB_NOTE = "MB = 1,000,000 bytes (decimal megabytes)"
 
-# The weight layers counted for FLOPs; those of them not tied to an embedding are the ones L1 pruning acts on.
-PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-PRUNABLE_SCOPE = (
-    "weights of the Conv/Linear layers L1 pruning acts on; biases, norms, embeddings and weights "
-    "tied to an embedding (T5's lm_head) excluded"
-)
 CONV_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def effective_param(module: nn.Module, name: str) -> torch.Tensor:
-    """A parameter as the forward pass sees it: `name_orig * name_mask` for a pruned-but-not-removed one."""
-    orig, mask = getattr(module, f"{name}_orig", None), getattr(module, f"{name}_mask", None)
-    if isinstance(orig, torch.Tensor) and isinstance(mask, torch.Tensor):
-        # Computed here, not read from module.weight: that attribute is only refreshed by the next forward.
-        return (orig * mask).detach()
-    return getattr(module, name).detach()
-
-
-def weight_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """(name, module) for every Conv/Linear layer that has a weight."""
-    for name, module in model.named_modules():
-        if isinstance(module, PRUNABLE_TYPES) and _has_weight(module):
-            yield name, module
-
-
-def prunable_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """The Conv/Linear layers pruning acts on and sparsity is measured over: those whose weight is not an embedding's.
-
-    A weight tied to an embedding (T5's lm_head shares the input embedding) is left out: pruning it would
-    prune the embedding too.
-    """
-    tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    for name, module in weight_layers(model):
-        if id(getattr(module, "weight_orig", None) if hasattr(module, "weight_orig") else module.weight) not in tied:
-            yield name, module
-
-
-def _has_weight(module: nn.Module) -> bool:
-    return isinstance(getattr(module, "weight", None), torch.Tensor) or hasattr(module, "weight_orig")
 
 
 def pruned_attributes(model: nn.Module) -> list[tuple[nn.Module, str, Any]]:

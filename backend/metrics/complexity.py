@@ -11,7 +11,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from .common import MB, MB_NOTE, Batch, Predict, batch_size_of, measuring, pruned_attributes, weight_layers
+from backend.nnstats import weight_layers
+
+from .common import MB, MB_NOTE, Batch, Predict, batch_size_of, measuring, pruned_attributes
 from .compression import sparsity
 from .efficiency import param_buffer_bytes
 

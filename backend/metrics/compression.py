@@ -7,35 +7,16 @@ from collections import Counter
 import torch
 from torch import nn
 
-from .common import CONV_TYPES, PRUNABLE_SCOPE, effective_param, prunable_layers
+from backend.nnstats import PRUNABLE_SCOPE, effective_param, prunable_layers
+from backend.nnstats import count_parameters as count_parameters  # one of this module's public names
+
+from .common import CONV_TYPES
 
 LAYERS_COUNTED = (
     "Conv = nn.Conv1d/2d/3d modules, Linear = nn.Linear modules, Embedding = nn.Embedding modules; "
     "weight_layers = their sum; transformer_blocks = outermost repeated modules (items of a "
     "ModuleList) that contain an attention module, e.g. DistilBERT TransformerBlock, T5 T5Block"
 )
-
-
-def _unique_params(model: nn.Module):
-    """(module, local name, parameter) for every distinct parameter; tied weights are counted once."""
-    seen: set[int] = set()
-    for module in model.modules():
-        for name, param in module.named_parameters(recurse=False):
-            if id(param) not in seen:
-                seen.add(id(param))
-                yield module, name, param
-
-
-def count_parameters(model: nn.Module) -> dict:
-    """{"total", "nonzero", "trainable"}: exact counts; nonzero uses orig*mask for pruned-but-not-removed weights."""
-    total = nonzero = trainable = 0
-    with torch.no_grad():
-        for module, name, param in _unique_params(model):
-            effective = name[:-5] if name.endswith("_orig") and hasattr(module, f"{name[:-5]}_mask") else name
-            total += param.numel()
-            nonzero += int(torch.count_nonzero(effective_param(module, effective)))
-            trainable += param.numel() if param.requires_grad else 0
-    return {"total": total, "nonzero": nonzero, "trainable": trainable}
 
 
 def _is_attention(module: nn.Module) -> bool:

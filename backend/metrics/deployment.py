@@ -20,6 +20,9 @@ from typing import Any
 
 import torch
 
+from backend.models.onnx_export import OrtModel, export_onnx, onnx_bytes, ort_predictor
+from backend.models.registry import get_model_spec
+
 from .common import MB, MB_NOTE, ratio
 from .effectiveness import classification_metrics
 from .efficiency import MIN_LATENCY_RUNS, _interleaved_times, _summary
@@ -32,8 +35,6 @@ DEFAULT_INT8_OP_TYPES = ("MatMul", "Gemm")
 def quantize_student(model_id: str, src: Path, dst: Path, exported: dict) -> dict:
     """Dynamic int8 (weights int8, activations quantized at run time) of every exported file of the student."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from backend.models.registry import get_model_spec
 
     op_types = list(get_model_spec(model_id).int8_op_types or DEFAULT_INT8_OP_TYPES)
     dst.mkdir(parents=True, exist_ok=True)
@@ -104,8 +105,6 @@ def measure_deployment(
 ) -> dict:
     """Export, then measure in ONNX Runtime; the student (and int8 student) files stay in out_dir/{name}/."""
     import onnxruntime as ort
-
-    from backend.models.onnx_export import OrtModel, export_onnx, onnx_bytes, ort_predictor
 
     threads, started = torch.get_num_threads(), time.perf_counter()
     example = example_batch(2)

@@ -18,6 +18,7 @@ from torch import nn
 
 from backend.data.datasets import TensorSet
 from backend.kd.loss import IGNORE_INDEX
+from backend.models.registry import ModelSpec, get_model_spec
 
 Batch = dict[str, torch.Tensor]
 
@@ -101,8 +102,6 @@ class Text2TextAdapter(_Adapter):
 
 def adapter_for(spec: Any, tokenizer=None, class_names: Sequence[str] = ()) -> object:
     """The adapter that fits a registered model's task (its spec, or any name of it)."""
-    from backend.models.registry import ModelSpec, get_model_spec
-
     task = (spec if isinstance(spec, ModelSpec) else get_model_spec(spec)).task
     if task == "encoder_decoder":
         return Text2TextAdapter(tokenizer, class_names)

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from backend.models.registry import get_model_spec
+
 OPSET = 18
 ONNX_KINDS = ("image_classifier", "sequence_classifier", "encoder_decoder")
 
@@ -77,14 +79,10 @@ class _T5Decoder(nn.Module):
 
 def onnx_kind(model_id: str) -> str:
     """How a registered model exports: its task (the registry's `ModelSpec.task`)."""
-    from backend.models.registry import get_model_spec
-
     return get_model_spec(model_id).task
 
 
 def _use_dynamo(model_id: str) -> bool:
-    from backend.models.registry import get_model_spec
-
     return get_model_spec(model_id).onnx_dynamo
 
 

@@ -17,7 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from backend.jobs.disk import touch_cached
+from backend.cachefiles import touch_cached
+from backend.data.uploads import load_checkpoint
 from backend.models.registry import ModelSpec
 from backend.models.vision import PretrainedUnavailable
 
@@ -151,8 +152,6 @@ def load_text_folder(spec: ModelSpec, folder: Path):
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """Tensors from .safetensors, or .pt/.pth through the upload checks (archive limits, weights_only=True)."""
-    from backend.data.uploads import load_checkpoint
-
     return load_checkpoint(path)
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from backend.metrics.common import prunable_layers
+from backend.nnstats import prunable_layers
 from backend.pruning import PruningStep
 
 

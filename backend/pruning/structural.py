@@ -1,5 +1,5 @@
-"""The student: a physically smaller copy of the teacher, made by each model's recipe (its registry entry) from
-the building blocks here.
+"""The building blocks of the student, a physically smaller copy of the teacher: each model's recipe (its registry
+entry) combines them, and backend.models.student.make_student applies the recipe.
 
 CNNs lose channels by L1-magnitude structural pruning (torch-pruning), the classifier's output kept.
 Transformers keep half their layers (evenly spread, first and last kept), initialised from the teacher's
@@ -9,13 +9,10 @@ Transformers keep half their layers (evenly spread, first and last kept), initia
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import torch
 import torch_pruning as tp
 from torch import nn
-
-from backend.metrics.compression import count_parameters
 
 
 def prune_cnn_channels(
@@ -95,17 +92,3 @@ def text_summary(what: str, n_before: int, kept: list[int], ffn_before: int, ffn
             "ffn_units_student": ffn_after,
         },
     }
-
-
-def make_student(
-    model: Any, teacher: nn.Module, ratio: float, example_inputs: torch.Tensor | None = None
-) -> tuple[nn.Module, dict]:
-    """The structurally compressed student of a registered model (its spec or any name of it), by the model's own
-    recipe (`ModelSpec.make_student`), and a summary of what was removed."""
-    from backend.models.registry import ModelSpec, get_model_spec
-
-    spec = model if isinstance(model, ModelSpec) else get_model_spec(model)
-    student, summary = spec.make_student(teacher, ratio, example_inputs)
-    summary["teacher_parameters"] = count_parameters(teacher)["total"]
-    summary["student_parameters"] = count_parameters(student)["total"]
-    return student, summary

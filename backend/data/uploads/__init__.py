@@ -13,15 +13,17 @@ checkpoints (state dicts). Import the public names from here.
 
 from __future__ import annotations
 
-from .checkpoints import check_torch_archive, load_checkpoint, model_hint, state_dict_of
+from .checkpoints import check_torch_archive, load_checkpoint, state_dict_of
 from .common import (
     CODE_EXTENSIONS,
     DATASET_KINDS,
     EXTENSIONS,
     IMAGE_EXTENSIONS,
+    NO_RECOGNISER,
     TEACHER_KINDS,
     TORCH_EXTENSIONS,
     UPLOAD_ID_RE,
+    ModelRecogniser,
     UnsupportedUpload,
     UploadError,
     UploadInUse,
@@ -43,6 +45,8 @@ __all__ = [
     "UploadNotFound",
     "UploadInUse",
     "UploadLimits",
+    "ModelRecogniser",
+    "NO_RECOGNISER",
     "save_upload",
     "delete_upload",
     "resolve_upload",
@@ -54,7 +58,6 @@ __all__ = [
     "extract_model_zip",
     "load_checkpoint",
     "state_dict_of",
-    "model_hint",
     "open_checked_zip",
     "check_zip_entries",
     "verify_zip_members",

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from .common import UploadError, UploadLimits, UploadTooLarge
+from .common import ModelRecogniser, UploadError, UploadLimits, UploadTooLarge
 from .zipsafe import open_checked_zip
 
 
@@ -108,7 +108,7 @@ def load_checkpoint(path: str | Path, limits: UploadLimits = UploadLimits()) -> 
     return _weights_only_load(path, path.name, limits)
 
 
-def _inspect_checkpoint(path: Path, limits: UploadLimits) -> dict[str, Any]:
+def _inspect_checkpoint(path: Path, limits: UploadLimits, recognise: ModelRecogniser) -> dict[str, Any]:
     state = load_checkpoint(path, limits)
     kind = "safetensors" if path.suffix == ".safetensors" else "checkpoint"
     dtypes = sorted({str(t.dtype).replace("torch.", "") for t in state.values()})
@@ -118,19 +118,5 @@ def _inspect_checkpoint(path: Path, limits: UploadLimits) -> dict[str, Any]:
         "tensors": len(state),
         "parameters": sum(t.numel() for t in state.values()),
         "dtypes": dtypes,
-        "model_hint": model_hint(state),
+        "model_hint": recognise.from_state_keys(set(state)),
     }
-
-
-def model_hint(state: Mapping[str, Any]) -> str | None:
-    """Which registered model a state dict looks like, from its key names (each model's `looks_like`); None when
-    unsure."""
-    from backend.models.registry import model_for_checkpoint
-
-    return model_for_checkpoint(set(state))
-
-
-def _hint_from_config(config: Mapping[str, Any]) -> str | None:
-    from backend.models.registry import model_for_hf_type
-
-    return model_for_hf_type(config.get("model_type"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -77,5 +78,17 @@ class UploadLimits:
     max_image_pixels: int = 4096 * 4096
     max_csv_rows: int = 1_000_000
 
+
+@dataclass(frozen=True)
+class ModelRecogniser:
+    """Which registered model an uploaded teacher looks like (its `model_hint`; None when unsure): from a state dict's
+    tensor names, or from a save_pretrained folder's config `model_type`. The model registry knows, and it sits
+    above this package, so the caller of save_upload passes it in (the upload API passes the registry's)."""
+
+    from_state_keys: Callable[[set[str]], str | None]
+    from_hf_type: Callable[[Any], str | None]
+
+
+NO_RECOGNISER = ModelRecogniser(from_state_keys=lambda keys: None, from_hf_type=lambda model_type: None)
 
 Keep = Callable[[np.ndarray], "np.ndarray | None"]  # labels -> sorted indices to keep (None: all)

@@ -11,8 +11,8 @@ import zipfile
 from pathlib import Path
 from typing import IO, Any
 
-from .checkpoints import _bin_counts, _hint_from_config, _safetensors_counts, check_torch_archive
-from .common import CODE_EXTENSIONS, TORCH_EXTENSIONS, UploadError, UploadLimits
+from .checkpoints import _bin_counts, _safetensors_counts, check_torch_archive
+from .common import CODE_EXTENSIONS, TORCH_EXTENSIONS, ModelRecogniser, UploadError, UploadLimits
 from .zipsafe import _CORRUPT, _common_root, _corrupt_member, _file_entries, _read_member, open_checked_zip
 
 
@@ -43,7 +43,9 @@ def _weight_entries(entries: list[zipfile.ZipInfo], root: str) -> list[zipfile.Z
     return safetensors or [e for e in direct if re.search(r"pytorch_model[^/]*\.bin$", e.filename)]
 
 
-def _inspect_model_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: UploadLimits) -> dict[str, Any]:
+def _inspect_model_zip(
+    zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: UploadLimits, recognise: ModelRecogniser
+) -> dict[str, Any]:
     _check_no_code(entries)
     root = _model_root(entries)
     config = _model_config(
@@ -71,7 +73,7 @@ def _inspect_model_zip(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limi
         "use_as": "teacher",
         "architecture": arch,
         "model_type": config.get("model_type"),
-        "model_hint": _hint_from_config(config),
+        "model_hint": recognise.from_hf_type(config.get("model_type")),
         "weights_format": fmt,
         "weight_files": len(weights),
         "tensors": tensors,

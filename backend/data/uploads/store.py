@@ -17,8 +17,10 @@ from .checkpoints import _inspect_checkpoint
 from .common import (
     EXTENSIONS,
     META,
+    NO_RECOGNISER,
     STAGING,
     UPLOAD_ID_RE,
+    ModelRecogniser,
     UnsupportedUpload,
     UploadError,
     UploadInUse,
@@ -34,9 +36,14 @@ from .zipsafe import _file_entries, open_checked_zip
 
 
 def save_upload(
-    upload_dir: str | Path, filename: str | None, stream: IO[bytes], limits: UploadLimits = UploadLimits()
+    upload_dir: str | Path,
+    filename: str | None,
+    stream: IO[bytes],
+    limits: UploadLimits = UploadLimits(),
+    recognise: ModelRecogniser = NO_RECOGNISER,
 ) -> dict[str, Any]:
-    """Check an incoming file and store it; returns its meta (upload_id, kind, what was found)."""
+    """Check an incoming file and store it; returns its meta (upload_id, kind, what was found). A teacher's
+    model_hint comes from `recognise` (None without one)."""
     ext = file_extension(filename)
     if ext not in EXTENSIONS:
         raise UnsupportedUpload(f"Unsupported file type {ext or '(none)'!r}; accepted: {sorted(EXTENSIONS)}.")
@@ -49,7 +56,7 @@ def save_upload(
         size, digest = _copy_limited(stream, stored, limits.max_bytes)
         if size == 0:
             raise UploadError("The file is empty.")
-        details = _INSPECTORS[EXTENSIONS[ext]](stored, limits)
+        details = _inspect(EXTENSIONS[ext], stored, limits, recognise)
         meta = {
             "upload_id": upload_id,
             **details,
@@ -148,18 +155,24 @@ def _copy_limited(stream: IO[bytes], target: Path, max_bytes: int) -> tuple[int,
     return size, digest.hexdigest()
 
 
-def _inspect_zip(path: Path, limits: UploadLimits) -> dict[str, Any]:
+def _inspect(kind: str, path: Path, limits: UploadLimits, recognise: ModelRecogniser) -> dict[str, Any]:
+    """What a stored file of one kind holds; a teacher (checkpoint, model ZIP) with its model_hint."""
+    if kind in ("checkpoint", "safetensors"):
+        return _inspect_checkpoint(path, limits, recognise)
+    if kind == "zip":
+        return _inspect_zip(path, limits, recognise)
+    return _DATASET_INSPECTORS[kind](path, limits)
+
+
+def _inspect_zip(path: Path, limits: UploadLimits, recognise: ModelRecogniser) -> dict[str, Any]:
     with open_checked_zip(path, limits, verify=True) as zf:
         entries = _file_entries(zf)
         if _model_root(entries) is not None:
-            return _inspect_model_zip(zf, entries, limits)
+            return _inspect_model_zip(zf, entries, limits, recognise)
         return _inspect_image_zip(zf, entries, limits)
 
 
-_INSPECTORS: dict[str, Callable[[Path, UploadLimits], dict[str, Any]]] = {
+_DATASET_INSPECTORS: dict[str, Callable[[Path, UploadLimits], dict[str, Any]]] = {
     "csv": _inspect_csv,
-    "zip": _inspect_zip,
-    "checkpoint": _inspect_checkpoint,
-    "safetensors": _inspect_checkpoint,
     "npz": _inspect_npz,
 }

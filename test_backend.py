@@ -21,16 +21,8 @@ from typing import Any
 import requests
 import socketio
 
-PHASES = ["queued", "data", "teacher", "student", "distill", "prune", "evaluate", "done"]
-SECTIONS = (
-    "student_model_performance",
-    "teacher_vs_student_comparison",
-    "knowledge_distillation_analysis",
-    "pruning_analysis",
-    "efficiency_improvements",
-    "learning_outcomes",
-    "metadata",
-)
+# The phases, finished states and report sections are the server's own words: read from GET /models (concepts).
+VOCABULARY: dict[str, Any] = {}
 TINY_JOB = {"epochs": 1, "kd_epochs": 1, "finetune_epochs": 1, "max_samples": 300, "pruning_steps": 1}
 
 
@@ -93,7 +85,7 @@ class JobWatcher:
         self.job_id = job_id
         ack = self.sio.call("join", {"job_id": job_id}, timeout=20)
         expect(bool(ack and ack.get("ok")), f"join refused: {ack}")
-        if ack.get("status") in ("succeeded", "failed", "cancelled"):
+        if ack.get("status") in VOCABULARY["finished_states"]:
             self.finished.set()
 
     def mine(self, name: str) -> list[dict]:
@@ -134,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n0 passed, {len(checks.failed)} failed: the server at {url} does not answer", flush=True)
         return 1
 
-    models = [m["id"] for m in json_of(http.get(f"{url}/models", timeout=30))["models"]]
+    listing = json_of(http.get(f"{url}/models", timeout=30))
+    VOCABULARY.update(listing["concepts"])
+    models = [m["id"] for m in listing["models"]]
     for model in models:
 
         def test_model(model: str = model) -> str:
@@ -169,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             expect(not errors, f"training_error: {errors}")
             phases = watcher.phases()
             expect(phases[-1] == "done", f"job ended {phases[-1]!r}")
-            missing = [p for p in PHASES[1:] if p not in phases]
+            missing = [p for p in (*VOCABULARY["phases"], "done") if p not in phases]
             expect(not missing, f"phases not announced: {missing} (saw {phases})")
             expect(watcher.mine("training_progress"), "no training_progress events")
             job = json_of(http.get(f"{url}/jobs/{job_id}", timeout=30))
@@ -186,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def evaluate() -> str:
         report = json_of(http.get(f"{url}/evaluate", params=job_query(), timeout=60))
-        missing = [s for s in SECTIONS if s not in report]
+        missing = [s for s in (*VOCABULARY["report_sections"], "metadata") if s not in report]
         expect(not missing, f"report lacks {missing}")
         perf = report["student_model_performance"]
         return f"student accuracy {perf.get('accuracy')}"

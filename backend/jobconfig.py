@@ -256,3 +256,37 @@ class JobConfig:
 def model_help() -> str:
     """What --model accepts."""
     return ", ".join(model_ids()) + " (or an alias)"
+
+
+def _cell(option: Option) -> str:
+    if option.choices is not None:
+        return ", ".join(f"`{c}`" for c in option.choices)
+    if option.numeric:
+        return f"{option.type} in {option.range_text()}"
+    return option.type
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def options_markdown() -> str:
+    """The README's table of job options, and of the pruning methods and distillation losses."""
+    lines = ["| option | values | default | study axis | what it does |", "|---|---|---|---|---|"]
+    for o in job_options():
+        default = "required" if o.required else "the preset's" if o.preset_default else f"`{o.default}`"
+        if o.default is None and not o.required and not o.preset_default:
+            default = "null"
+        lines.append(f"| `{o.name}` | {_cell(o)} | {default} | {'yes' if o.study_axis else ''} | {_md(o.help)} |")
+    lines += ["", "| `pruning_method` | what it does | its options |", "|---|---|---|"]
+    for m in pruning.list_methods():
+        lines.append(f"| `{m.name}` | {_md(m.description)} | {', '.join(f'`{o.name}`' for o in m.options)} |")
+    lines += ["", "| `kd_loss` | loss | what it does | its options |", "|---|---|---|---|"]
+    for loss in kd.list_losses():
+        names = ", ".join(f"`{o.name}`" for o in loss.options)
+        lines.append(f"| `{loss.name}` | `{_md(loss.formula)}` | {_md(loss.description)} | {names} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(options_markdown())

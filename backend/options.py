@@ -133,8 +133,8 @@ class Option:
 
     def range_text(self) -> str:
         """'[0, 200]', '(0, 100]', '[0, 1)'."""
-        lo = f"({self.exclusive_minimum:g}" if self.exclusive_minimum is not None else f"[{self.minimum:g}"
-        hi = f"{self.exclusive_maximum:g})" if self.exclusive_maximum is not None else f"{self.maximum:g}]"
+        lo = f"({_num(self.exclusive_minimum)}" if self.exclusive_minimum is not None else f"[{_num(self.minimum)}"
+        hi = f"{_num(self.exclusive_maximum)})" if self.exclusive_maximum is not None else f"{_num(self.maximum)}]"
         return f"{lo}, {hi}"
 
     def in_range(self, value: float) -> bool:
@@ -201,6 +201,13 @@ class Option:
         if self.numeric:
             return f"a number in {self.range_text()}"
         return f"a {self.type}"
+
+
+def _num(value: float | None) -> str:
+    """2147483647 rather than 2.14748e+09; 0.95 as it is."""
+    if value is None:
+        return "?"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 # -- Command lines ---------------------------------------------------------------------------------------------

@@ -168,3 +168,10 @@ def test_the_readme_configuration_table_is_the_settings_declaration():
         "API_TOKEN",
         "CORS_ORIGINS",
     }
+
+
+def test_the_readme_options_table_is_the_declaration():
+    from backend.jobconfig import options_markdown
+    from tests.servers import ROOT
+
+    assert options_markdown() in (ROOT / "README.md").read_text(), "README differs from: python -m backend.jobconfig"

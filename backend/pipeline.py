@@ -32,6 +32,7 @@ from backend.metrics.deployment import measure_deployment
 from backend.metrics.efficiency import measure_latency, model_size
 from backend.metrics.measure import measure_pair
 from backend.metrics.report import build_report
+from backend.metrics.stats import paired_accuracy_difference
 from backend.models import adapters, teachers, vision
 from backend.models import text as text_models
 from backend.models.registry import ModelSpec, defaults, get_model_spec
@@ -408,16 +409,35 @@ def _stage(state: JobState, stage: str, model: nn.Module, val_accuracy: float | 
     state.stages.append({"stage": stage, "val_accuracy": val_accuracy, "test_accuracy": None, "_weights": snapshot})
 
 
+def _test_correct(model: nn.Module, state: JobState) -> np.ndarray:
+    """Per test example: did `model` predict its label (the same predictions loop.evaluate counts)."""
+    hits: list[np.ndarray] = []
+    model.eval()
+    with torch.inference_mode():
+        for batch in state.test.batches(128):
+            hits.append((state.adapter.predict(model, batch) == batch["labels"]).reshape(-1).cpu().numpy())
+    return np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
+
+
 def _stage_test_accuracies(state: JobState, cb: CallbackList) -> None:
-    """Test accuracy of every stage, measured only now, in the evaluate phase, and used for no choice."""
+    """Test accuracy of every stage, measured only now, in the evaluate phase, and used for no choice; each stage
+    against the one before it is a paired difference on the same test examples (McNemar, Newcombe interval)."""
     probe = copy.deepcopy(state.student)
+    previous: tuple[str, np.ndarray] | None = None
     for row in state.stages:
         cb.check_stop()
         weights = row.pop("_weights", None)
         model = state.teacher if row["stage"] == "teacher" else probe
         if weights is not None:
             probe.load_state_dict(weights)
-        row["test_accuracy"] = loop.evaluate(model, state.adapter, state.test)["accuracy"]
+        correct = _test_correct(model, state)
+        row["test_accuracy"] = float(correct.mean()) if correct.size else None
+        if previous is not None and correct.size:
+            row["test_difference_from_previous"] = {
+                "previous": previous[0],
+                **paired_accuracy_difference(previous[1], correct),
+            }
+        previous = (row["stage"], correct)
 
 
 def build_student(state: JobState, cb: CallbackList) -> None:

@@ -7,6 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from .stats import (
+    METHODS,
+    bootstrap_intervals,
+    paired_accuracy_difference,
+    paired_bootstrap_differences,
+    wilson_interval,
+)
+
 INVALID = -1  # a prediction that matched no class (e.g. a T5 generation that is no label word)
 
 
@@ -36,12 +44,16 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_n
         for i, name in enumerate(class_names)
     ]
     invalid = y_pred == INVALID
+    correct = int((y_true == y_pred).sum())
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         **_averaged(y_true, y_pred, labels, "macro"),
         **_averaged(y_true, y_pred, labels, "weighted"),
+        "accuracy_ci": list(wilson_interval(correct, int(y_true.size))),
+        **{f"{k}_ci": v for k, v in bootstrap_intervals(y_true, y_pred, len(class_names)).items()},
+        "intervals_note": f"accuracy: {METHODS['accuracy']}; the others: {METHODS['other']}",
         "num_samples": int(y_true.size),
-        "num_correct": int((y_true == y_pred).sum()),
+        "num_correct": correct,
         "invalid_predictions": int(invalid.sum()),
         "invalid_predictions_note": "predictions that matched no class (-1) count as wrong; they are in no "
         "confusion-matrix column",
@@ -49,4 +61,15 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_n
         "per_class": per_class,
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         "confusion_matrix_note": "rows: true class, columns: predicted class, in class_names order",
+    }
+
+
+def paired_differences(
+    y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int], class_names: list[str]
+) -> dict[str, dict]:
+    """B minus A, in points, for accuracy (McNemar + Newcombe) and the bootstrap metrics, on the same examples."""
+    y, a, b = _as_int_array(y_true), _as_int_array(pred_a), _as_int_array(pred_b)
+    return {
+        "accuracy": paired_accuracy_difference(a == y, b == y),
+        **paired_bootstrap_differences(y, a, b, len(class_names)),
     }

@@ -40,8 +40,14 @@ _COMPARISON_SCALARS = (
 )
 
 # (group, field, unit, path into one model's measurement block in teacher_vs_student_comparison)
-PAIR_SPECS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+PAIR_SPECS: tuple[tuple[str, str, str, tuple[Any, ...]], ...] = (
     *(("effectiveness", k, "fraction", ("effectiveness", k)) for k in EFFECTIVENESS_KEYS),
+    # each metric's 95% interval beside its pair: Wilson for accuracy, bootstrap for the others
+    *(
+        ("effectiveness", f"{k}_ci_{end}", "fraction", ("effectiveness", f"{k}_ci", i))
+        for k in EFFECTIVENESS_KEYS
+        for i, end in enumerate(("low", "high"))
+    ),
     ("effectiveness", "invalid_predictions", "count", ("effectiveness", "invalid_predictions")),
     ("efficiency", "model_size_mb", "MB", ("efficiency", "size", "model_size_mb")),
     ("efficiency", "compressed_size_mb", "MB", ("efficiency", "size", "compressed_size_mb")),
@@ -83,9 +89,12 @@ def _number(value: Any) -> float | int | None:
     return value if math.isfinite(value) else None
 
 
-def _dig(node: Any, path: tuple[str, ...]) -> Any:
+def _dig(node: Any, path: tuple[Any, ...]) -> Any:
     for key in path:
-        node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(key, int):
+            node = node[key] if isinstance(node, list) and len(node) > key else None
+        else:
+            node = node.get(key) if isinstance(node, dict) else None
     return node
 
 
@@ -179,6 +188,12 @@ def _comparison(report: dict, missing: dict) -> dict:
     kd = report["knowledge_distillation_analysis"]
     values = {k: derived.get(k) for k in _COMPARISON_SCALARS}
     values.update({f"speedup_{k}": v for k, v in (derived.get("speedup") or {}).items()})
+    drop_ci = derived.get("accuracy_drop_ci_points") or [None, None]
+    values["accuracy_drop_ci_low_points"], values["accuracy_drop_ci_high_points"] = drop_ci
+    values["accuracy_drop_p_value"] = derived.get("accuracy_drop_p_value")
+    values["accuracy_drop_within_noise"] = (
+        None if derived.get("accuracy_drop_within_noise") is None else int(derived["accuracy_drop_within_noise"])
+    )
     values["teacher_student_agreement_pct"] = kd.get("teacher_student_agreement_pct")
     values["mean_kl"] = kd.get("mean_kl")
     out = {}

@@ -11,7 +11,7 @@ from torch import nn
 from .common import Batch, Predict, measuring, ratio
 from .complexity import count_flops, space_complexity
 from .compression import count_layers, count_parameters, sparsity
-from .effectiveness import classification_metrics
+from .effectiveness import classification_metrics, paired_differences
 from .efficiency import measure_latency, memory_footprint, model_size
 
 
@@ -56,8 +56,11 @@ def _pct_change(before: float | None, after: float | None) -> float | None:
     return None if r is None else (1.0 - r) * 100.0
 
 
-def _comparison(t: dict, s: dict, latency: dict) -> dict:
-    """Ratios and differences teacher vs student; None (with a *_reason) where a denominator is 0."""
+def _comparison(t: dict, s: dict, latency: dict, differences: dict) -> dict:
+    """Ratios and differences teacher vs student; None (with a *_reason) where a denominator is 0.
+
+    The accuracy drop carries its paired interval and McNemar p-value (`differences`: student minus teacher)."""
+    acc = differences["accuracy"]
     t_acc, s_acc = t["effectiveness"]["accuracy"], s["effectiveness"]["accuracy"]
     t_p, s_p = t["compression"]["parameters"], s["compression"]["parameters"]
     t_size, s_size = t["efficiency"]["size"], s["efficiency"]["size"]
@@ -74,6 +77,10 @@ def _comparison(t: dict, s: dict, latency: dict) -> dict:
         "accuracy_teacher": t_acc,
         "accuracy_student": s_acc,
         "accuracy_drop_points": (t_acc - s_acc) * 100.0,
+        "accuracy_drop_ci_points": [-acc["ci_points"][1], -acc["ci_points"][0]],
+        "accuracy_drop_p_value": acc["p_value"],
+        "accuracy_drop_test": acc["test"],
+        "accuracy_drop_within_noise": acc["within_noise"],
         "accuracy_drop_relative_pct": None if t_acc == 0 else (t_acc - s_acc) / t_acc * 100.0,
         "f1_macro_drop_points": (t["effectiveness"]["f1_macro"] - s["effectiveness"]["f1_macro"]) * 100.0,
         "flops_ratio": ratio(t_fl["flops_per_sample"], s_fl["flops_per_sample"]),
@@ -112,11 +119,13 @@ def measure_pair(
         block["efficiency"]["full_pass_samples_per_s"] = ratio(len(labels), seconds[name])
         results[name] = block
     latency = measure_latency(models, predict, example_batch, batch_sizes=batch_sizes, runs=latency_runs)
+    differences = paired_differences(labels, preds["teacher"], preds["student"], class_names)
     return {
         **results,
         "latency": latency,
         "predictions": {"teacher": preds["teacher"], "student": preds["student"], "labels": labels},
-        "comparison": _comparison(results["teacher"], results["student"], latency),
+        "comparison": _comparison(results["teacher"], results["student"], latency, differences),
+        "differences": differences,
         "conditions": {
             "torch_threads": torch.get_num_threads(),
             "test_samples": len(labels),

@@ -52,14 +52,40 @@ def _label(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
-def _bars(ax: Any, rows: list[tuple], ylabel: str, title: str, scale: float = 1.0) -> None:
-    """Grouped teacher/student bars for (label, teacher, student) rows; unknown values are marked n/a."""
+def _bars(
+    ax: Any, rows: list[tuple], ylabel: str, title: str, scale: float = 1.0, intervals: dict | None = None
+) -> None:
+    """Grouped teacher/student bars for (label, teacher, student) rows; unknown values are marked n/a.
+
+    `intervals`: {label: ((teacher_low, teacher_high), (student_low, student_high))} draws 95% error bars."""
     if not rows:
         return _message(ax.figure, ax, f"{title}: nothing measured")
     width = 0.38
     for offset, who, col in ((-width / 2, "teacher", 1), (width / 2, "student", 2)):
         values = [r[col] * scale if isinstance(r[col], (int, float)) else 0.0 for r in rows]
-        bars = ax.bar([i + offset for i in range(len(rows))], values, width, label=who, color=COLORS[who])
+        errors = None
+        if intervals:
+            spans = [intervals.get(r[0], ((None, None), (None, None)))[col - 1] for r in rows]
+            errors = [
+                [
+                    max(0.0, v - lo * scale) if lo is not None else 0.0
+                    for v, (lo, _hi) in zip(values, spans, strict=True)
+                ],
+                [
+                    max(0.0, hi * scale - v) if hi is not None else 0.0
+                    for v, (_lo, hi) in zip(values, spans, strict=True)
+                ],
+            ]
+        bars = ax.bar(
+            [i + offset for i in range(len(rows))],
+            values,
+            width,
+            label=who,
+            color=COLORS[who],
+            yerr=errors,
+            capsize=3 if errors else 0,
+            error_kw={"elinewidth": 1, "ecolor": "#333333"},
+        )
         ax.bar_label(
             bars,
             labels=[
@@ -83,11 +109,26 @@ def _latency_fields(report: dict, prefix: str) -> list[str]:
     return [f"{prefix}_{key}" for key in report["efficiency_improvements"]["latency"]]
 
 
+def _intervals(report: dict, fields: list[str]) -> dict:
+    """{field: ((teacher_low, teacher_high), (student_low, student_high))} from the *_ci_low/_ci_high pairs."""
+    found = {f: (t, s) for g, f, _u, t, s in pair_rows(report) if g == "effectiveness"}
+    out = {}
+    for f in fields:
+        low, high = found.get(f"{f}_ci_low"), found.get(f"{f}_ci_high")
+        if low and high:
+            out[f] = ((low[0], high[0]), (low[1], high[1]))
+    return out
+
+
 def _plot_effectiveness(report: dict) -> bytes:
     fig = _figure(8, 4.5)
     ax = fig.add_subplot()
     fields = ["accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted"]
-    _bars(ax, _select(report, "effectiveness", fields), "score (%)", "Effectiveness on the test split", 100.0)
+    rows, spans = _select(report, "effectiveness", fields), _intervals(report, fields)
+    _bars(ax, rows, "score (%)", "Effectiveness on the test split, with 95% intervals", 100.0, spans)
+    lows = [lo for pair in spans.values() for lo, _hi in pair if isinstance(lo, (int, float))]
+    if lows:  # the axis starts near the lowest interval, so differences of a few points are visible
+        ax.set_ylim(max(0.0, (min(lows) * 100.0) - 5.0) // 5 * 5, 100.0 + 2.0)
     fig.tight_layout()
     return _png(fig)
 

@@ -10,6 +10,7 @@ from .complexity import DENSE_FLOPS_NOTE
 from .jsonsafe import REASON_SUFFIX, ensure_reasons, sanitize_json, to_strict_json
 from .keys import EFFECTIVENESS_KEYS, LOSS_TERMS, SECTIONS
 from .matlab import pair_rows
+from .stats import METHODS
 from .summary import summary_sentences
 
 REPORT_VERSION = 1
@@ -83,6 +84,8 @@ def _student_performance(ctx: dict) -> dict:
         "model_id": ctx["model_name"],
         "test_samples": eff["num_samples"],
         **{key: eff[key] for key in EFFECTIVENESS_KEYS},
+        **{f"{key}_ci": eff.get(f"{key}_ci") for key in EFFECTIVENESS_KEYS},
+        "intervals_note": eff.get("intervals_note"),
         "accuracy_pct": _pct(eff["accuracy"]),
         "invalid_predictions": eff["invalid_predictions"],
         "per_class": eff["per_class"],
@@ -126,11 +129,19 @@ def _ort_student(dep: dict | None) -> dict:
 
 
 def _effectiveness_pairs(m: dict) -> dict:
+    """Teacher and student per metric, each with its interval, and the paired difference (student - teacher)."""
     out = {}
+    differences = m.get("differences") or {}
     for key in EFFECTIVENESS_KEYS:
         pair = _pair(m, ("effectiveness", key))
         pair["student_minus_teacher_points"] = (pair["student"] - pair["teacher"]) * 100.0
+        pair["ci"] = _pair(m, ("effectiveness", f"{key}_ci"))
+        _set(pair, "difference", differences.get(key), "no paired predictions to compare")
         out[key] = pair
+    out["intervals_note"] = m["student"]["effectiveness"].get("intervals_note")
+    out["difference_note"] = (
+        "difference: student minus teacher in points, paired on the same test examples; " + METHODS["difference"]
+    )
     return out
 
 
@@ -435,6 +446,8 @@ def _stage_row(row: dict, measured: dict) -> dict:
     _set_fraction(
         out, "test_accuracy", test, "the test split is kept for the final measurement of teacher and final student"
     )
+    if row.get("test_difference_from_previous") is not None:
+        out["test_difference_from_previous"] = row["test_difference_from_previous"]
     return out
 
 

@@ -26,17 +26,26 @@ def _times(ratio: float, better: str, worse: str) -> str:
     return f"{ratio:.2f}x {better}" if ratio > 1 else f"{1 / ratio:.2f}x {worse}"
 
 
+def _noise(low: float, high: float, p_value: float | None) -> str:
+    """'(95% CI 0.4 to 3.1 points, McNemar p = 0.01)' and whether the interval spans 0."""
+    p = "" if p_value is None else f", McNemar p = {p_value:.2g}"
+    return f"95% CI {low:+.1f} to {high:+.1f} points{p}"
+
+
 def _accuracy(ctx: dict) -> str:
     m = ctx["measurements"]
     t, s = m["teacher"]["effectiveness"]["accuracy"], m["student"]["effectiveness"]["accuracy"]
     drop = (t - s) * 100.0
-    change = (
-        "the same accuracy"
-        if abs(drop) < 0.05
-        else f"a drop of {drop:.1f} percentage points"
-        if drop > 0
-        else f"a gain of {-drop:.1f} percentage points"
-    )
+    c = m["comparison"]
+    low, high = c["accuracy_drop_ci_points"]
+    noise = _noise(low, high, c.get("accuracy_drop_p_value"))
+    diff = (s - t) * 100.0 + 0.0  # + 0.0: no "-0.0"
+    if c.get("accuracy_drop_within_noise"):
+        change = f"a change of {diff:+.1f} percentage points, within noise (drop {noise})"
+    elif drop > 0:
+        change = f"a drop of {drop:.1f} percentage points ({noise}), beyond the noise of this test split"
+    else:
+        change = f"a gain of {-drop:.1f} percentage points (drop {noise}), beyond the noise"
     return (
         f"On {m['student']['effectiveness']['num_samples']} test samples the teacher ({ctx['display_name']}) "
         f"scored {t:.1%} accuracy and the student {s:.1%}: {change}."
@@ -97,10 +106,23 @@ def _distillation(ctx: dict) -> str:
     config = ctx.get("config", {})
     if before is None or after is None:
         return ""
-    return (
-        f"Distillation (T = {config.get('temperature')}, alpha = {config.get('alpha')}) took the student's "
-        f"validation accuracy from {before:.1%} right after structural compression to {after:.1%}."
+    loss = (ctx.get("kd_loss") or {}).get("name", "logits")
+    how = (
+        f"Distillation (T = {config.get('temperature')}, alpha = {config.get('alpha')})"
+        if loss == "logits"
+        else f"Training with the '{loss}' loss"
     )
+    text = (
+        f"{how} took the student's validation accuracy from {before:.1%} right after structural compression "
+        f"to {after:.1%}"
+    )
+    rows = [r for r in ctx.get("stages", []) if r.get("stage") == "student_kd"]
+    diff = rows[0].get("test_difference_from_previous") if rows else None
+    if diff:
+        low, high = diff["ci_points"]
+        verdict = "within noise" if diff["within_noise"] else "beyond the noise"
+        text += f"; on the test split it changed accuracy by {diff['points']:+.1f} points ({_noise(low, high, diff['p_value'])}, {verdict})"
+    return text + ". This mixes what the teacher taught with plain extra training: compare the ce_only control."
 
 
 def _agreement(ctx: dict) -> str:

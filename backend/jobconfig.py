@@ -21,6 +21,7 @@ from backend.options import ConfigError, Option, add_arguments, values_from_args
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "CONTROL_ARMS",
     "DEFAULT_DATASET",
     "QUANTIZE_OPTIONS",
     "UPLOAD_PREFIX",
@@ -42,6 +43,14 @@ BUILTIN_DATASETS = {
 DEFAULT_DATASET = {"vision": "digits", "text": "synthetic_sentiment"}
 UPLOAD_PREFIX = "upl_"
 QUANTIZE_OPTIONS = ("none", "dynamic_int8")  # dynamic_int8: ONNX Runtime quantize_dynamic of the exported student
+# The control arms (option `controls`): the same student trained without the teacher, from the same initial
+# weights (ce_only) or from random ones (scratch), with the same epochs, schedule, pruning and seed.
+CONTROL_ARMS = {
+    "ce_only": "the structural student from the same initial weights as the distilled one, trained with "
+    "cross-entropy alone (alpha = 0): same KD epochs, learning rate, seed, pruning method, schedule and fine-tuning",
+    "scratch": "the student's architecture from random initialisation (PyTorch's default per layer), trained "
+    "with cross-entropy alone on the same budget as ce_only",
+}
 
 
 def _tri_state(value: Any) -> Any:
@@ -97,6 +106,11 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "null: the server's --device"),
     Option("precision", "string", nullable=True, choices=PRECISIONS, group="measurement", label="Precision",
            help="autocast of the forward passes; null: bf16 on CUDA where supported, else fp32"),
+    Option("controls", "array", default=(), choices=tuple(CONTROL_ARMS), max_items=len(CONTROL_ARMS),
+           group="distillation", label="Control arms",
+           help="arms measured exactly like the student on the same split, to isolate what distillation buys: "
+           "ce_only (same student, same initial weights, cross-entropy alone) and scratch (same architecture, "
+           "random initialisation, cross-entropy alone)"),
     Option("quantize", "string", default="none", choices=QUANTIZE_OPTIONS, group="measurement", label="Quantize",
            help="dynamic_int8: the exported student quantized by ONNX Runtime's quantize_dynamic and measured "
            "(size, accuracy, latency) as a third column, student_int8"),

@@ -24,11 +24,12 @@ from backend.cachefiles import touch_cached
 from backend.data import datasets as ds
 from backend.data import public
 from backend.data.uploads import DATASET_KINDS, extract_model_zip, resolve_upload
-from backend.jobconfig import JobConfig
+from backend.jobconfig import CONTROL_ARMS, JobConfig
 from backend.kd import loop
-from backend.kd.callbacks import PHASES, CallbackList, Callbacks
-from backend.metrics.compression import count_parameters
+from backend.kd.callbacks import OPTIONAL_PHASES, PHASES, CallbackList, Callbacks
+from backend.metrics.compression import count_parameters, sparsity
 from backend.metrics.deployment import measure_deployment
+from backend.metrics.effectiveness import classification_metrics, paired_differences
 from backend.metrics.efficiency import measure_latency, model_size
 from backend.metrics.measure import measure_pair
 from backend.metrics.report import build_report
@@ -87,6 +88,9 @@ class JobState:
     precision: str = "fp32"
     teacher_logits: dict = field(default_factory=dict)  # how KD got the teacher's logits (cached or per step)
     onnx_dir: Path | None = None  # where the student's ONNX files are written (the bundle ships them)
+    student_template: nn.Module | None = None  # the structural student as built, before any training
+    student_init: dict | None = None  # its initial weights: the control arms start from them
+    controls: dict = field(default_factory=dict)  # arm -> its trained model and record
 
 
 def resolved_hyperparameters(config: JobConfig, spec: ModelSpec) -> dict:
@@ -171,6 +175,10 @@ def run_job(
         info.update(distill(state, cb, Path(cache_dir)), student_source=state.student_source)
     with phase(state, cb, "prune"):
         prune_progressively(state, cb)
+    if config.controls:
+        with phase(state, cb, "controls") as info:
+            run_controls(state, cb)
+            info.update(arms={arm: round(c["wall_time_s"], 3) for arm, c in state.controls.items()})
     with phase(state, cb, "evaluate"):
         report = evaluate_and_report(state, cb, job_id, started)
     _to_cpu(state)  # the exported bundle is for the CPU
@@ -246,7 +254,7 @@ def _tokenise(state: JobState) -> None:
     state.adapter = _adapter(state, tok)
 
 
-def _settings(state: JobState, epochs: int, lr: float | None = None) -> loop.TrainSettings:
+def _settings(state: JobState, epochs: int, lr: float | None = None, kd_loss: str | None = None) -> loop.TrainSettings:
     c, hp = state.config, state.hp
     return loop.TrainSettings(
         epochs=epochs,
@@ -258,7 +266,7 @@ def _settings(state: JobState, epochs: int, lr: float | None = None) -> loop.Tra
         alpha=c.alpha,
         embedding_lr_scale=hp.get("embedding_lr_scale", 1.0),
         precision=state.precision,
-        kd_loss=c.kd_loss,
+        kd_loss=kd_loss or c.kd_loss,
     )
 
 
@@ -447,6 +455,9 @@ def build_student(state: JobState, cb: CallbackList) -> None:
     example = state.train.head(1)["pixel_values"] if spec.family == "vision" else None
     state.student, state.structural = make_student(spec, teacher, state.hp["structural_ratio"], example)
     state.student.requires_grad_(True)
+    if state.config.controls:  # the arms start from these very weights
+        state.student_template = copy.deepcopy(state.student)
+        state.student_init = {k: v.detach().clone() for k, v in state.student.state_dict().items()}
     _stage(state, "student_structural", state.student)
     cb.on_metrics("student", {"phase": "student", **state.structural})
 
@@ -571,58 +582,114 @@ def _load_cached_student(state: JobState, path: Path) -> bool:
     return True
 
 
-def prune_progressively(state: JobState, cb: CallbackList) -> None:
-    """The job's pruning method (backend.pruning registry) to the target sparsity, fine-tuned and validated after
-    each of its steps."""
-    config, student = state.config, state.student
+def _prune(
+    state: JobState, cb: CallbackList, model: nn.Module, *, kd_loss: str, phase_name: str, extra: dict | None = None
+) -> tuple[dict, list[dict], list[dict]]:
+    """The job's pruning method on `model`, fine-tuned (with `kd_loss`) and validated after each of its steps.
+
+    Returns (what the method says of itself, one row per step, the fine-tuning history)."""
+    config = state.config
     method = pruning.get_method(config.pruning_method)
     steps: list[dict] = []
+    history: list[dict] = []
     lr = state.hp["kd_learning_rate"] / 3  # fine-tuning: gentler than distilling from the start
+    teacher = state.teacher if kd.get_loss(kd_loss).uses_teacher else None
 
     def after_step(done: pruning.PruningStep) -> None:
         step = done.step
         seed_everything(config.seed + 10 + step)
-        rows = loop.train(
-            student,
-            state.adapter,
-            state.kd_train,
-            _settings(state, state.hp["finetune_epochs"], lr),
-            phase="prune",
-            callbacks=cb,
-            teacher=state.teacher,
-            row_extra={"pruning_step": step},
+        history.extend(
+            loop.train(
+                model,
+                state.adapter,
+                state.kd_train,
+                _settings(state, state.hp["finetune_epochs"], lr, kd_loss=kd_loss),
+                phase=phase_name,
+                callbacks=cb,
+                teacher=teacher,
+                row_extra={"pruning_step": step, **(extra or {})},
+            )
         )
-        state.history["finetune"] += rows
-        val = loop.evaluate(student, state.adapter, state.val)
-        state.validation.append({"phase": "prune", "epoch": state.hp["finetune_epochs"], "pruning_step": step, **val})
-        size = model_size(student)
+        val = loop.evaluate(model, state.adapter, state.val)
+        size = model_size(model)
         row = {
             "step": step,
             "target_sparsity": done.target_sparsity,
             "achieved_sparsity": done.achieved_sparsity,
             "val_accuracy": val["accuracy"],
             "val_loss": val["loss"],
-            "nonzero_parameters": count_parameters(student)["nonzero"],
+            "nonzero_parameters": count_parameters(model)["nonzero"],
             "model_size_mb": size["model_size_mb"],
             "compressed_size_mb": size["compressed_size_mb"],
         }
         steps.append(row)
-        cb.on_metrics("prune", {"phase": "prune", **row})
+        cb.on_metrics(phase_name, {"phase": phase_name, **(extra or {}), **row})
 
     info: dict = {}
     if config.sparsity > 0:
         seed_everything(config.seed + 10)  # a random criterion draws from here: same seed, same weights
-        info = method.run(student, config, after_step)
-    student.eval()
+        info = method.run(model, config, after_step)
+    model.eval()
+    return {"method": method.name, "description": method.description, **info}, steps, history
+
+
+def prune_progressively(state: JobState, cb: CallbackList) -> None:
+    """The job's pruning method (backend.pruning registry) to the target sparsity, fine-tuned with the job's
+    distillation loss and validated after each of its steps."""
+    config, student = state.config, state.student
+    info, steps, history = _prune(state, cb, student, kd_loss=config.kd_loss, phase_name="prune")
+    state.history["finetune"] += history
+    state.validation += [
+        {"phase": "prune", "epoch": state.hp["finetune_epochs"], "pruning_step": r["step"], "accuracy": r["val_accuracy"],
+         "loss": r["val_loss"]}
+        for r in steps
+    ]  # fmt: skip
     state.pruning = {
-        "method": method.name,
-        "description": method.description,
         **info,
         "target_sparsity": config.sparsity,
         "steps": steps,
         "masks_removed": not progressive.has_masks(student),
     }
     _stage(state, "student_pruned", student, steps[-1]["val_accuracy"] if steps else None)
+
+
+def run_controls(state: JobState, cb: CallbackList) -> None:
+    """Train and prune each control arm the job asked for; measured with the student in the evaluate phase."""
+    for arm in state.config.controls:
+        cb.check_stop()
+        started = time.perf_counter()
+        model = copy.deepcopy(state.student_template)
+        model.load_state_dict(state.student_init)
+        if arm == "scratch":
+            seed_everything(state.config.seed + 2)
+            for module in model.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+        model.requires_grad_(True)
+        seed_everything(state.config.seed + 1)  # the distilled student's seed: same batch order
+        history = loop.train(
+            model,
+            state.adapter,
+            state.kd_train,
+            _settings(state, state.hp["kd_epochs"], state.hp["kd_learning_rate"], kd_loss="ce"),
+            phase="controls",
+            callbacks=cb,
+            row_extra={"arm": arm},
+        )
+        val_after_training = loop.evaluate(model, state.adapter, state.val)["accuracy"]
+        info, steps, finetune = _prune(state, cb, model, kd_loss="ce", phase_name="controls", extra={"arm": arm})
+        state.controls[arm] = {
+            "model": model,
+            "description": CONTROL_ARMS[arm],
+            "kd_loss": "ce",
+            "history": history,
+            "finetune_history": finetune,
+            "val_accuracy_after_training": val_after_training,
+            "pruning_steps": steps,
+            "wall_time_s": time.perf_counter() - started,
+        }
+        cb.on_metrics("controls", {"phase": "controls", "arm": arm, "val_accuracy": steps[-1]["val_accuracy"] if steps
+                                   else val_after_training})  # fmt: skip
 
 
 def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started: float) -> dict:
@@ -641,6 +708,8 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
         latency_runs=state.config.latency_runs,
     )
     measurements["latency"]["device"] = _device_label(state)
+    if state.controls:
+        measurements["controls"] = _measure_controls(state, measurements["predictions"], cb)
     if state.device.type != "cpu":
         measurements["latency_cpu"] = _cpu_latency(state)
     cb.check_stop()
@@ -653,6 +722,46 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     state.timings["evaluate"], state.timings["total"] = now - evaluate_started, now - started
     ctx = build_context(state, job_id, measurements, kl)
     return build_report(ctx)
+
+
+def _predictions(model: nn.Module, state: JobState) -> list[int]:
+    """A model's predictions on the test split, in the order measure_pair reads it."""
+    out: list[int] = []
+    model.eval()
+    with torch.inference_mode():
+        for batch, _labels in _LabelledBatches(state.test):
+            out.extend(int(v) for v in state.adapter.predict(model, batch).reshape(-1).tolist())
+    return out
+
+
+def _measure_controls(state: JobState, predictions: dict, cb: CallbackList) -> dict:
+    """Each control arm measured on the test split like the student (metrics with intervals), and the paired
+    gains: kd_gain = student - ce_only (what the teacher's soft targets bought), init_gain = ce_only - scratch
+    (what starting from the teacher's weights bought)."""
+    labels, names = predictions["labels"], state.raw.class_names
+    arms: dict[str, dict] = {}
+    preds: dict[str, list[int]] = {}
+    for arm, record in state.controls.items():
+        cb.check_stop()
+        preds[arm] = _predictions(record["model"], state)
+        arms[arm] = {
+            "description": record["description"],
+            "kd_loss": record["kd_loss"],
+            "effectiveness": classification_metrics(labels, preds[arm], names),
+            "val_accuracy_after_training": record["val_accuracy_after_training"],
+            "pruning_steps": record["pruning_steps"],
+            "global_sparsity": sparsity(record["model"])["global_sparsity"],
+            "history": record["history"],
+            "finetune_history": record["finetune_history"],
+            "wall_time_s": record["wall_time_s"],
+            "student_minus_arm": paired_differences(labels, preds[arm], predictions["student"], names),
+        }
+    out: dict = {"arms": arms}
+    if "ce_only" in preds:
+        out["kd_gain"] = paired_differences(labels, preds["ce_only"], predictions["student"], names)["accuracy"]
+    if "ce_only" in preds and "scratch" in preds:
+        out["init_gain"] = paired_differences(labels, preds["scratch"], preds["ce_only"], names)["accuracy"]
+    return out
 
 
 def _device_label(state: JobState) -> str:
@@ -774,7 +883,9 @@ def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -
             "precision": state.precision,
             "device_name": _device_label(state),
         },
-        "timings_s": {p: state.timings.get(p) for p in (*PHASES, "total")},
+        "timings_s": {
+            p: state.timings.get(p) for p in (*PHASES, "total") if p not in OPTIONAL_PHASES or p in state.timings
+        },
         "structural": state.structural,
         "history": state.history,
         "validation": state.validation,

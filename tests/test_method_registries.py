@@ -105,3 +105,44 @@ def test_the_control_entries_run_as_a_job(tmp_path):
     distill = analysis["loss_history"]["distill"]
     assert distill["ce_loss"] and not any(v is not None for v in distill["kd_loss"] or [])  # no KD term was optimised
     assert report["metadata"]["config"]["kd_loss"] == "ce"
+
+
+@pytest.mark.slow
+def test_control_arms_train_without_the_teacher_from_the_students_initial_weights(tmp_path, monkeypatch):
+    from backend import pipeline
+
+    calls = []
+    real_train = pipeline.loop.train
+
+    def spy(model, adapter, data, settings, *, phase, callbacks, teacher=None, row_extra=None, on_epoch_end=None):
+        start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        calls.append({"phase": phase, "arm": (row_extra or {}).get("arm"), "loss": settings.kd_loss,
+                      "teacher": teacher is not None, "start": start, "step": (row_extra or {}).get("pruning_step")})  # fmt: skip
+        return real_train(model, adapter, data, settings, phase=phase, callbacks=callbacks, teacher=teacher,
+                          row_extra=row_extra, on_epoch_end=on_epoch_end)  # fmt: skip
+
+    monkeypatch.setattr(pipeline.loop, "train", spy)
+    options = {k: v for k, v in SERVER_JOB.items() if k != "model_name"}
+    report = tiny_job(tmp_path, "distilbert", **options, controls=["ce_only", "scratch"]).report
+    distill = next(c for c in calls if c["phase"] == "distill")
+    ce_only = next(c for c in calls if c["arm"] == "ce_only" and c["step"] is None)
+    scratch = next(c for c in calls if c["arm"] == "scratch" and c["step"] is None)
+    assert all(torch.equal(distill["start"][k], ce_only["start"][k]) for k in distill["start"])  # same init
+    assert not all(torch.equal(distill["start"][k], scratch["start"][k]) for k in distill["start"])  # re-initialised
+    arm_calls = [c for c in calls if c["arm"]]
+    assert arm_calls and all(c["loss"] == "ce" and not c["teacher"] for c in arm_calls)  # alpha = 0, no teacher
+    assert distill["loss"] == "logits" and distill["teacher"]
+    controls = report["knowledge_distillation_analysis"]["controls"]
+    for arm in ("ce_only", "scratch"):
+        record = controls["arms"][arm]
+        assert not any(v is not None for v in record["loss_history"]["train"].get("kd_loss") or [])  # no KD term
+        assert record["loss_history"]["train"]["ce_loss"] and record["wall_time_s"] > 0
+        assert record["accuracy_ci"][0] <= record["accuracy"] <= record["accuracy_ci"][1]
+        assert record["global_sparsity"] == pytest.approx(
+            report["student_model_performance"]["global_sparsity"], abs=0.01
+        )
+    gain = controls["kd_gain_points"]
+    student, ce = report["student_model_performance"]["accuracy"], controls["arms"]["ce_only"]["accuracy"]
+    assert gain["points"] == pytest.approx((student - ce) * 100) and gain["test"] == "mcnemar_exact"
+    assert controls["init_gain_points"]["ci_points"][0] <= controls["init_gain_points"]["points"]
+    assert "controls" in report["metadata"]["timings_s"]

@@ -12,7 +12,7 @@ from typing import Any
 from backend.devices import PRECISIONS
 from backend.jobconfig import BUILTIN_DATASETS, DEFAULT_DATASET, QUANTIZE_OPTIONS
 from backend.jobs import FINISHED, STATES
-from backend.kd.callbacks import PHASE_LABELS, PHASES
+from backend.kd.callbacks import OPTIONAL_PHASES, PHASE_LABELS, PHASES
 from backend.metrics.keys import EFFECTIVENESS_KEYS, LOSS_TERMS, SECTIONS
 from backend.metrics.plots import PLOT_KINDS
 from backend.metrics.study import METRICS as STUDY_METRICS
@@ -29,6 +29,7 @@ def concepts() -> dict[str, Any]:
 
     return {
         "phases": list(PHASES),
+        "optional_phases": list(OPTIONAL_PHASES),
         "phase_labels": dict(PHASE_LABELS),
         "job_states": list(STATES),
         "finished_states": list(FINISHED),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 # A job's phases, in order: the pipeline runs them, the relay weights progress by them, the report times them.
-PHASES = ("data", "teacher", "student", "distill", "prune", "evaluate")
+PHASES = ("data", "teacher", "student", "distill", "prune", "controls", "evaluate")
+OPTIONAL_PHASES = ("controls",)  # run only when the job asks for them (option `controls`)
 # What each phase (and the statuses around them) means to a person: the dashboard and the CLI show these.
 PHASE_LABELS = {
     "queued": "Waiting in the queue",
@@ -15,6 +16,7 @@ PHASE_LABELS = {
     "student": "Building the smaller student",
     "distill": "Distilling the teacher into the student",
     "prune": "Pruning and fine-tuning the student",
+    "controls": "Training the control arms (no teacher)",
     "evaluate": "Measuring teacher and student",
     "done": "Done",
     "cancelled": "Cancelled",

@@ -139,6 +139,30 @@ def ort_rows(report: dict) -> list[tuple[str, str, str, Any, Any, Any]]:
     return rows
 
 
+def _controls(report: dict) -> dict | None:
+    """The control arms beside the student: parallel arrays over `labels` (student first), and the gains."""
+    controls = report["knowledge_distillation_analysis"].get("controls")
+    if not controls:
+        return None
+    student = report["student_model_performance"]
+    rows = {"student": student, **controls["arms"]}
+    out: dict[str, Any] = {"labels": list(rows)}
+    for key in EFFECTIVENESS_KEYS:
+        out[key] = [float(r[key]) for r in rows.values()]
+        out[f"{key}_ci_low"] = [float(r[f"{key}_ci"][0]) for r in rows.values()]
+        out[f"{key}_ci_high"] = [float(r[f"{key}_ci"][1]) for r in rows.values()]
+    out["arm_wall_time_s"] = [float(a["wall_time_s"]) for a in controls["arms"].values()]
+    out["arm_labels"] = list(controls["arms"])
+    for gain in ("kd_gain_points", "init_gain_points"):
+        value = controls.get(gain)
+        if value:
+            stem = gain.removesuffix("_points")
+            out[gain] = float(value["points"])
+            out[f"{stem}_ci_low_points"], out[f"{stem}_ci_high_points"] = (float(v) for v in value["ci_points"])
+            out[f"{stem}_p_value"] = float(value["p_value"])
+    return out
+
+
 def _runtimes(report: dict, missing: dict) -> dict:
     """Latency by runtime: pytorch [teacher, student] and onnxruntime [teacher, student(, student_int8)]."""
     pytorch = {
@@ -301,6 +325,11 @@ def matlab_data(report: dict) -> dict:
         "per_class": _per_class(report),
         "runtimes": _runtimes(report, missing),
     }
+    controls = _controls(report)
+    if controls is None:
+        missing["controls"] = report["knowledge_distillation_analysis"].get("controls_reason", "no control arms")
+    else:
+        data["controls"] = controls
     data["missing"] = missing
     data["notes"] = {
         "pairs": "effectiveness, efficiency, compression and complexity fields are [teacher, student]",
@@ -359,17 +388,45 @@ def matlab_all_models(reports: dict[str, dict]) -> dict:
 
 
 def metrics_csv(report: dict) -> str:
-    """A flat CSV `metric,unit,teacher,student,student_int8` (PyTorch rows, then onnxruntime.* rows; empty cell:
-    not measured - student_int8 exists only in ONNX Runtime, with quantize=dynamic_int8)."""
+    """A flat CSV `metric,unit,teacher,student,student_int8[,<control arm>...]` (PyTorch rows, then onnxruntime.*
+    rows, then controls.* rows; empty cell: not measured - student_int8 exists only in ONNX Runtime, with
+    quantize=dynamic_int8; a column per control arm only when the job ran control arms, filled on the
+    effectiveness rows; controls.kd_gain_* / init_gain_* rows hold the paired gain in the student column)."""
+    controls = report["knowledge_distillation_analysis"].get("controls") or {}
+    arms = list(controls.get("arms") or {})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["metric", "unit", "teacher", "student", "student_int8"])
+    writer.writerow(["metric", "unit", "teacher", "student", "student_int8", *arms])
     cell = lambda v: "" if _number(v) is None else v  # noqa: E731
+    pad = [""] * len(arms)
     for group, field, unit, t, s in pair_rows(report):
-        writer.writerow([f"{group}.{field}", unit, cell(t), cell(s), ""])
+        values = pad
+        if group == "effectiveness" and arms:
+            values = [cell(_arm_value(controls["arms"][arm], field)) for arm in arms]
+        writer.writerow([f"{group}.{field}", unit, cell(t), cell(s), "", *values])
     for group, field, unit, t, s, i in ort_rows(report):
-        writer.writerow([f"{group}.{field}", unit, cell(t), cell(s), cell(i)])
+        writer.writerow([f"{group}.{field}", unit, cell(t), cell(s), cell(i), *pad])
+    for gain in ("kd_gain", "init_gain"):
+        value = controls.get(f"{gain}_points")
+        if value:
+            low, high = value["ci_points"]
+            for field, unit, v in (
+                ("points", "points", value["points"]),
+                ("ci_low_points", "points", low),
+                ("ci_high_points", "points", high),
+                ("p_value", "probability", value["p_value"]),
+            ):
+                writer.writerow([f"controls.{gain}_{field}", unit, "", cell(v), "", *pad])
     return buffer.getvalue()
+
+
+def _arm_value(arm: dict, field: str) -> Any:
+    """An effectiveness field of a control arm: a metric, or one end of its interval (<metric>_ci_low/high)."""
+    for end, index in (("_ci_low", 0), ("_ci_high", 1)):
+        if field.endswith(end):
+            interval = arm.get(field.removesuffix(end) + "_ci")
+            return interval[index] if interval else None
+    return arm.get(field)
 
 
 def matlab_problems(data: Any, path: str = "matlab_data") -> list[str]:

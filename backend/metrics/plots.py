@@ -22,8 +22,10 @@ PLOT_KINDS = (
     "layer_sparsity",
     "confusion_matrix",
     "runtimes",
+    "controls",
 )
-COLORS = {"teacher": "#4C72B0", "student": "#DD8452", "student_int8": "#55A868"}
+COLORS = {"teacher": "#4C72B0", "student": "#DD8452", "student_int8": "#55A868", "ce_only": "#8172B3",
+          "scratch": "#937860"}  # fmt: skip
 BETTER, WORSE, UNKNOWN = "#2E8B57", "#C0392B", "#AAAAAA"
 # Figures where more is better; for every other overview figure (time, size, memory, counts) less is better.
 HIGHER_IS_BETTER = {"accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted", "full_pass_samples_per_s"}
@@ -409,7 +411,52 @@ _RENDERERS: dict[str, Callable[[dict], bytes]] = {
     "layer_sparsity": _plot_layer_sparsity,
     "confusion_matrix": _plot_confusion,
     "runtimes": lambda report: _plot_runtimes(report),
+    "controls": lambda report: _plot_controls(report),
 }
+
+
+def _plot_controls(report: dict) -> bytes:
+    """Teacher, distilled student and the control arms: accuracy and macro F1 with 95% intervals, and the gains."""
+    fig = _figure(10, 4.8)
+    ax = fig.add_subplot()
+    controls = report["knowledge_distillation_analysis"].get("controls")
+    if not controls:
+        _message(fig, ax, 'No control arms in this job: run it with controls: ["ce_only", "scratch"]')
+        return _png(fig)
+    cmp = report["teacher_vs_student_comparison"]["effectiveness"]
+    rows = {
+        "teacher": {m: (cmp[m]["teacher"], cmp[m]["ci"]["teacher"]) for m in ("accuracy", "f1_macro")},
+        "student": {m: (cmp[m]["student"], cmp[m]["ci"]["student"]) for m in ("accuracy", "f1_macro")},
+        **{arm: {m: (a[m], a[f"{m}_ci"]) for m in ("accuracy", "f1_macro")} for arm, a in controls["arms"].items()},
+    }
+    width = 0.8 / len(rows)
+    lows = []
+    for i, (who, metrics) in enumerate(rows.items()):
+        xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(2)]
+        values = [metrics[m][0] * 100 for m in ("accuracy", "f1_macro")]
+        spans = [metrics[m][1] for m in ("accuracy", "f1_macro")]
+        lows += [lo * 100 for lo, _hi in spans]
+        errors = [[v - lo * 100 for v, (lo, _hi) in zip(values, spans, strict=True)],
+                  [hi * 100 - v for v, (_lo, hi) in zip(values, spans, strict=True)]]  # fmt: skip
+        bars = ax.bar(xs, values, width, label=who, color=COLORS.get(who, UNKNOWN), yerr=errors, capsize=3,
+                      error_kw={"elinewidth": 1, "ecolor": "#333333"})  # fmt: skip
+        ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=7, padding=8)
+    ax.set_xticks(range(2), ["accuracy", "macro F1"])
+    ax.set_ylim(max(0.0, min(lows) - 5.0) // 5 * 5, 102.0)
+    ax.set_ylabel("score on the test split (%)")
+    gains = []
+    for key, what in (("kd_gain_points", "KD gain (student - ce_only)"), ("init_gain_points", "init gain (ce_only - "
+                      "scratch)")):  # fmt: skip
+        g = controls.get(key)
+        if g:
+            verdict = "within noise" if g["within_noise"] else f"p = {g['p_value']:.2g}"
+            gains.append(
+                f"{what}: {g['points']:+.1f} pts [{g['ci_points'][0]:+.1f}, {g['ci_points'][1]:+.1f}], {verdict}"
+            )
+    ax.set_title("Distillation against its controls, 95% intervals\n" + "; ".join(gains), fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _png(fig)
 
 
 def _plot_runtimes(report: dict) -> bytes:

@@ -122,7 +122,29 @@ def _distillation(ctx: dict) -> str:
         low, high = diff["ci_points"]
         verdict = "within noise" if diff["within_noise"] else "beyond the noise"
         text += f"; on the test split it changed accuracy by {diff['points']:+.1f} points ({_noise(low, high, diff['p_value'])}, {verdict})"
-    return text + ". This mixes what the teacher taught with plain extra training: compare the ce_only control."
+    if (ctx["measurements"].get("controls") or {}).get("kd_gain"):
+        return text + "."
+    return text + (
+        ". This mixes what the teacher taught with plain extra training; the ce_only control arm (option "
+        "controls) separates the two."
+    )
+
+
+def _controls(ctx: dict) -> str:
+    controls = ctx["measurements"].get("controls") or {}
+    arms = controls.get("arms") or {}
+    if not arms:
+        return ""
+    parts = [f"{arm} {record['effectiveness']['accuracy']:.1%}" for arm, record in arms.items()]
+    text = "Control arms without the teacher, measured like the student: " + ", ".join(parts)
+    for key, what in (("kd_gain", "distillation's gain over ce_only"), ("init_gain", "the gain of starting from the "
+                      "teacher's weights over scratch")):  # fmt: skip
+        gain = controls.get(key)
+        if gain:
+            low, high = gain["ci_points"]
+            verdict = "within noise" if gain["within_noise"] else "beyond the noise"
+            text += f"; {what}: {gain['points']:+.1f} points ({_noise(low, high, gain['p_value'])}, {verdict})"
+    return text + "."
 
 
 def _agreement(ctx: dict) -> str:
@@ -156,6 +178,7 @@ SENTENCES: tuple[Callable[[dict], str], ...] = (
     _latency,
     _flops,
     _distillation,
+    _controls,
     _agreement,
     _pruning,
 )

@@ -18,7 +18,7 @@ def test_page_is_served_with_its_base_and_api_address(client):
     html = res.get_data(as_text=True)
     assert '<base href="/static/dashboard/">' in html
     assert '<meta name="kd-api" content="/">' in html
-    assert '<script src="dashboard.js"></script>' in html
+    assert '<script type="module" src="dashboard.js"></script>' in html
     assert dashboard.MARKER not in html
     assert res.headers["Cache-Control"] == "no-cache"
 

@@ -6,6 +6,7 @@ its result, so that the whole module stays near two minutes on a 2-core machine.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -380,6 +381,60 @@ def test_the_page_asks_once_for_the_token(browser, tmp_path):
         p.page.wait_for_selector("body[data-ready=true]")
         p.page.wait_for_selector("#live-status[data-mode=socket]")
         assert len(asked) == 1  # kept for the tab: not asked again
+        assert p.errors == []
+    finally:
+        p.close()
+        stop(proc)
+
+
+def test_an_option_declared_on_the_server_reaches_the_form(browser, tmp_path):
+    """tests/throwaway_server.py declares throwaway_knob (a number in [0, 0.5], default 0.25, group training) and
+    nothing else changes: the form shows it with that range, default, label and help, refuses a value out of
+    range before any request, and sends one in range in a body the server's JobConfig accepts. No job runs: the
+    test answers POST /train itself."""
+    from backend.jobconfig import JobConfig, register_option
+    from tests.throwaway_server import THROWAWAY
+
+    proc, url = start_app(tmp_path / "d", tmp_path / "server.log", program="tests/throwaway_server.py")
+    p = Page(browser, ignore=("status of 503",))  # the test's own answer to POST /train
+    sent: list[dict] = []
+
+    def answer_train(route) -> None:
+        sent.append(route.request.post_data_json)
+        error = {"error": {"code": "test", "message": "answered by the test"}}
+        route.fulfill(status=503, content_type="application/json", body=json.dumps(error))
+
+    try:
+        wait_for(f"{url}/test", proc)
+        page = p.page
+        page.route("**/train", answer_train)
+        p.open(f"{url}/")
+        knob = page.locator("input[name=throwaway_knob]")
+        assert knob.count() == 1
+        assert knob.get_attribute("type") == "number"
+        assert (knob.get_attribute("min"), knob.get_attribute("max")) == ("0", "0.5")
+        assert knob.get_attribute("placeholder") == "0.25"  # the default, shown greyed; empty: not sent
+        assert page.locator("#options-training input[name=throwaway_knob]").count() == 1  # in its group's fieldset
+        field = page.locator("[data-option=throwaway_knob]")
+        assert field.locator("label").text_content() == "Throwaway knob"
+        assert field.locator("label").get_attribute("for") == knob.get_attribute("id")
+        help_text = field.locator(".help").text_content()
+        assert "a throwaway option" in help_text and "[0, 0.5]" in help_text
+
+        page.click("#advanced summary")
+        page.fill("input[name=throwaway_knob]", "0.75")
+        page.click("#start")
+        page.wait_for_selector("#message:not([hidden])")
+        assert "throwaway_knob must be a number in [0, 0.5]" in page.text_content("#message-text")
+        assert knob.get_attribute("aria-invalid") == "true"
+        assert sent == []  # refused in the page: no request
+
+        page.fill("input[name=throwaway_knob]", "0.4")
+        page.click("#start")
+        _wait_js(page, "document.querySelector('#message-text').textContent.includes('answered by the test')")
+        assert len(sent) == 1 and sent[0]["throwaway_knob"] == 0.4 and sent[0]["model_name"] == "resnet18"
+        with register_option(THROWAWAY):
+            assert JobConfig.from_dict(sent[0]).throwaway_knob == 0.4  # what the form sends validates
         assert p.errors == []
     finally:
         p.close()

@@ -2,7 +2,15 @@
  * no external scripts: the Socket.IO client comes from this page's own origin (../vendor/, installed by
  * `npm ci`), never from the API's address, and the charts are drawn here as SVG and HTML bars.
  * ?api= is honoured only for this page's origin, a loopback origin or one the server allowlists.
- * An ES module (<script type="module">, same origin: allowed by the page's CSP, script-src 'self'). */
+ *
+ * An ES module (<script type="module">, same origin: allowed by the page's CSP, script-src 'self'). It exports
+ * the helpers studies.js shares (the backend's address, authenticated requests, DOM and number formatting,
+ * the option controls), so that neither keeps its own copy.
+ *
+ * The job form's options are not written in index.html: they are built from GET /models `option_schema` (one
+ * declaration per option on the server), grouped by each option's `group`; phases, labels and job states come
+ * from its `concepts`. Only the model, dataset and teacher-upload pickers are hand-built (they depend on the
+ * model and the uploads). */
 // ---- where the backend is -------------------------------------------------------------------------
 const params = new URLSearchParams(location.search);
 
@@ -33,30 +41,30 @@ function resolveApi() {
   return String(base).replace(/\/+$/, '');
 }
 
-const API = resolveApi();
+export const API = resolveApi();
 const TOKEN_KEY = 'kd-api-token';
-const FINISHED = ['succeeded', 'failed', 'cancelled'];
-const PHASES = {
-  queued: 'Waiting in the queue', starting: 'Starting', data: 'Loading the data',
-  teacher: 'Training the teacher', student: 'Building the smaller student',
-  distill: 'Distilling the teacher into the student', prune: 'Pruning and fine-tuning the student',
-  evaluate: 'Measuring teacher and student', done: 'Done', cancelled: 'Cancelled', failed: 'Failed',
-};
 const SERIES_COLORS = { teacher: '#d55e00', distill: '#0072b2', prune: '#009e73', finetune: '#009e73',
   loss: '#0072b2', kd_loss: '#cc79a7', ce_loss: '#e69f00', validation: '#0072b2' };
 
 const state = {
-  models: [], modelById: {}, options: {}, uploads: [],
+  models: [], modelById: {}, uploads: [],
+  concepts: null, schema: [], controls: {},  // from GET /models: the vocabulary and the job form's options
   watched: null, watchedState: null, finishedSeen: new Set(),
   socket: null, live: 'starting', pollTimer: null, jobsTimer: null, token: sessionStorage.getItem(TOKEN_KEY),
   tokenPrompt: null,
   loss: [], lossKeys: new Set(), drawPending: false, lastProgressAt: 0, liveEvents: 0, early: new Map(),
 };
 
-const $ = (id) => document.getElementById(id);
+export const $ = (id) => document.getElementById(id);
+
+// ---- the service's vocabulary (GET /models `concepts`; read once /models has answered) ---------------------
+/** Whether a job state is final (concepts.finished_states). */
+export const isFinished = (jobState) => ((state.concepts && state.concepts.finished_states) || []).includes(jobState);
+/** What a phase is called on the page (concepts.phase_labels); the phase itself when unknown. */
+export const phaseLabel = (phase) => ((state.concepts && state.concepts.phase_labels) || {})[phase] || phase;
 
 // ---- small helpers ----------------------------------------------------------------------------------
-class UserError extends Error {
+export class UserError extends Error {
   constructor(message, status, detail) { super(message); this.status = status; this.detail = detail || {}; }
 }
 
@@ -84,7 +92,7 @@ function askToken() {
 }
 
 /** fetch() with the token; on a 401 asks for the token once and tries again. */
-async function authedFetch(url, options) {
+export async function authedFetch(url, options) {
   let res = await fetch(url, withToken(options));
   if (res.status === 401) {
     if (state.token) { state.token = null; sessionStorage.removeItem(TOKEN_KEY); }  // a wrong or old one
@@ -94,7 +102,7 @@ async function authedFetch(url, options) {
 }
 
 /** fetch() against the backend; JSON answers; errors become UserError with the backend's own words. */
-async function api(path, options) {
+export async function api(path, options) {
   let res;
   try {
     res = await authedFetch(API + path, options);
@@ -112,11 +120,11 @@ async function api(path, options) {
   return body;
 }
 
-function postJson(path, data) {
+export function postJson(path, data) {
   return api(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(data) });
 }
 
-function el(tag, attrs, ...children) {
+export function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
@@ -134,7 +142,7 @@ function el(tag, attrs, ...children) {
 }
 
 const SVGNS = 'http://www.w3.org/2000/svg';
-function svg(tag, attrs, ...children) {
+export function svg(tag, attrs, ...children) {
   const node = document.createElementNS(SVGNS, tag);
   for (const [key, value] of Object.entries(attrs || {})) {
     if (key === 'text') node.textContent = value; else node.setAttribute(key, value);
@@ -143,16 +151,16 @@ function svg(tag, attrs, ...children) {
   return node;
 }
 
-const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
+export const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
 
-function fmtNumber(v, digits) {
+export function fmtNumber(v, digits) {
   if (!isNum(v)) return '—';
   if (Number.isInteger(v) && Math.abs(v) < 1e15) return v.toLocaleString('en-US');
   const d = digits === undefined ? (Math.abs(v) >= 100 ? 1 : Math.abs(v) >= 1 ? 2 : 4) : digits;
   return v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: 0 });
 }
 
-function fmtSI(v) {
+export function fmtSI(v) {
   if (!isNum(v)) return '—';
   const abs = Math.abs(v);
   for (const [div, suffix] of [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']]) {
@@ -161,9 +169,9 @@ function fmtSI(v) {
   return fmtNumber(v);
 }
 
-const pct = (fraction, digits = 1) => (isNum(fraction) ? `${(fraction * 100).toFixed(digits)}%` : '—');
+export const pct = (fraction, digits = 1) => (isNum(fraction) ? `${(fraction * 100).toFixed(digits)}%` : '—');
 
-function fmtDuration(seconds) {
+export function fmtDuration(seconds) {
   if (!isNum(seconds)) return '';
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return `${s} s`;
@@ -172,7 +180,7 @@ function fmtDuration(seconds) {
 }
 
 /** A value in its unit, as a person reads it. */
-function fmtUnit(value, unit) {
+export function fmtUnit(value, unit) {
   if (!isNum(value)) return '—';
   switch (unit) {
     case 'fraction': return pct(value);
@@ -186,17 +194,136 @@ function fmtUnit(value, unit) {
   }
 }
 
-function prettyName(key) {
+export function prettyName(key) {
   return String(key).replace(/_per_s(?=_|$)/g, '_per_second').replace(/_(mb|ms|s)(?=_|$)/g, '')
     .replace(/_batch_(\d+)$/, ', batch $1').replace(/_/g, ' ').replace(/\bmb\b/g, 'MB').replace(/\bms\b/g, 'ms')
     .replace(/\bpct\b/g, '%').replace(/\bflops\b/gi, 'FLOPs').replace(/\bmacs\b/gi, 'MACs')
     .replace(/\bgflops\b/gi, 'GFLOPs').replace(/\brss\b/g, 'RSS');
 }
 
+/** A number to a few significant digits (tables): 0.123456 -> '0.123'. */
+export const fmtPrecision = (v, digits = 3) => (isNum(v) ? (+v.toPrecision(digits)).toLocaleString('en-US') : '—');
+
 const localTime = (iso) => (iso ? new Date(iso).toLocaleString() : '');
 
+// ---- option controls, from an option's declaration (GET /models `option_schema`); studies.js uses them too ----
+export const isNumeric = (option) => option.type === 'integer' || option.type === 'number';
+const hasBounds = (o) => [o.minimum, o.maximum, o.exclusiveMinimum, o.exclusiveMaximum].some(isNum);
+
+/** '[0, 1]', '(0, 100]', '[0, 1)': the option's range, written as the server writes it in its errors. */
+export function rangeText(option) {
+  const lo = isNum(option.exclusiveMinimum) ? `(${option.exclusiveMinimum}` : isNum(option.minimum) ? `[${option.minimum}` : '(-∞';
+  const hi = isNum(option.exclusiveMaximum) ? `${option.exclusiveMaximum})` : isNum(option.maximum) ? `${option.maximum}]` : '∞)';
+  return `${lo}, ${hi}`;
+}
+
+function inRange(option, v) {
+  return !(isNum(option.minimum) && v < option.minimum) && !(isNum(option.maximum) && v > option.maximum) &&
+    !(isNum(option.exclusiveMinimum) && v <= option.exclusiveMinimum) &&
+    !(isNum(option.exclusiveMaximum) && v >= option.exclusiveMaximum);
+}
+
+/** One value typed for an option (text), checked as the server checks it (type, range, choices); a UserError
+ * naming `field` otherwise. The exclusive bounds, which no HTML min/max can express, are enforced here. */
+export function parseValue(option, text, field = option.name) {
+  const given = String(text).trim();
+  if (isNumeric(option)) {
+    const integer = option.type === 'integer';
+    const value = given === '' ? NaN : Number(given);
+    if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || !inRange(option, value)) {
+      throw new UserError(`${field} must be ${integer ? 'an integer' : 'a number'} in ${rangeText(option)}, got ${given || 'nothing'}.`,
+        400, { field });
+    }
+    return value;
+  }
+  if (option.type === 'boolean') {
+    if (given === 'true' || given === 'false') return given === 'true';
+    throw new UserError(`${field} must be true or false, got ${given}.`, 400, { field });
+  }
+  if (option.choices && !option.choices.includes(given)) {
+    throw new UserError(`${field} must be one of ${option.choices.join(', ')}, got '${given}'.`, 400, { field });
+  }
+  return given;
+}
+
+/** What an empty input of the option stands for: its default, or what its help says null means. */
+function emptyMeans(option) {
+  if (option.default !== null && option.default !== undefined) return [].concat(option.default).join(', ');
+  const nullMeans = /null: ([^;]+)$/.exec(option.help || '');
+  return nullMeans ? nullMeans[1].trim() : 'default';
+}
+
+/** The control of one option: a number input with the declared range (min/max for inclusive bounds; an
+ * exclusive bound is checked by parseValue, and for integers becomes the next integer inside), a select for
+ * choices and booleans (with "default" first when the option may be null), a multiple select or a
+ * comma-separated text input for arrays, a text input otherwise. */
+export function optionControl(option, id = option.name) {
+  const base = { id, name: option.name, title: option.help || null, 'data-type': option.type };
+  const defaultText = option.default === null || option.default === undefined ? '' : String(option.default);
+  if (option.type === 'boolean' || (option.choices && option.type !== 'array')) {
+    const choices = option.type === 'boolean' ? [['true', 'yes'], ['false', 'no']] : option.choices.map((c) => [String(c), String(c)]);
+    const nullable = option.nullable || !defaultText;
+    const select = el('select', { ...base, 'data-default': defaultText },
+      nullable ? el('option', { value: '', text: defaultText ? `default (${defaultText})` : 'default' }) : null,
+      choices.map(([value, text]) => el('option', { value, text })));
+    select.value = defaultText;
+    return select;
+  }
+  if (option.type === 'array') {
+    if (option.choices) {
+      return el('select', { ...base, multiple: true, size: Math.min(4, option.choices.length) },
+        option.choices.map((c) => el('option', { value: c, text: c, selected: [].concat(option.default || []).includes(c) })));
+    }
+    return el('input', { ...base, type: 'text', spellcheck: 'false', placeholder: emptyMeans(option) });
+  }
+  if (isNumeric(option)) {
+    const integer = option.type === 'integer';
+    let min = option.minimum, max = option.maximum;
+    if (integer && isNum(option.exclusiveMinimum)) min = Math.floor(option.exclusiveMinimum) + 1;
+    if (integer && isNum(option.exclusiveMaximum)) max = Math.ceil(option.exclusiveMaximum) - 1;
+    return el('input', { ...base, type: 'number', step: integer ? '1' : 'any', inputmode: integer ? 'numeric' : 'decimal',
+      min: isNum(min) ? String(min) : null, max: isNum(max) ? String(max) : null,
+      'data-exclusive-min': isNum(option.exclusiveMinimum) ? String(option.exclusiveMinimum) : null,
+      'data-exclusive-max': isNum(option.exclusiveMaximum) ? String(option.exclusiveMaximum) : null,
+      placeholder: option.preset_default ? 'preset default' : emptyMeans(option) });
+  }
+  return el('input', { ...base, type: 'text', spellcheck: 'false', placeholder: emptyMeans(option) });
+}
+
+/** A labelled field: the control, then the option's help and range. */
+export function optionField(option, control, note) {
+  const helpId = `${control.id}-help`;
+  control.setAttribute('aria-describedby', helpId);
+  const range = isNumeric(option) && hasBounds(option) ? `range ${rangeText(option)}` : '';
+  return el('div', { class: 'field', 'data-option': option.name, 'data-group': option.group },
+    el('label', { for: control.id, text: option.label || option.name }), control,
+    el('small', { class: 'hint help', id: helpId, text: [option.help, range, note].filter(Boolean).join('; ') }));
+}
+
+/** The value a control holds for the request, or undefined when it is left to the server (empty, disabled, or
+ * a select still on the declared default); checked with parseValue. */
+export function readControl(option, control) {
+  if (!control || control.disabled) return undefined;
+  if (control.multiple) {
+    const chosen = [...control.selectedOptions].map((o) => o.value);
+    return chosen.length ? chosen : undefined;
+  }
+  if (control.type === 'number' && control.validity && control.validity.badInput) {
+    throw new UserError(`${option.name} must be a number in ${rangeText(option)}; what is typed is not a number.`, 400, { field: option.name });
+  }
+  const text = control.value.trim();
+  if (text === '') return undefined;
+  if (control.tagName === 'SELECT' && control.dataset.default !== undefined && text === control.dataset.default) return undefined;
+  if (option.type === 'array') {
+    const items = text.split(/[\s,;]+/).filter(Boolean);
+    if (option.choices) items.forEach((item) => parseValue({ ...option, type: 'string' }, item));
+    return items;
+  }
+  return parseValue(option, text);
+}
+
 // ---- messages ----------------------------------------------------------------------------------------
-function showMessage(text, kind = 'error') {
+export function showMessage(text, kind = 'error') {
   $('message-text').textContent = text;
   $('message').dataset.kind = kind;
   $('message').hidden = false;
@@ -204,7 +331,7 @@ function showMessage(text, kind = 'error') {
 
 function clearMessage() { $('message').hidden = true; $('message-text').textContent = ''; }
 
-function explain(err) {
+export function explain(err) {
   if (err instanceof UserError) return err.message;
   return `Something went wrong in this page: ${err && err.message ? err.message : err}`;
 }
@@ -223,22 +350,120 @@ function showLiveNotice(text) {
 }
 
 // ---- models, datasets, uploads --------------------------------------------------------------------------
+let resolveModels;
+/** GET /models' answer, once it has come (studies.js builds its form from it too). */
+export const modelsReady = new Promise((resolve) => { resolveModels = resolve; });
+
 async function loadModels() {
   const body = await api('/models');
+  state.concepts = body.concepts || {};
   state.models = body.models || [];
-  state.options = body.options || {};
   state.modelById = Object.fromEntries(state.models.map((m) => [m.id, m]));
   const select = $('model');
   select.replaceChildren(...state.models.map((m) => el('option', { value: m.id, text: `${m.display_name} (${m.family})` })));
   const preferred = params.get('model') || (state.modelById.resnet18 ? 'resnet18' : state.models[0] && state.models[0].id);
   if (preferred) select.value = preferred;
-  const presets = (state.models[0] && state.models[0].presets) || ['quick'];
-  $('preset').replaceChildren(...presets.map((p) => el('option', { value: p, text: p })));
-  $('preset').value = state.options.preset || presets[0];
-  for (const name of ['temperature', 'alpha', 'sparsity']) {
-    if (isNum(state.options[name])) $(name).value = state.options[name];
-  }
+  if (!state.schema.length) buildJobForm(body);
   onModelChange();
+  resolveModels(body);
+}
+
+// ---- the job form: one field per option of GET /models `option_schema`, a fieldset per group ---------------
+// Groups shown at once; every other group (a new one too) goes under "Advanced options".
+const OPEN_GROUPS = ['model', 'pruning', 'distillation'];
+const GROUP_TITLES = { model: 'Model and data', teacher: 'Teacher', training: 'Training', pruning: 'Pruning',
+  distillation: 'Distillation', measurement: 'Measurement and deployment' };
+// The lists in GET /models that describe the choices of an option (shown under its select).
+const CHOICE_CATALOGS = { pruning_method: 'pruning_methods', kd_loss: 'kd_losses' };
+
+const groupTitle = (group) => GROUP_TITLES[group] || prettyName(group).replace(/^./, (c) => c.toUpperCase());
+
+/** The fields, in the schema's order: a generated control per option, or the page's own picker for the few
+ * that depend on the model and the uploads (model, dataset, teacher upload: <div data-option> in index.html). */
+function buildJobForm(body) {
+  const form = $('job-form');
+  const pickers = Object.fromEntries([...form.querySelectorAll('[data-option]')].map((n) => [n.dataset.option, n]));
+  state.schema = body.option_schema || [];
+  state.controls = {};
+  state.catalogs = Object.fromEntries(Object.entries(CHOICE_CATALOGS).map(([name, key]) => [name, body[key] || []]));
+  const groups = new Map();
+  for (const option of state.schema) {
+    if (!groups.has(option.group)) groups.set(option.group, []);
+    groups.get(option.group).push(option);
+  }
+  const open = [], advanced = [];
+  for (const [group, options] of groups) {
+    const fields = options.map((option) => {
+      const picker = pickers[option.name];
+      delete pickers[option.name];
+      if (picker) {
+        state.controls[option.name] = form.elements.namedItem(option.name);
+        picker.classList.add('field', 'wide');
+        return picker;
+      }
+      const id = document.getElementById(option.name) ? `option-${option.name}` : option.name;  // ids stay unique
+      const control = optionControl(option, id);
+      state.controls[option.name] = control;
+      const [by, value] = option.owner ? option.owner.split(':') : [];
+      return optionField(option, control, by && value ? `with ${prettyName(by)} ${value}` : '');
+    });
+    (OPEN_GROUPS.includes(group) ? open : advanced).push(el('fieldset', { class: 'option-group', id: `options-${group}`,
+      'data-group': group }, el('legend', { text: groupTitle(group) }), el('div', { class: 'fields' }, fields)));
+  }
+  $('job-options').replaceChildren(...open, ...Object.values(pickers));  // a picker the schema lacks stays
+  $('advanced-options').replaceChildren(...advanced);
+  form.addEventListener('change', (event) => { if (event.target.name !== 'model_name') updateFields(); });
+  form.addEventListener('input', (event) => checkField(event.target));
+}
+
+/** Live feedback while typing: the field says what the server would refuse (no request is made). */
+function checkField(control) {
+  const option = state.schema.find((o) => o.name === control.name);
+  if (!option || !control.setCustomValidity || control.type === 'file') return;
+  try {
+    readControl(option, control);
+    control.setCustomValidity('');
+    control.removeAttribute('aria-invalid');
+  } catch (err) {
+    control.setCustomValidity(err.message);
+  }
+}
+
+/** What depends on other fields: the placeholders (the preset's values for this model), the options that
+ * belong to one method (owner "kd_loss:logits": enabled only while that one is chosen), the chosen methods'
+ * descriptions. */
+function updateFields() {
+  const model = currentModel();
+  const presetValues = model ? (model.preset_defaults || {})[chosen('preset')] || {} : {};
+  for (const option of state.schema) {
+    const control = state.controls[option.name];
+    if (!control) continue;
+    if (option.preset_default && control.tagName === 'INPUT') {
+      const value = presetValues[option.name] ?? (model ? model[`default_${option.name}`] : undefined);
+      control.placeholder = value === null || value === undefined ? 'preset default' : String(value);
+    }
+    if (option.owner) {
+      const [by, value] = option.owner.split(':');
+      const on = !state.controls[by] || chosen(by) === value;
+      control.disabled = !on;
+      const field = control.closest('.field');
+      if (field) field.classList.toggle('inactive', !on);
+    }
+    const catalog = (state.catalogs || {})[option.name];
+    const help = catalog && $(`${control.id}-help`);
+    if (help) {
+      const entry = catalog.find((c) => c.name === chosen(option.name));
+      help.textContent = entry ? [entry.description, entry.formula].filter(Boolean).join(' ') : option.help;
+    }
+  }
+}
+
+/** The value an option has in the form: what is chosen, or its declared default when left empty. */
+function chosen(name) {
+  const control = state.controls[name];
+  const option = state.schema.find((o) => o.name === name);
+  const value = control ? control.value : '';
+  return value !== '' ? value : (option && option.default !== null && option.default !== undefined ? String(option.default) : '');
 }
 
 async function loadUploads() {
@@ -287,19 +512,7 @@ function onModelChange() {
   if (!model) return;
   $('model-hint').textContent = `${model.source}; student keeps about ${pct(1 - (model.default_structural_ratio || 0), 0)} of the width.`;
   fillDatasets();
-  onPresetChange();
-}
-
-function onPresetChange() {
-  const model = currentModel();
-  if (!model) return;
-  const defaults = (model.preset_defaults || {})[$('preset').value] || {};
-  const merged = { ...state.options, ...defaults, structural_ratio: model.default_structural_ratio };
-  for (const name of ['epochs', 'kd_epochs', 'finetune_epochs', 'pruning_steps', 'batch_size', 'learning_rate',
-    'structural_ratio', 'max_grad_norm', 'latency_runs', 'seed']) {
-    const value = merged[name];
-    $(name).placeholder = value === null || value === undefined ? 'default' : String(value);
-  }
+  updateFields();
 }
 
 async function uploadFile(input, statusId, onDone) {
@@ -325,26 +538,21 @@ async function uploadFile(input, statusId, onDone) {
 }
 
 // ---- starting and cancelling ------------------------------------------------------------------------
-const NUMBER_FIELDS = ['temperature', 'alpha', 'sparsity', 'epochs', 'kd_epochs', 'finetune_epochs', 'pruning_steps',
-  'max_samples', 'batch_size', 'learning_rate', 'structural_ratio', 'max_grad_norm', 'latency_runs', 'seed'];
-
+/** The request body: the options set in the form (empty fields and untouched defaults are left to the server),
+ * each checked against its declaration first. */
 function collectOptions() {
-  const body = { model_name: $('model').value, dataset: $('dataset').value || undefined, preset: $('preset').value };
-  for (const name of NUMBER_FIELDS) {
-    const raw = $(name).value.trim();
-    if (raw === '') continue;
-    const value = Number(raw);
-    if (!Number.isFinite(value)) throw new UserError(`${$(name).labels[0].textContent} must be a number.`, 400, { field: name });
-    body[name] = value;
+  const body = {};
+  for (const option of state.schema) {
+    const value = readControl(option, state.controls[option.name]);
+    if (value !== undefined) body[option.name] = value;
   }
-  if ($('pretrained').value !== 'auto') body.pretrained = $('pretrained').value;
-  if ($('teacher_upload_id').value) body.teacher_upload_id = $('teacher_upload_id').value;
+  if (!state.schema.length) body.model_name = $('model').value;  // /models has not answered: the server will say why
   return body;
 }
 
 function markField(field) {
   document.querySelectorAll('[aria-invalid="true"]').forEach((n) => n.removeAttribute('aria-invalid'));
-  const input = field && $(field);
+  const input = field && (state.controls[field] || $(field));
   if (!input) return;
   input.setAttribute('aria-invalid', 'true');
   if (input.closest('details')) input.closest('details').open = true;
@@ -377,7 +585,7 @@ async function cancelJob() {
   $('phase-detail').textContent = 'cancelling…';
   try {
     const answer = await postJson('/cancel_training', { job_id: state.watched });
-    if (FINISHED.includes(answer.status)) onFinished({ job_id: answer.job_id, status: answer.status });
+    if (isFinished(answer.status)) onFinished({ job_id: answer.job_id, status: answer.status });
   } catch (err) {
     showMessage(`Could not cancel: ${explain(err)}`);
   }
@@ -403,7 +611,7 @@ async function watchJob(jobId, { fresh = false } = {}) {
   for (const p of state.early.get(jobId) || []) addLossPoint(p);  // first, to keep the steps in order
   state.early.delete(jobId);
   applyRecord(record);
-  if (FINISHED.includes(record.state)) {
+  if (isFinished(record.state)) {
     onFinished({ job_id: jobId, status: record.state, error: record.error });
   } else {
     joinRoom(jobId);
@@ -444,7 +652,7 @@ function applyRecord(record) {
     ` — T ${cfg.temperature}, alpha ${cfg.alpha}, sparsity ${pct(cfg.sparsity, 0)}; created ${localTime(record.created_at)}`;
   if (record.state === 'queued') {
     setPhase('queued', record.queue_position ? `position ${record.queue_position} in the queue` : '');
-  } else if (record.progress && record.progress.phase && !FINISHED.includes(record.state)) {
+  } else if (record.progress && record.progress.phase && !isFinished(record.state)) {
     updateProgress(record.progress);
   } else {
     setPhase(record.phase);
@@ -453,7 +661,7 @@ function applyRecord(record) {
 }
 
 function setPhase(phase, detail) {
-  $('phase').textContent = PHASES[phase] || phase || '—';
+  $('phase').textContent = phaseLabel(phase) || '—';
   $('phase').dataset.phase = phase || '';
   if (detail !== undefined) $('phase-detail').textContent = detail;
 }
@@ -468,7 +676,7 @@ function setProgress(percent, etaText) {
 /** A training_progress payload (or a job record's progress): phase, bar, ETA and a loss point. */
 function updateProgress(p) {
   if (!p || (p.job_id && p.job_id !== state.watched)) return;
-  if (FINISHED.includes(state.watchedState) && p.phase !== 'done') return;
+  if (isFinished(state.watchedState) && p.phase !== 'done') return;
   if (state.watchedState === 'queued' || !state.watchedState) setJobState('running');
   const step = p.total ? `step ${p.step} of ${p.total}` : '';
   const loss = p.losses && isNum(p.losses.loss) ? ` · loss ${p.losses.loss.toFixed(4)}` : '';
@@ -517,7 +725,7 @@ function onMetrics(p) {
 function onStatus(p) {
   scheduleJobsRefresh();
   if (p.job_id !== state.watched) return;
-  if (FINISHED.includes(p.status)) { onFinished(p); return; }
+  if (isFinished(p.status)) { onFinished(p); return; }
   if (p.status === 'queued') { setJobState('queued'); setPhase('queued'); return; }
   setJobState('running');
   setPhase(p.phase, '');
@@ -564,7 +772,7 @@ async function pollWatched() {
   try {
     const record = await api(`/jobs/${encodeURIComponent(jobId)}`);
     if (state.watched !== jobId) return;
-    if (FINISHED.includes(record.state)) { onFinished({ job_id: jobId, status: record.state, error: record.error }); return; }
+    if (isFinished(record.state)) { onFinished({ job_id: jobId, status: record.state, error: record.error }); return; }
     if (state.live !== 'socket' || Date.now() - state.lastProgressAt > 4000) applyRecord(record);
   } catch (err) {
     if (err.status === 0) setLive('offline', 'backend unreachable');
@@ -598,9 +806,14 @@ async function socketUnavailable() {
   if (state.watched) schedulePoll();
 }
 
+/** Options of a Socket.IO connection to the backend (with the token, when there is one). */
+export function socketOptions() {
+  return { transports: ['polling', 'websocket'], reconnectionDelayMax: 5000,
+    auth: (cb) => cb(state.token ? { token: state.token } : {}) };
+}
+
 function connectSocket() {
-  const socket = window.io(API, { transports: ['polling', 'websocket'], reconnectionDelayMax: 5000,
-    auth: (cb) => cb(state.token ? { token: state.token } : {}) });
+  const socket = window.io(API, socketOptions());
   state.socket = socket;
   let failures = 0;
   socket.on('connect', () => {
@@ -644,7 +857,7 @@ function joinRoom(jobId) {
   if (!socket || !socket.connected) return;
   socket.emit('join', { job_id: jobId }, (ack) => {
     if (!ack || !ack.ok || ack.job_id !== state.watched) return;
-    if (FINISHED.includes(ack.status)) onFinished({ job_id: ack.job_id, status: ack.status });
+    if (isFinished(ack.status)) onFinished({ job_id: ack.job_id, status: ack.status });
     else if (ack.progress && ack.progress.phase) updateProgress({ job_id: ack.job_id, ...ack.progress });
   });
 }
@@ -894,14 +1107,19 @@ function lineChart(container, series, opts = {}) {
 }
 
 // ---- past jobs -------------------------------------------------------------------------------------------
-let jobsRefreshQueued = false;
+// A listener receives every job's training_status: however many jobs run, the list is fetched at most once
+// per JOBS_REFRESH_MIN_MS for them (the first soon after a quiet spell, the others batched behind it).
+const JOBS_REFRESH_MIN_MS = 1000;
+let jobsRefreshTimer = null;
+let lastJobsRefresh = 0;
 function scheduleJobsRefresh() {
-  if (jobsRefreshQueued) return;
-  jobsRefreshQueued = true;
-  setTimeout(() => { jobsRefreshQueued = false; refreshJobs(); }, 400);
+  if (jobsRefreshTimer) return;
+  const wait = Math.max(250, JOBS_REFRESH_MIN_MS - (Date.now() - lastJobsRefresh));
+  jobsRefreshTimer = setTimeout(() => { jobsRefreshTimer = null; refreshJobs(); }, wait);
 }
 
 async function refreshJobs() {
+  lastJobsRefresh = Date.now();
   let body;
   try {
     body = await api('/jobs?limit=50');
@@ -911,9 +1129,11 @@ async function refreshJobs() {
   }
   if (state.live === 'offline') setLive(state.socket && state.socket.connected ? 'socket' : 'polling',
     state.socket && state.socket.connected ? 'live (Socket.IO)' : 'polling');
-  if (state.retrySocketClient) { state.retrySocketClient = false; loadSocketClient(); }
-  if (!state.models.length) {  // the backend was down when the page loaded: fill the form now
-    loadModels().then(() => { clearMessage(); return loadUploads(); }).catch(() => {});
+  if (!state.concepts) {  // the backend was down when the page loaded: fill the form and go live now
+    loadModels().then(() => { clearMessage(); afterModels(); return loadUploads(); }).catch(() => {});
+  } else if (state.retrySocketClient) {
+    state.retrySocketClient = false;
+    loadSocketClient();
   }
   const jobs = body.jobs || [];
   $('jobs-empty').hidden = jobs.length > 0;
@@ -924,7 +1144,7 @@ async function refreshJobs() {
 function jobRow(job) {
   const s = job.summary || {};
   const progress = job.state === 'running' && job.progress && isNum(job.progress.overall_percent)
-    ? `${PHASES[job.phase] || job.phase} · ${job.progress.overall_percent.toFixed(0)}%`
+    ? `${phaseLabel(job.phase)} · ${job.progress.overall_percent.toFixed(0)}%`
     : (job.state === 'succeeded' ? `done in ${fmtDuration(job.duration_s)}` : (job.state === 'queued' ? 'waiting' : ''));
   const open = el('button', { type: 'button', class: 'secondary small', text: job.state === 'succeeded' ? 'Open results' : 'Open',
     onclick: () => { clearMessage(); watchJob(job.id); window.scrollTo({ top: 0, behavior: 'smooth' }); } });
@@ -961,7 +1181,6 @@ function wire() {
     $(id).addEventListener('click', openWithToken);
   }
   $('model').addEventListener('change', onModelChange);
-  $('preset').addEventListener('change', onPresetChange);
   $('job-form').addEventListener('submit', startJob);
   $('cancel').addEventListener('click', cancelJob);
   $('jobs-refresh').addEventListener('click', refreshJobs);
@@ -977,7 +1196,7 @@ function wire() {
 }
 
 /** A link to the API, followed with the token: fetched here and handed over as a blob. */
-async function openWithToken(event) {
+export async function openWithToken(event) {
   const link = event.currentTarget;
   if (!state.token) return;  // no token: a plain link works
   event.preventDefault();
@@ -995,22 +1214,28 @@ async function openWithToken(event) {
   setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 
+/** What needs GET /models first (job states, phases and the form): the live connection and ?job=. */
+function afterModels() {
+  loadSocketClient();
+  const jobParam = params.get('job');
+  if (jobParam && !state.watched) watchJob(jobParam);
+}
+
 async function init() {
   wire();
   if (ignoredApi) showMessage(`?api=${ignoredApi} was ignored: the page only talks to its own origin, a loopback ` +
     'address or an origin the server allows (--cors-origins). It uses ' + API + ' instead.');
   drawLoss();
-  loadSocketClient();
   try {
     await loadModels();
   } catch (err) {
     showMessage(`The list of models could not be loaded: ${explain(err)}`);
+    if (err.status === 0) setLive('offline', 'backend unreachable');
   }
+  if (state.concepts) afterModels();
   await loadUploads();
   await refreshJobs();
   state.jobsTimer = setInterval(refreshJobs, 5000);
-  const jobParam = params.get('job');
-  if (jobParam) watchJob(jobParam);
   document.body.dataset.ready = 'true';
 }
 

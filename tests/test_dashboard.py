@@ -81,7 +81,6 @@ def test_page_writes_no_option_field_by_hand():
     """The form's options come from GET /models (option_schema): no input, range or step is written in the page,
     so none can drift from the declaration (temperature's min 0.1 against an exclusive 0, sparsity's max 0.99)."""
     page = _read("index.html")
-    page = page[page.index('<form id="job-form"') : page.index("</form>", page.index('<form id="job-form"'))]
     controls = re.findall(r"<(?:input|select|textarea)\b[^>]*>", page)
     assert controls
     for tag in controls:
@@ -101,11 +100,41 @@ def test_scripts_build_the_form_and_read_the_vocabulary_from_the_server():
         assert word in script, word
     assert "const PHASES" not in script and "const FINISHED" not in script  # no copies of the server's words
     assert "NUMBER_FIELDS" not in script  # no list of option names either
+    studies = _read("studies.js")
+    assert "study_axes" in studies and "option_schema" in studies
+
+
+def test_scripts_are_modules_that_share_their_helpers():
+    """studies.js imports dashboard.js's helpers instead of keeping copies; both load as same-origin modules,
+    which the page's Content-Security-Policy (script-src 'self') allows."""
+    page, script, studies = _read("index.html"), _read("dashboard.js"), _read("studies.js")
+    assert re.findall(r"<script\b[^>]*>", page) == [
+        '<script type="module" src="dashboard.js">',
+        '<script type="module" src="studies.js">',
+    ]
+    exported = set(re.findall(r"^export (?:async )?(?:function|const|class|let) ([\w$]+)", script, re.M))
+    imported = re.search(r"^import \{([^}]*)\} from '\./dashboard\.js';", studies, re.M | re.S)
+    assert imported, "studies.js imports from ./dashboard.js"
+    names = {n.strip() for n in imported.group(1).split(",") if n.strip()}
+    assert names <= exported, names - exported
+    for helper in ("$", "el", "svg", "api", "isNum", "pct", "openWithToken", "socketOptions", "parseValue"):
+        assert helper in names, helper
+    for definition in (
+        r"const \$ =",
+        r"function (el|svg|api|resolveApi|apiAllowed|openWithToken)\b",
+        r"const isNum\b",
+        r"TOKEN_KEY",
+        r"LOOPBACK_ORIGIN",
+        r"\(function \(\) \{",
+    ):
+        assert not re.search(definition, studies), definition  # no second copy
+    assert not re.search(r"^\(function \(\) \{", script, re.M)  # a module needs no wrapper
 
 
 def test_other_jobs_events_are_filtered_and_throttled():
     """Listeners receive every job's events: progress is shown for the watched job only, and the list of jobs is
-    fetched at most once a second for other jobs' status changes."""
+    fetched at most once a second for other jobs' status changes; a study leaves its previous room."""
     script = _read("dashboard.js")
     assert "if (p.job_id !== state.watched) { keepEarly(p); return; }" in script
     assert "const JOBS_REFRESH_MIN_MS = 1000;" in script
+    assert "emit('leave', { study_id: state.joined })" in _read("studies.js")

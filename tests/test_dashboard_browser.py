@@ -439,3 +439,52 @@ def test_an_option_declared_on_the_server_reaches_the_form(browser, tmp_path):
     finally:
         p.close()
         stop(proc)
+
+
+def test_the_study_form_is_built_from_the_study_axes(server, make_page):
+    """One comma-separated input per grid axis of GET /models (study_axes), checked against the axis's declared
+    range in the page; the body sent holds the grid and the options set. POST /studies is answered by the test:
+    no study runs."""
+    axes = requests.get(f"{server}/models", timeout=30).json()["study_axes"]
+    p = make_page(ignore=("status of 503",))
+    page = p.page
+    sent: list[dict] = []
+
+    def answer_studies(route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        sent.append(route.request.post_data_json)
+        error = {"error": {"code": "test", "message": "answered by the test"}}
+        route.fulfill(status=503, content_type="application/json", body=json.dumps(error))
+
+    page.route("**/studies", answer_studies)
+    p.open(f"{server}/")
+    page.wait_for_selector("#study-grid input[name=sparsity]")
+    assert page.eval_on_selector_all("#study-grid input", "els => els.map((e) => e.name)") == axes
+    assert page.get_attribute("#study-sparsity", "required") is not None
+    assert page.get_attribute("#study-structural_ratio", "required") is not None
+
+    page.fill("#study-sparsity", "0.3, 1")  # sparsity is in [0, 1)
+    page.click("#study-start")
+    _wait_js(page, "!document.querySelector('#study-message').hidden")
+    assert "grid.sparsity must be a number in [0, 1), got 1." in page.text_content("#study-message")
+    assert sent == []
+
+    page.fill("#study-sparsity", "0.3, 0.6")
+    page.fill("#study-structural_ratio", "0.5")
+    page.fill("#study-kd_loss", "logits, ce")
+    page.fill("#study-max-samples", "200")
+    page.click("#study-start")
+    _wait_js(page, "document.querySelector('#study-message').textContent.includes('answered by the test')")
+    assert sent == [
+        {
+            "model_name": "resnet18",
+            "grid": {"sparsity": [0.3, 0.6], "structural_ratio": [0.5], "kd_loss": ["logits", "ce"]},
+            "max_samples": 200,
+        }
+    ]
+    from backend.jobs.studies import expand_grid
+
+    assert len(expand_grid(sent[0])[2]) == 4  # what the form sends validates: 2 x 1 x 2 points
+    assert p.errors == []

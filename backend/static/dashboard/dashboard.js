@@ -91,9 +91,12 @@ function askToken() {
   return state.tokenPrompt;
 }
 
-/** fetch() with the token; on a 401 asks for the token once and tries again. */
+/** fetch() with the token; on a 401 asks for the token once and tries again. A request refused without the
+ * token that was given meanwhile (the page and studies.js ask at once) is just sent again with it. */
 export async function authedFetch(url, options) {
+  const sentWith = state.token;
   let res = await fetch(url, withToken(options));
+  if (res.status === 401 && state.token && state.token !== sentWith) return fetch(url, withToken(options));
   if (res.status === 401) {
     if (state.token) { state.token = null; sessionStorage.removeItem(TOKEN_KEY); }  // a wrong or old one
     if (await askToken()) res = await fetch(url, withToken(options));

@@ -21,15 +21,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(data_dir: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+def start_app(
+    data_dir: Path,
+    log: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    program: str = "backend/app.py",
+) -> tuple[subprocess.Popen, str]:
     """`python backend/app.py` on a free loopback port with its own data dir; the process and its base URL.
 
     Output goes to the file `log`, not a pipe: an undrained pipe fills up and blocks the server's logging. `env`
-    is added to this process's environment."""
+    is added to this process's environment. `program`: another script that takes app.py's arguments (a launcher
+    such as tests/throwaway_server.py), relative to the repository root."""
     port = free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "backend/app.py", "--port", str(port), "--data-dir", str(data_dir), *args],
+            [sys.executable, program, "--port", str(port), "--data-dir", str(data_dir), *args],
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             stdout=out,

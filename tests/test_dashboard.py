@@ -4,11 +4,16 @@ test_dashboard_browser.py)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from backend.api import dashboard
+from backend.jobconfig import job_options
 
 ROOT = Path(__file__).resolve().parent.parent
+PAGE_DIR = dashboard.STATIC_DIR / "dashboard"
+# The only option controls index.html writes itself: they depend on the model and the uploads.
+PICKERS = {"model_name", "dataset", "teacher_upload_id"}
 
 
 def test_page_is_served_with_its_base_and_api_address(client):
@@ -18,7 +23,7 @@ def test_page_is_served_with_its_base_and_api_address(client):
     html = res.get_data(as_text=True)
     assert '<base href="/static/dashboard/">' in html
     assert '<meta name="kd-api" content="/">' in html
-    assert '<script src="dashboard.js"></script>' in html
+    assert '<script type="module" src="dashboard.js"></script>' in html
     assert dashboard.MARKER not in html
     assert res.headers["Cache-Control"] == "no-cache"
 
@@ -66,3 +71,70 @@ def test_socketio_client_comes_from_a_pinned_npm_package():
     assert "socket.io.min.js" in package["scripts"]["postinstall"]
     ignore = (dashboard.STATIC_DIR / "vendor" / ".gitignore").read_text(encoding="utf-8")
     assert "*" in ignore.splitlines()  # installed files are never committed
+
+
+def _read(name: str) -> str:
+    return (PAGE_DIR / name).read_text(encoding="utf-8")
+
+
+def test_page_writes_no_option_field_by_hand():
+    """The form's options come from GET /models (option_schema): no input, range or step is written in the page,
+    so none can drift from the declaration (temperature's min 0.1 against an exclusive 0, sparsity's max 0.99)."""
+    page = _read("index.html")
+    controls = re.findall(r"<(?:input|select|textarea)\b[^>]*>", page)
+    assert controls
+    for tag in controls:
+        assert not re.search(r"\s(min|max|step|minlength|maxlength)=", tag), tag
+    names = set(re.findall(r'\sname="([^"]+)"', " ".join(controls)))
+    assert names == PICKERS, names
+    for option in job_options():
+        if option.name not in PICKERS:
+            assert f'id="{option.name}"' not in page and f'name="{option.name}"' not in page, option.name
+    for name in PICKERS:
+        assert f'data-option="{name}"' in page  # placed among the generated fields, in the schema's order
+
+
+def test_scripts_build_the_form_and_read_the_vocabulary_from_the_server():
+    script = _read("dashboard.js")
+    for word in ("option_schema", "concepts", "finished_states", "phase_labels", "preset_defaults"):
+        assert word in script, word
+    assert "const PHASES" not in script and "const FINISHED" not in script  # no copies of the server's words
+    assert "NUMBER_FIELDS" not in script  # no list of option names either
+    studies = _read("studies.js")
+    assert "study_axes" in studies and "option_schema" in studies
+
+
+def test_scripts_are_modules_that_share_their_helpers():
+    """studies.js imports dashboard.js's helpers instead of keeping copies; both load as same-origin modules,
+    which the page's Content-Security-Policy (script-src 'self') allows."""
+    page, script, studies = _read("index.html"), _read("dashboard.js"), _read("studies.js")
+    assert re.findall(r"<script\b[^>]*>", page) == [
+        '<script type="module" src="dashboard.js">',
+        '<script type="module" src="studies.js">',
+    ]
+    exported = set(re.findall(r"^export (?:async )?(?:function|const|class|let) ([\w$]+)", script, re.M))
+    imported = re.search(r"^import \{([^}]*)\} from '\./dashboard\.js';", studies, re.M | re.S)
+    assert imported, "studies.js imports from ./dashboard.js"
+    names = {n.strip() for n in imported.group(1).split(",") if n.strip()}
+    assert names <= exported, names - exported
+    for helper in ("$", "el", "svg", "api", "isNum", "pct", "openWithToken", "socketOptions", "parseValue"):
+        assert helper in names, helper
+    for definition in (
+        r"const \$ =",
+        r"function (el|svg|api|resolveApi|apiAllowed|openWithToken)\b",
+        r"const isNum\b",
+        r"TOKEN_KEY",
+        r"LOOPBACK_ORIGIN",
+        r"\(function \(\) \{",
+    ):
+        assert not re.search(definition, studies), definition  # no second copy
+    assert not re.search(r"^\(function \(\) \{", script, re.M)  # a module needs no wrapper
+
+
+def test_other_jobs_events_are_filtered_and_throttled():
+    """Listeners receive every job's events: progress is shown for the watched job only, and the list of jobs is
+    fetched at most once a second for other jobs' status changes; a study leaves its previous room."""
+    script = _read("dashboard.js")
+    assert "if (p.job_id !== state.watched) { keepEarly(p); return; }" in script
+    assert "const JOBS_REFRESH_MIN_MS = 1000;" in script
+    assert "emit('leave', { study_id: state.joined })" in _read("studies.js")

@@ -6,6 +6,7 @@ its result, so that the whole module stays near two minutes on a 2-core machine.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -384,3 +385,106 @@ def test_the_page_asks_once_for_the_token(browser, tmp_path):
     finally:
         p.close()
         stop(proc)
+
+
+def test_an_option_declared_on_the_server_reaches_the_form(browser, tmp_path):
+    """tests/throwaway_server.py declares throwaway_knob (a number in [0, 0.5], default 0.25, group training) and
+    nothing else changes: the form shows it with that range, default, label and help, refuses a value out of
+    range before any request, and sends one in range in a body the server's JobConfig accepts. No job runs: the
+    test answers POST /train itself."""
+    from backend.jobconfig import JobConfig, register_option
+    from tests.throwaway_server import THROWAWAY
+
+    proc, url = start_app(tmp_path / "d", tmp_path / "server.log", program="tests/throwaway_server.py")
+    p = Page(browser, ignore=("status of 503",))  # the test's own answer to POST /train
+    sent: list[dict] = []
+
+    def answer_train(route) -> None:
+        sent.append(route.request.post_data_json)
+        error = {"error": {"code": "test", "message": "answered by the test"}}
+        route.fulfill(status=503, content_type="application/json", body=json.dumps(error))
+
+    try:
+        wait_for(f"{url}/test", proc)
+        page = p.page
+        page.route("**/train", answer_train)
+        p.open(f"{url}/")
+        knob = page.locator("input[name=throwaway_knob]")
+        assert knob.count() == 1
+        assert knob.get_attribute("type") == "number"
+        assert (knob.get_attribute("min"), knob.get_attribute("max")) == ("0", "0.5")
+        assert knob.get_attribute("placeholder") == "0.25"  # the default, shown greyed; empty: not sent
+        assert page.locator("#options-training input[name=throwaway_knob]").count() == 1  # in its group's fieldset
+        field = page.locator("[data-option=throwaway_knob]")
+        assert field.locator("label").text_content() == "Throwaway knob"
+        assert field.locator("label").get_attribute("for") == knob.get_attribute("id")
+        help_text = field.locator(".help").text_content()
+        assert "a throwaway option" in help_text and "[0, 0.5]" in help_text
+
+        page.click("#advanced summary")
+        page.fill("input[name=throwaway_knob]", "0.75")
+        page.click("#start")
+        page.wait_for_selector("#message:not([hidden])")
+        assert "throwaway_knob must be a number in [0, 0.5]" in page.text_content("#message-text")
+        assert knob.get_attribute("aria-invalid") == "true"
+        assert sent == []  # refused in the page: no request
+
+        page.fill("input[name=throwaway_knob]", "0.4")
+        page.click("#start")
+        _wait_js(page, "document.querySelector('#message-text').textContent.includes('answered by the test')")
+        assert len(sent) == 1 and sent[0]["throwaway_knob"] == 0.4 and sent[0]["model_name"] == "resnet18"
+        with register_option(THROWAWAY):
+            assert JobConfig.from_dict(sent[0]).throwaway_knob == 0.4  # what the form sends validates
+        assert p.errors == []
+    finally:
+        p.close()
+        stop(proc)
+
+
+def test_the_study_form_is_built_from_the_study_axes(server, make_page):
+    """One comma-separated input per grid axis of GET /models (study_axes), checked against the axis's declared
+    range in the page; the body sent holds the grid and the options set. POST /studies is answered by the test:
+    no study runs."""
+    axes = requests.get(f"{server}/models", timeout=30).json()["study_axes"]
+    p = make_page(ignore=("status of 503",))
+    page = p.page
+    sent: list[dict] = []
+
+    def answer_studies(route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        sent.append(route.request.post_data_json)
+        error = {"error": {"code": "test", "message": "answered by the test"}}
+        route.fulfill(status=503, content_type="application/json", body=json.dumps(error))
+
+    page.route("**/studies", answer_studies)
+    p.open(f"{server}/")
+    page.wait_for_selector("#study-grid input[name=sparsity]")
+    assert page.eval_on_selector_all("#study-grid input", "els => els.map((e) => e.name)") == axes
+    assert page.get_attribute("#study-sparsity", "required") is not None
+    assert page.get_attribute("#study-structural_ratio", "required") is not None
+
+    page.fill("#study-sparsity", "0.3, 1")  # sparsity is in [0, 1)
+    page.click("#study-start")
+    _wait_js(page, "!document.querySelector('#study-message').hidden")
+    assert "grid.sparsity must be a number in [0, 1), got 1." in page.text_content("#study-message")
+    assert sent == []
+
+    page.fill("#study-sparsity", "0.3, 0.6")
+    page.fill("#study-structural_ratio", "0.5")
+    page.fill("#study-kd_loss", "logits, ce")
+    page.fill("#study-max-samples", "200")
+    page.click("#study-start")
+    _wait_js(page, "document.querySelector('#study-message').textContent.includes('answered by the test')")
+    assert sent == [
+        {
+            "model_name": "resnet18",
+            "grid": {"sparsity": [0.3, 0.6], "structural_ratio": [0.5], "kd_loss": ["logits", "ce"]},
+            "max_samples": 200,
+        }
+    ]
+    from backend.jobs.studies import expand_grid
+
+    assert len(expand_grid(sent[0])[2]) == 4  # what the form sends validates: 2 x 1 x 2 points
+    assert p.errors == []

@@ -7,7 +7,12 @@ from backend.api import dashboard
 
 def test_study_section_and_script_are_served(client):
     html = client.get("/").get_data(as_text=True)
-    for marker in ('id="study-form"', 'id="study-chart"', 'id="study-table"', '<script src="studies.js"></script>'):
+    for marker in (
+        'id="study-form"',
+        'id="study-chart"',
+        'id="study-table"',
+        '<script type="module" src="studies.js"></script>',
+    ):
         assert marker in html
     res = client.get("/static/dashboard/studies.js")
     assert res.status_code == 200 and "javascript" in res.mimetype

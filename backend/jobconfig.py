@@ -118,6 +118,17 @@ CORE_OPTIONS: tuple[Option, ...] = (
 
 _EXTRA: list[Option] = []  # options registered at run time (register_option)
 
+# The groups options are shown in (the dashboard's fieldsets, in this order); `open`: shown without unfolding.
+# An option of a group not listed here goes into a group of its own, folded.
+OPTION_GROUPS = {
+    "model": {"title": "Model and data", "open": True},
+    "pruning": {"title": "Pruning", "open": True},
+    "distillation": {"title": "Distillation", "open": True},
+    "teacher": {"title": "Teacher", "open": False},
+    "training": {"title": "Training", "open": False},
+    "measurement": {"title": "Measurement and deployment", "open": False},
+}
+
 
 def _method_options() -> tuple[Option, ...]:
     """`pruning_method` and `kd_loss` (their choices are the registries) and the options each method declares."""

@@ -125,6 +125,7 @@ class Option:
             "preset_default": self.preset_default,
             "study_axis": self.study_axis,
             "max_items": self.max_items,
+            "pattern": self.pattern,
             "group": self.group,
             "required": self.required,
             "cli_flag": self.flag,

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from backend.devices import PRECISIONS
-from backend.jobconfig import BUILTIN_DATASETS, DEFAULT_DATASET, QUANTIZE_OPTIONS
+from backend.jobconfig import BUILTIN_DATASETS, DEFAULT_DATASET, OPTION_GROUPS, QUANTIZE_OPTIONS
 from backend.jobs import FINISHED, STATES
+from backend.jobs.studies import REQUIRED_AXES, STUDY_FINISHED, STUDY_STATES
 from backend.kd.callbacks import OPTIONAL_PHASES, PHASE_LABELS, PHASES
 from backend.metrics.keys import EFFECTIVENESS_KEYS, LOSS_TERMS, SECTIONS
 from backend.metrics.plots import PLOT_KINDS
@@ -33,6 +34,10 @@ def concepts() -> dict[str, Any]:
         "phase_labels": dict(PHASE_LABELS),
         "job_states": list(STATES),
         "finished_states": list(FINISHED),
+        "study_states": list(STUDY_STATES),
+        "study_finished_states": list(STUDY_FINISHED),
+        "required_study_axes": list(REQUIRED_AXES),
+        "option_groups": OPTION_GROUPS,
         "presets": list(PRESETS),
         "precisions": list(PRECISIONS),
         "quantize_options": list(QUANTIZE_OPTIONS),

@@ -205,6 +205,11 @@ def _axis(option: Option, values: Any) -> list[Any]:
     return checked
 
 
+# A study's states: those of its points, plus partial (some points failed) and cancelling (a cancel under way).
+STUDY_STATES = (QUEUED, RUNNING, "cancelling", SUCCEEDED, "partial", FAILED, CANCELLED)
+STUDY_FINISHED = (SUCCEEDED, "partial", FAILED, CANCELLED)
+
+
 def study_state(states: list[str], cancelled: bool) -> str:
     """queued, running, succeeded (all points), partial (some failed), failed (none succeeded), cancelled."""
     if any(s in (QUEUED, RUNNING) for s in states):

@@ -372,14 +372,13 @@ async function loadModels() {
 }
 
 // ---- the job form: one field per option of GET /models `option_schema`, a fieldset per group ---------------
-// Groups shown at once; every other group (a new one too) goes under "Advanced options".
-const OPEN_GROUPS = ['model', 'pruning', 'distillation'];
-const GROUP_TITLES = { model: 'Model and data', teacher: 'Teacher', training: 'Training', pruning: 'Pruning',
-  distillation: 'Distillation', measurement: 'Measurement and deployment' };
+// Group titles, and which groups are shown at once, come from concepts.option_groups; a group it does not name
+// (a new one) goes under "Advanced options" with its name as title.
+const groupInfo = (group) => ((state.concepts && state.concepts.option_groups) || {})[group] || {};
 // The lists in GET /models that describe the choices of an option (shown under its select).
 const CHOICE_CATALOGS = { pruning_method: 'pruning_methods', kd_loss: 'kd_losses' };
 
-const groupTitle = (group) => GROUP_TITLES[group] || prettyName(group).replace(/^./, (c) => c.toUpperCase());
+const groupTitle = (group) => groupInfo(group).title || prettyName(group).replace(/^./, (c) => c.toUpperCase());
 
 /** The fields, in the schema's order: a generated control per option, or the page's own picker for the few
  * that depend on the model and the uploads (model, dataset, teacher upload: <div data-option> in index.html). */
@@ -410,7 +409,7 @@ function buildJobForm(body) {
       const [by, value] = option.owner ? option.owner.split(':') : [];
       return optionField(option, control, by && value ? `with ${prettyName(by)} ${value}` : '');
     });
-    (OPEN_GROUPS.includes(group) ? open : advanced).push(el('fieldset', { class: 'option-group', id: `options-${group}`,
+    (groupInfo(group).open ? open : advanced).push(el('fieldset', { class: 'option-group', id: `options-${group}`,
       'data-group': group }, el('legend', { text: groupTitle(group) }), el('div', { class: 'fields' }, fields)));
   }
   $('job-options').replaceChildren(...open, ...Object.values(pickers));  // a picker the schema lacks stays

@@ -9,13 +9,12 @@ import {
   readControl, socketOptions, svg, UserError,
 } from './dashboard.js';
 
-// The states a study ends in (GET /models `concepts` lists job states only; a study may also end `partial`).
-const FINISHED = ['succeeded', 'partial', 'failed', 'cancelled'];
-// The axes every study sweeps (backend/jobs/studies.py REQUIRED_AXES; GET /models does not say which).
-const REQUIRED_AXES = ['sparsity', 'structural_ratio'];
+// The states a study ends in and the axes every study sweeps: GET /models concepts (study_finished_states,
+// required_study_axes), read when they are needed (the page loads /models once).
+const concept = (name) => (state.models && state.models.concepts && state.models.concepts[name]) || [];
 const EXAMPLES = { sparsity: '0.3, 0.5, 0.7', structural_ratio: '0.25, 0.5' };  // a first grid, filled in
 const SHARED = ['preset', 'max_samples'];  // options of every point, set once
-const state = { study: null, joined: null, timer: null, socket: null, axes: [], shared: [] };
+const state = { study: null, joined: null, timer: null, socket: null, axes: [], shared: [], models: null };
 
 const fmt = fmtPrecision;
 const pct2 = (v) => pct(v, 2);
@@ -23,6 +22,7 @@ const pct2 = (v) => pct(v, 2);
 /** The form's fields, once GET /models has answered (dashboard.js asks for it). */
 async function buildForm() {
   const body = await modelsReady;
+  state.models = body;
   const select = $('study-model');
   select.replaceChildren(...(body.models || []).map((m) => el('option', { value: m.id, text: m.display_name || m.id })));
   if ([...select.options].some((o) => o.value === 'resnet18')) select.value = 'resnet18';
@@ -35,7 +35,7 @@ async function buildForm() {
   });
   state.axes = (body.study_axes || []).filter((name) => byName[name]).map((name) => {
     const option = byName[name];
-    const required = REQUIRED_AXES.includes(name);
+    const required = concept('required_study_axes').includes(name);
     const input = el('input', { id: `study-${name}`, name, type: 'text', spellcheck: 'false', required,
       value: EXAMPLES[name] || null, placeholder: option.choices ? option.choices.join(', ') : (required ? '' : 'not swept') });
     $('study-grid').append(optionField(option, input, required ? 'required' : 'optional'));
@@ -115,7 +115,7 @@ async function refresh() {
   try {
     const detail = await api(`/studies/${state.study}`);
     render(detail);
-    if (!FINISHED.includes(detail.state)) state.timer = setTimeout(refresh, 2000);
+    if (!concept('study_finished_states').includes(detail.state)) state.timer = setTimeout(refresh, 2000);
   } catch (err) { say(err.message, 'error'); }
 }
 
@@ -124,7 +124,7 @@ function render(detail, progress) {
   $('study-state').textContent = d.state;
   $('study-count').textContent = `${d.points_done} / ${d.points_total} points`;
   $('study-progress').value = (100 * d.points_done) / Math.max(1, d.points_total);
-  $('study-cancel').disabled = FINISHED.includes(d.state);
+  $('study-cancel').disabled = concept('study_finished_states').includes(d.state);
   if (!detail) return;
   renderTable(detail.rows);
   renderFrontier(detail.rows);

@@ -13,7 +13,7 @@ from typing import Any
 
 from backend.config import BACKEND_DIR
 from backend.jobconfig import ConfigError, add_cli_arguments, model_help, options_from_args, study_axes
-from backend.jobs.studies import REQUIRED_AXES
+from backend.jobs.studies import MAX_SEEDS, REQUIRED_AXES
 from backend.progress import ProgressBar
 
 
@@ -27,6 +27,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog=f"models: {model_help()}",
     )
     add_cli_arguments(parser, sweep=axes)
+    parser.add_argument(
+        "--seeds",
+        type=lambda text: [int(v) for v in text.split(",") if v.strip()],
+        metavar="S1,S2,...",
+        help=f"run every grid point once per seed (at most {MAX_SEEDS}); rows report means, standard deviations and "
+        "95%% t-intervals, and the frontier is computed on the means",
+    )
     parser.add_argument("--out", default="study", help="directory for the table, CSV, MATLAB data, plots, points")
     parser.add_argument("--cache-dir", default=str(BACKEND_DIR / "instance" / "cache"))
     parser.add_argument("--upload-dir", default=str(BACKEND_DIR / "uploads"))
@@ -44,20 +51,23 @@ def body_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {
         **{k: v for k, v in given.items() if k not in axes},
         "grid": {k: v for k, v in given.items() if k in axes},
+        **({"seeds": args.seeds} if args.seeds else {}),
     }
 
 
 def run_study(body: dict[str, Any], out: Path, cache_dir: Path, upload_dir: Path, callbacks=None) -> list[dict]:
     """Run every point in turn (sharing the teacher and student caches) and write the study's files."""
     from backend.jobs.studies import expand_grid
-    from backend.metrics.study import point_metrics, with_pareto
+    from backend.metrics.study import aggregate_seeds, point_metrics, with_pareto
     from backend.pipeline import run_job
 
-    axes, _, configs = expand_grid(body)
+    axes, options, configs = expand_grid(body)
+    per_seed = len(configs) // len(options.get("seeds") or [None])
     rows = []
     for i, config in enumerate(configs):
         job_id = f"point-{i:02d}"
-        row: dict[str, Any] = {"index": i, "job_id": job_id, **{n: getattr(config, n) for n in study_axes()}}
+        row: dict[str, Any] = {"index": i, "job_id": job_id, "point": i % per_seed, "seed": config.seed,
+                               **{n: getattr(config, n) for n in study_axes()}}  # fmt: skip
         print(f"\n== point {i + 1}/{len(configs)}: " + ", ".join(f"{n}={row[n]}" for n in axes), file=sys.stderr)
         try:
             result = run_job(
@@ -72,7 +82,7 @@ def run_study(body: dict[str, Any], out: Path, cache_dir: Path, upload_dir: Path
         except (ValueError, RuntimeError, MemoryError) as exc:  # one bad point must not lose the others
             row.update(state="failed", error=f"{type(exc).__name__}: {exc}")
         rows.append(row)
-    rows = with_pareto(rows)
+    rows = with_pareto(aggregate_seeds(rows, study_axes()))
     write_study_files(rows, axes, out, body["model_name"])
     return rows
 
@@ -102,7 +112,7 @@ def table(rows: list[dict]) -> str:
         ("accuracy", "{:.2%}"),
         ("latency_batch_1_ms", "{:.3f}"),
         ("model_size_mb", "{:.2f}"),
-        ("parameters", "{:,}"),
+        ("parameters", "{:,.0f}"),
     )
     lines = ["  ".join(f"{c:>18}" for c, _ in cols) + "  pareto(lat,size)"]
     for r in rows:

@@ -329,3 +329,66 @@ def test_a_new_study_whose_points_end_before_the_first_poll_is_still_reported(tm
         assert len(events) == 2
     finally:
         manager.shutdown()
+
+
+def _seed_runs() -> list[dict]:
+    """Two grid points x three seeds: point 0 clearly better and faster than point 1; point 2 close to point 0."""
+    runs = []
+    figures = {0: ([0.90, 0.91, 0.92], [1.0, 1.1, 0.9]), 1: ([0.70, 0.72, 0.71], [2.0, 2.1, 1.9]),
+               2: ([0.895, 0.905, 0.915], [1.05, 1.15, 0.95])}  # fmt: skip
+    for point, (accs, lats) in figures.items():
+        for seed, (acc, lat) in enumerate(zip(accs, lats, strict=True)):
+            runs.append({"index": len(runs), "point": point, "seed": seed, "job_id": f"j{point}{seed}",
+                         "state": "succeeded", "sparsity": 0.3 * (point + 1), "structural_ratio": 0.5,
+                         "accuracy": acc, "latency_batch_1_ms": lat, "model_size_mb": 5.0 - point})  # fmt: skip
+    return runs
+
+
+def test_seeds_are_aggregated_to_means_with_t_intervals_and_the_frontier_uses_means():
+    from backend.metrics.study import aggregate_seeds
+
+    rows = with_pareto(aggregate_seeds(_seed_runs(), AXES))
+    assert [r["n_seeds"] for r in rows] == [3, 3, 3] and rows[0]["seeds"] == [0, 1, 2]
+    assert rows[0]["accuracy"] == pytest.approx(0.91) and rows[0]["accuracy_std"] == pytest.approx(0.01)
+    low, high = rows[0]["accuracy_ci"]
+    assert low == pytest.approx(0.91 - 4.302653 * 0.01 / 3**0.5, abs=1e-6) and high > 0.91
+    assert [r["pareto_latency"] for r in rows] == [True, False, False]  # point 0's means dominate both
+    # point 0 vs point 1: apart; point 0 vs point 2: both intervals overlap -> not separable
+    assert rows[0]["separable_latency"] is False and rows[0]["separable"] is False
+    two = with_pareto(aggregate_seeds([r for r in _seed_runs() if r["point"] != 2], AXES))
+    assert two[0]["separable_latency"] is True
+
+
+def test_study_seeds_validated_and_expanded():
+    axes, options, configs = expand_grid(
+        {"model_name": "resnet18", "seeds": [0, 1, 2], "grid": {"sparsity": [0.3, 0.5], "structural_ratio": [0.5]}}
+    )
+    assert [c.seed for c in configs] == [0, 0, 1, 1, 2, 2] and options["seeds"] == [0, 1, 2]
+    for bad, field in (([0, 0], "seeds"), ([], "seeds"), (list(range(6)), "seeds"), ([-1], "seeds"), ("0", "seeds")):
+        with pytest.raises(ConfigError) as exc:
+            expand_grid(
+                {"model_name": "resnet18", "seeds": bad, "grid": {"sparsity": [0.3], "structural_ratio": [0.5]}}
+            )
+        assert exc.value.field == field
+    with pytest.raises(ConfigError, match="not both"):
+        expand_grid(
+            {"model_name": "resnet18", "seed": 1, "seeds": [0], "grid": {"sparsity": [0.3], "structural_ratio": [0.5]}}
+        )
+    with pytest.raises(ConfigError, match="jobs"):
+        expand_grid({"model_name": "resnet18", "seeds": [0, 1, 2, 3, 4],
+                     "grid": {"sparsity": [0.1, 0.2, 0.3, 0.4, 0.5], "structural_ratio": [0.5]}})  # fmt: skip
+
+
+def test_seeded_study_csv_and_matlab_carry_the_spread():
+    from backend.metrics.study import aggregate_seeds
+
+    rows = with_pareto(aggregate_seeds(_seed_runs(), AXES))
+    table = list(csv.DictReader(io.StringIO(study_csv(rows, AXES))))
+    assert float(table[0]["accuracy"]) == pytest.approx(0.91) and float(table[0]["accuracy_std"]) == pytest.approx(0.01)
+    assert (
+        float(table[0]["accuracy_ci_low"]) < 0.91 < float(table[0]["accuracy_ci_high"]) and table[0]["n_seeds"] == "3"
+    )
+    data = study_matlab(rows, {"sparsity": [0.3, 0.6, 0.9], "structural_ratio": [0.5]}, AXES)
+    assert matlab_problems({"matlab_data": data}) == []
+    assert data["accuracy_ci_low"][0] < data["accuracy"][0] < data["accuracy_ci_high"][0]
+    assert data["separable_latency"] == [0, -1, -1]

@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request
 from backend import __version__
 from backend.jobconfig import Option, job_options, model_help
 from backend.jobs import STATES as JOB_STATES
-from backend.jobs.studies import MAX_POINTS, REQUIRED_AXES
+from backend.jobs.studies import MAX_POINTS, MAX_SEEDS, REQUIRED_AXES
 
 bp = Blueprint("openapi", __name__)
 
@@ -85,7 +85,22 @@ def study_options() -> dict[str, Any]:
         "properties": {o.name: _axis(o) for o in axes},
     }
     train = train_options()
-    return {**train, "required": ["model_name", "grid"], "properties": {**train["properties"], "grid": grid}}
+    seed = train["properties"]["seed"]
+    seeds = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_SEEDS,
+        "uniqueItems": True,
+        "items": {k: v for k, v in seed.items() if k in ("type", "minimum", "maximum")},
+        "description": "run every grid point once per seed; rows then report each metric's mean, standard deviation "
+        "(<metric>_std) and 95% t-interval (<metric>_ci), the frontier is computed on the means, and separable: "
+        "false marks a frontier point within the noise of one it dominates; not together with seed",
+    }
+    return {
+        **train,
+        "required": ["model_name", "grid"],
+        "properties": {**train["properties"], "grid": grid, "seeds": seeds},
+    }
 
 
 STUDY_SELECTION = [_query("study_id", "A study id: the study's figure/data instead of a job's")]

@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from backend.echo import clip
-from backend.jobconfig import ConfigError, JobConfig, Option, job_options, study_axes
+from backend.jobconfig import ConfigError, JobConfig, Option, job_options, option, study_axes
 from backend.jobs.manager import JobStateError
 from backend.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, iso_time
-from backend.metrics.study import point_metrics, with_pareto
+from backend.metrics.study import aggregate_seeds, point_metrics, with_pareto
 
 MAX_POINTS = 24
-REQUIRED_AXES = ("sparsity", "structural_ratio")  # a study is a compression trade-off: both amounts are swept
+REQUIRED_AXES = ("sparsity", "structural_ratio")
+MAX_SEEDS = (
+    5  # `seeds`: every grid point runs once per seed  # a study is a compression trade-off: both amounts are swept
+)
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
@@ -162,31 +165,55 @@ def expand_grid(body: Mapping[str, Any]) -> tuple[dict[str, list[Any]], dict[str
     for name in REQUIRED_AXES:
         if name not in grid:
             raise ConfigError(f"grid.{name}", f"grid.{name} is required: a list of values to sweep.")
-    options = {k: v for k, v in body.items() if k != "grid"}
+    seeds = _seeds(body)
+    options = {k: v for k, v in body.items() if k not in ("grid", "seeds")}
+    if seeds is not None and "seed" in options:
+        raise ConfigError("seeds", "give either seed (one) or seeds (a list), not both.")
     axes: dict[str, list[Any]] = {}
-    for name, option in declared.items():
+    for name, declaration in declared.items():
         if name not in grid:
             continue
         if name in options:
             raise ConfigError(name, f"{name} is a grid axis here; set it in grid.{name}, not as an option.")
-        axes[name] = _axis(option, grid[name])
+        axes[name] = _axis(declaration, grid[name])
     count = 1
     for values in axes.values():
         count *= len(values)
-    if count > MAX_POINTS:
-        raise ConfigError("grid", f"the grid has {count} points; a study may have at most {MAX_POINTS}.")
+    runs = count * len(seeds or [None])
+    if runs > MAX_POINTS:
+        raise ConfigError(
+            "grid",
+            f"the grid has {count} points x {len(seeds or [None])} seeds = {runs} jobs; a study may have at most "
+            f"{MAX_POINTS}.",
+        )
     late = [n for n in axes if declared[n].group == "pruning" and n != "structural_ratio"]
     order = [n for n in axes if n not in late] + late
     configs = []
-    for combo in itertools.product(*(axes[n] for n in order)):
-        point = dict(zip(order, combo, strict=True))
-        try:
-            configs.append(JobConfig.from_dict({**options, **point}))
-        except ConfigError as exc:
-            if exc.field in point:
-                raise ConfigError(f"grid.{exc.field}", f"grid.{exc.field}: {exc}") from None
-            raise
-    return axes, options, configs
+    for seed in seeds or [None]:  # seed by seed: each seed's teacher and students are made once, then reused
+        for combo in itertools.product(*(axes[n] for n in order)):
+            point = dict(zip(order, combo, strict=True))
+            try:
+                configs.append(
+                    JobConfig.from_dict({**options, **point, **({"seed": seed} if seed is not None else {})})
+                )
+            except ConfigError as exc:
+                if exc.field in point:
+                    raise ConfigError(f"grid.{exc.field}", f"grid.{exc.field}: {exc}") from None
+                raise
+    return axes, {**options, **({"seeds": seeds} if seeds is not None else {})}, configs
+
+
+def _seeds(body: Mapping[str, Any]) -> list[int] | None:
+    """The study's `seeds`: 1 to MAX_SEEDS distinct valid seeds, or None when not given."""
+    if "seeds" not in body:
+        return None
+    seeds = body["seeds"]
+    if not isinstance(seeds, list) or not 1 <= len(seeds) <= MAX_SEEDS:
+        raise ConfigError("seeds", f"seeds must be a list of 1 to {MAX_SEEDS} seeds, got {clip(seeds)}.")
+    checked = [option("seed").check(v, field="seeds") for v in seeds]
+    if len(set(checked)) != len(checked):
+        raise ConfigError("seeds", f"seeds lists a seed twice: {clip(seeds)}.")
+    return checked
 
 
 def _axis(option: Option, values: Any) -> list[Any]:
@@ -240,9 +267,13 @@ class StudyService:
         if admit is not None:
             admit(len(configs))
         points = []
-        for config in configs:
+        per_seed = len(configs) // len(options.get("seeds") or [None])
+        for i, config in enumerate(configs):
             record = self.manager.submit(config)
-            points.append({"job_id": record.id, **{n: getattr(config, n) for n in study_axes()}})
+            points.append(
+                {"job_id": record.id, "point": i % per_seed, "seed": config.seed,
+                 **{n: getattr(config, n) for n in study_axes()}}
+            )  # fmt: skip
         first = configs[0]
         study = StudyRecord(
             id="study_" + uuid.uuid4().hex[:16],
@@ -265,7 +296,12 @@ class StudyService:
         return record
 
     def rows(self, study: StudyRecord) -> list[dict[str, Any]]:
-        """One row per point: grid values, job state, measured figures of succeeded points, Pareto flags."""
+        """One row per grid point: grid values, state, measured figures (over seeds: means, standard deviations and
+        t-intervals), Pareto flags on the means."""
+        return with_pareto(aggregate_seeds(self.runs(study), study_axes()))
+
+    def runs(self, study: StudyRecord) -> list[dict[str, Any]]:
+        """One row per job (a grid point at one seed): grid values, seed, job state, measured figures."""
         rows = []
         for i, point in enumerate(study.points):
             row: dict[str, Any] = {"index": i, **point}
@@ -283,7 +319,7 @@ class StudyService:
             elif job is not None and job.error:
                 row["error"] = job.error
             rows.append({**row, **metrics})
-        return with_pareto(rows)
+        return rows
 
     def _point_metrics(self, job: Any) -> dict[str, Any]:
         if job.id not in self._metrics:
@@ -292,10 +328,10 @@ class StudyService:
             self._metrics[job.id] = point_metrics(self.manager.report(job))
         return self._metrics[job.id]
 
-    def summary(self, study: StudyRecord, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The public shape of a study (without rows)."""
-        rows = self.rows(study) if rows is None else rows
-        states = [r["state"] for r in rows]
+    def summary(self, study: StudyRecord, runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The public shape of a study (without rows): its state and progress counted in jobs (points x seeds)."""
+        runs = self.runs(study) if runs is None else runs
+        states = [r["state"] for r in runs]
         finished = sum(s in (SUCCEEDED, FAILED, CANCELLED, "deleted") for s in states)
         return {
             "study_id": study.id,
@@ -304,8 +340,10 @@ class StudyService:
             "dataset": study.dataset,
             "grid": study.grid,
             "options": study.options,
-            "points_total": len(rows),
+            "points_total": len(runs),
             "points_done": finished,
+            "grid_points": len({r.get("point", r["index"]) for r in runs}),
+            "seeds": study.options.get("seeds") or [study.options.get("seed", 0)],
             "points_succeeded": states.count(SUCCEEDED),
             "job_ids": study.job_ids,
             "created_at": iso_time(study.created_at),
@@ -313,17 +351,22 @@ class StudyService:
         }
 
     def detail(self, study: StudyRecord) -> dict[str, Any]:
-        """Summary, rows, and the ids of the Pareto-optimal points."""
-        rows = self.rows(study)
-        out = self.summary(study, rows)
+        """Summary, one row per grid point (means over seeds), one run per job, and the Pareto-optimal points."""
+        runs = self.runs(study)
+        rows = with_pareto(aggregate_seeds(runs, study_axes()))
+        out = self.summary(study, runs)
         out["pareto_latency_job_ids"] = [r["job_id"] for r in rows if r["pareto_latency"]]
         out["pareto_size_job_ids"] = [r["job_id"] for r in rows if r["pareto_size"]]
         out["pareto_note"] = (
             "pareto_latency: no other point has accuracy >= and batch-1 latency <= (one strictly "
             "better); pareto_size: the same with dense model size; unmeasured points are never on "
-            "the frontier"
+            "the frontier; with several seeds every figure of a row is the mean over its succeeded seeds "
+            "(<metric>_std: standard deviation, <metric>_ci: 95% Student-t interval of the mean), the frontier is "
+            "computed on the means, and separable: false marks a frontier point whose accuracy and cost intervals "
+            "both overlap those of a point it dominates"
         )
         out["rows"] = rows
+        out["runs"] = runs
         return out
 
     def cancel(self, study: StudyRecord) -> None:
@@ -365,7 +408,7 @@ class StudyService:
 
     def progress_events(self, study: StudyRecord, seen: set[str]) -> tuple[list[dict[str, Any]], bool]:
         """study_progress payloads for points that ended since `seen` (updated), and whether all have ended."""
-        rows = self.rows(study)
+        rows = self.runs(study)
         summary = self.summary(study, rows)
         ended = [r for r in rows if r["state"] in (SUCCEEDED, FAILED, CANCELLED, "deleted")]
         fresh = [r for r in ended if r["job_id"] not in seen]

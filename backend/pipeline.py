@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,7 @@ from backend.metrics.compression import count_parameters, sparsity
 from backend.metrics.deployment import measure_deployment
 from backend.metrics.effectiveness import classification_metrics, paired_differences
 from backend.metrics.efficiency import measure_latency, model_size
+from backend.metrics.inference_memory import BATCH_SIZES, measure_inference_memory
 from backend.metrics.measure import measure_pair
 from backend.metrics.report import build_report
 from backend.metrics.stats import paired_accuracy_difference
@@ -808,9 +811,10 @@ def _cpu_latency(state: JobState) -> dict:
 def _deployment(state: JobState, measurements: dict) -> dict:
     """Teacher, student (and int8 student) in ONNX Runtime on the CPU; on a failure, null figures with the reason."""
     pytorch_accuracy = {name: measurements[name]["effectiveness"]["accuracy"] for name in ("teacher", "student")}
+    work = Path(tempfile.mkdtemp(prefix="kd-deploy-"))  # the teacher's ONNX files and the memory probe's inputs
     try:
         teacher, student, adapter, test = _on_cpu(state)
-        return measure_deployment(
+        block = measure_deployment(
             state.spec.id,
             teacher,
             student,
@@ -822,9 +826,47 @@ def _deployment(state: JobState, measurements: dict) -> dict:
             out_dir=state.onnx_dir or Path("onnx"),
             quantize=state.config.quantize,
             runs=state.config.latency_runs,
+            teacher_dir=work / "teacher",
         )
+        measurements["inference_memory"] = _inference_memory(state, teacher, student, adapter, test, block, work)
+        return block
     except Exception as exc:  # noqa: BLE001 - the PyTorch figures stand on their own; say why ORT's are missing
+        measurements.setdefault(
+            "inference_memory", {"error": f"not measured: ONNX export failed ({type(exc).__name__})"}
+        )
         return {"runtime": "onnxruntime", "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _inference_memory(state: JobState, teacher, student, adapter, test, deployment: dict, work: Path) -> dict:
+    """Peak RSS of a fresh process that loads each saved model (PyTorch pickle, ONNX files) and runs a batch of
+    1 and of 32 (backend.metrics.inference_memory); {"error": reason} when it cannot be measured."""
+    quiet = copy.copy(adapter)
+    quiet.amp = contextlib.nullcontext  # a plain forward in the probe, as a deployed model runs
+    torch.save(quiet, work / "adapter.pt")
+    torch.save(test.head(max(BATCH_SIZES)), work / "batch.pt")
+    entries = []
+    for label, model in (("teacher", teacher), ("student", student)):
+        torch.save(model, work / f"{label}.pt")  # the whole module: loaded without this job's code paths
+        entries.append({"label": label, "runtime": "pytorch", "path": str(work / f"{label}.pt")})
+    folders = {"teacher": work / "teacher", "student": (state.onnx_dir or Path("onnx")) / "student"}
+    for label in ("teacher", "student"):
+        entries.append(
+            {
+                "label": label,
+                "runtime": "onnxruntime",
+                "path": str(folders[label]),
+                "exported": deployment["exported"][label],
+            }
+        )
+    modules = sorted({type(m).__module__ for model in (teacher, student) for m in model.modules()})
+    spec = {"entries": entries, "adapter": str(work / "adapter.pt"), "batch": str(work / "batch.pt"),
+            "threads": torch.get_num_threads(), "modules": modules}  # fmt: skip
+    try:
+        return measure_inference_memory(spec, work)
+    except Exception as exc:  # noqa: BLE001 - a failed probe leaves every other figure standing
+        return {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
 
 
 def _config_with_reasons(state: JobState) -> dict:

@@ -109,11 +109,11 @@ def test_single_model_meets_every_rule():
 
 def test_unknown_values_are_left_out_and_listed():
     ctx = realistic_ctx()
-    ctx["measurements"]["student"]["efficiency"]["memory"]["peak_rss_increase_mb"] = float("nan")
+    ctx["measurements"]["student"]["efficiency"]["memory"]["param_buffer_mb"] = float("nan")
     ctx["history"]["distill"][3]["ce_loss"] = None
     data = matlab_data(build_report(ctx))
     check_single(data)
-    assert "peak_rss_increase_mb" not in data["efficiency"] and "efficiency_peak_rss_increase_mb" in data["missing"]
+    assert "param_buffer_mb" not in data["efficiency"] and "efficiency_param_buffer_mb" in data["missing"]
     assert "ce_loss" not in data["training"]["distill"] and "training_distill_ce_loss" in data["missing"]
     assert len(data["training"]["distill"]["loss"]) == len(ctx["history"]["distill"])
 

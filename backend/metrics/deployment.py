@@ -102,13 +102,18 @@ def measure_deployment(
     quantize: str = "none",
     runs: int = 30,
     batch_sizes: Sequence[int] = (1, 32),
+    teacher_dir: Path | None = None,
 ) -> dict:
-    """Export, then measure in ONNX Runtime; the student (and int8 student) files stay in out_dir/{name}/."""
+    """Export, then measure in ONNX Runtime; the student (and int8 student) files stay in out_dir/{name}/.
+
+    The teacher's files go to `teacher_dir` when given (the caller removes them), else to a temporary folder
+    removed here: they are measured, not shipped (the bundle is the student)."""
     import onnxruntime as ort
 
     threads, started = torch.get_num_threads(), time.perf_counter()
     example = example_batch(2)
-    teacher_dir = Path(tempfile.mkdtemp(prefix="onnx-teacher-"))  # measured, not shipped: the bundle is the student
+    keep_teacher = teacher_dir is not None
+    teacher_dir = teacher_dir or Path(tempfile.mkdtemp(prefix="onnx-teacher-"))
     try:
         exported = {
             "teacher": export_onnx(model_id, teacher, example, teacher_dir),
@@ -126,7 +131,8 @@ def measure_deployment(
         per_model = interleaved_latency(models, predict, example_batch, batch_sizes, runs)
         sizes = {name: onnx_bytes(folders[name], exported[name]) for name in models}
     finally:
-        shutil.rmtree(teacher_dir, ignore_errors=True)
+        if not keep_teacher:
+            shutil.rmtree(teacher_dir, ignore_errors=True)
     block = _block(
         exported, accuracy, per_model, sizes, pytorch_accuracy, quantize, threads, runs, batch_sizes, ort.__version__
     )
@@ -158,6 +164,7 @@ def _block(
         "quantize": quantize,
         "exporter": {name: e["exporter"] for name, e in exported.items() if "exporter" in e},
         "files": {name: e["files"] for name, e in exported.items()},
+        "exported": exported,
         "accuracy": {name: accuracy.get(name) for name in LABELS},
         "pytorch_accuracy": {
             "teacher": pytorch_accuracy["teacher"],

@@ -52,12 +52,10 @@ PAIR_SPECS: tuple[tuple[str, str, str, tuple[Any, ...]], ...] = (
     ("efficiency", "model_size_mb", "MB", ("efficiency", "size", "model_size_mb")),
     ("efficiency", "compressed_size_mb", "MB", ("efficiency", "size", "compressed_size_mb")),
     ("efficiency", "param_buffer_mb", "MB", ("efficiency", "memory", "param_buffer_mb")),
-    ("efficiency", "peak_rss_increase_mb", "MB", ("efficiency", "memory", "peak_rss_increase_mb")),
     ("efficiency", "full_pass_s", "s", ("efficiency", "full_pass_s")),
     ("efficiency", "full_pass_samples_per_s", "samples/s", ("efficiency", "full_pass_samples_per_s")),
     ("compression", "parameters_total", "count", ("compression", "parameters", "total")),
     ("compression", "parameters_nonzero", "count", ("compression", "parameters", "nonzero")),
-    ("compression", "parameters_trainable", "count", ("compression", "parameters", "trainable")),
     ("compression", "layers_conv", "count", ("compression", "layers", "conv")),
     ("compression", "layers_linear", "count", ("compression", "layers", "linear")),
     ("compression", "layers_embedding", "count", ("compression", "layers", "embedding")),
@@ -112,11 +110,24 @@ def _latency_specs(report: dict) -> Iterator[tuple[str, str, str, dict]]:
                 yield "efficiency", f"{field}_{key}{suffix}", unit, {who: row.get(f"{who}_{src}") for who in LABELS}
 
 
+def _memory_specs(report: dict) -> Iterator[tuple[str, str, str, dict]]:
+    """(group, field, unit, {who: value}) for every inference-memory figure: per runtime, measure and batch size."""
+    memory = report["efficiency_improvements"].get("inference_memory") or {}
+    for runtime in ("pytorch", "onnxruntime"):
+        per_model = memory.get(runtime) or {}
+        keys = sorted({k for row in per_model.values() for k in row}, key=lambda k: int(k.split("_")[-1]))
+        for key in keys:
+            for measure in ("peak_rss_mb", "increase_mb"):
+                values = {who: (per_model.get(who, {}).get(key) or {}).get(measure) for who in LABELS}
+                yield "efficiency", f"inference_{runtime}_{measure}_{key}", "MB", values
+
+
 def pair_rows(report: dict) -> list[tuple[str, str, str, Any, Any]]:
     """(group, field, unit, teacher, student) for every before/after figure of the report."""
     cmp = report["teacher_vs_student_comparison"]
     rows = [(g, f, u, _dig(cmp["teacher"], p), _dig(cmp["student"], p)) for g, f, u, p in PAIR_SPECS]
     rows += [(g, f, u, v["teacher"], v["student"]) for g, f, u, v in _latency_specs(report)]
+    rows += [(g, f, u, v["teacher"], v["student"]) for g, f, u, v in _memory_specs(report)]
     return rows
 
 

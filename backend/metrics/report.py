@@ -459,10 +459,9 @@ def _efficiency(ctx: dict) -> dict:
         "memory": {
             "teacher_param_buffer_mb": t_eff["memory"]["param_buffer_mb"],
             "student_param_buffer_mb": s_eff["memory"]["param_buffer_mb"],
-            "teacher_peak_rss_increase_mb": t_eff["memory"]["peak_rss_increase_mb"],
-            "student_peak_rss_increase_mb": s_eff["memory"]["peak_rss_increase_mb"],
-            "method": t_eff["memory"]["method"],
+            "method": "bytes of parameters and buffers",
         },
+        **_inference_memory(m),
         "full_pass": {
             "teacher_s": t_eff["full_pass_s"],
             "student_s": s_eff["full_pass_s"],
@@ -527,7 +526,18 @@ def _learning_outcomes(ctx: dict) -> dict:
 # ---- metadata and assembly -------------------------------------------------------------------------------
 
 
+def _inference_memory(m: dict) -> dict:
+    """inference_memory: per runtime, model and batch size, the peak RSS of a fresh process that loaded the saved
+    model and ran the batch, and its increase over that process before loading; null with the reason otherwise."""
+    memory = m.get("inference_memory")
+    if not memory or "error" in memory:
+        reason = (memory or {}).get("error") or "inference memory was not measured in this run"
+        return {"inference_memory": None, "inference_memory_reason": reason}
+    return {"inference_memory": {**memory, "unit_note": MB_NOTE}}
+
+
 def _metadata(ctx: dict) -> dict:
+    params = {who: ctx["measurements"][who]["compression"]["parameters"] for who in ("teacher", "student")}
     return {
         "job_id": ctx.get("job_id"),
         "model": {"id": ctx.get("model_name"), "display_name": ctx.get("display_name"), "family": ctx.get("family")},
@@ -537,6 +547,11 @@ def _metadata(ctx: dict) -> dict:
         "student_source": ctx.get("student_source"),
         "environment": ctx.get("environment"),
         "timings_s": ctx.get("timings_s"),
+        "trainable_parameters": {
+            **{who: params[who].get("trainable") for who in params},
+            "note": "parameters with requires_grad when measured: a fact about the training run (the teacher is "
+            "frozen after its training, so 0), not a property of the deployed model",
+        },
         "generated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "report_version": REPORT_VERSION,
         "conventions": CONVENTIONS,

@@ -1139,7 +1139,7 @@ function renderStages(report) {
   const stages = (report.learning_outcomes || {}).accuracy_by_stage || [];
   const labels = Object.fromEntries(stages.map((s) => [s.stage, s.label || s.stage]));
   // Each stage against the one before, paired on the test split (test_difference_from_previous).
-  const change = (s) => {
+  const fromPrevious = (s) => {
     const diff = s.test_difference_from_previous;
     if (!diff) return '—';
     const node = differenceNode(diff, diff.points_reason);
@@ -1148,7 +1148,7 @@ function renderStages(report) {
   };
   $('stages-table').replaceChildren(simpleTable(
     [['stage'], ['validation', 1], ['test', 1], ['test: change from the previous stage (paired)', 1]],
-    stages.map((s) => [s.label || s.stage, pct(s.val_accuracy), pct(s.test_accuracy), change(s)])));
+    stages.map((s) => [s.label || s.stage, pct(s.val_accuracy), pct(s.test_accuracy), fromPrevious(s)])));
   [...$('stages-table').querySelectorAll('tbody tr')].forEach((tr, i) => { tr.dataset.stage = stages[i].stage; });
   const kd = report.knowledge_distillation_analysis || {};
   const rows = [

@@ -138,3 +138,38 @@ def test_other_jobs_events_are_filtered_and_throttled():
     assert "if (p.job_id !== state.watched) { keepEarly(p); return; }" in script
     assert "const JOBS_REFRESH_MIN_MS = 1000;" in script
     assert "emit('leave', { study_id: state.joined })" in _read("studies.js")
+
+
+def test_results_show_intervals_paired_differences_and_control_arms():
+    """Issue #22: the page reads the report's 95% intervals (ci, *_ci), paired differences (within_noise,
+    p_value), each stage's difference from the one before, and the control arms (or why there are none)."""
+    script = _read("dashboard.js")
+    for word in (
+        ".ci",
+        "_ci",
+        "ci_points",
+        "within_noise",
+        "p_value",
+        "test_difference_from_previous",
+        "controls_reason",
+        "kd_gain_points",
+        "init_gain_points",
+        "student_minus_arm",
+        "/visualize",
+    ):
+        assert word in script, word
+    assert "within noise" in script and "beyond noise" in script
+    page = _read("index.html")
+    assert 'id="controls-panel"' in page and 'id="plot-kind"' in page
+    assert ".whisker" in _read("dashboard.css")  # error bars over the bars that have an interval
+
+
+def test_plot_kinds_come_from_the_server():
+    """The plot picker lists GET /models concepts.plot_kinds: no array in the script names several plot kinds."""
+    from backend.metrics.plots import PLOT_KINDS
+
+    script = _read("dashboard.js")
+    assert "plot_kinds" in script
+    for literal in re.findall(r"\[[^\[\]]*\]", script):
+        named = set(re.findall(r"'([a-z_]+)'", literal)) & set(PLOT_KINDS)
+        assert len(named) < 2, literal

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -185,6 +186,39 @@ def _check_download(page, tmp_path: Path) -> None:
         assert any(Path(n).name == "report.json" for n in names), names
 
 
+# "97.4% [95.1, 98.6]": a figure with its 95% interval.
+WITH_INTERVAL = re.compile(r"\d+\.\d% \[\d+\.\d, \d+\.\d\]")
+
+
+def _check_form_groups(page, concepts) -> None:
+    """The option fieldsets follow concepts.option_groups: the open groups in the form, the others in the
+    "Advanced options" fold, each titled as the server says."""
+    groups = concepts["option_groups"]
+    shown = page.eval_on_selector_all("#job-options fieldset", "els => els.map((e) => e.dataset.group)")
+    folded = page.eval_on_selector_all("#advanced-options fieldset", "els => els.map((e) => e.dataset.group)")
+    assert shown and folded
+    assert all(groups[g]["open"] for g in shown) and not any(groups[g]["open"] for g in folded), (shown, folded)
+    for group in shown + folded:
+        assert page.text_content(f"#options-{group} legend") == groups[group]["title"]
+    assert page.locator("#advanced-options #epochs").count() == 1  # a folded group's field, inside the fold
+
+
+def _check_intervals(page) -> None:
+    """Effectiveness with 95% intervals and error bars, the paired differences marked within or beyond noise."""
+    accuracy = page.locator("#group-effectiveness tr[data-metric='effectiveness.accuracy'] td")
+    for cell in (1, 2):  # teacher, student
+        assert WITH_INTERVAL.search(accuracy.nth(cell).text_content()), accuracy.nth(cell).text_content()
+    difference = accuracy.nth(3)
+    assert "pts [" in difference.text_content() and "p = " in difference.text_content()
+    assert difference.locator(".noise").text_content() in ("within noise", "beyond noise")
+    assert page.locator("#group-effectiveness .whisker").count() >= 2  # error bars on the bars
+    assert page.locator("#group-effectiveness tr[data-metric$='_ci_low']").count() == 0  # folded into brackets
+    assert page.locator("#headline .noise").count() == 1
+    marked = page.locator("#stages-table tbody tr .noise")
+    assert marked.count() >= 2, page.text_content("#stages-table")  # each stage against the one before
+    _wait_js(page, "document.querySelector('#plot-image').dataset.loaded === 'true'")
+
+
 def _check_results(page) -> None:
     results = page.locator("#results")
     assert results.is_visible()
@@ -199,6 +233,7 @@ def _check_results(page) -> None:
     assert page.locator("#history-chart svg polyline").count() >= 2
     assert page.locator("#headline .card").count() >= 4
     assert "teacher" in page.text_content("#summary")
+    _check_intervals(page)
 
 
 @pytest.mark.slow
@@ -210,7 +245,10 @@ def test_a_small_job_runs_from_the_page_with_live_progress(server, make_page, tm
     page = p.page
     p.open(server)
     page.wait_for_selector("#live-status[data-mode=socket]")
+    concepts = requests.get(f"{server}/models", timeout=30).json()["concepts"]
+    _check_form_groups(page, concepts)
     _fill_tiny_job(page)
+    page.select_option("#controls", ["ce_only"])  # one control arm, chosen in its multiple select
     started = time.monotonic()
     page.click("#start")
     page.wait_for_selector("#job-state[data-state=queued], #job-state[data-state=running]")
@@ -232,6 +270,14 @@ def test_a_small_job_runs_from_the_page_with_live_progress(server, make_page, tm
     config = requests.get(f"{server}/jobs/{job_id}", timeout=10).json()["config"]
     assert (config["temperature"], config["alpha"], config["sparsity"]) == (4.0, 0.6, 0.4)
     assert config["epochs"] == 1 and config["max_samples"] == 240 and config["pretrained"] == "false"
+    assert config["controls"] == ["ce_only"]
+
+    report = requests.get(f"{server}/evaluate", params={"job_id": job_id}, timeout=30).json()
+    within = report["teacher_vs_student_comparison"]["effectiveness"]["accuracy"]["difference"]["within_noise"]
+    marking = "#group-effectiveness tr[data-metric='effectiveness.accuracy'] .noise"
+    assert page.text_content(marking) == ("within noise" if within else "beyond noise")
+    _check_controls(page, report)
+    assert page.eval_on_selector_all("#plot-kind option", "els => els.map((e) => e.value)") == concepts["plot_kinds"]
 
     _check_download(page, tmp_path)
     page.wait_for_selector(f"#jobs tr[data-job-id='{job_id}'][data-state=succeeded]")
@@ -239,6 +285,23 @@ def test_a_small_job_runs_from_the_page_with_live_progress(server, make_page, tm
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
     print(f"job {job_id} took {elapsed:.0f} s in the page; screenshot {tmp_path / 'dashboard.png'}")
     assert p.errors == []
+
+
+def _check_controls(page, report) -> None:
+    """The control arms panel of a job run with controls ["ce_only"]: teacher, student and the arm with their
+    intervals, distillation's gain over ce_only marked, the gain over scratch explained (no scratch arm), the plot."""
+    controls = report["knowledge_distillation_analysis"]["controls"]
+    assert page.get_attribute("#controls-panel", "data-controls") == "present"
+    arms = page.eval_on_selector_all("#controls-table tbody tr", "els => els.map((e) => e.dataset.arm)")
+    assert arms == ["teacher", "student", "ce_only"], arms
+    for cell in page.locator("#controls-table tr[data-arm=ce_only] td").all()[1:3]:  # accuracy, macro-F1
+        assert WITH_INTERVAL.search(cell.text_content()), cell.text_content()
+    gain = page.locator("#kd-gain")
+    assert "pts [" in gain.text_content() and "p = " in gain.text_content(), gain.text_content()
+    within = controls["kd_gain_points"]["within_noise"]
+    assert gain.locator(".noise").text_content() == ("within noise" if within else "beyond noise")
+    assert controls["init_gain_points_reason"] in page.text_content("#init-gain")
+    _wait_js(page, "document.querySelector('#controls-plot').dataset.loaded === 'true'")
 
 
 @pytest.fixture(scope="module")
@@ -312,6 +375,25 @@ def test_without_the_socketio_client_the_page_says_so_and_polls(server, succeede
     page.click(f"#jobs tr[data-job-id='{succeeded_job}'] button")
     page.wait_for_selector(f"#results[data-job-id='{succeeded_job}']:not([hidden])")
     _check_results(page)
+    assert p.errors == []
+
+
+def test_a_job_without_control_arms_says_why_in_one_line(server, succeeded_job, make_page):
+    """controls null: the panel is one line with controls_reason, no table and no plot. The module's job (with an
+    arm) is shown through a copy of its report with controls removed, as a job without arms reports them."""
+    report = requests.get(f"{server}/evaluate", params={"job_id": succeeded_job}, timeout=30).json()
+    kd = report["knowledge_distillation_analysis"]
+    kd["controls"], kd["controls_reason"] = None, "no control arms were asked for (a test's words)"
+    p = make_page()
+    page = p.page
+    page.route(
+        "**/evaluate?job_id=*", lambda route: route.fulfill(content_type="application/json", body=json.dumps(report))
+    )
+    p.open(f"{server}/?job={succeeded_job}")
+    page.wait_for_selector(f"#results[data-job-id='{succeeded_job}']:not([hidden])")
+    assert page.get_attribute("#controls-panel", "data-controls") == "absent"
+    assert page.text_content("#controls-panel") == "Control arms: no control arms were asked for (a test's words)"
+    assert page.locator("#controls-table, #controls-plot, #kd-gain").count() == 0
     assert p.errors == []
 
 

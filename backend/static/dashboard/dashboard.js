@@ -899,40 +899,122 @@ function renderResults(jobId, report) {
   renderLayers(report);
   renderHistory(report);
   renderStages(report);
+  renderControls(jobId, report);
+  renderPlots(jobId);
   $('results').dataset.jobId = jobId;
+}
+
+// ---- uncertainty: the report's 95% intervals (*_ci, ci) and paired differences (difference, within_noise) ----
+const isInterval = (ci) => Array.isArray(ci) && ci.length === 2 && isNum(ci[0]) && isNum(ci[1]);
+
+/** '[95.1, 98.6]': a 95% interval in the value's unit (a fraction's in percent); '' when there is none. */
+function ciText(ci, unit = 'fraction') {
+  if (!isInterval(ci)) return '';
+  const end = unit === 'fraction' ? (v) => (v * 100).toFixed(1) : (v) => fmtNumber(v);
+  return `[${end(ci[0])}, ${end(ci[1])}]`;
+}
+
+/** '97.4% [95.1, 98.6]': a value with its 95% interval; the value alone when there is none. */
+function fmtWithCi(value, ci, unit = 'fraction') {
+  const text = fmtUnit(value, unit);
+  return isNum(value) && isInterval(ci) ? `${text} ${ciText(ci, unit)}` : text;
+}
+
+const signed = (v, digits = 1) => `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`;
+
+/** 'p = 0.0015', 'p = 7.6e-6'; null when there is no p-value (a bootstrap interval has none). */
+function fmtP(p) {
+  if (!isNum(p)) return null;
+  return p >= 0.001 ? `p = ${+p.toPrecision(2)}` : `p = ${p.toExponential(1).replace('e-0', 'e-')}`;
+}
+
+const TESTS = { mcnemar_exact: 'exact McNemar test', paired_bootstrap: 'paired bootstrap' };
+
+/** The marking of a paired difference: "within noise" when its 95% interval holds 0, "beyond noise" otherwise. */
+function noiseMark(diff) {
+  if (!diff || typeof diff.within_noise !== 'boolean') return null;
+  return el('span', { class: 'noise', 'data-within-noise': String(diff.within_noise),
+    text: diff.within_noise ? 'within noise' : 'beyond noise',
+    title: diff.within_noise ? 'the 95% interval of the difference includes 0' : 'the 95% interval of the difference excludes 0' });
+}
+
+/** A paired difference in points: '+2.2 pts [−11.8, +16.3], p = 1' and its noise marking; the reason when
+ * there is none. */
+function differenceNode(diff, reason) {
+  if (!diff || !isNum(diff.points)) return el('span', { class: 'hint', text: reason || '—' });
+  const bits = [`${signed(diff.points)} pts`];
+  if (isInterval(diff.ci_points)) bits.push(` [${signed(diff.ci_points[0])}, ${signed(diff.ci_points[1])}]`);
+  const p = fmtP(diff.p_value);
+  if (p) bits.push(`, ${p}`);
+  const how = [TESTS[diff.test] || diff.test, isNum(diff.samples) ? `${diff.samples} paired test examples` : '',
+    diff.p_value_reason || ''].filter(Boolean).join('; ');
+  return el('span', { class: 'difference', title: `95% interval in points; ${how}` }, bits.join(''), ' ', noiseMark(diff));
 }
 
 function renderHeadline(report) {
   const d = (report.teacher_vs_student_comparison || {}).derived || {};
   const speed = d.speedup || {};
+  const acc = ((report.teacher_vs_student_comparison || {}).effectiveness || {}).accuracy || {};
+  const ci = acc.ci || {};
   const cards = [
-    ['Accuracy teacher → student', `${pct(d.accuracy_teacher)} → ${pct(d.accuracy_student)}`],
+    ['Accuracy teacher → student', `${pct(d.accuracy_teacher)} → ${pct(d.accuracy_student)}`,
+      isInterval(ci.teacher) && isInterval(ci.student) ? `95% intervals ${ciText(ci.teacher)} → ${ciText(ci.student)}` : ''],
+    ['Student − teacher accuracy (paired)', differenceNode(acc.difference, acc.difference_reason)],
     ['Compression (nonzero parameters)', isNum(d.compression_ratio) ? `${d.compression_ratio.toFixed(2)}×` : '—'],
     ['Smaller on disk (dense)', isNum(d.size_reduction_dense_pct) ? `${d.size_reduction_dense_pct.toFixed(1)}%` : '—'],
     ...Object.entries(speed).map(([k, v]) => [`Speedup, ${prettyName(k)}`, isNum(v) ? `${v.toFixed(2)}×` : '—']),
     ['FLOPs ratio', isNum(d.flops_ratio) ? `${d.flops_ratio.toFixed(2)}×` : '—'],
   ];
-  $('headline').replaceChildren(...cards.map(([label, value]) =>
-    el('div', { class: 'card' }, el('div', { class: 'value', text: value }), el('div', { class: 'label', text: label }))));
+  $('headline').replaceChildren(...cards.map(([label, value, note]) =>
+    el('div', { class: 'card' }, el('div', { class: 'value' }, value), el('div', { class: 'label', text: label }),
+      note ? el('div', { class: 'label', text: note }) : null)));
 }
 
 const GROUPS = [['effectiveness', 'Effectiveness'], ['efficiency', 'Efficiency'], ['compression', 'Compression'],
   ['complexity', 'Complexity']];
 
 function renderGroups(report) {
-  const rows = (report.teacher_vs_student_comparison || {}).table || [];
+  const comparison = report.teacher_vs_student_comparison || {};
+  const effectiveness = comparison.effectiveness || {};
+  const rows = foldIntervals(comparison.table || []).map((r) => {
+    // An effectiveness row: its pair's intervals (ci) and paired difference, from the comparison's own block.
+    const [group, key] = String(r.metric).split('.');
+    const pair = group === 'effectiveness' ? effectiveness[key] : null;
+    if (!pair || typeof pair !== 'object') return r;
+    return { ...r, ci: { ...r.ci, ...pair.ci }, difference: pair.difference, differenceReason: pair.difference_reason };
+  });
   const groups = GROUPS.map(([key, title]) => {
     const mine = rows.filter((r) => String(r.metric).split('.')[0] === key);
     if (!mine.length) return null;
     const charted = mine.filter((r) => (isNum(r.teacher) && r.teacher !== 0) || (isNum(r.student) && r.student !== 0));
+    const notes = key === 'effectiveness' ? [effectiveness.intervals_note, effectiveness.difference_note].filter(Boolean) : [];
     return el('div', { class: 'group', id: `group-${key}` },
       el('h3', { text: title }),
       pairBars(charted),
-      comparisonTable(mine));
+      comparisonTable(mine),
+      notes.length ? el('p', { class: 'hint note', text: `95% intervals in brackets. ${notes.join('. ')}.` }) : null);
   }).filter(Boolean);
   const runtimes = runtimeTable(report);
   if (runtimes) groups.push(runtimes);
   $('groups').replaceChildren(...groups);
+}
+
+/** The table's rows with each `<metric>_ci_low` / `<metric>_ci_high` pair folded into its metric's row as
+ * ci: {teacher: [low, high], student: [low, high]}, shown in brackets beside the value instead of as rows. */
+function foldIntervals(rows) {
+  const byMetric = new Map(rows.map((r) => [r.metric, r]));
+  const folded = new Set();
+  const out = [];
+  for (const r of rows) {
+    const low = byMetric.get(`${r.metric}_ci_low`), high = byMetric.get(`${r.metric}_ci_high`);
+    if (low && high) {
+      folded.add(low.metric).add(high.metric);
+      out.push({ ...r, ci: Object.fromEntries(['teacher', 'student'].map((w) => [w, [low[w], high[w]]])) });
+    } else {
+      out.push(r);
+    }
+  }
+  return out.filter((r) => !folded.has(r.metric));
 }
 
 // Deployment runtime (ONNX Runtime): teacher, student and, with quantize=dynamic_int8, the int8 student.
@@ -954,20 +1036,37 @@ function runtimeTable(report) {
 
 function metricName(row) { return prettyName(String(row.metric).split('.').slice(1).join('.')); }
 
+/** Teacher and student bars of each row, scaled to the pair's larger value (or interval end); a bar with a
+ * 95% interval gets an error bar (.whisker) over it. */
 function pairBars(rows) {
   const box = el('div', { class: 'pairs' });
   for (const row of rows) {
-    const max = Math.max(Math.abs(row.teacher || 0), Math.abs(row.student || 0)) || 1;
-    const bar = (who) => el('div', { class: 'bar-row' },
-      el('div', { class: 'bar-track' },
-        el('div', { class: `bar ${who}`, style: `width:${(Math.abs(row[who] || 0) / max) * 80}%`, title: `${who}: ${fmtUnit(row[who], row.unit)}` }),
-        el('span', { text: fmtUnit(row[who], row.unit) })));
+    const ci = row.ci || {};
+    const ends = ['teacher', 'student'].flatMap((w) => [row[w], ...(isInterval(ci[w]) ? ci[w] : [])]);
+    const max = Math.max(...ends.filter(isNum).map(Math.abs), 0) || 1;
+    const room = isInterval(ci.teacher) || isInterval(ci.student) ? 60 : 80;  // % of the row; the rest: the label
+    const scale = (v) => (Math.abs(v || 0) / max) * room;
+    const bar = (who) => {
+      const interval = isInterval(ci[who]) ? ci[who] : null;
+      const text = fmtWithCi(row[who], interval, row.unit);
+      const whisker = interval && el('span', { class: 'whisker', title: `${who}: 95% interval ${ciText(interval, row.unit)}`,
+        style: `left:${scale(interval[0])}%;width:${Math.max(0, scale(interval[1]) - scale(interval[0]))}%` });
+      const past = interval ? Math.max(0, scale(interval[1]) - scale(row[who])) : 0;  // the label starts after the whisker
+      return el('div', { class: 'bar-row' },
+        el('div', { class: 'bar-track' },
+          el('div', { class: `bar ${who}`, style: `width:${scale(row[who])}%`, title: `${who}: ${text}` }),
+          whisker,
+          el('span', { style: past ? `margin-left:${past}%` : null, text })));
+    };
     box.append(el('div', { class: 'name', text: metricName(row) }), el('div', { class: 'bars' }, bar('teacher'), bar('student')));
   }
   return box;
 }
 
+/** Student against teacher: the paired difference with its interval and noise marking where the report has one
+ * (effectiveness), the change in points or the ratio otherwise. */
 function change(row) {
+  if (row.difference || row.differenceReason) return differenceNode(row.difference, row.differenceReason);
   const { teacher: t, student: s, unit } = row;
   if (!isNum(t) || !isNum(s)) return '—';
   if (unit === 'fraction') {
@@ -982,18 +1081,19 @@ function comparisonTable(rows) {
   return el('table', { class: 'compare' },
     el('thead', {}, el('tr', {}, el('th', { text: 'metric' }), el('th', { class: 'num', text: 'teacher' }),
       el('th', { class: 'num', text: 'student' }), el('th', { class: 'num', text: 'student vs teacher' }))),
-    el('tbody', {}, rows.map((r) => el('tr', {},
+    el('tbody', {}, rows.map((r) => el('tr', { 'data-metric': r.metric },
       el('td', { text: metricName(r), title: `${r.metric} (${r.unit})` }),
-      el('td', { class: 'num', text: fmtUnit(r.teacher, r.unit) }),
-      el('td', { class: 'num', text: fmtUnit(r.student, r.unit) }),
-      el('td', { class: 'num', text: change(r) })))));
+      el('td', { class: 'num', text: fmtWithCi(r.teacher, (r.ci || {}).teacher, r.unit) }),
+      el('td', { class: 'num', text: fmtWithCi(r.student, (r.ci || {}).student, r.unit) }),
+      el('td', { class: 'num' }, change(r))))));
 }
 
+/** A table of text (or node) cells; headers are [text, numeric?]. */
 function simpleTable(headers, rows) {
   return el('table', {},
     el('thead', {}, el('tr', {}, headers.map(([text, num]) => el('th', { class: num ? 'num' : null, text })))),
     el('tbody', {}, rows.map((cells) => el('tr', {}, cells.map((c, i) =>
-      el('td', { class: headers[i][1] ? 'num' : null, text: c }))))));
+      el('td', { class: headers[i][1] ? 'num' : null }, c))))));
 }
 
 function renderSparsity(report) {
@@ -1037,8 +1137,19 @@ function renderHistory(report) {
 
 function renderStages(report) {
   const stages = (report.learning_outcomes || {}).accuracy_by_stage || [];
-  $('stages-table').replaceChildren(simpleTable([['stage'], ['validation', 1], ['test', 1]],
-    stages.map((s) => [s.label || s.stage, pct(s.val_accuracy), pct(s.test_accuracy)])));
+  const labels = Object.fromEntries(stages.map((s) => [s.stage, s.label || s.stage]));
+  // Each stage against the one before, paired on the test split (test_difference_from_previous).
+  const fromPrevious = (s) => {
+    const diff = s.test_difference_from_previous;
+    if (!diff) return '—';
+    const node = differenceNode(diff, diff.points_reason);
+    node.title = `against ${labels[diff.previous] || diff.previous}; ${node.title || ''}`;
+    return node;
+  };
+  $('stages-table').replaceChildren(simpleTable(
+    [['stage'], ['validation', 1], ['test', 1], ['test: change from the previous stage (paired)', 1]],
+    stages.map((s) => [s.label || s.stage, pct(s.val_accuracy), pct(s.test_accuracy), fromPrevious(s)])));
+  [...$('stages-table').querySelectorAll('tbody tr')].forEach((tr, i) => { tr.dataset.stage = stages[i].stage; });
   const kd = report.knowledge_distillation_analysis || {};
   const rows = [
     ['temperature T', fmtNumber(kd.temperature)], ['alpha', fmtNumber(kd.alpha)],
@@ -1047,6 +1158,99 @@ function renderStages(report) {
     ['mean KL(teacher || student)', fmtNumber(kd.mean_kl, 4)],
   ];
   $('kd-table').replaceChildren(simpleTable([['figure'], ['value', 1]], rows));
+}
+
+// ---- control arms (knowledge_distillation_analysis.controls) and the job's plots ----------------------------
+/** The control arms beside teacher and student (accuracy and macro-F1 with intervals, wall time, the paired
+ * difference from the student), distillation's gain over ce_only and the initial weights' over scratch, and the
+ * controls plot; one line with the reason when the job ran without arms. */
+function renderControls(jobId, report) {
+  const kd = report.knowledge_distillation_analysis || {};
+  const controls = kd.controls;
+  const box = $('controls-panel');
+  box.dataset.controls = controls ? 'present' : 'absent';
+  if (!controls) {
+    box.replaceChildren(el('p', { id: 'controls-reason', class: 'hint' },
+      el('strong', { text: 'Control arms: ' }), kd.controls_reason || 'none in this report.'));
+    return;
+  }
+  const perf = report.student_model_performance || {};
+  const eff = (report.teacher_vs_student_comparison || {}).effectiveness || {};
+  const timings = (report.metadata || {}).timings_s || {};
+  const studentTimes = Object.values(controls.student_training_s || {}).filter(isNum);
+  const ci = (metric, who) => ((eff[metric] || {}).ci || {})[who];
+  const rows = [
+    { name: 'teacher', accuracy: (eff.accuracy || {}).teacher, accuracyCi: ci('accuracy', 'teacher'),
+      f1: (eff.f1_macro || {}).teacher, f1Ci: ci('f1_macro', 'teacher'), wall: timings.teacher,
+      title: 'the teacher; wall time: its training', diff: (eff.accuracy || {}).difference },
+    { name: 'student (distilled)', accuracy: perf.accuracy, accuracyCi: perf.accuracy_ci, f1: perf.f1_macro,
+      f1Ci: perf.f1_macro_ci, wall: studentTimes.length ? studentTimes.reduce((a, b) => a + b, 0) : null,
+      title: 'the distilled, pruned student; wall time: distillation and pruning' },
+    ...Object.entries(controls.arms || {}).map(([arm, a]) => ({ name: arm, arm, accuracy: a.accuracy,
+      accuracyCi: a.accuracy_ci, f1: a.f1_macro, f1Ci: a.f1_macro_ci, wall: a.wall_time_s, title: a.description,
+      diff: (a.student_minus_arm || {}).accuracy })),
+  ];
+  const table = el('table', { id: 'controls-table' },
+    el('thead', {}, el('tr', {}, el('th', { text: 'model' }), el('th', { class: 'num', text: 'accuracy [95% interval]' }),
+      el('th', { class: 'num', text: 'macro-F1 [95% interval]' }), el('th', { class: 'num', text: 'training wall time' }),
+      el('th', { class: 'num', text: 'student − this, accuracy (paired)' }))),
+    el('tbody', {}, rows.map((r) => el('tr', { 'data-arm': r.arm || r.name.split(' ')[0], title: r.title },
+      el('td', { text: r.name }),
+      el('td', { class: 'num', text: fmtWithCi(r.accuracy, r.accuracyCi) }),
+      el('td', { class: 'num', text: fmtWithCi(r.f1, r.f1Ci) }),
+      el('td', { class: 'num', text: fmtDuration(r.wall) || '—' }),
+      el('td', { class: 'num' }, r.diff ? differenceNode(r.diff) : '—')))));
+  const gain = (id, label, key) => el('li', { id },
+    el('strong', { text: `${label}: ` }), differenceNode(controls[key], controls[`${key}_reason`]));
+  box.replaceChildren(
+    el('h3', { text: 'Control arms' }),
+    el('p', { class: 'hint', text: 'The same student trained without the teacher, measured like it on the same test split.' }),
+    el('div', { class: 'table-wrap' }, table),
+    el('ul', { class: 'gains' },
+      gain('kd-gain', "Distillation's gain (student − ce_only)", 'kd_gain_points'),
+      gain('init-gain', "The teacher's initial weights' gain (ce_only − scratch)", 'init_gain_points')),
+    controls.note ? el('p', { class: 'hint note', text: controls.note }) : null,
+    plotKinds().includes('controls') ? el('img', { id: 'controls-plot', class: 'plot', alt: 'control arms plot' }) : null);
+  if ($('controls-plot')) showPlot($('controls-plot'), jobId, 'controls');
+}
+
+/** The plot kinds a job draws: GET /models concepts.plot_kinds. */
+const plotKinds = () => (state.concepts && state.concepts.plot_kinds) || [];
+
+/** The plot picker (one option per kind of concepts.plot_kinds) and the chosen plot of this job. */
+function renderPlots(jobId) {
+  const select = $('plot-kind');
+  const keep = select.value;
+  select.replaceChildren(...plotKinds().map((kind) => el('option', { value: kind, text: prettyName(kind) })));
+  if (plotKinds().includes(keep)) select.value = keep;
+  $('plots').hidden = !plotKinds().length;
+  if (select.value) showPlot($('plot-image'), jobId, select.value);
+}
+
+/** A job's PNG plot (POST /visualize {job_id, kind}; drawn by the job) into an <img>, fetched with the token. */
+async function showPlot(img, jobId, kind) {
+  img.dataset.kind = kind;
+  img.dataset.loaded = 'false';
+  img.alt = `${prettyName(kind)} plot of ${jobId}`;
+  let res;
+  try {
+    res = await authedFetch(`${API}/visualize`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ job_id: jobId, kind }) });
+  } catch (err) {
+    img.alt = `The ${kind} plot could not be loaded: the backend is unreachable.`;
+    return;
+  }
+  if (!res.ok) {
+    const body = await res.json().catch(() => null);
+    img.alt = `The ${kind} plot could not be loaded: ${(body && body.error && body.error.message) || res.status}`;
+    return;
+  }
+  const blob = await res.blob();
+  if (state.watched !== jobId || img.dataset.kind !== kind) return;  // another job or kind was asked for meanwhile
+  if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
+  img.dataset.url = URL.createObjectURL(blob);
+  img.onload = () => { img.dataset.loaded = 'true'; };
+  img.src = img.dataset.url;
 }
 
 // ---- charts ---------------------------------------------------------------------------------------------
@@ -1186,6 +1390,9 @@ function wire() {
   $('job-form').addEventListener('submit', startJob);
   $('cancel').addEventListener('click', cancelJob);
   $('jobs-refresh').addEventListener('click', refreshJobs);
+  $('plot-kind').addEventListener('change', () => {
+    if (state.watched && $('results').dataset.jobId === state.watched) showPlot($('plot-image'), state.watched, $('plot-kind').value);
+  });
   $('dataset-file').addEventListener('change', () => uploadFile($('dataset-file'), 'dataset-upload-status', (meta) => {
     const model = currentModel();
     if (model && !(model.upload_kinds || []).includes(meta.kind)) {

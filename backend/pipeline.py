@@ -33,7 +33,7 @@ from backend.metrics.compression import count_parameters, sparsity
 from backend.metrics.deployment import measure_deployment
 from backend.metrics.effectiveness import classification_metrics, paired_differences
 from backend.metrics.efficiency import measure_latency, model_size
-from backend.metrics.inference_memory import BATCH_SIZES, measure_inference_memory
+from backend.metrics.inference_memory import BATCH_SIZES, measure_inference_memory, pickle_globals
 from backend.metrics.measure import measure_pair
 from backend.metrics.report import build_report
 from backend.metrics.stats import paired_accuracy_difference
@@ -842,13 +842,12 @@ def _deployment(state: JobState, measurements: dict) -> dict:
 def _inference_memory(state: JobState, teacher, student, adapter, test, deployment: dict, work: Path) -> dict:
     """Peak RSS of a fresh process that loads each saved model (PyTorch pickle, ONNX files) and runs a batch of
     1 and of 32 (backend.metrics.inference_memory); {"error": reason} when it cannot be measured."""
-    quiet = copy.copy(adapter)
-    quiet.amp = contextlib.nullcontext  # a plain forward in the probe, as a deployed model runs
-    torch.save(quiet, work / "adapter.pt")
+    if state.tokenizer is not None:
+        state.tokenizer.save_pretrained(work / "tokenizer")
     torch.save(test.head(max(BATCH_SIZES)), work / "batch.pt")
     entries = []
     for label, model in (("teacher", teacher), ("student", student)):
-        torch.save(model, work / f"{label}.pt")  # the whole module: loaded without this job's code paths
+        torch.save(model, work / f"{label}.pt")  # the whole module; the probe loads it with weights_only=True
         entries.append({"label": label, "runtime": "pytorch", "path": str(work / f"{label}.pt")})
     folders = {"teacher": work / "teacher", "student": (state.onnx_dir or Path("onnx")) / "student"}
     for label in ("teacher", "student"):
@@ -860,9 +859,15 @@ def _inference_memory(state: JobState, teacher, student, adapter, test, deployme
                 "exported": deployment["exported"][label],
             }
         )
-    modules = sorted({type(m).__module__ for model in (teacher, student) for m in model.modules()})
-    spec = {"entries": entries, "adapter": str(work / "adapter.pt"), "batch": str(work / "batch.pt"),
-            "threads": torch.get_num_threads(), "modules": modules}  # fmt: skip
+    spec = {
+        "entries": entries,
+        "model_id": state.spec.id,
+        "class_names": state.raw.class_names,
+        "tokenizer": str(work / "tokenizer") if state.tokenizer is not None else None,
+        "batch": str(work / "batch.pt"),
+        "threads": torch.get_num_threads(),
+        "allowed_globals": pickle_globals(teacher, student),
+    }
     try:
         return measure_inference_memory(spec, work)
     except Exception as exc:  # noqa: BLE001 - a failed probe leaves every other figure standing

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from backend.metrics.inference_memory import measure_inference_memory
-from backend.models.adapters import VisionAdapter
+from backend.metrics.inference_memory import measure_inference_memory, pickle_globals
 
 
 def test_a_fresh_process_sees_the_models_memory_and_not_the_others(tmp_path):
@@ -14,7 +13,6 @@ def test_a_fresh_process_sees_the_models_memory_and_not_the_others(tmp_path):
     small = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
     torch.save(big, tmp_path / "big.pt")
     torch.save(small, tmp_path / "small.pt")
-    torch.save(VisionAdapter(), tmp_path / "adapter.pt")
     torch.save(
         {"pixel_values": torch.rand(32, 3, 8, 8), "labels": torch.zeros(32, dtype=torch.long)}, tmp_path / "batch.pt"
     )
@@ -23,10 +21,12 @@ def test_a_fresh_process_sees_the_models_memory_and_not_the_others(tmp_path):
             {"label": "teacher", "runtime": "pytorch", "path": str(tmp_path / "big.pt")},
             {"label": "student", "runtime": "pytorch", "path": str(tmp_path / "small.pt")},
         ],
-        "adapter": str(tmp_path / "adapter.pt"),
+        "model_id": "resnet18",  # a vision model's adapter: pixel_values -> logits
+        "class_names": [str(i) for i in range(10)],
+        "tokenizer": None,
         "batch": str(tmp_path / "batch.pt"),
         "threads": 1,
-        "modules": ["torch.nn.modules.linear", "torch.nn.modules.flatten"],
+        "allowed_globals": pickle_globals(big, small),
     }
     out = measure_inference_memory(spec, tmp_path)
     assert "error" not in out, out
@@ -41,3 +41,20 @@ def test_a_fresh_process_sees_the_models_memory_and_not_the_others(tmp_path):
         abs(again["pytorch"]["teacher"]["batch_1"]["increase_mb"] - teacher["batch_1"]["increase_mb"])
         < 0.1 * weights_mb
     )
+
+
+def test_the_probe_loads_only_the_classes_it_was_told(tmp_path):
+    torch.save(nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10)), tmp_path / "m.pt")
+    torch.save({"pixel_values": torch.rand(32, 3, 8, 8)}, tmp_path / "batch.pt")
+    spec = {
+        "entries": [{"label": "teacher", "runtime": "pytorch", "path": str(tmp_path / "m.pt")}],
+        "model_id": "resnet18",
+        "class_names": ["a", "b"],
+        "tokenizer": None,
+        "batch": str(tmp_path / "batch.pt"),
+        "threads": 1,
+        "allowed_globals": pickle_globals(nn.Sequential(nn.Linear(2, 2))),  # no Flatten: refused, not run
+    }
+    out = measure_inference_memory(spec, tmp_path)
+    error = out["pytorch"]["teacher"]["batch_1"]["error"]
+    assert "Unsupported global" in error and "Flatten" in error

@@ -45,14 +45,52 @@ def _peak_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
 
-def _measure_child(entry: dict, batches: dict, adapter: Any, threads: int) -> dict:
+# What any pickled module needs besides its own classes: tensor rebuilders and the builtin set.
+BASE_GLOBALS = ("torch:Tensor", "torch._tensor:_rebuild_from_type_v2", "builtins:set")
+
+
+def pickle_globals(*models: Any) -> list[str]:
+    """ "module:name" of every class and function a pickle of `models` names: their modules' classes, their
+    configs' classes and the functions stored on them (activations). The probe allows these and nothing else."""
+    import torch
+
+    names = set(BASE_GLOBALS)
+    for model in models:
+        for module in model.modules():
+            names.add(f"{type(module).__module__}:{type(module).__qualname__}")
+            for value in vars(module).values():
+                if callable(value) and not isinstance(value, (torch.nn.Module, type)) and hasattr(value, "__module__"):
+                    names.add(f"{value.__module__}:{getattr(value, '__qualname__', value.__name__)}")
+        for attr in ("config", "generation_config"):
+            config = getattr(model, attr, None)
+            if config is not None:
+                names.add(f"{type(config).__module__}:{type(config).__qualname__}")
+    return sorted(names)
+
+
+def _resolve(names: list[str]) -> list[Any]:
+    """The objects named "module:qualname" (imported now, before forking: part of the baseline)."""
+    import importlib
+
+    out = []
+    for name in names:
+        module, _, qualname = name.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        out.append(obj)
+    return out
+
+
+def _measure_child(entry: dict, batches: dict, adapter: Any, threads: int, allowed: list[Any]) -> dict:
     """In the forked child: load the model, run a batch of 1, then of 32, reading the peak after each."""
     import torch
 
     torch.set_num_threads(threads)
     before = _rss_bytes()
     if entry["runtime"] == "pytorch":
-        model = torch.load(entry["path"], weights_only=False).eval()  # the job's own pickle of its own model
+        with torch.serialization.safe_globals(allowed):  # weights_only: only the classes the job's models use
+            model = torch.load(entry["path"], weights_only=True).eval()
 
         def run(batch: dict) -> None:
             with torch.inference_mode():
@@ -79,16 +117,18 @@ def _measure_child(entry: dict, batches: dict, adapter: Any, threads: int) -> di
     return out
 
 
-def _fork_measure(entry: dict, batch: dict, adapter: Any, threads: int) -> dict:
+def _fork_measure(entry: dict, batch: dict, adapter: Any, threads: int, allowed: list[Any]) -> dict:
     """One measurement in a forked child; its result comes back through a pipe."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
         os.close(read)
         try:
-            out = _measure_child(entry, batch, adapter, threads)
+            out = _measure_child(entry, batch, adapter, threads, allowed)
         except Exception as exc:  # noqa: BLE001 - reported to the parent as this measurement's reason
-            out = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            text = str(exc)
+            where = text.find("Unsupported global")  # weights_only refused a class the job's models do not use
+            out = {"error": f"{type(exc).__name__}: {text[where:] if where >= 0 else text}"[:300]}
         os.write(write, json.dumps(out).encode())
         os.close(write)
         os._exit(0)
@@ -103,23 +143,32 @@ def _fork_measure(entry: dict, batch: dict, adapter: Any, threads: int) -> dict:
     return json.loads(b"".join(chunks))
 
 
+def _adapter(spec: dict) -> Any:
+    """The model's adapter, rebuilt from the saved tokenizer (save_pretrained folder) and the class names."""
+    from backend.models.adapters import adapter_for
+
+    tokenizer = None
+    if spec.get("tokenizer"):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(spec["tokenizer"], trust_remote_code=False)
+    return adapter_for(spec["model_id"], tokenizer, spec["class_names"])
+
+
 def probe(spec: dict) -> dict:
     """Run every measurement of `spec` (in the probe process); {runtime: {label: {batch_N: {...}}}}."""
-    import importlib
-
     import onnxruntime  # noqa: F401
     import torch
 
     import backend.models.onnx_export  # noqa: F401 - imported before forking: part of the baseline, not the model
 
-    for module in spec.get("modules", []):  # the models' classes: importing them is not the model's memory
-        importlib.import_module(module)
+    allowed = _resolve(spec["allowed_globals"])  # the models' classes: importing them is not the model's memory
     # No tensor work here: an OpenMP thread pool started before fork() deadlocks the children's first parallel op.
-    adapter = torch.load(spec["adapter"], weights_only=False)
-    batches = torch.load(spec["batch"], weights_only=False)
+    adapter = _adapter(spec)
+    batches = torch.load(spec["batch"], weights_only=True)
     out: dict[str, Any] = {}
     for entry in spec["entries"]:
-        result = _fork_measure(entry, batches, adapter, spec["threads"])
+        result = _fork_measure(entry, batches, adapter, spec["threads"], allowed)
         if "error" in result:
             result = {f"batch_{bs}": {"error": result["error"]} for bs in BATCH_SIZES}
         out.setdefault(entry["runtime"], {})[entry["label"]] = result

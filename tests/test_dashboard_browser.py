@@ -234,6 +234,26 @@ def _check_results(page) -> None:
     assert page.locator("#headline .card").count() >= 4
     assert "teacher" in page.text_content("#summary")
     _check_intervals(page)
+    _check_inference_memory(page)
+
+
+# "565.9 MB": a figure in decimal megabytes, as fmtUnit writes it.
+IN_MB = re.compile(r"^[\d,]+(\.\d{1,2})? MB$")
+
+
+def _check_inference_memory(page) -> None:
+    """efficiency_improvements.inference_memory: runtime x model rows, peak RSS and increase for batches 1 and 32."""
+    assert page.get_attribute("#group-inference-memory", "data-measured") == "true"
+    rows = page.locator("#inference-memory-table tbody tr")
+    pairs = rows.evaluate_all("els => els.map((e) => [e.dataset.runtime, e.dataset.model])")
+    assert pairs == [[r, m] for r in ("pytorch", "onnxruntime") for m in ("teacher", "student")], pairs
+    heads = page.locator("#inference-memory-table thead").text_content()
+    for word in ("Batch 1", "Batch 32", "peak RSS", "increase"):
+        assert word in heads, heads
+    for row in rows.all():
+        cells = row.locator("td").all_text_contents()
+        assert len(cells) == 6 and all(IN_MB.match(c) for c in cells[2:]), cells
+    assert "peak rss increase" not in page.text_content("#results").lower()  # the old figure is gone
 
 
 @pytest.mark.slow
@@ -277,6 +297,11 @@ def test_a_small_job_runs_from_the_page_with_live_progress(server, make_page, tm
     marking = "#group-effectiveness tr[data-metric='effectiveness.accuracy'] .noise"
     assert page.text_content(marking) == ("within noise" if within else "beyond noise")
     _check_controls(page, report)
+    memory = report["efficiency_improvements"]["inference_memory"]
+    assert memory, report["efficiency_improvements"].get("inference_memory_reason")
+    student = page.locator("#inference-memory-table tr[data-runtime=pytorch][data-model=student] td")
+    expected = f"{memory['pytorch']['student']['batch_32']['peak_rss_mb']:,.2f}".rstrip("0").rstrip(".")
+    assert student.nth(4).text_content() == f"{expected} MB"  # batch 32, peak RSS
     assert page.eval_on_selector_all("#plot-kind option", "els => els.map((e) => e.value)") == concepts["plot_kinds"]
 
     _check_download(page, tmp_path)
@@ -378,12 +403,15 @@ def test_without_the_socketio_client_the_page_says_so_and_polls(server, succeede
     assert p.errors == []
 
 
-def test_a_job_without_control_arms_says_why_in_one_line(server, succeeded_job, make_page):
-    """controls null: the panel is one line with controls_reason, no table and no plot. The module's job (with an
-    arm) is shown through a copy of its report with controls removed, as a job without arms reports them."""
+def test_a_job_without_control_arms_or_inference_memory_says_why(server, succeeded_job, make_page):
+    """controls null: the panel is one line with controls_reason, no table and no plot; inference_memory null:
+    one line with inference_memory_reason. The module's job is shown through a copy of its report with both
+    removed, as a job without them reports them."""
     report = requests.get(f"{server}/evaluate", params={"job_id": succeeded_job}, timeout=30).json()
     kd = report["knowledge_distillation_analysis"]
     kd["controls"], kd["controls_reason"] = None, "no control arms were asked for (a test's words)"
+    efficiency = report["efficiency_improvements"]
+    efficiency["inference_memory"], efficiency["inference_memory_reason"] = None, "the probe could not fork (a test)"
     p = make_page()
     page = p.page
     page.route(
@@ -394,6 +422,9 @@ def test_a_job_without_control_arms_says_why_in_one_line(server, succeeded_job, 
     assert page.get_attribute("#controls-panel", "data-controls") == "absent"
     assert page.text_content("#controls-panel") == "Control arms: no control arms were asked for (a test's words)"
     assert page.locator("#controls-table, #controls-plot, #kd-gain").count() == 0
+    assert page.get_attribute("#group-inference-memory", "data-measured") == "false"
+    assert page.text_content("#inference-memory-reason") == "Not measured: the probe could not fork (a test)."
+    assert page.locator("#inference-memory-table").count() == 0
     assert p.errors == []
 
 

@@ -173,3 +173,14 @@ def test_plot_kinds_come_from_the_server():
     for literal in re.findall(r"\[[^\[\]]*\]", script):
         named = set(re.findall(r"'([a-z_]+)'", literal)) & set(PLOT_KINDS)
         assert len(named) < 2, literal
+
+
+def test_results_show_inference_memory_and_no_retired_figures():
+    """efficiency_improvements.inference_memory (runtime x model x batch: peak RSS and increase) or its reason;
+    the retired comparison figures (peak_rss_increase_mb, parameters_trainable) are read nowhere."""
+    script = _read("dashboard.js")
+    for word in ("inference_memory", "inference_memory_reason", "peak_rss_mb", "increase_mb", "inference-memory-table"):
+        assert word in script, word
+    for name in ("index.html", "dashboard.js", "studies.js", "dashboard.css"):
+        text = _read(name)
+        assert "peak_rss_increase" not in text and "parameters_trainable" not in text, name

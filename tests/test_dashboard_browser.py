@@ -234,6 +234,26 @@ def _check_results(page) -> None:
     assert page.locator("#headline .card").count() >= 4
     assert "teacher" in page.text_content("#summary")
     _check_intervals(page)
+    _check_inference_memory(page)
+
+
+# "565.9 MB": a figure in decimal megabytes, as fmtUnit writes it.
+IN_MB = re.compile(r"^[\d,]+(\.\d{1,2})? MB$")
+
+
+def _check_inference_memory(page) -> None:
+    """efficiency_improvements.inference_memory: runtime x model rows, peak RSS and increase for batches 1 and 32."""
+    assert page.get_attribute("#group-inference-memory", "data-measured") == "true"
+    rows = page.locator("#inference-memory-table tbody tr")
+    pairs = rows.evaluate_all("els => els.map((e) => [e.dataset.runtime, e.dataset.model])")
+    assert pairs == [[r, m] for r in ("pytorch", "onnxruntime") for m in ("teacher", "student")], pairs
+    heads = page.locator("#inference-memory-table thead").text_content()
+    for word in ("Batch 1", "Batch 32", "peak RSS", "increase"):
+        assert word in heads, heads
+    for row in rows.all():
+        cells = row.locator("td").all_text_contents()
+        assert len(cells) == 6 and all(IN_MB.match(c) for c in cells[2:]), cells
+    assert "peak rss increase" not in page.text_content("#results").lower()  # the old figure is gone
 
 
 @pytest.mark.slow
@@ -277,6 +297,11 @@ def test_a_small_job_runs_from_the_page_with_live_progress(server, make_page, tm
     marking = "#group-effectiveness tr[data-metric='effectiveness.accuracy'] .noise"
     assert page.text_content(marking) == ("within noise" if within else "beyond noise")
     _check_controls(page, report)
+    memory = report["efficiency_improvements"]["inference_memory"]
+    assert memory, report["efficiency_improvements"].get("inference_memory_reason")
+    student = page.locator("#inference-memory-table tr[data-runtime=pytorch][data-model=student] td")
+    expected = f"{memory['pytorch']['student']['batch_32']['peak_rss_mb']:,.2f}".rstrip("0").rstrip(".")
+    assert student.nth(4).text_content() == f"{expected} MB"  # batch 32, peak RSS
     assert page.eval_on_selector_all("#plot-kind option", "els => els.map((e) => e.value)") == concepts["plot_kinds"]
 
     _check_download(page, tmp_path)
@@ -378,12 +403,15 @@ def test_without_the_socketio_client_the_page_says_so_and_polls(server, succeede
     assert p.errors == []
 
 
-def test_a_job_without_control_arms_says_why_in_one_line(server, succeeded_job, make_page):
-    """controls null: the panel is one line with controls_reason, no table and no plot. The module's job (with an
-    arm) is shown through a copy of its report with controls removed, as a job without arms reports them."""
+def test_a_job_without_control_arms_or_inference_memory_says_why(server, succeeded_job, make_page):
+    """controls null: the panel is one line with controls_reason, no table and no plot; inference_memory null:
+    one line with inference_memory_reason. The module's job is shown through a copy of its report with both
+    removed, as a job without them reports them."""
     report = requests.get(f"{server}/evaluate", params={"job_id": succeeded_job}, timeout=30).json()
     kd = report["knowledge_distillation_analysis"]
     kd["controls"], kd["controls_reason"] = None, "no control arms were asked for (a test's words)"
+    efficiency = report["efficiency_improvements"]
+    efficiency["inference_memory"], efficiency["inference_memory_reason"] = None, "the probe could not fork (a test)"
     p = make_page()
     page = p.page
     page.route(
@@ -394,6 +422,9 @@ def test_a_job_without_control_arms_says_why_in_one_line(server, succeeded_job, 
     assert page.get_attribute("#controls-panel", "data-controls") == "absent"
     assert page.text_content("#controls-panel") == "Control arms: no control arms were asked for (a test's words)"
     assert page.locator("#controls-table, #controls-plot, #kd-gain").count() == 0
+    assert page.get_attribute("#group-inference-memory", "data-measured") == "false"
+    assert page.text_content("#inference-memory-reason") == "Not measured: the probe could not fork (a test)."
+    assert page.locator("#inference-memory-table").count() == 0
     assert p.errors == []
 
 
@@ -525,8 +556,8 @@ def test_an_option_declared_on_the_server_reaches_the_form(browser, tmp_path):
 
 def test_the_study_form_is_built_from_the_study_axes(server, make_page):
     """One comma-separated input per grid axis of GET /models (study_axes), checked against the axis's declared
-    range in the page; the body sent holds the grid and the options set. POST /studies is answered by the test:
-    no study runs."""
+    range in the page, and one for the seeds (the `seed` option's range, at most 5, distinct); the body sent holds
+    the grid, the seeds and the options set. POST /studies is answered by the test: no study runs."""
     axes = requests.get(f"{server}/models", timeout=30).json()["study_axes"]
     p = make_page(ignore=("status of 503",))
     page = p.page
@@ -554,6 +585,19 @@ def test_the_study_form_is_built_from_the_study_axes(server, make_page):
     assert sent == []
 
     page.fill("#study-sparsity", "0.3, 0.6")
+    for seeds, refusal in (
+        ("0, 1, 1", "seeds lists a seed twice: 1."),
+        ("0 1 2 3 4 5", "seeds must be a list of 1 to 5 seeds, got 6."),
+        ("0, -1", "seeds must be an integer in [0, 2147483647], got -1."),
+        ("0.5", "seeds must be an integer in [0, 2147483647], got 0.5."),
+    ):
+        page.fill("#study-seeds", seeds)
+        page.click("#study-start")
+        _wait_js(page, f"document.querySelector('#study-message').textContent.includes({json.dumps(refusal)})")
+        assert page.get_attribute("#study-seeds", "aria-invalid") == "true"
+    assert sent == []
+
+    page.fill("#study-seeds", "0, 1")
     page.fill("#study-structural_ratio", "0.5")
     page.fill("#study-kd_loss", "logits, ce")
     page.fill("#study-max-samples", "200")
@@ -564,9 +608,140 @@ def test_the_study_form_is_built_from_the_study_axes(server, make_page):
             "model_name": "resnet18",
             "grid": {"sparsity": [0.3, 0.6], "structural_ratio": [0.5], "kd_loss": ["logits", "ce"]},
             "max_samples": 200,
+            "seeds": [0, 1],
         }
     ]
+    assert page.get_attribute("#study-seeds", "aria-invalid") is None
     from backend.jobs.studies import expand_grid
 
-    assert len(expand_grid(sent[0])[2]) == 4  # what the form sends validates: 2 x 1 x 2 points
+    assert len(expand_grid(sent[0])[2]) == 8  # what the form sends validates: 2 x 1 x 2 points x 2 seeds
+    assert p.errors == []
+
+
+def _study_row(index, sparsity, ratio, state, n_ok, **figures) -> dict:
+    """A grid point of GET /studies/<id> run with seeds [0, 1]: figures as name: (mean, std, [low, high]), or a
+    bare mean where only one seed succeeded (no spread, no interval)."""
+    row = {
+        "index": index,
+        "job_id": f"job_s{index}0",
+        "job_ids": [f"job_s{index}0", f"job_s{index}1"],
+        "seeds": [0, 1],
+        "n_seeds": 2,
+        "n_succeeded": n_ok,
+        "state": state,
+        "sparsity": sparsity,
+        "structural_ratio": ratio,
+    }
+    for name, value in figures.items():
+        if isinstance(value, tuple):
+            row[name], row[f"{name}_std"], row[f"{name}_ci"] = value
+        else:
+            row[name], row[f"{name}_std"], row[f"{name}_ci"] = value, None, None
+    return row
+
+
+def _study_fixture(study_id: str) -> dict:
+    """A finished study of 4 grid points x 2 seeds (8 jobs), shaped as GET /studies/<id> answers: point 1 is on the
+    frontier but within the noise of point 2, which it dominates; point 3 is partial (one seed failed)."""
+    points = [  # sparsity, ratio, state, seeds succeeded, accuracy, batch-1 latency (ms), dense size (MB)
+        (0.3, 0.5, "succeeded", 2, (0.91, 0.0048, [0.867, 0.953]), (10.0, 0.1, [9.0, 11.0]), (2.0, 0.0, [2.0, 2.0])),
+        (0.6, 0.5, "succeeded", 2, (0.89, 0.0045, [0.85, 0.93]), (7.0, 0.17, [6.0, 8.5]), (1.5, 0.0, [1.5, 1.5])),
+        (0.3, 0.25, "succeeded", 2, (0.88, 0.009, [0.80, 0.96]), (9.0, 0.17, [7.5, 10.5]), (2.5, 0.0, [2.5, 2.5])),
+        (0.6, 0.25, "partial", 1, 0.5, 20.0, 3.0),
+    ]
+    rows = [
+        _study_row(i, s, r, state, ok, accuracy=acc, latency_batch_1_ms=lat, model_size_mb=mb)
+        for i, (s, r, state, ok, acc, lat, mb) in enumerate(points)
+    ]
+    flags = [(True, True), (True, False), (False, None), (False, None)]  # (pareto_latency, separable_latency)
+    for row, (on, separable) in zip(rows, flags, strict=True):
+        row.update(pareto_latency=on, pareto_size=on, separable=separable, separable_latency=separable,
+                   separable_size=separable)  # fmt: skip
+    rows[3]["error"] = "seed 1: failed (a test's words)"
+    return {
+        "study_id": study_id,
+        "state": "partial",
+        "model_name": "resnet18",
+        "grid": {"sparsity": [0.3, 0.6], "structural_ratio": [0.5, 0.25]},
+        "points_total": 8,
+        "points_done": 8,
+        "grid_points": 4,
+        "seeds": [0, 1],
+        "points_succeeded": 7,
+        "job_ids": [j for r in rows for j in r["job_ids"]],
+        "pareto_note": "pareto_latency: a test's note",
+        "rows": rows,
+        "runs": [],
+    }
+
+
+def test_a_study_with_seeds_shows_means_intervals_and_noise_marks(server, make_page):
+    """A study run with seeds [0, 1]: the page says jobs where it counts jobs and grid points x seeds, each grid
+    point's mean with its 95% interval (the standard deviation on hover), seeds succeeded / run, the partial state,
+    error bars on the frontier and a frontier point within the noise of one it dominates marked in the table and
+    the plot. POST /studies and GET /studies/<id> are answered by the test: no study runs."""
+    study_id = "study_withseeds"
+    detail = _study_fixture(study_id)
+    p = make_page()
+    page = p.page
+
+    def answer_post(route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        body = {"study_id": study_id, "job_ids": detail["job_ids"], "points_total": 8, "points_done": 0,
+                "state": "queued", "grid": detail["grid"]}  # fmt: skip
+        route.fulfill(status=202, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/studies", answer_post)
+    page.route(
+        f"**/studies/{study_id}", lambda route: route.fulfill(content_type="application/json", body=json.dumps(detail))
+    )
+    p.open(f"{server}/")
+    page.wait_for_selector("#study-seeds")
+    page.fill("#study-sparsity", "0.3, 0.6")
+    page.fill("#study-structural_ratio", "0.5, 0.25")
+    page.fill("#study-seeds", "0, 1")
+    page.click("#study-start")
+    page.wait_for_selector("#study-table tbody tr[data-point='3']")
+    assert f"Study {study_id} queued: 8 jobs (4 grid points × 2 seeds)." == page.text_content("#study-message")
+    assert page.text_content("#study-count") == "8 / 8 jobs done (4 grid points × 2 seeds)"
+    assert page.text_content("#study-state") == "partial"
+
+    heads = page.locator("#study-table thead th").all_text_contents()
+    cell = lambda point, metric: page.locator(f"#study-table tr[data-point='{point}'] td[data-metric={metric}]")  # noqa: E731
+    column = lambda point, name: page.locator(f"#study-table tr[data-point='{point}'] td").nth(heads.index(name))  # noqa: E731
+    assert cell(0, "accuracy").text_content() == "91.0% [86.7, 95.3]"
+    assert cell(0, "accuracy").get_attribute("title").startswith("standard deviation 0.48 pts over 2 seeds")
+    assert cell(1, "latency_batch_1_ms").text_content() == "7 [6, 8.5]"
+    assert cell(0, "model_size_mb").text_content() == "2"  # alike for every seed: no interval to show
+    assert "the same for all 2 seeds" in cell(0, "model_size_mb").get_attribute("title")
+    assert cell(3, "accuracy").text_content() == "50.0%"  # one seed succeeded: a mean without an interval
+    assert cell(3, "accuracy").get_attribute("title") is None
+    assert column(0, "seeds (ok / run)").text_content() == "2 / 2"
+    assert column(3, "seeds (ok / run)").text_content() == "1 / 2"
+    assert column(3, "state").text_content() == "partial"
+    assert "a test's words" in column(3, "state").get_attribute("title")
+    assert page.locator("#study-table tr[data-point='3'] .badge[data-state=partial]").count() == 1
+
+    assert page.eval_on_selector_all(
+        "#study-table tr[data-within-noise=true]", "els => els.map((e) => e.dataset.point)"
+    ) == ["1"]
+    assert column(1, "Pareto lat.").text_content() == "yes within noise"
+    assert column(0, "Pareto lat.").text_content() == "yes"  # separable: no mark
+    assert column(2, "Pareto lat.").text_content() == ""
+    assert "Each row is a grid point: the mean over its succeeded seeds" in page.text_content("#study-note")
+
+    chart = page.locator("#study-chart svg")
+    assert chart.locator("circle").count() == 4
+    assert chart.locator("circle[data-pareto='1']").count() == 2
+    marked = chart.locator("circle[data-within-noise='1']")
+    assert marked.count() == 1 and marked.get_attribute("data-point") == "1"
+    assert marked.get_attribute("fill") == "#fff" and marked.get_attribute("stroke-dasharray")  # hollow, dashed
+    assert "within the noise" in marked.locator("title").text_content()
+    assert "(within noise)" in chart.text_content()
+    bars = chart.locator("g.errorbar")
+    assert bars.evaluate_all("els => els.map((e) => e.dataset.point)") == ["0", "1", "2"]  # point 3: no interval
+    assert bars.first.locator("line").count() == 6  # accuracy and latency, each a line and two caps
+    assert "95% intervals over the seeds" in page.text_content("#study-chart .chart-legend")
     assert p.errors == []

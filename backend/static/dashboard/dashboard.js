@@ -996,6 +996,7 @@ function renderGroups(report) {
   }).filter(Boolean);
   const runtimes = runtimeTable(report);
   if (runtimes) groups.push(runtimes);
+  groups.push(inferenceMemory(report));
   $('groups').replaceChildren(...groups);
 }
 
@@ -1032,6 +1033,43 @@ function runtimeTable(report) {
       el('thead', {}, el('tr', {}, el('th', { text: 'metric' }), ...who.map((w) => el('th', { class: 'num', text: w })))),
       el('tbody', {}, rows.map(([name, unit, values]) => el('tr', {},
         el('td', { text: name }), ...who.map((w) => el('td', { class: 'num', text: fmtUnit(values[w], unit) })))))));
+}
+
+const RUNTIME_LABELS = { pytorch: 'PyTorch', onnxruntime: 'ONNX Runtime' };
+
+/** Inference memory (efficiency_improvements.inference_memory): per runtime, model and batch size, the peak RSS
+ * of a fresh process that loaded the saved model and ran the batch, and its increase over that process before
+ * loading; one line with inference_memory_reason when it was not measured. */
+function inferenceMemory(report) {
+  const eff = report.efficiency_improvements || {};
+  const memory = eff.inference_memory;
+  const box = el('div', { class: 'group', id: 'group-inference-memory', 'data-measured': memory ? 'true' : 'false' },
+    el('h3', { text: 'Inference memory' }));
+  if (!memory) {
+    box.append(el('p', { id: 'inference-memory-reason', class: 'hint',
+      text: `Not measured: ${eff.inference_memory_reason || 'this report has no inference memory figures'}.` }));
+    return box;
+  }
+  const runtimes = Object.entries(memory).filter(([, v]) => v && typeof v === 'object' && !Array.isArray(v));
+  const cells = runtimes.flatMap(([, models]) => Object.values(models || {}));
+  const batches = [...new Set(cells.flatMap((m) => Object.keys(m || {})))]
+    .sort((a, b) => Number(a.replace(/\D/g, '')) - Number(b.replace(/\D/g, '')));
+  const figure = (cell, key) => el('td', { class: 'num', title: (cell && cell.error) || null,
+    text: cell && !cell.error ? fmtUnit(cell[key], 'MB') : '—' });
+  const table = el('table', { class: 'compare', id: 'inference-memory-table' },
+    el('thead', {},
+      el('tr', {}, el('th', { text: 'runtime', rowspan: 2 }), el('th', { text: 'model', rowspan: 2 }),
+        batches.map((b) => el('th', { class: 'num', colspan: 2, text: prettyName(b).replace(/^b/, 'B') }))),
+      el('tr', {}, batches.flatMap(() => [el('th', { class: 'num', text: 'peak RSS' }), el('th', { class: 'num', text: 'increase' })]))),
+    el('tbody', {}, runtimes.flatMap(([runtime, models]) => Object.entries(models || {}).map(([model, byBatch]) =>
+      el('tr', { 'data-runtime': runtime, 'data-model': model },
+        el('td', { text: RUNTIME_LABELS[runtime] || runtime }), el('td', { text: model }),
+        batches.flatMap((b) => [figure((byBatch || {})[b], 'peak_rss_mb'), figure((byBatch || {})[b], 'increase_mb')]))))));
+  box.append(el('div', { class: 'table-wrap' }, table),
+    el('p', { class: 'hint note', title: memory.method || null,
+      text: ['Increase: the peak over the fresh process before it loaded the model', memory.unit_note,
+        isNum(memory.seconds) ? `measured in ${fmtDuration(memory.seconds)}` : ''].filter(Boolean).join('; ') + '.' }));
+  return box;
 }
 
 function metricName(row) { return prettyName(String(row.metric).split('.').slice(1).join('.')); }

@@ -1,9 +1,10 @@
-/* KD-Pruning Simulator dashboard, studies section: start a grid of points, follow it live, show its table
- * and its accuracy-vs-latency Pareto frontier (SVG). An ES module beside dashboard.js, whose helpers it imports
+/* KD-Pruning Simulator dashboard, studies section: start a grid of points (each run once per seed), follow it
+ * live, show its table (one row per grid point: means over the seeds with 95% intervals) and its
+ * accuracy-vs-latency Pareto frontier (SVG, with error bars and the points within the noise marked). An ES module beside dashboard.js, whose helpers it imports
  * (the backend's address, requests with the token, DOM and number formatting, the option controls): the same
  * backend, rules and look, no copies. Its form is built from GET /models: the shared options from
  * `option_schema`, one comma-separated input per grid axis from `study_axes`, each value checked against the
- * axis's declared range before the request. */
+ * axis's declared range before the request; an optional Seeds input, checked against the `seed` option. */
 import {
   $, API, api, el, fmtPrecision, isNum, modelsReady, openWithToken, optionControl, optionField, parseValue, pct,
   readControl, socketOptions, svg, UserError,
@@ -14,10 +15,12 @@ import {
 const concept = (name) => (state.models && state.models.concepts && state.models.concepts[name]) || [];
 const EXAMPLES = { sparsity: '0.3, 0.5, 0.7', structural_ratio: '0.25, 0.5' };  // a first grid, filled in
 const SHARED = ['preset', 'max_samples'];  // options of every point, set once
-const state = { study: null, joined: null, timer: null, socket: null, axes: [], shared: [], models: null };
+// POST /studies takes 1 to 5 distinct seeds (GET /models does not say how many: openapi.json's maxItems does).
+const MAX_SEEDS = 5;
+const state = { study: null, joined: null, timer: null, socket: null, axes: [], shared: [], seeds: null, models: null };
 
 const fmt = fmtPrecision;
-const pct2 = (v) => pct(v, 2);
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** The form's fields, once GET /models has answered (dashboard.js asks for it). */
 async function buildForm() {
@@ -33,6 +36,15 @@ async function buildForm() {
     $('study-options').append(optionField(option, control));
     return { option, control };
   });
+  if (byName.seed) {  // every grid point once per seed: the table then shows means with 95% intervals
+    const option = { ...byName.seed, name: 'seeds', label: 'Seeds',
+      help: `optional: up to ${MAX_SEEDS} distinct seeds, comma-separated; every grid point runs once per seed and ` +
+        'the table shows the means with 95% intervals' };
+    const input = el('input', { id: 'study-seeds', name: 'seeds', type: 'text', spellcheck: 'false',
+      placeholder: `one run per point (seed ${byName.seed.default ?? 0})` });
+    $('study-options').append(optionField(option, input));
+    state.seeds = { option: byName.seed, input };
+  }
   state.axes = (body.study_axes || []).filter((name) => byName[name]).map((name) => {
     const option = byName[name];
     const required = concept('required_study_axes').includes(name);
@@ -53,6 +65,19 @@ function axisValues({ option, input, required }) {
   return items.map((item) => parseValue(option, item, `grid.${option.name}`));
 }
 
+/** "0, 1, 2" -> [0, 1, 2]: integers in the seed option's range, at most MAX_SEEDS, distinct; null when empty. */
+function seedValues({ option, input }) {
+  const items = input.value.split(/[\s,;]+/).filter(Boolean);
+  if (!items.length) return null;
+  const seeds = items.map((item) => parseValue(option, item, 'seeds'));
+  if (seeds.length > MAX_SEEDS) {
+    throw new UserError(`seeds must be a list of 1 to ${MAX_SEEDS} seeds, got ${seeds.length}.`, 400, { field: 'seeds' });
+  }
+  const twice = seeds.filter((s, i) => seeds.indexOf(s) !== i);
+  if (twice.length) throw new UserError(`seeds lists a seed twice: ${twice[0]}.`, 400, { field: 'seeds' });
+  return seeds;
+}
+
 function say(text, kind) {
   const box = $('study-message');
   box.textContent = text || '';
@@ -63,6 +88,7 @@ function say(text, kind) {
 async function startStudy(event) {
   event.preventDefault();
   say('');
+  if (state.seeds) state.seeds.input.removeAttribute('aria-invalid');
   try {
     const grid = {};
     for (const axis of state.axes) {
@@ -74,8 +100,18 @@ async function startStudy(event) {
       const value = readControl(option, control);
       if (value !== undefined) body[option.name] = value;
     }
+    let seeds = null;
+    try {
+      seeds = state.seeds && seedValues(state.seeds);
+    } catch (err) {
+      state.seeds.input.setAttribute('aria-invalid', 'true');
+      throw err;
+    }
+    if (seeds) body.seeds = seeds;
     const res = await api('/studies', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-    say(`Study ${res.study_id} queued: ${res.points_total} points.`, 'info');
+    const runs = seeds ? seeds.length : 1;  // POST /studies answers the jobs (points_total), not the grid points
+    say(`Study ${res.study_id} queued: ${plural(res.points_total, 'job')} ` +
+      `(${plural(res.points_total / runs, 'grid point')} × ${plural(runs, 'seed')}).`, 'info');
     follow(res.study_id);
     listStudies();
   } catch (err) { say(err.message, 'error'); }
@@ -119,31 +155,96 @@ async function refresh() {
   } catch (err) { say(err.message, 'error'); }
 }
 
+/** "3 / 8 jobs done (4 grid points × 2 seeds)": progress counts jobs (points_total), a job being one grid point
+ * at one seed; the grid points and seeds when the answer has them (GET /studies/<id>, study_progress). */
+function countText(d) {
+  const seeds = Array.isArray(d.seeds) ? d.seeds.length : null;
+  const shape = isNum(d.grid_points) && seeds ? ` (${plural(d.grid_points, 'grid point')} × ${plural(seeds, 'seed')})` : '';
+  return `${d.points_done} / ${plural(d.points_total, 'job')} done${shape}`;
+}
+
 function render(detail, progress) {
   const d = detail || progress;
   $('study-state').textContent = d.state;
-  $('study-count').textContent = `${d.points_done} / ${d.points_total} points`;
+  $('study-state').dataset.state = d.state;
+  $('study-count').textContent = countText(d);
   $('study-progress').value = (100 * d.points_done) / Math.max(1, d.points_total);
   $('study-cancel').disabled = concept('study_finished_states').includes(d.state);
   if (!detail) return;
-  renderTable(detail.rows);
-  renderFrontier(detail.rows);
+  const axes = Object.keys(detail.grid || {}).length ? Object.keys(detail.grid) : concept('required_study_axes');
+  const several = (detail.seeds || []).length > 1;
+  renderTable(detail.rows, axes);
+  renderFrontier(detail.rows, axes);
+  $('study-note').textContent = [
+    several ? 'Each row is a grid point: the mean over its succeeded seeds, with its 95% t-interval in brackets ' +
+      '(the standard deviation on hover).' : '',
+    detail.pareto_note ? `${detail.pareto_note.replace(/^./, (c) => c.toUpperCase())}.` : ''].filter(Boolean).join(' ');
 }
 
-function renderTable(rows) {
-  const head = ['sparsity', 'structural ratio', 'state', 'accuracy', 'F1', 'drop (pts)', 'dense MB', 'deflated MB',
-    'parameters', 'FLOPs', 'latency b1 (ms)', 'latency b32 (ms)', 'speedup b1', 'Pareto lat.', 'Pareto size'];
-  const body = rows.map((r) => el('tr', { class: r.pareto_latency ? 'pareto' : null },
-    [fmt(r.sparsity), fmt(r.structural_ratio), r.state, pct2(r.accuracy), pct2(r.f1_macro), fmt(r.accuracy_drop_points),
-      fmt(r.model_size_mb), fmt(r.compressed_size_mb), fmt(r.parameters, 4), fmt(r.flops_per_sample),
-      fmt(r.latency_batch_1_ms), fmt(r.latency_batch_32_ms), fmt(r.speedup_batch_1),
-      r.pareto_latency ? 'yes' : '', r.pareto_size ? 'yes' : ''].map((v) => el('td', { text: v }))));
+// ---- one row per grid point: means over the seeds, 95% intervals, the frontier marks ----------------------
+const isInterval = (ci) => Array.isArray(ci) && ci.length === 2 && isNum(ci[0]) && isNum(ci[1]);
+const AXIS_LABELS = { structural_ratio: 'ratio' };
+const axisText = (v) => (isNum(v) ? fmt(v) : v === null || v === undefined ? '—' : String(v));
+const pointLabel = (r, axes) => axes.map((a) => `${AXIS_LABELS[a] || a.replace(/_/g, ' ')} ${axisText(r[a])}`).join(', ');
+
+/** '91.0% [86.7, 95.3]' (a fraction, its interval in percent) or '12.3 [10.1, 14.5]': a row's mean with its 95%
+ * interval over the seeds when it has one (a figure every seed gives alike, such as FLOPs, without); the text and,
+ * for the title, its standard deviation. */
+function withInterval(r, name, digits) {
+  const v = r[name], ci = r[`${name}_ci`], std = r[`${name}_std`];
+  const fraction = digits === 'fraction';
+  const show = fraction ? (x) => pct(x) : (x) => fmt(x, digits);
+  const end = fraction ? (x) => (x * 100).toFixed(1) : (x) => fmt(x, digits);
+  if (isNum(v) && std === 0) return [show(v), `the same for all ${plural(r.n_succeeded, 'seed')} (no spread)`];
+  const text = isNum(v) && isInterval(ci) ? `${show(v)} [${end(ci[0])}, ${end(ci[1])}]` : show(v);
+  const title = isNum(std) ? `standard deviation ${fraction ? `${(std * 100).toFixed(2)} pts` : fmt(std, digits)}` +
+    ` over ${plural(r.n_succeeded, 'seed')}; 95% t-interval of the mean in brackets` : null;
+  return [text, title];
+}
+
+/** "within noise": a frontier point (by its means) whose accuracy and cost intervals both overlap those of a point
+ * it dominates, so that its seeds cannot tell the two apart (separable_latency / separable_size false). */
+function noiseMark(cost) {
+  return el('span', { class: 'noise', 'data-within-noise': 'true', text: 'within noise',
+    title: `on the frontier by its means, but its accuracy and ${cost} intervals both overlap those of a point it ` +
+      'dominates: the seeds cannot tell the two apart' });
+}
+
+const frontierCell = (on, separable, cost) => el('td', { 'data-separable': on ? String(separable) : null },
+  on ? 'yes' : '', on && separable === false ? [' ', noiseMark(cost)] : null);
+
+// [header, metric, digits or 'fraction']
+const COLUMNS = [['accuracy', 'accuracy', 'fraction'], ['F1', 'f1_macro', 'fraction'], ['drop (pts)', 'accuracy_drop_points'],
+  ['dense MB', 'model_size_mb'], ['deflated MB', 'compressed_size_mb'], ['parameters', 'parameters', 4],
+  ['FLOPs', 'flops_per_sample'], ['latency b1 (ms)', 'latency_batch_1_ms'], ['latency b32 (ms)', 'latency_batch_32_ms'],
+  ['speedup b1', 'speedup_batch_1']];
+
+function renderTable(rows, axes) {
+  const head = [...axes.map((a) => a.replace(/_/g, ' ')), 'state', 'seeds (ok / run)', ...COLUMNS.map((c) => c[0]),
+    'Pareto lat.', 'Pareto size'];
+  const body = rows.map((r) => {
+    const loose = r.separable_latency === false || r.separable_size === false;
+    const seeds = (r.seeds || []).filter((s) => s !== null && s !== undefined);
+    return el('tr', { class: [r.pareto_latency ? 'pareto' : '', loose ? 'within-noise' : ''].join(' ').trim() || null,
+      'data-point': r.index, 'data-state': r.state, 'data-within-noise': loose ? 'true' : null },
+    axes.map((a) => el('td', { text: axisText(r[a]) })),
+    el('td', { title: r.error || null }, el('span', { class: 'badge', 'data-state': r.state, text: r.state })),
+    el('td', { class: 'num seeds', text: isNum(r.n_seeds) ? `${r.n_succeeded ?? 0} / ${r.n_seeds}` : '—',
+      title: seeds.length ? `seeds ${seeds.join(', ')}: ${r.n_succeeded ?? 0} succeeded of ${r.n_seeds}` : null }),
+    COLUMNS.map(([, name, digits]) => {
+      const [text, title] = withInterval(r, name, digits);
+      return el('td', { class: 'num', 'data-metric': name, text, title });
+    }),
+    frontierCell(r.pareto_latency, r.separable_latency, 'latency'),
+    frontierCell(r.pareto_size, r.separable_size, 'size'));
+  });
   $('study-table').replaceChildren(el('thead', {}, el('tr', {}, head.map((h) => el('th', { text: h })))),
     el('tbody', {}, body));
 }
 
-/** Accuracy (%) vs batch-1 latency; every point grey, the frontier joined and labelled. */
-function renderFrontier(rows) {
+/** Accuracy (%) vs batch-1 latency: every point grey, the frontier joined and labelled, a frontier point within the
+ * noise of one it dominates hollow and dashed; error bars where the rows carry 95% intervals (over seeds). */
+function renderFrontier(rows, axes) {
   const box = $('study-chart');
   const pts = rows.filter((r) => isNum(r.accuracy) && isNum(r.latency_batch_1_ms));
   const W = Math.max(320, Math.min(900, box.clientWidth || 560)), H = 260, L = 52, R = 16, T = 12, B = 38;
@@ -153,11 +254,20 @@ function renderFrontier(rows) {
     box.replaceChildren(root);
     return;
   }
-  const xs = pts.map((r) => r.latency_batch_1_ms), ys = pts.map((r) => r.accuracy * 100);
-  let [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const xCi = (r) => (isInterval(r.latency_batch_1_ms_ci) ? r.latency_batch_1_ms_ci : null);
+  const yCi = (r) => (isInterval(r.accuracy_ci) ? r.accuracy_ci.map((v) => v * 100) : null);
+  // The means fix the axes; the intervals widen them, by at most one span of the means (two seeds can give an
+  // interval many times wider: its bar is cut at the plot's edge instead of squashing the points).
+  const widen = (values, ends, floor, ceil) => {
+    const lo = Math.min(...values), hi = Math.max(...values), span = Math.max(hi - lo, Math.abs(hi) * 0.25);
+    return [Math.max(floor, lo - span, Math.min(lo, ...ends)), Math.min(ceil, hi + span, Math.max(hi, ...ends))];
+  };
+  let [x0, x1] = widen(pts.map((r) => r.latency_batch_1_ms), pts.flatMap((r) => xCi(r) || []), 0, Infinity);
+  let [y0, y1] = widen(pts.map((r) => r.accuracy * 100), pts.flatMap((r) => yCi(r) || []), 0, 100);
   const px = (x1 - x0) * 0.1 || x0 * 0.1 || 1, py = Math.max((y1 - y0) * 0.15, 0.5); // fitted, not from 0
   [x0, x1, y0, y1] = [Math.max(0, x0 - px), x1 + px, Math.max(0, y0 - py), Math.min(100, y1 + py)];
   const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R), sy = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
+  const cx = (x) => Math.min(W - R, Math.max(L, sx(x))), cy = (y) => Math.min(H - B, Math.max(T, sy(y)));
   const ticks = (a, b) => [0, 1, 2, 3, 4].map((i) => a + ((b - a) * i) / 4);
   root.append(svg('g', { class: 'axis' },
     svg('line', { x1: L, x2: W - R, y1: H - B, y2: H - B }), svg('line', { x1: L, x2: L, y1: T, y2: H - B }),
@@ -165,17 +275,46 @@ function renderFrontier(rows) {
     ticks(x0, x1).map((v) => svg('text', { x: sx(v), y: H - B + 14, 'text-anchor': 'middle', text: +v.toPrecision(3) + '' })),
     svg('text', { x: (L + W - R) / 2, y: H - 4, 'text-anchor': 'middle', text: 'latency, batch 1 (ms)' }),
     svg('text', { x: 12, y: (T + H - B) / 2, 'text-anchor': 'middle', transform: `rotate(-90 12 ${(T + H - B) / 2})`, text: 'accuracy (%)' })));
+  // Error bars first, under the points: a line between the interval's ends, a cap at each end inside the plot.
+  for (const r of pts) {
+    const x = sx(r.latency_batch_1_ms), y = sy(r.accuracy * 100), lat = xCi(r), acc = yCi(r);
+    if (!lat && !acc) continue;
+    const g = svg('g', { class: 'errorbar', 'data-point': r.index, stroke: r.pareto_latency ? '#d55e00' : '#999', 'stroke-width': 1.2 });
+    if (acc) {
+      const [a, b] = [cy(acc[0]), cy(acc[1])];
+      g.append(svg('line', { x1: x, x2: x, y1: a, y2: b }),
+        ...[[acc[0], a], [acc[1], b]].filter(([v, p]) => p === sy(v)).map(([, p]) => svg('line', { x1: x - 4, x2: x + 4, y1: p, y2: p })));
+    }
+    if (lat) {
+      const [a, b] = [cx(lat[0]), cx(lat[1])];
+      g.append(svg('line', { x1: a, x2: b, y1: y, y2: y }),
+        ...[[lat[0], a], [lat[1], b]].filter(([v, p]) => p === sx(v)).map(([, p]) => svg('line', { x1: p, x2: p, y1: y - 4, y2: y + 4 })));
+    }
+    root.append(g);
+  }
   const front = pts.filter((r) => r.pareto_latency).sort((a, b) => a.latency_batch_1_ms - b.latency_batch_1_ms);
   root.append(svg('polyline', { class: 'frontier', fill: 'none', stroke: '#d55e00', 'stroke-width': 2,
     points: front.map((r) => `${sx(r.latency_batch_1_ms).toFixed(1)},${sy(r.accuracy * 100).toFixed(1)}`).join(' ') }));
   for (const r of pts) {
-    const on = !!r.pareto_latency, x = sx(r.latency_batch_1_ms), y = sy(r.accuracy * 100);
-    const label = `sparsity ${r.sparsity}, ratio ${r.structural_ratio}`;
-    root.append(svg('circle', { cx: x, cy: y, r: on ? 5 : 4, fill: on ? '#d55e00' : '#999', 'data-pareto': on ? '1' : '0' },
-      svg('title', { text: `${label}: ${pct2(r.accuracy)}, ${fmt(r.latency_batch_1_ms)} ms` })));
-    if (on) root.append(svg('text', { x: x + 7, y: y - 6, class: 'point-label', text: label }));
+    const on = !!r.pareto_latency, loose = on && r.separable_latency === false;
+    const x = sx(r.latency_batch_1_ms), y = sy(r.accuracy * 100), label = pointLabel(r, axes);
+    const [accText] = withInterval(r, 'accuracy', 'fraction'), [latText] = withInterval(r, 'latency_batch_1_ms');
+    const seeds = isNum(r.n_seeds) && r.n_seeds > 1 ? `; mean of ${r.n_succeeded} of ${r.n_seeds} seeds` : '';
+    const style = loose ? { r: 5.5, fill: '#fff', stroke: '#d55e00', 'stroke-width': 2, 'stroke-dasharray': '2 1.5' }
+      : { r: on ? 5 : 4, fill: on ? '#d55e00' : '#999' };
+    root.append(svg('circle', { cx: x, cy: y, ...style, 'data-pareto': on ? '1' : '0', 'data-point': r.index,
+      'data-within-noise': loose ? '1' : '0' },
+    svg('title', { text: `${label}: accuracy ${accText}, latency ${latText} ms${seeds}` +
+      (loose ? '; within the noise of a point it dominates' : '') })));
+    if (on) root.append(svg('text', { x: x + 7, y: y - 6, class: 'point-label', text: loose ? `${label} (within noise)` : label }));
   }
-  box.replaceChildren(root);
+  const legend = el('div', { class: 'chart-legend' },
+    el('span', {}, el('i', { class: 'dot frontier' }), 'Pareto frontier'),
+    front.some((r) => r.separable_latency === false)
+      ? el('span', {}, el('i', { class: 'dot within-noise' }), 'on the frontier, within the noise of a point it dominates') : null,
+    pts.some((r) => !r.pareto_latency) ? el('span', {}, el('i', { class: 'dot other' }), 'other points') : null,
+    pts.some((r) => xCi(r) || yCi(r)) ? el('span', {}, el('i', { class: 'errorbar' }), 'error bars: 95% intervals over the seeds') : null);
+  box.replaceChildren(root, legend);
 }
 
 async function cancelStudy() {
@@ -188,7 +327,7 @@ async function listStudies() {
     const data = await api('/studies');
     $('studies-list').replaceChildren(...data.studies.map((s) => el('li', {},
       el('button', { type: 'button', class: 'link', onclick: () => follow(s.study_id), text: s.study_id }),
-      ` ${s.model_name} · ${s.state} · ${s.points_done}/${s.points_total}`)));
+      ` ${s.model_name} · ${s.state} · ${countText(s)}`)));
   } catch (err) { /* the main dashboard reports an unreachable backend */ }
 }
 

@@ -63,7 +63,7 @@ def _job(model: str, dataset: str, seed: int, work: Path, **options) -> dict:
 def run(models: list[str], seeds: list[int], work: Path) -> dict:
     from backend.models.registry import get_model_spec
 
-    tasks = {"vision": "shapes", "text": "topics"}
+    tasks = {"vision": "shapes", "text": "intents"}
     rows = []
     for model in models:
         dataset = tasks[get_model_spec(model).family]

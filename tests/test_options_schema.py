@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 
 import pytest
@@ -10,17 +11,9 @@ import pytest
 from backend import cli, study_cli
 from backend.jobconfig import ConfigError, JobConfig, job_options, register_option, study_axes
 from backend.options import Option
+from tests.throwaway_server import THROWAWAY as BROWSER_THROWAWAY
 
-THROWAWAY = Option(
-    "throwaway_knob",
-    "number",
-    default=0.25,
-    minimum=0,
-    maximum=0.5,
-    help="a throwaway option declared by this test",
-    group="training",
-    study_axis=True,
-)
+THROWAWAY = dataclasses.replace(BROWSER_THROWAWAY, study_axis=True)  # the browser test's, as a study axis too
 
 
 def _help(main, argv: list[str]) -> str:

@@ -10,12 +10,12 @@ Loss modules import torch inside their functions only: the API process lists and
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from backend.options import Option
+from backend.plugins import Registry
 
 # One line per loss: the module of backend.kd that defines its LOSS, in the order GET /models lists them.
 LOSS_MODULES = (
@@ -51,32 +51,7 @@ class KDLoss:
         }
 
 
-_LOSSES: dict[str, KDLoss] = {}
-
-
-def register_loss(loss: KDLoss) -> KDLoss:
-    """Add a loss to the registry (a name registered twice is a mistake)."""
-    if loss.name in _LOSSES and _LOSSES[loss.name] is not loss:
-        raise ValueError(f"distillation loss {loss.name!r} is registered twice")
-    _LOSSES[loss.name] = loss
-    return loss
-
-
-def _load() -> None:
-    for module in LOSS_MODULES:
-        register_loss(importlib.import_module(f"{__name__}.{module}").LOSS)
-
-
-def list_losses() -> list[KDLoss]:
-    """Every registered loss, in LOSS_MODULES order (then any registered later)."""
-    if not _LOSSES:
-        _load()
-    return list(_LOSSES.values())
-
-
-def get_loss(name: str) -> KDLoss:
-    """The loss called `name`; KeyError naming the valid ones otherwise."""
-    losses = {loss.name: loss for loss in list_losses()}
-    if name not in losses:
-        raise KeyError(f"unknown distillation loss {name!r}; valid: {sorted(losses)}")
-    return losses[name]
+_REGISTRY: Registry[KDLoss] = Registry("distillation loss", __name__, LOSS_MODULES, "LOSS")
+register_loss = _REGISTRY.register
+list_losses = _REGISTRY.all
+get_loss = _REGISTRY.get

@@ -18,17 +18,12 @@ import numpy as np
 from scipy.stats import binomtest, norm
 from scipy.stats import t as student_t
 
+from .keys import EFFECTIVENESS_KEYS
+
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
-BOOTSTRAP_METRICS = (
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "precision_weighted",
-    "recall_weighted",
-    "f1_weighted",
-)
+BOOTSTRAP_METRICS = tuple(k for k in EFFECTIVENESS_KEYS if k != "accuracy")
 METHODS = {
     "accuracy": f"Wilson score interval, {CONFIDENCE:.0%}",
     "other": f"percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples of the test split (seed {BOOTSTRAP_SEED}), "

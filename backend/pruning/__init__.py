@@ -10,12 +10,12 @@ Method modules import torch inside their functions only: the API process lists a
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from backend.options import Option
+from backend.plugins import Registry
 
 # One line per method: the module of backend.pruning that defines its METHOD, in the order GET /models lists them.
 METHOD_MODULES = (
@@ -54,32 +54,7 @@ class PruningMethod:
         return {"name": self.name, "description": self.description, "options": [o.name for o in self.options]}
 
 
-_METHODS: dict[str, PruningMethod] = {}
-
-
-def register_method(method: PruningMethod) -> PruningMethod:
-    """Add a method to the registry (a name registered twice is a mistake)."""
-    if method.name in _METHODS and _METHODS[method.name] is not method:
-        raise ValueError(f"pruning method {method.name!r} is registered twice")
-    _METHODS[method.name] = method
-    return method
-
-
-def _load() -> None:
-    for module in METHOD_MODULES:
-        register_method(importlib.import_module(f"{__name__}.{module}").METHOD)
-
-
-def list_methods() -> list[PruningMethod]:
-    """Every registered method, in METHOD_MODULES order (then any registered later)."""
-    if not _METHODS:
-        _load()
-    return list(_METHODS.values())
-
-
-def get_method(name: str) -> PruningMethod:
-    """The method called `name`; KeyError naming the valid ones otherwise."""
-    methods = {m.name: m for m in list_methods()}
-    if name not in methods:
-        raise KeyError(f"unknown pruning method {name!r}; valid: {sorted(methods)}")
-    return methods[name]
+_REGISTRY: Registry[PruningMethod] = Registry("pruning method", __name__, METHOD_MODULES, "METHOD")
+register_method = _REGISTRY.register
+list_methods = _REGISTRY.all
+get_method = _REGISTRY.get

@@ -32,11 +32,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def summary_table(report: dict) -> str:
     """A short teacher-vs-student table from the report's comparison section."""
     rows = report.get("teacher_vs_student_comparison", {}).get("table") or []
-    lines = [f"{'metric':<34}{'teacher':>14}{'student':>14}"]
+    by_metric = {row.get("metric"): row for row in rows}
+    fmt = lambda v: "n/a" if v is None else (f"{v:,.4g}" if isinstance(v, (int, float)) else str(v))  # noqa: E731
+
+    def cell(row: dict, who: str) -> str:  # a figure, and its 95% interval where the report has one
+        low, high = (by_metric.get(f"{row['metric']}_ci_{end}", {}).get(who) for end in ("low", "high"))
+        interval = f" [{low:.3g}, {high:.3g}]" if isinstance(low, float) and isinstance(high, float) else ""
+        return fmt(row.get(who)) + interval
+
+    lines = [f"{'metric':<46}{'teacher':>24}{'student':>24}"]
     for row in rows:
-        t, s = row.get("teacher"), row.get("student")
-        fmt = lambda v: "n/a" if v is None else (f"{v:,.4g}" if isinstance(v, (int, float)) else str(v))  # noqa
-        lines.append(f"{row.get('metric', '?'):<34}{fmt(t):>14}{fmt(s):>14}")
+        if not str(row.get("metric", "")).endswith(("_ci_low", "_ci_high")):
+            lines.append(f"{row.get('metric', '?'):<46}{cell(row, 'teacher'):>24}{cell(row, 'student'):>24}")
     return "\n".join(lines)
 
 

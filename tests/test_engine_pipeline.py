@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 import time
@@ -69,6 +71,39 @@ def test_job_runs_every_phase_and_writes_the_report(resnet_job):
     assert not any(k.endswith(("_orig", "_mask")) for k in weights)  # pruning was made permanent
     conv = weights["conv1.weight"]
     assert 0 < float((conv == 0).float().mean()) < 1
+
+
+@pytest.mark.slow
+def test_the_report_carries_intervals_paired_tests_and_inference_memory(resnet_job):
+    _, _, result = resnet_job
+    report = result.report
+    perf = report["student_model_performance"]
+    for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted"):
+        low, high = perf[f"{key}_ci"]
+        assert low <= perf[key] <= high
+    acc = report["teacher_vs_student_comparison"]["effectiveness"]["accuracy"]
+    diff = acc["difference"]
+    assert diff["test"] == "mcnemar_exact" and 0 <= diff["p_value"] <= 1
+    assert diff["points"] == pytest.approx((acc["student"] - acc["teacher"]) * 100)
+    assert diff["within_noise"] == (diff["ci_points"][0] <= 0 <= diff["ci_points"][1])
+    first = report["learning_outcomes"]["summary_sentences"][0]
+    assert ("within noise" in first) == diff["within_noise"]
+    stages = {s["stage"]: s for s in report["learning_outcomes"]["accuracy_by_stage"]}
+    assert stages["student_kd"]["test_difference_from_previous"]["previous"] == "student_structural"
+    matlab = json.loads((result.out_dir / "matlab_metrics.json").read_text())["matlab_data"]
+    low, high = matlab["effectiveness"]["accuracy_ci_low"], matlab["effectiveness"]["accuracy_ci_high"]
+    assert len(low) == len(high) == 2 and low[1] <= matlab["effectiveness"]["accuracy"][1] <= high[1]
+    assert 0 <= matlab["comparison"]["accuracy_drop_p_value"] <= 1
+    rows = {r[0]: r for r in csv.reader(io.StringIO((result.out_dir / "metrics.csv").read_text()))}
+    assert float(rows["effectiveness.accuracy_ci_low"][3]) <= float(rows["effectiveness.accuracy"][3])
+    memory = report["efficiency_improvements"]["inference_memory"]
+    for runtime in ("pytorch", "onnxruntime"):
+        teacher, student = memory[runtime]["teacher"], memory[runtime]["student"]
+        assert teacher["batch_32"]["batch_size"] == min(32, perf["test_samples"])
+        # a 4x smaller network (quick ResNet-18 at half the channels) needs less memory to load and run
+        assert student["batch_1"]["increase_mb"] < teacher["batch_1"]["increase_mb"]
+    assert "trainable_parameters" in report["metadata"]
+    assert "parameters_trainable" not in json.dumps(report["teacher_vs_student_comparison"]["table"])
 
 
 @pytest.mark.slow

@@ -656,6 +656,22 @@ def prune_progressively(state: JobState, cb: CallbackList) -> None:
     _stage(state, "student_pruned", student, steps[-1]["val_accuracy"] if steps else None)
 
 
+@torch.no_grad()
+def _reinitialise(model: nn.Module) -> None:
+    """Random weights for every layer: PyTorch's default initialisation where a layer has one; the parameters of
+    layers without one (e.g. T5's LayerNorm) get ones for 1-d scales, zeros for biases and N(0, 0.02) otherwise,
+    as transformers initialises them."""
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+            continue
+        for name, param in module.named_parameters(recurse=False):
+            if param.dim() == 1:
+                param.fill_(0.0 if "bias" in name else 1.0)
+            else:
+                param.normal_(0.0, 0.02)
+
+
 def run_controls(state: JobState, cb: CallbackList) -> None:
     """Train and prune each control arm the job asked for; measured with the student in the evaluate phase."""
     for arm in state.config.controls:
@@ -665,9 +681,7 @@ def run_controls(state: JobState, cb: CallbackList) -> None:
         model.load_state_dict(state.student_init)
         if arm == "scratch":
             seed_everything(state.config.seed + 2)
-            for module in model.modules():
-                if hasattr(module, "reset_parameters"):
-                    module.reset_parameters()
+            _reinitialise(model)
         model.requires_grad_(True)
         seed_everything(state.config.seed + 1)  # the distilled student's seed: same batch order
         history = loop.train(

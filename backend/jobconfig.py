@@ -37,8 +37,8 @@ __all__ = [
 
 # The built-in and public datasets per model family (the public ones are described in backend/data/public.py).
 BUILTIN_DATASETS = {
-    "vision": ("digits", "cifar10", "cifar100", "fashion_mnist"),
-    "text": ("synthetic_sentiment", "sst2", "imdb", "ag_news"),
+    "vision": ("digits", "shapes", "cifar10", "cifar100", "fashion_mnist"),
+    "text": ("synthetic_sentiment", "intents", "sst2", "imdb", "ag_news"),
 }
 DEFAULT_DATASET = {"vision": "digits", "text": "synthetic_sentiment"}
 UPLOAD_PREFIX = "upl_"

@@ -25,6 +25,7 @@ from backend import devices, kd, pruning
 from backend.cachefiles import touch_cached
 from backend.data import datasets as ds
 from backend.data import public
+from backend.data.builtin import load_builtin
 from backend.data.uploads import DATASET_KINDS, extract_model_zip, resolve_upload
 from backend.jobconfig import CONTROL_ARMS, JobConfig
 from backend.kd import loop
@@ -215,12 +216,10 @@ def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
             max_samples=config.max_samples,
             seed=config.seed,
         )
-    elif config.dataset == "digits":
-        raw = ds.load_digits()
     elif config.dataset in public.PUBLIC:
         raw = public.load(config.dataset, cache_dir / "datasets", max_samples=config.max_samples, seed=config.seed)
     else:
-        raw = ds.load_synthetic_sentiment(seed=config.seed)
+        raw = load_builtin(config.dataset, seed=config.seed)
     state.raw = ds.subsample(raw, config.max_samples, config.seed)
     state.splits = ds.split_indices(state.raw.labels, config.seed)
     if spec.family == "vision":

@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from backend import kd, pruning
+from backend.data import names
 from backend.devices import PRECISIONS, DeviceError, check_device, check_precision, resolve_device
 from backend.echo import clip
+from backend.metrics.keys import QUANTIZE_OPTIONS
 from backend.models.registry import PRESETS, UnknownModelError, get_model_spec, model_ids
 from backend.options import ConfigError, Option, add_arguments, values_from_args
 
@@ -35,14 +37,10 @@ __all__ = [
     "study_axes",
 ]
 
-# The built-in and public datasets per model family (the public ones are described in backend/data/public.py).
-BUILTIN_DATASETS = {
-    "vision": ("digits", "shapes", "cifar10", "cifar100", "fashion_mnist"),
-    "text": ("synthetic_sentiment", "intents", "sst2", "imdb", "ag_news"),
-}
-DEFAULT_DATASET = {"vision": "digits", "text": "synthetic_sentiment"}
+# The built-in and public datasets per model family (backend/data/names.py), and each family's default.
+BUILTIN_DATASETS = {family: (*names.BUILTIN[family], *names.PUBLIC[family]) for family in names.BUILTIN}
+DEFAULT_DATASET = dict(names.DEFAULT)
 UPLOAD_PREFIX = "upl_"
-QUANTIZE_OPTIONS = ("none", "dynamic_int8")  # dynamic_int8: ONNX Runtime quantize_dynamic of the exported student
 # The control arms (option `controls`): the same student trained without the teacher, from the same initial
 # weights (ce_only) or from random ones (scratch), with the same epochs, schedule, pruning and seed.
 CONTROL_ARMS = {

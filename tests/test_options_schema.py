@@ -168,3 +168,14 @@ def test_the_readme_options_table_is_the_declaration():
     from tests.servers import ROOT
 
     assert options_markdown() in (ROOT / "README.md").read_text(), "README differs from: python -m backend.jobconfig"
+
+
+def test_dataset_names_are_declared_once():
+    from backend.data import names, public
+    from backend.data.builtin import load_builtin
+    from backend.jobconfig import BUILTIN_DATASETS
+
+    for family in ("vision", "text"):
+        assert {d.name for d in public.PUBLIC.values() if d.family == family} == set(names.PUBLIC[family])
+        assert BUILTIN_DATASETS[family] == (*names.BUILTIN[family], *names.PUBLIC[family])
+    assert load_builtin("digits", seed=0).name == "digits"

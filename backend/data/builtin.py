@@ -14,8 +14,7 @@ import numpy as np
 
 from backend.data import datasets as ds
 from backend.data import synthetic_intents, synthetic_shapes
-
-BUILTIN = {"vision": ("digits", "shapes"), "text": ("synthetic_sentiment", "intents")}
+from backend.data.names import BUILTIN
 
 
 @lru_cache(maxsize=1)

@@ -26,9 +26,9 @@ from backend.models.registry import get_model_spec
 from .common import MB, MB_NOTE, ratio
 from .effectiveness import classification_metrics
 from .efficiency import MIN_LATENCY_RUNS, _interleaved_times, _summary
+from .keys import QUANTIZE_OPTIONS
 
 LABELS = ("teacher", "student", "student_int8")
-QUANTIZE_OPTIONS = ("none", "dynamic_int8")
 DEFAULT_INT8_OP_TYPES = ("MatMul", "Gemm")
 
 

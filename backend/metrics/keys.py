@@ -26,3 +26,5 @@ EFFECTIVENESS_KEYS = (
 )
 # The columns of a loss-history row.
 LOSS_TERMS = ("epoch", "step", "loss", "kd_loss", "ce_loss", "lr", "pruning_step")
+# The quantized students a job can ask for: dynamic_int8 is ONNX Runtime's quantize_dynamic of the exported student.
+QUANTIZE_OPTIONS = ("none", "dynamic_int8")

@@ -55,6 +55,8 @@ def _job(model: str, dataset: str, seed: int, work: Path, **options) -> dict:
         "sparsity": report["metadata"]["config"]["sparsity"],
         "ce_only_accuracy": ((controls.get("arms") or {}).get("ce_only") or {}).get("accuracy"),
         "kd_gain": controls.get("kd_gain_points"),
+        "scratch_accuracy": ((controls.get("arms") or {}).get("scratch") or {}).get("accuracy"),
+        "init_gain": controls.get("init_gain_points"),
         "teacher_source": report["metadata"]["teacher_source"]["kind"],
         "wall_s": time.perf_counter() - started,
     }
@@ -67,8 +69,9 @@ def run(models: list[str], seeds: list[int], work: Path) -> dict:
     rows = []
     for model in models:
         dataset = tasks[get_model_spec(model).family]
-        for seed in seeds:
-            rows.append(_job(model, dataset, seed, work, controls=["ce_only"]))
+        for seed in seeds:  # seed 0 with both arms (init_gain too), the others with ce_only (kd_gain per seed)
+            controls = ["ce_only", "scratch"] if seed == seeds[0] else ["ce_only"]
+            rows.append(_job(model, dataset, seed, work, controls=controls))
             print(json.dumps(rows[-1], default=str)[:300], flush=True)
         rows.append(_job(model, dataset, seeds[0], work, **EXTREME))
         print(json.dumps(rows[-1], default=str)[:300], flush=True)
@@ -105,7 +108,7 @@ def render(results: dict) -> str:
         "initial weights, cross-entropy alone), per seed, and its mean with a 95% t-interval across seeds.",
         "",
         "| model | task | teacher accuracy (seed 0) | student, default | drop, default (pts) | student, extreme | "
-        "drop, extreme (pts) | wall time, default job |",
+        "drop, extreme (pts) | wall time, default job with its control arms |",
         "|---|---|---|---|---|---|---|---|",
     ]
     by_model: dict[str, list[dict]] = {}
@@ -129,8 +132,9 @@ def render(results: dict) -> str:
         )
     lines += [
         "",
-        "| model | seed | teacher | distilled student | ce_only control | kd_gain (pts) |",
-        "|---|---|---|---|---|---|",
+        "| model | seed | teacher | distilled student | ce_only control | kd_gain (pts) | scratch control | "
+        "init_gain (pts) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for model, rows in by_model.items():
         gains = []
@@ -138,18 +142,38 @@ def render(results: dict) -> str:
             if r.get("kd_gain"):
                 g = r["kd_gain"]
                 gains.append(g["points"])
+                init = r.get("init_gain")
                 lines.append(
                     f"| {model} | {r['seed']} | {_pct(r['teacher_accuracy'])} | {_pct(r['student_accuracy'])} | "
-                    f"{_pct(r['ce_only_accuracy'])} | {_pts(g['points'], g['ci_points'], g['p_value'])} |"
-                )
+                    f"{_pct(r['ce_only_accuracy'])} | {_pts(g['points'], g['ci_points'], g['p_value'])} | "
+                    + (f"{_pct(r.get('scratch_accuracy'))} | {_pts(init['points'], init['ci_points'], init['p_value'])} |"
+                       if init else "not run | |")
+                )  # fmt: skip
         spread = t_interval(gains)
         if spread.get("ci"):
             low, high = spread["ci"]
             verdict = "within noise across seeds" if low <= 0 <= high else "beyond the noise across seeds"
             lines.append(
                 f"| {model} | mean of {spread['n']} | | | | {spread['mean']:+.1f} [{low:+.1f}, {high:+.1f}] "
-                f"(sd {spread['std']:.1f}), {verdict} |"
+                f"(sd {spread['std']:.1f}), {verdict} | | |"
             )
+    verdicts = []
+    for model, rows in by_model.items():
+        gains = [r["kd_gain"]["points"] for r in rows if r.get("kd_gain")]
+        spread = t_interval(gains)
+        if spread.get("ci"):
+            low, high = spread["ci"]
+            if low <= 0 <= high:
+                verdicts.append(f"{model}: distillation's gain over the same student trained without the teacher is "
+                                f"within noise across {spread['n']} seeds (mean {spread['mean']:+.1f} points).")  # fmt: skip
+            else:
+                way = "helped" if low > 0 else "hurt"
+                verdicts.append(f"{model}: distillation {way} by {spread['mean']:+.1f} points on average across "
+                                f"{spread['n']} seeds, beyond the noise.")  # fmt: skip
+    if verdicts:
+        lines += ["", "What this says, from the numbers above: " + " ".join(verdicts)]
+    if results.get("note"):
+        lines += ["", results["note"]]
     lines += ["", END]
     return "\n".join(lines)
 
@@ -165,12 +189,13 @@ def main() -> None:
     parser.add_argument("--models", default="resnet18,mobilenetv2,distilbert")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--out", default=str(OUT), help="the JSON to write (and to render from)")
     args = parser.parse_args()
     if not args.render_only:
         with tempfile.TemporaryDirectory(prefix="kd-evidence-") as tmp:
             results = run(args.models.split(","), [int(s) for s in args.seeds.split(",")], Path(tmp))
-        OUT.write_text(json.dumps(results, indent=2, default=str))
-    results = json.loads(OUT.read_text())
+        Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    results = json.loads(Path(args.out).read_text())
     path = ROOT / "BENCHMARKS.md"
     path.write_text(splice(path.read_text(), render(results)))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from backend.config import BACKEND_DIR
 from backend.jobconfig import ConfigError, add_cli_arguments, model_help, options_from_args, study_axes
-from backend.jobs.studies import MAX_SEEDS, REQUIRED_AXES
+from backend.jobs.studies import MAX_SEEDS, REQUIRED_AXES, expand_grid
 from backend.progress import ProgressBar
 
 
@@ -57,7 +57,6 @@ def body_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_study(body: dict[str, Any], out: Path, cache_dir: Path, upload_dir: Path, callbacks=None) -> list[dict]:
     """Run every point in turn (sharing the teacher and student caches) and write the study's files."""
-    from backend.jobs.studies import expand_grid
     from backend.metrics.study import aggregate_seeds, point_metrics, with_pareto
     from backend.pipeline import run_job
 
@@ -126,8 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     body = body_from_args(args)
     try:
-        from backend.jobs.studies import expand_grid
-
         expand_grid(body)  # every point valid before any runs
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

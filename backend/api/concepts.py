@@ -12,7 +12,7 @@ from typing import Any
 from backend.devices import PRECISIONS
 from backend.jobconfig import BUILTIN_DATASETS, DEFAULT_DATASET, OPTION_GROUPS, QUANTIZE_OPTIONS
 from backend.jobs import FINISHED, STATES
-from backend.jobs.studies import REQUIRED_AXES, STUDY_FINISHED, STUDY_STATES
+from backend.jobs.studies import MAX_POINTS, MAX_SEEDS, REQUIRED_AXES, STUDY_FINISHED, STUDY_STATES
 from backend.kd.callbacks import OPTIONAL_PHASES, PHASE_LABELS, PHASES
 from backend.metrics.keys import EFFECTIVENESS_KEYS, LOSS_TERMS, SECTIONS
 from backend.metrics.plots import PLOT_KINDS
@@ -37,6 +37,8 @@ def concepts() -> dict[str, Any]:
         "study_states": list(STUDY_STATES),
         "study_finished_states": list(STUDY_FINISHED),
         "required_study_axes": list(REQUIRED_AXES),
+        "max_study_jobs": MAX_POINTS,
+        "max_study_seeds": MAX_SEEDS,
         "option_groups": OPTION_GROUPS,
         "presets": list(PRESETS),
         "precisions": list(PRECISIONS),

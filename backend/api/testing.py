@@ -39,6 +39,7 @@ def models():
     from backend.data.public import listing  # imports torch (its loaders): the API process starts without it
 
     options = job_options()
+    may_be_null = {o.name: o.may_be_null for o in options}
     out = []
     for spec in list_models():
         out.append(
@@ -69,9 +70,7 @@ def models():
             "models": out,
             "options": jsonable({o.name: o.describe()["default"] for o in options if o.name != "model_name"}),
             "option_schema": jsonable([o.describe() for o in options]),
-            "limits": {
-                o.name: {**limit, "optional": o.may_be_null} for o in options if (limit := limits().get(o.name))
-            },
+            "limits": {name: {**limit, "optional": may_be_null[name]} for name, limit in limits().items()},
             "study_axes": list(study_axes()),
             "pruning_methods": [m.describe() for m in pruning.list_methods()],
             "kd_losses": [loss.describe() for loss in kd.list_losses()],

@@ -15,8 +15,8 @@ import {
 const concept = (name) => (state.models && state.models.concepts && state.models.concepts[name]) || [];
 const EXAMPLES = { sparsity: '0.3, 0.5, 0.7', structural_ratio: '0.25, 0.5' };  // a first grid, filled in
 const SHARED = ['preset', 'max_samples'];  // options of every point, set once
-// POST /studies takes 1 to 5 distinct seeds (GET /models does not say how many: openapi.json's maxItems does).
-const MAX_SEEDS = 5;
+// How many distinct seeds POST /studies takes: GET /models concepts.max_study_seeds.
+const maxSeeds = () => (state.models && state.models.concepts && state.models.concepts.max_study_seeds) || 1;
 const state = { study: null, joined: null, timer: null, socket: null, axes: [], shared: [], seeds: null, models: null };
 
 const fmt = fmtPrecision;
@@ -38,7 +38,7 @@ async function buildForm() {
   });
   if (byName.seed) {  // every grid point once per seed: the table then shows means with 95% intervals
     const option = { ...byName.seed, name: 'seeds', label: 'Seeds',
-      help: `optional: up to ${MAX_SEEDS} distinct seeds, comma-separated; every grid point runs once per seed and ` +
+      help: `optional: up to ${maxSeeds()} distinct seeds, comma-separated; every grid point runs once per seed and ` +
         'the table shows the means with 95% intervals' };
     const input = el('input', { id: 'study-seeds', name: 'seeds', type: 'text', spellcheck: 'false',
       placeholder: `one run per point (seed ${byName.seed.default ?? 0})` });
@@ -65,13 +65,13 @@ function axisValues({ option, input, required }) {
   return items.map((item) => parseValue(option, item, `grid.${option.name}`));
 }
 
-/** "0, 1, 2" -> [0, 1, 2]: integers in the seed option's range, at most MAX_SEEDS, distinct; null when empty. */
+/** "0, 1, 2" -> [0, 1, 2]: integers in the seed option's range, at most concepts.max_study_seeds, distinct; null when empty. */
 function seedValues({ option, input }) {
   const items = input.value.split(/[\s,;]+/).filter(Boolean);
   if (!items.length) return null;
   const seeds = items.map((item) => parseValue(option, item, 'seeds'));
-  if (seeds.length > MAX_SEEDS) {
-    throw new UserError(`seeds must be a list of 1 to ${MAX_SEEDS} seeds, got ${seeds.length}.`, 400, { field: 'seeds' });
+  if (seeds.length > maxSeeds()) {
+    throw new UserError(`seeds must be a list of 1 to ${maxSeeds()} seeds, got ${seeds.length}.`, 400, { field: 'seeds' });
   }
   const twice = seeds.filter((s, i) => seeds.indexOf(s) !== i);
   if (twice.length) throw new UserError(`seeds lists a seed twice: ${twice[0]}.`, 400, { field: 'seeds' });

@@ -421,12 +421,8 @@ def _stage(state: JobState, stage: str, model: nn.Module, val_accuracy: float | 
 
 def _test_correct(model: nn.Module, state: JobState) -> np.ndarray:
     """Per test example: did `model` predict its label (the same predictions loop.evaluate counts)."""
-    hits: list[np.ndarray] = []
-    model.eval()
-    with torch.inference_mode():
-        for batch in state.test.batches(128):
-            hits.append((state.adapter.predict(model, batch) == batch["labels"]).reshape(-1).cpu().numpy())
-    return np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
+    predictions, labels = _predictions(model, state)
+    return np.asarray(predictions, dtype=np.int64) == np.asarray(labels, dtype=np.int64)
 
 
 def _stage_test_accuracies(state: JobState, cb: CallbackList) -> None:
@@ -740,14 +736,16 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     return build_report(ctx)
 
 
-def _predictions(model: nn.Module, state: JobState) -> list[int]:
-    """A model's predictions on the test split, in the order measure_pair reads it."""
+def _predictions(model: nn.Module, state: JobState) -> tuple[list[int], list[int]]:
+    """A model's predictions on the test split and the labels, in the order measure_pair reads it."""
     out: list[int] = []
+    labels: list[int] = []
     model.eval()
     with torch.inference_mode():
-        for batch, _labels in _LabelledBatches(state.test):
+        for batch, y in _LabelledBatches(state.test):
             out.extend(int(v) for v in state.adapter.predict(model, batch).reshape(-1).tolist())
-    return out
+            labels.extend(int(v) for v in y.reshape(-1).tolist())
+    return out, labels
 
 
 def _measure_controls(state: JobState, predictions: dict, cb: CallbackList) -> dict:
@@ -759,7 +757,7 @@ def _measure_controls(state: JobState, predictions: dict, cb: CallbackList) -> d
     preds: dict[str, list[int]] = {}
     for arm, record in state.controls.items():
         cb.check_stop()
-        preds[arm] = _predictions(record["model"], state)
+        preds[arm], _ = _predictions(record["model"], state)
         arms[arm] = {
             "description": record["description"],
             "kd_loss": record["kd_loss"],

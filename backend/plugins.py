@@ -26,7 +26,8 @@ class Registry(Generic[T]):
                 self.register(getattr(importlib.import_module(f"{self.package}.{module}"), self.attribute))
 
     def register(self, entry: T) -> T:
-        """Add an entry (a name registered twice is a mistake)."""
+        """Add an entry after the listed ones (a name registered twice is a mistake)."""
+        self._load()
         name = entry.name  # type: ignore[attr-defined]
         if name in self._entries and self._entries[name] is not entry:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
@@ -39,11 +40,7 @@ class Registry(Generic[T]):
     def all(self) -> list[T]:
         """Every entry: the listed modules' in their order, then any registered later."""
         self._load()
-        listed = [n for n in self._entries if n in self._listed_names()]
-        return [self._entries[n] for n in listed] + [e for n, e in self._entries.items() if n not in listed]
-
-    def _listed_names(self) -> list[str]:
-        return [getattr(importlib.import_module(f"{self.package}.{m}"), self.attribute).name for m in self.modules]
+        return list(self._entries.values())
 
     def get(self, name: str) -> T:
         """The entry called `name`; KeyError naming the valid ones otherwise."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from backend.config import BACKEND_DIR
 from backend.jobconfig import ConfigError, add_cli_arguments, model_help, options_from_args, study_axes
-from backend.jobs.studies import MAX_SEEDS, REQUIRED_AXES, expand_grid
+from backend.jobs.studies import MAX_SEEDS, REQUIRED_AXES, expand_grid, grid_points
 from backend.progress import ProgressBar
 
 
@@ -61,11 +61,10 @@ def run_study(body: dict[str, Any], out: Path, cache_dir: Path, upload_dir: Path
     from backend.pipeline import run_job
 
     axes, options, configs = expand_grid(body)
-    per_seed = len(configs) // len(options.get("seeds") or [None])
     rows = []
-    for i, config in enumerate(configs):
+    for i, (point, config) in enumerate(zip(grid_points(options, configs), configs, strict=True)):
         job_id = f"point-{i:02d}"
-        row: dict[str, Any] = {"index": i, "job_id": job_id, "point": i % per_seed, "seed": config.seed,
+        row: dict[str, Any] = {"index": i, "job_id": job_id, "point": point, "seed": config.seed,
                                **{n: getattr(config, n) for n in study_axes()}}  # fmt: skip
         print(f"\n== point {i + 1}/{len(configs)}: " + ", ".join(f"{n}={row[n]}" for n in axes), file=sys.stderr)
         try:

@@ -203,6 +203,12 @@ def expand_grid(body: Mapping[str, Any]) -> tuple[dict[str, list[Any]], dict[str
     return axes, {**options, **({"seeds": seeds} if seeds is not None else {})}, configs
 
 
+def grid_points(options: Mapping[str, Any], configs: list[JobConfig]) -> list[int]:
+    """The grid point of each config expand_grid returned (they come seed by seed, the grid in the same order)."""
+    per_seed = len(configs) // len(options.get("seeds") or [None])
+    return [i % per_seed for i in range(len(configs))]
+
+
 def _seeds(body: Mapping[str, Any]) -> list[int] | None:
     """The study's `seeds`: 1 to MAX_SEEDS distinct valid seeds, or None when not given."""
     if "seeds" not in body:
@@ -267,11 +273,10 @@ class StudyService:
         if admit is not None:
             admit(len(configs))
         points = []
-        per_seed = len(configs) // len(options.get("seeds") or [None])
-        for i, config in enumerate(configs):
+        for point, config in zip(grid_points(options, configs), configs, strict=True):
             record = self.manager.submit(config)
             points.append(
-                {"job_id": record.id, "point": i % per_seed, "seed": config.seed,
+                {"job_id": record.id, "point": point, "seed": config.seed,
                  **{n: getattr(config, n) for n in study_axes()}}
             )  # fmt: skip
         first = configs[0]

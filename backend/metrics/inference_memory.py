@@ -26,6 +26,9 @@ from typing import Any
 
 import psutil
 
+from backend.models.adapters import adapter_for
+from backend.models.onnx_export import OrtModel, ort_predictor
+
 MB = 1e6
 BATCH_SIZES = (1, 32)
 METHOD = (
@@ -96,8 +99,6 @@ def _measure_child(entry: dict, batches: dict, adapter: Any, threads: int, allow
             with torch.inference_mode():
                 adapter.predict(model, batch)
     else:
-        from backend.models.onnx_export import OrtModel, ort_predictor
-
         model, predict = OrtModel.load(Path(entry["path"]), entry["exported"], threads), ort_predictor(adapter)
 
         def run(batch: dict) -> None:
@@ -145,8 +146,6 @@ def _fork_measure(entry: dict, batch: dict, adapter: Any, threads: int, allowed:
 
 def _adapter(spec: dict) -> Any:
     """The model's adapter, rebuilt from the saved tokenizer (save_pretrained folder) and the class names."""
-    from backend.models.adapters import adapter_for
-
     tokenizer = None
     if spec.get("tokenizer"):
         from transformers import AutoTokenizer
@@ -159,8 +158,6 @@ def probe(spec: dict) -> dict:
     """Run every measurement of `spec` (in the probe process); {runtime: {label: {batch_N: {...}}}}."""
     import onnxruntime  # noqa: F401
     import torch
-
-    import backend.models.onnx_export  # noqa: F401 - imported before forking: part of the baseline, not the model
 
     allowed = _resolve(spec["allowed_globals"])  # the models' classes: importing them is not the model's memory
     # No tensor work here: an OpenMP thread pool started before fork() deadlocks the children's first parallel op.

@@ -47,6 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("UPLOAD_DIR", str(BACKEND_DIR / "uploads"), str, "upload directory",
             shown_default="`backend/uploads` (or `<data-dir>/uploads` when `--data-dir` is given)"),
     Setting("MAX_UPLOAD_MB", 200, int, "upload size limit, MB"),
+    Setting("MIN_FREE_DISK_MB", 1024.0, float, "free-space floor, MB: new jobs, studies and uploads get 507 while the "
+            "data or upload dir's filesystem has less free (0: no floor)", flag="--min-free-disk",
+            shown_default="`1024` (1 GiB)"),
     # Security (README "Security"): extra allowed origins and Host names; loopback is always in.
     Setting("CORS_ORIGINS", "", str, "more allowed origins (REST and Socket.IO), comma-separated",
             flag="--cors-origins", shown_default="none: same origin and loopback only"),

@@ -1,4 +1,5 @@
-"""The files a finished job leaves: report, MATLAB data, CSV, plots, the student model, and one ZIP of it all."""
+"""The files a finished job leaves: report, MATLAB data, CSV, plots, the student model, and one ZIP of it all;
+then digests.json, the sha256 of each (backend.cachefiles.seal), which the API checks before it serves a file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from backend.cachefiles import seal
 from backend.data.datasets import IMAGENET_MEAN, IMAGENET_STD
 from backend.metrics.matlab import matlab_data, metrics_csv
 from backend.metrics.plots import PLOT_KINDS, render_plot
@@ -91,8 +93,12 @@ def _atomic_write(path: Path, data: bytes | str) -> None:
     """Write then rename, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_outputs(report: dict, state: Any, out_dir: Path) -> dict[str, str]:
@@ -113,6 +119,7 @@ def write_outputs(report: dict, state: Any, out_dir: Path) -> dict[str, str]:
     artifacts["readme"] = "README.txt"
     artifacts["bundle"] = "bundle.zip"
     _zip_bundle(out_dir, [p for p in artifacts.values() if p != "bundle.zip"])
+    seal(out_dir)  # last: the sha256 of every file, checked when an artifact is served
     return artifacts
 
 
@@ -166,10 +173,14 @@ def _zip_bundle(out_dir: Path, members: list[str]) -> None:
     Deflate level 1: a ResNet-18 bundle (24 MB, mostly weights) takes 1.3 s instead of 2.5 s at the default level 6,
     for 4% more bytes."""
     tmp = out_dir / "bundle.zip.tmp"
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for member in members:
-            path = out_dir / member
-            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-            for f in files:
-                zf.write(f, f.relative_to(out_dir).as_posix())
-    os.replace(tmp, out_dir / "bundle.zip")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for member in members:
+                path = out_dir / member
+                files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+                for f in files:
+                    zf.write(f, f.relative_to(out_dir).as_posix())
+        os.replace(tmp, out_dir / "bundle.zip")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

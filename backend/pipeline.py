@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
+import logging
 import random
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,9 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from backend import devices, kd, pruning
+from backend import cachefiles, devices, kd, pruning
 from backend.cachefiles import touch_cached
 from backend.data import datasets as ds
 from backend.data import public
@@ -45,6 +49,8 @@ from backend.models.student import make_student
 from backend.outputs import write_outputs
 from backend.pruning import progressive
 from backend.runtime import environment_info
+
+log = logging.getLogger(__name__)
 
 AUGMENTATION = (
     f"training split only: per image random resized crop (area {ds.AUGMENT_SCALE[0]:g}-"
@@ -316,10 +322,14 @@ def _obtain_teacher(state: JobState, cb: CallbackList, cache_path: Path | None, 
     config, spec = state.config, state.spec
     class_names = state.raw.class_names
     train_texts = [state.raw.texts[i] for i in state.splits.train] if spec.family == "text" else None
+    rebuilt = None
     if cache_path is None:
         model, tok, source, epochs = _uploaded_teacher(state, upload_dir, class_names)
     else:
-        cached = teachers.load_cached(cache_path, spec, preset=config.preset, class_names=class_names)
+        rebuilt = _discard_if_corrupt(cache_path, "teacher")
+        cached = (
+            None if rebuilt else teachers.load_cached(cache_path, spec, preset=config.preset, class_names=class_names)
+        )
         if cached is not None:
             state.teacher, state.tokenizer, meta = cached
             state.teacher.to(state.device)
@@ -370,6 +380,30 @@ def _obtain_teacher(state: JobState, cb: CallbackList, cache_path: Path | None, 
                 "validation": [v for v in state.validation if v["phase"] == "teacher"],
             },
         )
+    if rebuilt:  # the report says so; the cached entry's own record does not
+        state.teacher_source = _rebuilt_note(state.teacher_source, "teacher", rebuilt)
+
+
+def _discard_if_corrupt(path: Path, what: str) -> str | None:
+    """None when a cache entry is absent or matches its sha256 digest; otherwise discard it (the job rebuilds it)
+    and return what was wrong."""
+    if not path.exists():
+        return None
+    problem = cachefiles.check(path)
+    if problem is not None:
+        log.warning("the cached %s %s is corrupt (%s): discarded, this job rebuilds it", what, path.name, problem)
+        cachefiles.discard(path)
+    return problem
+
+
+def _rebuilt_note(source: dict, what: str, problem: str) -> dict:
+    """A teacher_source / student_source that says its cache entry was found corrupt and rebuilt."""
+    return {
+        **source,
+        "cache_rebuilt": True,
+        "cache_rebuilt_reason": problem,
+        "detail": f"{source.get('detail', '')}; the cached {what} was corrupt ({problem}): discarded and rebuilt",
+    }
 
 
 def _uploaded_teacher(state: JobState, upload_dir: Path, class_names: list[str]):
@@ -477,6 +511,7 @@ def distill(state: JobState, cb: CallbackList, cache_dir: Path | None = None) ->
     path = cache_dir / "students" / key
     # points of a study that share teacher, structural ratio and KD options share this student
     with teachers.cache_lock(path, check=cb.check_stop):
+        rebuilt = _discard_if_corrupt(path, "student")
         if not _load_cached_student(state, path):
             _distill_here(state, cb)
             _save_student(state, path)
@@ -485,6 +520,8 @@ def distill(state: JobState, cb: CallbackList, cache_dir: Path | None = None) ->
                 "cache_key": key,
                 "detail": "distilled here and stored in the student cache",
             }
+            if rebuilt:
+                state.student_source = _rebuilt_note(state.student_source, "student", rebuilt)
         state.student_source["teacher_cache_key"] = _teacher_key(state)
     return info
 
@@ -530,36 +567,32 @@ def _student_key(state: JobState) -> str | None:
 
 
 def _save_student(state: JobState, path: Path) -> None:
-    """The distilled student's weights and KD record, written to a temporary folder renamed into place."""
-    import json
-    import shutil
-    import uuid
-
-    from safetensors.torch import save_file
-
+    """The distilled student's weights and KD record, written to a temporary folder, sealed with its sha256
+    digest and renamed into place; a failed write (a full disk) leaves nothing behind."""
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.mkdir(parents=True)
-    weights = {k: v.detach().contiguous().clone() for k, v in state.student.state_dict().items()}
-    save_file(weights, str(tmp / "student.safetensors"))
-    kd_stage = next(r for r in state.stages if r["stage"] == "student_kd")
-    meta = {
-        "history": state.history["distill"],
-        "validation": [v for v in state.validation if v["phase"] == "distill"],
-        "val_accuracy": kd_stage["val_accuracy"],
-        "job_config": state.config.to_dict(),
-        "dataset": state.config.dataset,
-    }  # DELETE /uploads/<id> removes the students trained on it
-    (tmp / "meta.json").write_text(json.dumps(meta, default=str))
+    try:
+        weights = {k: v.detach().contiguous().clone() for k, v in state.student.state_dict().items()}
+        save_file(weights, str(tmp / "student.safetensors"))
+        kd_stage = next(r for r in state.stages if r["stage"] == "student_kd")
+        meta = {
+            "history": state.history["distill"],
+            "validation": [v for v in state.validation if v["phase"] == "distill"],
+            "val_accuracy": kd_stage["val_accuracy"],
+            "job_config": state.config.to_dict(),
+            "dataset": state.config.dataset,
+        }  # DELETE /uploads/<id> removes the students trained on it
+        (tmp / "meta.json").write_text(json.dumps(meta, default=str))
+        cachefiles.seal(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
 
 
 def _load_cached_student(state: JobState, path: Path) -> bool:
     """Load the distilled weights into the freshly built structural student; False when absent or unfit."""
-    import json
-
-    from safetensors.torch import load_file
-
     if not (path / "meta.json").is_file():
         return False
     touch_cached(path)  # used now: least-recently-used eviction spares it

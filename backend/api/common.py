@@ -8,7 +8,7 @@ from flask import current_app, request
 
 from backend.api.errors import ApiError
 from backend.echo import clip
-from backend.jobs import SUCCEEDED, JobManager, JobNotFound, JobRecord
+from backend.jobs import SUCCEEDED, ArtifactAltered, JobManager, JobNotFound, JobRecord, disk
 from backend.models.registry import UnknownModelError, resolve_model_name
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -74,6 +74,28 @@ def finished_job(body: dict[str, Any] | None = None) -> JobRecord:
     return record
 
 
+def disk_state() -> dict[str, Any]:
+    """Free bytes on the data and upload dirs' filesystems (the smaller of the two) and the floor, in bytes."""
+    cfg = current_app.config
+    free = min(disk.free_bytes(cfg["DATA_DIR"]), disk.free_bytes(cfg["UPLOAD_DIR"]))
+    return {"disk_free_bytes": free, "min_free_disk_bytes": int(float(cfg["MIN_FREE_DISK_MB"]) * 2**20)}
+
+
+def check_disk_room() -> None:
+    """507 while the data or upload dir's filesystem has less free space than MIN_FREE_DISK_MB: a job or an
+    upload admitted now could fill the disk under the jobs, uploads and database already there."""
+    state = disk_state()
+    if state["disk_free_bytes"] < state["min_free_disk_bytes"]:
+        raise ApiError(
+            507,
+            "insufficient_storage",
+            f"Only {disk.human_bytes(state['disk_free_bytes'])} free on the server's data disk, below its floor of "
+            f"{disk.human_bytes(state['min_free_disk_bytes'])} (MIN_FREE_DISK_MB); delete old jobs or uploads "
+            "(DELETE /jobs/<id>, DELETE /uploads/<id>) and retry.",
+            **state,
+        )
+
+
 def model_filter(name: Any) -> str | None:
     if name in (None, ""):
         return None
@@ -84,8 +106,19 @@ def model_filter(name: Any) -> str | None:
 
 
 def artifact(record: JobRecord, name: str):
-    """Path of a job artifact, or 404 naming it."""
+    """Path of a job artifact; 404 naming it when missing, 409 when it no longer matches the job's digest."""
     try:
         return manager().artifact_path(record, name)
     except FileNotFoundError:
         raise ApiError(404, "artifact_missing", f"Job {record.id} has no {name} file.") from None
+    except ArtifactAltered as exc:
+        raise altered(exc) from None
+
+
+def altered(exc: ArtifactAltered) -> ApiError:
+    """409 for a job file that no longer matches the digest its job wrote."""
+    return ApiError(
+        409,
+        "artifact_altered",
+        f"{exc} Run the job again (POST /train with the same options) for a trustworthy copy.",
+    )

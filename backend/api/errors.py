@@ -9,6 +9,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from backend.echo import clip
+from backend.jobs.disk import is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unhandled(exc: Exception):
+        if is_disk_full(exc):  # e.g. the jobs database could not grow: the API answers, and says why
+            log.error("disk full: %s: %s", type(exc).__name__, exc)
+            message = "The server's disk is full; nothing was stored. Delete old jobs or uploads and retry."
+            return jsonify(error_body("insufficient_storage", message)), 507
         log.exception("unhandled error")
         return jsonify(error_body("internal_error", "Internal server error; the server log has the details.")), 500
 

@@ -7,6 +7,7 @@ import platform
 from flask import Blueprint, current_app, jsonify
 
 from backend import __version__
+from backend.api.common import disk_state
 from backend.devices import DeviceError, available_devices, resolve_device
 from backend.runtime import environment_info
 
@@ -27,4 +28,5 @@ def health():
     manager = current_app.extensions.get("jobs")
     info["queue_length"] = manager.queue_length() if manager is not None else 0
     info["running_job_id"] = manager.running_job_id() if manager is not None else None
+    info.update(disk_state())  # disk_free_bytes and min_free_disk_bytes: below the floor, new work gets 507
     return jsonify(info)

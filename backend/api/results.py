@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request, send_file
 
-from backend.api.common import TRUE_WORDS, arg, artifact, finished_job, json_body, manager
+from backend.api.common import TRUE_WORDS, altered, arg, artifact, finished_job, json_body, manager
 from backend.api.errors import ApiError
 from backend.api.studies import study_bundle, study_matlab, study_plot
 from backend.echo import clip
-from backend.jobs import JobRecord, jsonable
+from backend.jobs import ArtifactAltered, JobRecord, jsonable
 from backend.metrics.matlab import matlab_all_models
 from backend.metrics.plots import PLOT_KINDS
 from backend.metrics.study import STUDY_PLOT_KINDS
@@ -92,5 +92,7 @@ def download():
 def _report(record: JobRecord) -> dict[str, Any]:
     try:
         return jsonable(manager().report(record))
+    except ArtifactAltered as exc:
+        raise altered(exc) from None
     except (FileNotFoundError, ValueError):
         raise ApiError(404, "artifact_missing", f"The report of job {record.id} is missing or unreadable.") from None

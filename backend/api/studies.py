@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
-from backend.api.common import json_body, manager
+from backend.api.common import check_disk_room, json_body, manager
 from backend.api.errors import ApiError
 from backend.api.training import check_queue_room
 from backend.jobconfig import ConfigError, study_axes
@@ -51,6 +51,7 @@ def get_study(study_id: Any) -> StudyRecord:
 def create_study():
     """Validate every point of the grid, then queue them all as jobs; 202 {study_id, job_ids}."""
     body = json_body()
+    check_disk_room()
     try:
         study = service().create(body, admit=check_queue_room)
     except ConfigError as exc:

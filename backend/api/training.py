@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from backend.api.common import arg, get_job, json_body, manager, model_filter
+from backend.api.common import arg, check_disk_room, get_job, json_body, manager, model_filter
 from backend.api.errors import ApiError
 from backend.data.uploads import DATASET_KINDS, TEACHER_KINDS, UploadNotFound, resolve_upload
 from backend.jobconfig import ConfigError, JobConfig
@@ -19,9 +19,10 @@ QUEUE_RETRY_AFTER_S = 30
 
 @bp.post("/train")
 def train():
-    """Validate the options and queue a job; 202 at once, 429 when the queue is full."""
+    """Validate the options and queue a job; 202 at once, 429 when the queue is full, 507 when the disk is."""
     body = json_body()
     check_queue_room()
+    check_disk_room()
     if isinstance(body, dict) and body.get("device") is None:  # the server's default (--device, KD_DEVICE)
         body = {**body, "device": current_app.config.get("DEVICE", "auto")}
     try:

@@ -8,6 +8,7 @@ from typing import IO
 
 from flask import Blueprint, Request, current_app, jsonify, request
 
+from backend.api.common import check_disk_room
 from backend.api.errors import ApiError
 from backend.data import uploads as store
 from backend.jobs import disk
@@ -47,10 +48,16 @@ def limits() -> store.UploadLimits:
 
 @bp.post("/upload")
 def upload():
-    """Check and store one file (multipart field `file`); 201 with what was found."""
+    """Check and store one file (multipart field `file`); 201 with what was found, 507 when the disk is full."""
     if not request.mimetype.startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "Send the file as multipart/form-data in a field named 'file'.")
-    incoming = request.files.get("file")
+    check_disk_room()  # before the body is read: it is spooled to the upload dir
+    try:
+        incoming = request.files.get("file")
+    except OSError as exc:  # the spooled body filled the disk (other failures are the handler's 500)
+        if not disk.is_disk_full(exc):
+            raise
+        raise disk_full() from None
     if incoming is None:
         raise ApiError(400, "missing_file", "No file: send it as multipart/form-data in a field named 'file'.")
     try:
@@ -59,6 +66,10 @@ def upload():
         )
     except store.UploadError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
+    except OSError as exc:  # nothing stays behind: save_upload removes its staging folder
+        if not disk.is_disk_full(exc):
+            raise
+        raise disk_full() from None
     finally:
         incoming.close()
     return jsonify(_public(meta)), 201, {"Location": f"/uploads/{meta['upload_id']}"}
@@ -92,6 +103,18 @@ def delete_upload(upload_id: str):
     for kind in ("teachers", "students"):  # the models trained on it
         disk.remove_cached_of_dataset(jobs.cache_dir / kind, upload_id)
     return "", 204
+
+
+def disk_full() -> ApiError:
+    """507 for an upload that filled the disk (the partial file is gone; earlier uploads are untouched)."""
+    free = disk.free_bytes(current_app.config["UPLOAD_DIR"])
+    return ApiError(
+        507,
+        "insufficient_storage",
+        f"The server's disk filled up while storing the file ({disk.human_bytes(free)} free now); nothing was "
+        "stored. Delete old jobs or uploads and retry.",
+        disk_free_bytes=free,
+    )
 
 
 def _public(meta: dict) -> dict:

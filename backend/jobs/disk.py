@@ -5,10 +5,17 @@ Everything here works on folders the service itself made; no Flask, no torch.
 Removal is two steps: the folder is first renamed to a `.trash-*` name next to it (atomic, so readers see it
 either whole or gone), then deleted. A kill between the two leaves only a `.trash-*` folder, which
 clean_leftovers removes at the next start.
+
+A full disk: free_bytes / below_floor are the admission check (507 below the free-space floor), is_disk_full
+tells a failed job's error apart as `disk_full` (errno ENOSPC/EDQUOT anywhere in the exception's chain, the same
+words in a library's own error, or, for writers that hide the cause such as torch.save's "unexpected pos", a
+filesystem with under NEARLY_FULL_BYTES left when the job failed), and disk_full_message says where and how
+much is free.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -27,6 +34,10 @@ log = logging.getLogger(__name__)
 
 TRASH_PREFIX = ".trash-"
 JOB_ID_RE = re.compile(r"^job_[0-9a-f]{16}$")
+# A job that fails while its filesystem has less than this left failed for want of space, whatever the writer said.
+NEARLY_FULL_BYTES = 2**20
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_FULL_WORDS = ("no space left on device", "disk quota exceeded", "database or disk is full")
 # An entry of the teacher cache used this recently is never evicted: a job may be loading it right now.
 TEACHER_IN_USE_S = 600.0
 
@@ -98,7 +109,7 @@ def clean_leftovers(
       `upl_*/model.*.tmp` (a teacher ZIP mid-extraction) and `upl_*` folders without meta.json;
     - jobs: `.trash-*`, `*.tmp` files in job folders (report/bundle mid-write), folders of jobs that have
       no row, and the partial folders of jobs that were interrupted before they produced anything;
-    - teacher cache: `teachers/*.tmp` (a teacher mid-save) and `teachers/.trash-*`.
+    - model caches: `teachers/*.tmp`, `students/*.tmp` (an entry mid-save) and their `.trash-*`.
     """
     done = Cleaned()
     for sub in (".staging", ".incoming"):
@@ -123,10 +134,10 @@ def clean_leftovers(
                 continue
             for tmp in entry.rglob("*.tmp"):
                 done.add(tmp, jobs_dir)
-    teachers = cache_dir / "teachers"
-    for entry in _children(teachers):
-        if entry.name.endswith(".tmp") or entry.name.startswith(TRASH_PREFIX):
-            done.add(entry, cache_dir)
+    for kind in ("teachers", "students"):
+        for entry in _children(cache_dir / kind):
+            if entry.name.endswith(".tmp") or entry.name.startswith(TRASH_PREFIX):
+                done.add(entry, cache_dir)
     if done.removed:
         log.info("removed %d leftover(s) of an earlier run: %s", len(done.removed), ", ".join(done.removed[:20]))
     return done.removed
@@ -198,3 +209,56 @@ def remove_cached_of_dataset(cache_dir: Path, dataset: str) -> list[str]:
             remove_tree(entry)
             gone.append(entry.name)
     return gone
+
+
+# ---------------------------------------------------------------- free space
+
+
+def free_bytes(path: Path | str) -> int:
+    """Free bytes (for an unprivileged writer) on the filesystem of path, or of its nearest existing parent."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def below_floor(folders: Iterable[Path | str], floor_bytes: int) -> tuple[Path, int] | None:
+    """(folder, its free bytes) for the first folder whose filesystem has less than floor_bytes free; else None."""
+    if floor_bytes <= 0:
+        return None
+    for folder in folders:
+        free = free_bytes(folder)
+        if free < floor_bytes:
+            return Path(folder), free
+    return None
+
+
+def is_disk_full(exc: BaseException, folders: Iterable[Path | str] = ()) -> bool:
+    """True when exc (or an exception it was raised from) says the disk is full, or when one of folders is on a
+    filesystem with under NEARLY_FULL_BYTES left (a writer such as torch.save hides the cause)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL_ERRNOS:
+            return True
+        if any(words in str(current).lower() for words in _FULL_WORDS):
+            return True
+        current = current.__cause__ or current.__context__
+    return any(free_bytes(folder) < NEARLY_FULL_BYTES for folder in folders)
+
+
+def human_bytes(n: int) -> str:
+    """1.5 GiB, 12.0 MiB, 300 KiB, 12 B."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def disk_full_message(folder: Path | str) -> str:
+    """What a job (or an upload) that ran out of space tells its user: the folder and what is free there now."""
+    return (
+        f"disk full: the filesystem of {Path(folder)} has {human_bytes(free_bytes(folder))} free; free some space "
+        "(delete old jobs, uploads or cached teachers) and try again"
+    )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.jobconfig import JobConfig
+from backend.jobs import disk
 from backend.jobs.events import Emit, JobRelay, jsonable
 from backend.jobs.store import CANCELLED, FAILED, FINISHED, SUCCEEDED, JobStore
 from backend.kd.callbacks import JobCancelled
@@ -107,10 +108,6 @@ def execute_job(
     except JobCancelled:
         reason = relay.cancel_reason or store.cancel_reason(job_id) or USER_CANCEL
         return _end(store, emit, relay, beating, CANCELLED, error=reason)
-    except ValueError as exc:  # bad input found by the pipeline: the user's to fix
-        return _end(
-            store, emit, relay, beating, FAILED, error=str(exc) or type(exc).__name__, error_type="invalid_input"
-        )
     except MemoryError:
         return _end(
             store,
@@ -122,6 +119,15 @@ def execute_job(
             error_type="out_of_memory",
         )
     except Exception as exc:
+        # bad input found by the pipeline (a ValueError) is the user's to fix, unless its words say the disk is full
+        folders = () if isinstance(exc, ValueError) else (out_dir, cache_dir, upload_dir)
+        if disk.is_disk_full(exc, folders):
+            message = _disk_full(job_id, exc, out_dir, folders or (out_dir,))
+            return _end(store, emit, relay, beating, FAILED, error=message, error_type="disk_full")
+        if isinstance(exc, ValueError):
+            return _end(
+                store, emit, relay, beating, FAILED, error=str(exc) or type(exc).__name__, error_type="invalid_input"
+            )
         log.exception("job %s failed", job_id)
         return _end(store, emit, relay, beating, FAILED, error=f"{type(exc).__name__}: {exc}", error_type="error")
     finally:
@@ -136,6 +142,15 @@ def execute_job(
     return _end(
         store, emit, relay, beating, SUCCEEDED, artifacts=artifacts, summary=_summary(result.report), progress=done
     )
+
+
+def _disk_full(job_id: str, exc: Exception, out_dir: Path, folders: tuple[Path, ...]) -> str:
+    """Remove the job's partial files (freeing what it wrote, so its end can be recorded) and say where the disk
+    is full: the folder of the job's data with the least free space, and how much that is."""
+    disk.remove_tree(out_dir)
+    fullest = min(folders, key=disk.free_bytes)
+    log.error("job %s: disk full (%s: %s); its partial files were removed", job_id, type(exc).__name__, exc)
+    return disk.disk_full_message(fullest.parent if fullest == out_dir else fullest)
 
 
 def _end(store: JobStore, emit: Emit, relay: JobRelay, beating: threading.Event, state: str, **fields: Any) -> str:

@@ -11,6 +11,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from backend import cachefiles
 from backend.jobconfig import JobConfig
 from backend.jobs import disk
 from backend.jobs.events import Emit
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 class JobNotFound(LookupError):
     """No job has that id."""
+
+
+class ArtifactAltered(ValueError):
+    """A job's artifact no longer matches the sha256 digest written at the end of the job (truncated, altered)."""
 
 
 class JobStateError(Exception):
@@ -189,13 +194,18 @@ class JobManager:
         return json.loads(self.artifact_path(record, "report").read_text(encoding="utf-8"))
 
     def artifact_path(self, record: JobRecord, name: str) -> Path:
-        """Absolute path of a job artifact; FileNotFoundError when missing."""
+        """Absolute path of a job artifact; FileNotFoundError when missing, ArtifactAltered when it does not match
+        the digest the job wrote (jobs finished before digests were kept are served unchecked)."""
         if name not in record.artifacts or not record.out_dir:
             raise FileNotFoundError(f"Job {record.id} has no {name!r} artifact.")
         base = Path(record.out_dir).resolve()
         path = (base / record.artifacts[name]).resolve()
         if (base != path and base not in path.parents) or not path.exists():
             raise FileNotFoundError(f"Job {record.id}: the {name!r} artifact is missing.")
+        problem = cachefiles.check_file(base, record.artifacts[name])
+        if problem is not None:
+            log.warning("job %s: artifact %s fails its digest check: %s", record.id, name, problem)
+            raise ArtifactAltered(f"Job {record.id}: the {name} file was changed after the job wrote it ({problem}).")
         return path
 
     # -- commands -------------------------------------------------------------------------------

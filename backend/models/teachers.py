@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from backend.cachefiles import touch_cached
+from backend.cachefiles import seal, touch_cached
 from backend.data.uploads import load_checkpoint
 from backend.models.registry import ModelSpec
 from backend.models.vision import PretrainedUnavailable
@@ -82,15 +82,20 @@ def load_pretrained(spec: ModelSpec, *, mode: str, preset: str, class_names: lis
 
 
 def save_teacher(path: Path, model: nn.Module, tokenizer, meta: dict) -> None:
-    """Write a teacher to the cache atomically (a temporary folder renamed into place)."""
+    """Write a teacher to the cache atomically (a temporary folder, sealed with its digest, renamed into place)."""
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # two jobs may write the same teacher
     tmp.mkdir(parents=True)
-    if tokenizer is not None:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    else:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
-    (tmp / "meta.json").write_text(json.dumps(meta, default=str))
+    try:
+        if tokenizer is not None:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        else:
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        (tmp / "meta.json").write_text(json.dumps(meta, default=str))
+        seal(tmp)  # the digest last: an entry with one was written whole
+    except BaseException:  # a full disk, a kill: no partial entry stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(path, ignore_errors=True)
     try:
         tmp.rename(path)

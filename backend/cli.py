@@ -1,6 +1,10 @@
 """One job from the command line: python -m backend.cli --model resnet18 [--dataset digits] [--out DIR].
 
 A study: python -m backend.cli study --model resnet18 --sparsity 0.3,0.5 --structural-ratio 0.25,0.5 (study_cli).
+
+A job that fails prints one line, `error: <message>`, and exits 1 (a dataset that cannot be had offline, a bad
+upload, unreachable pretrained weights, a full disk); `--debug` shows the traceback instead. Invalid options
+exit 2, as argparse does.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 from backend.config import BACKEND_DIR
 from backend.jobconfig import ConfigError, JobConfig, add_cli_arguments, model_help, options_from_args
 from backend.progress import ProgressBar
+from backend.study_cli import add_debug_argument, fail
 from backend.study_cli import main as study_main
 
 
@@ -26,6 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default="out", help="directory for the report and the model bundle")
     parser.add_argument("--cache-dir", default=str(BACKEND_DIR / "instance" / "cache"))
     parser.add_argument("--upload-dir", default=str(BACKEND_DIR / "uploads"))
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -60,14 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     from backend.pipeline import run_job
 
     job_id = f"cli-{uuid.uuid4().hex[:8]}"
-    result = run_job(
-        config,
-        ProgressBar(),
-        job_id=job_id,
-        out_dir=Path(args.out),
-        cache_dir=Path(args.cache_dir),
-        upload_dir=Path(args.upload_dir),
-    )
+    folders = (Path(args.out), Path(args.cache_dir), Path(args.upload_dir))
+    try:
+        result = run_job(
+            config, ProgressBar(), job_id=job_id, out_dir=folders[0], cache_dir=folders[1], upload_dir=folders[2]
+        )
+    except Exception as exc:
+        if args.debug:
+            raise
+        return fail(exc, folders)
     print(
         f"\n\n{summary_table(result.report)}\n\nreport: {result.out_dir / 'report.json'}\n"
         f"bundle: {result.out_dir / 'bundle.zip'}"

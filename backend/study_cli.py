@@ -1,6 +1,9 @@
 """A compression study from the command line, without a server:
 
 python -m backend.cli study --model resnet18 --sparsity 0.3,0.5,0.7 --structural-ratio 0.25,0.5 --out DIR
+
+A point that fails is a failed row and the study goes on; what stops the whole study (a full disk, an error
+writing its files) prints `error: <message>` and exits 1, or the traceback with `--debug`.
 """
 
 from __future__ import annotations
@@ -8,11 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 from backend.config import BACKEND_DIR
 from backend.jobconfig import ConfigError, add_cli_arguments, model_help, options_from_args, study_axes
+from backend.jobs import disk
 from backend.jobs.studies import MAX_SEEDS, REQUIRED_AXES, expand_grid, grid_points
 from backend.progress import ProgressBar
 
@@ -37,11 +42,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default="study", help="directory for the table, CSV, MATLAB data, plots, points")
     parser.add_argument("--cache-dir", default=str(BACKEND_DIR / "instance" / "cache"))
     parser.add_argument("--upload-dir", default=str(BACKEND_DIR / "uploads"))
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     missing = [n for n in REQUIRED_AXES if getattr(args, n) is None]
     if missing:
         parser.error(f"the following arguments are required: {', '.join('--' + n.replace('_', '-') for n in missing)}")
     return args
+
+
+def add_debug_argument(parser: argparse.ArgumentParser) -> None:
+    """--debug: a failing job shows its traceback instead of one error line."""
+    parser.add_argument("--debug", action="store_true", help="on failure, show the traceback, not one error line")
+
+
+def error_message(exc: BaseException, folders: tuple[Path, ...] = ()) -> str:
+    """One line for a job that failed: its own message for what the user can fix (bad input, a dataset or
+    weights that cannot be had, a full disk), the exception's type beside it otherwise."""
+    if disk.is_disk_full(exc, () if isinstance(exc, ValueError) else folders):
+        return disk.disk_full_message(min(folders, key=disk.free_bytes)) if folders else str(exc)
+    if isinstance(exc, ValueError | OSError):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def fail(exc: BaseException, folders: tuple[Path, ...]) -> int:
+    """Print `error: <message>` on one line (after the progress bar's line) and return the exit status 1; a full
+    disk's half-written files (`*.tmp` under the output folder) are removed first."""
+    full = disk.is_disk_full(exc, () if isinstance(exc, ValueError) else folders)
+    if full and folders:
+        for tmp in Path(folders[0]).rglob("*.tmp"):
+            disk.remove(tmp)
+    message = " ".join(error_message(exc, folders).split())  # one line, whatever the exception's text holds
+    print(f"\nerror: {message}", file=sys.stderr, flush=True)
+    return 1
 
 
 def body_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,8 +88,11 @@ def body_from_args(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_study(body: dict[str, Any], out: Path, cache_dir: Path, upload_dir: Path, callbacks=None) -> list[dict]:
-    """Run every point in turn (sharing the teacher and student caches) and write the study's files."""
+def run_study(
+    body: dict[str, Any], out: Path, cache_dir: Path, upload_dir: Path, callbacks=None, *, debug: bool = False
+) -> list[dict]:
+    """Run every point in turn (sharing the teacher and student caches) and write the study's files; a point that
+    fails is a failed row (its traceback printed with debug)."""
     from backend.metrics.study import aggregate_seeds, point_metrics, with_pareto
     from backend.pipeline import run_job
 
@@ -78,6 +114,10 @@ def run_study(body: dict[str, Any], out: Path, cache_dir: Path, upload_dir: Path
             )
             row.update(state="succeeded", **point_metrics(result.report))
         except (ValueError, RuntimeError, MemoryError) as exc:  # one bad point must not lose the others
+            if disk.is_disk_full(exc, (out, cache_dir, upload_dir)):
+                raise  # every later point would fail the same way, and the study's files cannot be written
+            if debug:
+                traceback.print_exc()
             row.update(state="failed", error=f"{type(exc).__name__}: {exc}")
         rows.append(row)
     rows = with_pareto(aggregate_seeds(rows, study_axes()))
@@ -129,9 +169,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    rows = run_study(body, out, Path(args.cache_dir), Path(args.upload_dir), ProgressBar())
+    folders = (out, Path(args.cache_dir), Path(args.upload_dir))
+    try:
+        rows = run_study(body, *folders, ProgressBar(), debug=args.debug)
+    except Exception as exc:
+        if args.debug:
+            raise
+        return fail(exc, folders)
     print(
         f"\n\n{table(rows)}\n\nwritten: {out / 'study.csv'}, {out / 'study.json'}, {out / 'matlab_study.json'}, "
         f"{out / 'plots'}"
     )
-    return 0 if all(r["state"] == "succeeded" for r in rows) else 1
+    failed = [r for r in rows if r["state"] != "succeeded"]
+    if failed:
+        first = " ".join(str(failed[0].get("error")).split())
+        print(f"error: {len(failed)} of {len(rows)} runs failed; the first: {first}", file=sys.stderr, flush=True)
+    return 1 if failed else 0

@@ -5,6 +5,10 @@ API's data dir (jobs database, uploads, teacher cache: one machine, or a shared 
 Socket.IO events through Flask-SocketIO's message queue on the same Redis, as a write-only emitter. Start as
 many as you like, on any machine that mounts the data dir; stop them at any time (a killed worker's job is
 marked failed by the API when its heartbeat stops).
+
+A start-up error (a broker URL that is not a Redis URL, a data dir whose jobs database cannot be opened: not a
+folder, not writable, locked past the busy timeout) prints `error: <message>` and exits 1; `--debug` shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import argparse
 import logging
 import os
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 if __package__ in (None, ""):  # run as a script: python backend/worker.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -60,14 +66,13 @@ def build_worker(
     upload_dir = Path(upload_dir) if upload_dir else data_dir / "uploads"
     set_torch_threads(torch_threads)
     identity = worker_identity(name or f"worker-{socket.gethostname()}-{os.getpid()}", device, "celery")
+    store = JobStore(data_dir / "jobs.sqlite3")  # opened now: a data dir it cannot use stops the start
     app = make_celery(broker_url)
     emit = socketio_emitter(broker_url)
-    state: dict[str, Any] = {}
 
     @app.task(name=TASK_NAME, acks_late=True, ignore_result=True)
     def run_job_task(job_id: str) -> str | None:
         """Run one job if it is still queued in the store (cancelled or taken ones are skipped)."""
-        store = state.get("store") or state.setdefault("store", JobStore(data_dir / "jobs.sqlite3"))
         return execute_job(
             store,
             job_id,
@@ -79,6 +84,23 @@ def build_worker(
         )
 
     return app, identity
+
+
+REDIS_SCHEMES = ("redis", "rediss", "redis+socket")
+
+
+class StartupError(Exception):
+    """The worker cannot start; the message says why and what to give instead."""
+
+
+def check_broker_url(url: str) -> None:
+    """StartupError unless url is a Redis URL (the only broker the API and the workers share)."""
+    scheme = urlsplit(url).scheme
+    if scheme not in REDIS_SCHEMES:
+        raise StartupError(
+            f"--broker: {url!r} is not a Redis URL; give redis://HOST:6379/0 (or rediss://, redis+socket://), "
+            "the same URL as the API's --broker"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,19 +118,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0 ... (default: CUDA when present)")
     parser.add_argument("--torch-threads", type=int, default=defaults["TORCH_THREADS"])
     parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--debug", action="store_true", help="on a start-up error, show the traceback")
     args = parser.parse_args(argv)
     if not args.broker:
         parser.error("--broker redis://HOST:6379/0 (or KD_BROKER_URL) is required")
     logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     upload_dir = args.upload_dir or load_config({"DATA_DIR": args.data_dir})["UPLOAD_DIR"]  # as the API finds it
-    app, identity = build_worker(
-        args.broker,
-        args.data_dir,
-        upload_dir=upload_dir,
-        name=args.name,
-        device=args.device,
-        torch_threads=args.torch_threads,
-    )
+    try:
+        check_broker_url(args.broker)
+        app, identity = build_worker(
+            args.broker,
+            args.data_dir,
+            upload_dir=upload_dir,
+            name=args.name,
+            device=args.device,
+            torch_threads=args.torch_threads,
+        )
+    except (StartupError, OSError, sqlite3.Error) as exc:
+        if args.debug:
+            raise
+        reason = str(exc) if isinstance(exc, StartupError) else f"cannot use the data dir {args.data_dir}: {exc}"
+        print(f"error: {reason}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     print(f"KD-Pruning worker {identity['name']} on {identity['host']} ({identity['device']})", flush=True)
     # solo pool: the job runs in this process, so killing the worker stops its job and nothing is orphaned.
     app.worker_main(

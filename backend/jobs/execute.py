@@ -11,6 +11,7 @@ import gc
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,7 @@ def execute_job(
         # bad input found by the pipeline (a ValueError) is the user's to fix, unless its words say the disk is full
         folders = () if isinstance(exc, ValueError) else (out_dir, cache_dir, upload_dir)
         if disk.is_disk_full(exc, folders):
-            message = _disk_full(job_id, exc, out_dir, folders or (out_dir,))
+            message = _disk_full(job_id, exc, out_dir, cache_dir, upload_dir)
             return _end(store, emit, relay, beating, FAILED, error=message, error_type="disk_full")
         if isinstance(exc, ValueError):
             return _end(
@@ -144,13 +145,22 @@ def execute_job(
     )
 
 
-def _disk_full(job_id: str, exc: Exception, out_dir: Path, folders: tuple[Path, ...]) -> str:
+def _disk_full(job_id: str, exc: Exception, out_dir: Path, cache_dir: Path, upload_dir: Path) -> str:
     """Remove the job's partial files (freeing what it wrote, so its end can be recorded) and say where the disk
-    is full: the folder of the job's data with the least free space, and how much that is."""
+    is full: the data dir (the parent of its cache), or the upload dir where that has less free space.
+
+    The frames of the failure are cleared first: a half-written file still open in one of them (torch.save's
+    writer) would otherwise keep its blocks after it is deleted."""
+    seen: set[int] = set()
+    failure: BaseException | None = exc
+    while failure is not None and id(failure) not in seen:
+        seen.add(id(failure))
+        traceback.clear_frames(failure.__traceback__)
+        failure = failure.__cause__ or failure.__context__
     disk.remove_tree(out_dir)
-    fullest = min(folders, key=disk.free_bytes)
+    fullest = min((cache_dir.parent, upload_dir), key=disk.free_bytes)  # a tie names the data dir
     log.error("job %s: disk full (%s: %s); its partial files were removed", job_id, type(exc).__name__, exc)
-    return disk.disk_full_message(fullest.parent if fullest == out_dir else fullest)
+    return disk.disk_full_message(fullest)
 
 
 def _end(store: JobStore, emit: Emit, relay: JobRelay, beating: threading.Event, state: str, **fields: Any) -> str:

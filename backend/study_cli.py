@@ -183,5 +183,5 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in rows if r["state"] != "succeeded"]
     if failed:
         first = " ".join(str(failed[0].get("error")).split())
-        print(f"error: {len(failed)} of {len(rows)} runs failed; the first: {first}", file=sys.stderr, flush=True)
+        print(f"\nerror: {len(failed)} of {len(rows)} runs failed; the first: {first}", file=sys.stderr, flush=True)
     return 1 if failed else 0

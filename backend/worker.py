@@ -60,13 +60,14 @@ def build_worker(
     heartbeat_s: float = 1.0,
 ):
     """The Celery app with the job task bound to this data dir; returns (app, identity)."""
+    data_dir = Path(data_dir)
+    store = JobStore(data_dir / "jobs.sqlite3")  # first: a data dir it cannot use stops the start at once
+
     from backend.jobs.distributed import TASK_NAME, make_celery  # Celery: only a worker that starts needs it
 
-    data_dir = Path(data_dir)
     upload_dir = Path(upload_dir) if upload_dir else data_dir / "uploads"
     set_torch_threads(torch_threads)
     identity = worker_identity(name or f"worker-{socket.gethostname()}-{os.getpid()}", device, "celery")
-    store = JobStore(data_dir / "jobs.sqlite3")  # opened now: a data dir it cannot use stops the start
     app = make_celery(broker_url)
     emit = socketio_emitter(broker_url)
 

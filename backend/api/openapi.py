@@ -130,6 +130,7 @@ def _study_paths() -> dict[str, Any]:
                     "202": _json(STUDY, "Queued: study_id and the job_ids of its points"),
                     "400": _err(f"Bad option or grid value (named), or more than {MAX_POINTS} points"),
                     "429": _err("The queue is full (MAX_QUEUED_JOBS): the whole study is refused"),
+                    "507": _err(DISK_FLOOR),
                 },
             },
             "get": {
@@ -283,6 +284,7 @@ def _paths() -> dict[str, Any]:
                     "400": _err("Bad option (the message names it and its range or valid choices)"),
                     "404": _err("An upload_id in the options is unknown"),
                     "429": {**_err("The queue is full (MAX_QUEUED_JOBS)"), "headers": RETRY_AFTER},
+                    "507": _err(DISK_FLOOR),
                 },
             }
         },
@@ -353,7 +355,9 @@ def _paths() -> dict[str, Any]:
                     "200": _json(OBJ, "Report"),
                     "400": _err("Bad model_name"),
                     "404": _err("No such job, no succeeded job yet, or its report file is missing (artifact_missing)"),
-                    "409": _err("The job has not succeeded"),
+                    "409": _err(
+                        "The job has not succeeded, or its report no longer matches its digest (artifact_altered)"
+                    ),
                 },
             }
         },
@@ -462,6 +466,7 @@ def _paths() -> dict[str, Any]:
                     "400": _err("Refused: the message says why"),
                     "413": _err("Too large"),
                     "415": _err("Unsupported file type"),
+                    "507": _err(DISK_FLOOR + ", or the file filled the disk (nothing stored)"),
                 },
             }
         },
@@ -527,6 +532,7 @@ def _paths() -> dict[str, Any]:
     }
 
 
+DISK_FLOOR = "Free space below the floor (MIN_FREE_DISK_MB): insufficient_storage"
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
 PUBLIC_PATHS = {"/"}  # no token needed: the dashboard's page shell holds no data
 

@@ -17,7 +17,7 @@ from backend import kd, pruning
 from backend.data import names
 from backend.devices import PRECISIONS, DeviceError, check_device, check_precision, resolve_device
 from backend.echo import clip
-from backend.metrics.keys import QUANTIZE_OPTIONS
+from backend.metrics.keys import QUANTIZE_OPTIONS, TARGET_RUNTIMES
 from backend.models.registry import PRESETS, UnknownModelError, get_model_spec, model_ids
 from backend.options import ConfigError, Option, add_arguments, values_from_args
 
@@ -112,7 +112,24 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("quantize", "string", default="none", choices=QUANTIZE_OPTIONS, group="measurement", label="Quantize",
            help="dynamic_int8: the exported student quantized by ONNX Runtime's quantize_dynamic and measured "
            "(size, accuracy, latency) as a third column, student_int8"),
+    Option("target_latency_ms", "number", nullable=True, exclusive_minimum=0, maximum=60_000, group="target",
+           label="Target latency (ms)",
+           help="ask for a latency instead of a structural ratio: before any training the least structural ratio "
+           "whose student's median latency (target_runtime, target_batch_size) is at most this is searched and "
+           "trained; null: off. Not with target_speedup or structural_ratio"),
+    Option("target_speedup", "number", nullable=True, exclusive_minimum=1, maximum=10_000, group="target",
+           label="Target speedup",
+           help="ask for a speedup over the teacher instead of a structural ratio: the least structural ratio whose "
+           "student runs at least this many times faster than the teacher (medians of the same rounds) is "
+           "searched and trained; null: off. Not with target_latency_ms or structural_ratio"),
+    Option("target_runtime", "string", default="onnxruntime", choices=TARGET_RUNTIMES, group="target",
+           label="Target runtime",
+           help="where a latency target is measured: onnxruntime (exported to ONNX, CPU) or pytorch (eager, on the "
+           "job's device)"),
+    Option("target_batch_size", "integer", default=1, minimum=1, maximum=256, group="target",
+           label="Target batch size", help="the batch size a latency target is measured at"),
 )  # fmt: skip
+TARGET_OPTIONS = ("target_latency_ms", "target_speedup")
 
 _EXTRA: list[Option] = []  # options registered at run time (register_option)
 
@@ -125,6 +142,7 @@ OPTION_GROUPS = {
     "teacher": {"title": "Teacher", "open": False},
     "training": {"title": "Training", "open": False},
     "measurement": {"title": "Measurement and deployment", "open": False},
+    "target": {"title": "Latency target", "open": False},
 }
 
 
@@ -250,9 +268,26 @@ class JobConfig:
             )
         if self.teacher_upload_id is not None and not self.teacher_upload_id.startswith(UPLOAD_PREFIX):
             raise ConfigError("teacher_upload_id", "teacher_upload_id must be an upload_id from POST /upload.")
+        self._check_target()
         if self.augment and spec.family != "vision":
             raise ConfigError("augment", "augment (random resized crop + flip) applies to vision models only.")
         self._check_device()
+
+    def _check_target(self) -> None:
+        """A latency target is one of two, and it replaces the structural ratio (which it searches)."""
+        if self.target_latency_ms is not None and self.target_speedup is not None:
+            raise ConfigError("target_speedup", "give target_latency_ms or target_speedup, not both.")
+        if self.latency_target is not None and self.structural_ratio is not None:
+            raise ConfigError(
+                "structural_ratio",
+                "a latency target searches the structural ratio; leave structural_ratio null or drop the target.",
+            )
+
+    @property
+    def latency_target(self) -> dict[str, float] | None:
+        """{option: value} of the latency target asked for, or None."""
+        asked = {name: getattr(self, name) for name in TARGET_OPTIONS if getattr(self, name) is not None}
+        return asked or None
 
     def _check_device(self) -> None:
         """The device exists on this machine and can run the precision (400 naming what exists otherwise)."""

@@ -31,7 +31,7 @@ from backend.data import datasets as ds
 from backend.data import public
 from backend.data.builtin import load_builtin
 from backend.data.uploads import DATASET_KINDS, extract_model_zip, resolve_upload
-from backend.jobconfig import CONTROL_ARMS, JobConfig
+from backend.jobconfig import CONTROL_ARMS, JobConfig, job_options
 from backend.kd import loop
 from backend.kd.callbacks import OPTIONAL_PHASES, PHASES, CallbackList, Callbacks
 from backend.metrics.compression import count_parameters, sparsity
@@ -39,6 +39,14 @@ from backend.metrics.deployment import measure_deployment
 from backend.metrics.effectiveness import classification_metrics, paired_differences
 from backend.metrics.efficiency import measure_latency, model_size
 from backend.metrics.inference_memory import BATCH_SIZES, measure_inference_memory, pickle_globals
+from backend.metrics.latency_target import (
+    CandidateTimer,
+    LatencyTargetUnreachable,
+    RuntimeTimer,
+    describe_target,
+    meets,
+    search_amount,
+)
 from backend.metrics.measure import measure_pair
 from backend.metrics.report import build_report
 from backend.metrics.stats import paired_accuracy_difference
@@ -101,6 +109,7 @@ class JobState:
     student_template: nn.Module | None = None  # the structural student as built, before any training
     student_init: dict | None = None  # its initial weights: the control arms start from them
     controls: dict = field(default_factory=dict)  # arm -> its trained model and record
+    latency_target: dict = field(default_factory=dict)  # the search for a latency target, when one was asked
 
 
 def resolved_hyperparameters(config: JobConfig, spec: ModelSpec) -> dict:
@@ -175,6 +184,11 @@ def run_job(
     with phase(state, cb, "data") as info:
         load_data(state, Path(upload_dir), Path(cache_dir))
         info.update(dataset=state.raw.name, **state.splits.sizes())
+    if config.latency_target:
+        with phase(state, cb, "latency_target") as info:
+            search_latency_target(state, cb, Path(upload_dir))
+            info.update({k: state.latency_target[k] for k in ("chosen", "met", "stopped")})
+        seed_everything(config.seed)  # from here on, the same job as one asking for the chosen ratio
     with phase(state, cb, "teacher") as info:
         obtain_teacher(state, cb, Path(cache_dir), Path(upload_dir))
         info.update(source=state.teacher_source)
@@ -238,6 +252,101 @@ def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
         )
         state.raw.images = None  # the splits hold their own (source-size) copies
         state.adapter = _adapter(state)
+
+
+def search_latency_target(state: JobState, cb: CallbackList, upload_dir: Path) -> None:
+    """The least structural ratio whose student meets the job's latency target (backend.metrics.latency_target),
+    searched before any training; it replaces the job's structural ratio. LatencyTargetUnreachable (the job fails
+    at once) when even the most compressed candidate misses it.
+
+    The candidates are structural students of an untrained build of the teacher's architecture: dense latency
+    does not depend on the weights' values, so the search need not wait for the teacher to be trained."""
+    config = state.config
+    teacher, adapter, inputs = _architecture_only(state, upload_dir)
+    device = state.device if config.target_runtime == "pytorch" else torch.device("cpu")
+    if device.type == "cpu":
+        adapter = copy.copy(adapter)
+        adapter.amp = contextlib.nullcontext  # ONNX Runtime and the CPU run fp32
+    teacher, inputs = teacher.to(device).eval(), inputs.to(device)
+    example = inputs.head(1)["pixel_values"] if state.spec.family == "vision" else None
+    work = Path(tempfile.mkdtemp(prefix="kd-latency-target-"))
+    try:
+        timer = RuntimeTimer(
+            config.target_runtime,
+            state.spec.id,
+            adapter,
+            inputs.head,
+            batch_size=config.target_batch_size,
+            runs=config.latency_runs,
+            work_dir=work,
+        )
+        measure = CandidateTimer(
+            timer, teacher, lambda ratio: make_student(state.spec, teacher, ratio, example)[0], inputs.head(1)
+        )
+
+        def measured(amount: float) -> tuple:
+            student_ms, teacher_ms, details = measure(amount)
+            cb.on_metrics(
+                "latency_target",
+                {"phase": "latency_target", "candidate": measure.count, "structural_ratio": amount, **details},
+            )
+            return student_ms, teacher_ms, details
+
+        result = search_amount(
+            measured,
+            target_latency_ms=config.target_latency_ms,
+            target_speedup=config.target_speedup,
+            high=_option_maximum("structural_ratio"),
+            check_stop=cb.check_stop,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    state.latency_target = {
+        **result,
+        "asked": {**config.latency_target, "runtime": config.target_runtime, "batch_size": config.target_batch_size},
+        "amount": "structural_ratio",
+        "conditions": {**timer.conditions(), "device": str(device)},
+        "teacher_flops_per_sample": measure.teacher_flops,
+        "teacher_parameters": measure.teacher_parameters,
+    }
+    if not result["met"]:
+        fastest = result["fastest"]
+        raise LatencyTargetUnreachable(
+            f"no student within the limits meets {describe_target(config.target_latency_ms, config.target_speedup)} "
+            f"in {config.target_runtime} at batch size {config.target_batch_size}: the fastest candidate "
+            f"(structural_ratio {fastest['amount']:g}, the most compressed) measured {fastest['student_ms']:.3f} ms, "
+            f"{fastest['speedup']:.2f}x the teacher's speed; ask for less."
+        )
+    state.hp["structural_ratio"] = result["chosen"]
+
+
+def _option_maximum(name: str) -> float:
+    """The upper limit of a numeric job option (the search stays within what a request could ask for)."""
+    return float(next(o.maximum for o in job_options() if o.name == name))
+
+
+def _architecture_only(state: JobState, upload_dir: Path) -> tuple[nn.Module, Any, ds.TensorSet]:
+    """The teacher's architecture, untrained (an uploaded teacher as uploaded), its adapter, and inputs to time."""
+    config, spec = state.config, state.spec
+    train_texts = [state.raw.texts[i] for i in state.splits.train] if spec.family == "text" else None
+    if config.teacher_upload_id:
+        model, tok, _source, _epochs = _uploaded_teacher(state, upload_dir, state.raw.class_names)
+    else:
+        model, tok = teachers.build_fresh(
+            spec,
+            preset=config.preset,
+            class_names=state.raw.class_names,
+            train_texts=train_texts,
+            pretrained=False,
+            seed=config.seed,
+        )
+    if spec.family == "vision":
+        return model, state.adapter, state.train
+    idx = state.splits.train[:64]
+    max_length = adapters.fitted_length(tok, train_texts, text_models.MAX_LENGTH[config.preset])
+    words = state.raw.class_names if spec.labels_as_words else None
+    inputs = adapters.text_tensors(tok, [state.raw.texts[i] for i in idx], state.raw.labels[idx], max_length, words)
+    return model, _adapter(state, tok), inputs
 
 
 def _adapter(state: JobState, tokenizer=None):
@@ -759,6 +868,9 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
         measurements["latency_cpu"] = _cpu_latency(state)
     cb.check_stop()
     measurements["deployment"] = _deployment(state, measurements)
+    if state.latency_target:
+        cb.check_stop()
+        measurements["latency_target"] = _achieved(state)
     cb.check_stop()
     final = measurements["student"]["effectiveness"]["accuracy"]
     state.stages.append({"stage": "final", "val_accuracy": state.stages[-1]["val_accuracy"], "test_accuracy": final})
@@ -852,6 +964,38 @@ def _cpu_latency(state: JobState) -> dict:
     return latency
 
 
+def _achieved(state: JobState) -> dict:
+    """The trained teacher and student timed as the candidates were (same runtime, batch size, rounds), and
+    whether the student met the target."""
+    config = state.config
+    teacher, student, adapter, test = (
+        (state.teacher, state.student, state.adapter, state.test)
+        if config.target_runtime == "pytorch"
+        else _on_cpu(state)
+    )
+    work = Path(tempfile.mkdtemp(prefix="kd-latency-achieved-"))
+    try:
+        timer = RuntimeTimer(
+            config.target_runtime,
+            state.spec.id,
+            adapter,
+            test.head,
+            batch_size=config.target_batch_size,
+            runs=config.latency_runs,
+            work_dir=work,
+        )
+        timing = timer.time(timer.load("teacher", teacher), timer.load("student", student))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    met = meets(
+        timing["student_ms"],
+        timing["teacher_ms"],
+        target_latency_ms=config.target_latency_ms,
+        target_speedup=config.target_speedup,
+    )
+    return {**timing, "met": met, "structural_ratio": state.hp["structural_ratio"]}
+
+
 def _deployment(state: JobState, measurements: dict) -> dict:
     """Teacher, student (and int8 student) in ONNX Runtime on the CPU; on a failure, null figures with the reason."""
     pytorch_accuracy = {name: measurements[name]["effectiveness"]["accuracy"] for name in ("teacher", "student")}
@@ -924,7 +1068,12 @@ def _config_with_reasons(state: JobState) -> dict:
     for key, value in list(out.items()):
         if value is not None:
             continue
-        if key in ("device", "precision"):
+        if key == "structural_ratio" and state.latency_target:
+            why = (
+                "not set in the request: searched for the latency target; the chosen ratio "
+                f"({state.hp['structural_ratio']}) was used (resolved.structural_ratio, latency_target.chosen)"
+            )
+        elif key in ("device", "precision"):
             why = f"not set in the request: resolved for this machine (resolved.{key}: 'auto' picks CUDA when present)"
         elif key in state.hp:
             why = f"not set in the request: the {state.config.preset} preset's default (resolved.{key}) was used"
@@ -991,4 +1140,5 @@ def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -
             + (" (decoder positions, teacher-forced)" if state.spec.labels_as_words else ""),
         },
         "measurements": measurements,
+        "latency_target": state.latency_target,
     }

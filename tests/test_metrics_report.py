@@ -246,7 +246,10 @@ def nulls_without_reason(obj, path="report") -> list[str]:
 
 def test_sections_strict_json_and_reasons():
     report = realistic_report()
-    assert set(report) == {*SECTIONS, "metadata"} and len(SECTIONS) == 6
+    assert set(report) == {*SECTIONS, "metadata"} and len(SECTIONS) == 7
+    # no latency target asked: the section is there, its fields null with the reason
+    assert report["latency_target"]["asked"] is None and "no latency target" in report["latency_target"]["asked_reason"]
+    assert report["latency_target"]["met"] is None and report["latency_target"]["candidates"] == []
     text = report_to_json(report)
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == report  # already sanitised: the JSON round trip changes nothing

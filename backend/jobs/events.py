@@ -14,8 +14,17 @@ from backend.metrics.jsonsafe import jsonable
 __all__ = ["PHASES", "Emit", "JobRelay", "jsonable"]
 
 # Rough share of a job's time per phase, for an overall percentage (an estimate, and named so).
-# The optional controls phase weighs nothing: a job without it must still reach 100% (an estimate, and named so).
-_PHASE_WEIGHT = {"data": 5, "teacher": 30, "student": 5, "distill": 25, "prune": 25, "controls": 0, "evaluate": 10}
+# The optional phases (latency_target, controls) weigh nothing: a job without it must still reach 100% (an estimate, and named so).
+_PHASE_WEIGHT = {
+    "data": 5,
+    "latency_target": 0,
+    "teacher": 30,
+    "student": 5,
+    "distill": 25,
+    "prune": 25,
+    "controls": 0,
+    "evaluate": 10,
+}
 
 Emit = Callable[..., None]  # emit(event, payload, room=None)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 # A job's phases, in order: the pipeline runs them, the relay weights progress by them, the report times them.
-PHASES = ("data", "teacher", "student", "distill", "prune", "controls", "evaluate")
-OPTIONAL_PHASES = ("controls",)  # run only when the job asks for them (option `controls`)
+PHASES = ("data", "latency_target", "teacher", "student", "distill", "prune", "controls", "evaluate")
+# run only when the job asks for them: a latency target (target_latency_ms / target_speedup), controls (`controls`)
+OPTIONAL_PHASES = ("latency_target", "controls")
 # What each phase (and the statuses around them) means to a person: the dashboard and the CLI show these.
 PHASE_LABELS = {
     "queued": "Waiting in the queue",
     "starting": "Starting",
     "data": "Loading the data",
+    "latency_target": "Searching the compression that meets the latency target",
     "teacher": "Training the teacher",
     "student": "Building the smaller student",
     "distill": "Distilling the teacher into the student",

@@ -13,6 +13,7 @@ SECTIONS = (
     "pruning_analysis",
     "efficiency_improvements",
     "learning_outcomes",
+    "latency_target",
 )
 # The effectiveness metrics measured on the test split, teacher and student alike.
 EFFECTIVENESS_KEYS = (
@@ -28,3 +29,5 @@ EFFECTIVENESS_KEYS = (
 LOSS_TERMS = ("epoch", "step", "loss", "kd_loss", "ce_loss", "lr", "pruning_step")
 # The quantized students a job can ask for: dynamic_int8 is ONNX Runtime's quantize_dynamic of the exported student.
 QUANTIZE_OPTIONS = ("none", "dynamic_int8")
+# The runtimes a latency target (option target_runtime) is measured in.
+TARGET_RUNTIMES = ("onnxruntime", "pytorch")

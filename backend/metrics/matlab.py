@@ -205,6 +205,65 @@ def _runtimes(report: dict, missing: dict) -> dict:
     return out
 
 
+_CANDIDATE_COLUMNS = (
+    "amount",
+    "flops_per_sample",
+    "parameters",
+    "latency_ms",
+    "latency_p95_ms",
+    "teacher_latency_ms",
+    "speedup",
+    "measure_s",
+)
+
+
+def _ends(values: Any, stem: str) -> dict:
+    """{stem_low: a, stem_high: b} from an interval [a, b]; {} when there is none."""
+    if not isinstance(values, list) or len(values) != 2 or any(_number(v) is None for v in values):
+        return {}
+    return {f"{stem}_low": values[0], f"{stem}_high": values[1]}
+
+
+def _latency_target(report: dict, missing: dict) -> dict | None:
+    """The latency target: what was asked, the candidates as parallel arrays, the chosen amount, what the trained
+    student achieved and whether it met the target (1/0); None (listed in `missing`) when none was asked."""
+    section = report.get("latency_target") or {}
+    if not section.get("asked"):
+        missing["latency_target"] = section.get("asked_reason") or "no latency target in this report"
+        return None
+    asked = section["asked"]
+    rows = section["candidates"]
+    candidates = _series_struct(
+        {c: [row.get(c) for row in rows] for c in _CANDIDATE_COLUMNS}, "latency_target_candidates", missing
+    )
+    candidates["meets_target"] = [int(bool(row["meets_target"])) for row in rows]
+    for key, stem in (("latency_ms_ci", "latency_ms_ci"), ("speedup_ci", "speedup_ci")):
+        pairs = [_ends(row.get(key), stem) for row in rows]
+        if all(pairs):
+            candidates[f"{stem}_low"] = [p[f"{stem}_low"] for p in pairs]
+            candidates[f"{stem}_high"] = [p[f"{stem}_high"] for p in pairs]
+    out: dict[str, Any] = {
+        "runtime": asked["runtime"],
+        "batch_size": asked["batch_size"],
+        "amount_name": section["amount"],
+        **{k: asked[k] for k in ("target_latency_ms", "target_speedup") if _number(asked.get(k)) is not None},
+        "candidates": candidates,
+        "chosen": section["chosen"],
+    }
+    achieved = section.get("achieved")
+    if achieved:
+        for key in ("latency_ms", "teacher_latency_ms", "speedup"):
+            if _number(achieved.get(key)) is not None:
+                out[f"achieved_{key}"] = achieved[key]
+        out.update(_ends(achieved.get("latency_ms_ci"), "achieved_latency_ms_ci"))
+        out.update(_ends(achieved.get("speedup_ci"), "achieved_speedup_ci"))
+    else:
+        missing["latency_target_achieved"] = section.get("achieved_reason") or "not measured"
+    if isinstance(section.get("met"), bool):
+        out["met"] = int(section["met"])
+    return out
+
+
 def _pairs(report: dict, missing: dict) -> dict[str, dict]:
     """Each group's numeric [teacher, student] pairs; unknown ones recorded in `missing`."""
     groups: dict[str, dict] = {g: {} for g in GROUPS}
@@ -341,6 +400,9 @@ def matlab_data(report: dict) -> dict:
         missing["controls"] = report["knowledge_distillation_analysis"].get("controls_reason", "no control arms")
     else:
         data["controls"] = controls
+    latency_target = _latency_target(report, missing)
+    if latency_target is not None:
+        data["latency_target"] = latency_target
     data["missing"] = missing
     data["notes"] = {
         "pairs": "effectiveness, efficiency, compression and complexity fields are [teacher, student]",
@@ -352,6 +414,8 @@ def matlab_data(report: dict) -> dict:
         "runtimes": "latency by runtime: runtimes.pytorch fields are [teacher, student]; runtimes.onnxruntime "
         "fields follow runtimes.onnxruntime.labels ([teacher, student] or [teacher, student, "
         "student_int8] when quantize is dynamic_int8)",
+        "latency_target": "latency_target.candidates fields are parallel arrays, one entry per candidate in the "
+        "order measured; met and meets_target are 1 (true) or 0 (false)",
     }
     return data
 

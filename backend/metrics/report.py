@@ -523,6 +523,91 @@ def _learning_outcomes(ctx: dict) -> dict:
     }
 
 
+# ---- latency_target --------------------------------------------------------------------------------------
+
+NO_TARGET = "no latency target was asked for (options target_latency_ms or target_speedup)"
+
+
+def _candidate_row(row: dict, teacher_flops: float | None) -> dict:
+    """One candidate: its amount, FLOPs, parameters and the latencies measured in the same rounds as the teacher."""
+    return {
+        "amount": row["amount"],
+        "flops_per_sample": row.get("flops_per_sample"),
+        "flops_ratio": ratio(teacher_flops, row.get("flops_per_sample")),
+        "parameters": row.get("parameters"),
+        "latency_ms": row["student_ms"],
+        "latency_ms_ci": row.get("student_ms_ci"),
+        "latency_p95_ms": row.get("student_p95_ms"),
+        "teacher_latency_ms": row["teacher_ms"],
+        "teacher_latency_ms_ci": row.get("teacher_ms_ci"),
+        "speedup": row["speedup"],
+        "speedup_ci": row.get("speedup_ci"),
+        "meets_target": row["meets_target"],
+        "measure_s": row.get("measure_s"),
+    }
+
+
+def _latency_target(ctx: dict) -> dict:
+    """What was asked, every candidate measured (untrained), the amount chosen, what the trained student achieved
+    in the same runtime at the same batch size, and whether it met the target."""
+    search = ctx.get("latency_target") or {}
+    if not search:
+        out: dict[str, Any] = {"candidates": []}
+        for key in ("asked", "chosen", "achieved", "met"):
+            _set(out, key, None, NO_TARGET)
+        return out
+    achieved = ctx["measurements"].get("latency_target") or {}
+    asked = search["asked"]
+    out = {
+        "asked": asked,
+        "amount": search["amount"],
+        "candidates": [_candidate_row(row, search.get("teacher_flops_per_sample")) for row in search["candidates"]],
+        "chosen": search["chosen"],
+        "chosen_note": f"the least {search['amount']} measured to meet the target; it replaced the job's "
+        f"{search['amount']} (metadata.config.resolved.{search['amount']})",
+    }
+    _set(
+        out,
+        "achieved",
+        {
+            "latency_ms": achieved["student_ms"],
+            "latency_ms_ci": achieved["student_ms_ci"],
+            "latency_p95_ms": achieved["student_p95_ms"],
+            "teacher_latency_ms": achieved["teacher_ms"],
+            "teacher_latency_ms_ci": achieved["teacher_ms_ci"],
+            "speedup": achieved["speedup"],
+            "speedup_ci": achieved["speedup_ci"],
+            "runtime": asked["runtime"],
+            "batch_size": asked["batch_size"],
+        }
+        if achieved
+        else None,
+        "the trained student was not timed",
+    )
+    _set(out, "met", achieved.get("met"), "the trained student was not timed")
+    out["met_note"] = (
+        "met: the trained student's median latency (or the teacher's median over the student's, timed in the same "
+        "rounds) meets what was asked; timings are noisy, so a target near the achieved figure may flip between runs "
+        "(see the intervals)"
+    )
+    out["search"] = {
+        "stopped": search["stopped"],
+        "fastest": search["fastest"],
+        "non_monotone": search["non_monotone"],
+        "non_monotone_note": "pairs of candidates where the larger amount measured slower: timing noise",
+        "grid": search["grid"],
+        "teacher_flops_per_sample": search.get("teacher_flops_per_sample"),
+        "teacher_parameters": search.get("teacher_parameters"),
+    }
+    out["conditions"] = search["conditions"]
+    out["note"] = (
+        "candidates are structural students of an untrained build of the teacher's architecture, timed before any "
+        "training: dense latency does not depend on the weights' values; achieved is the trained student, timed "
+        "the same way against the trained teacher"
+    )
+    return out
+
+
 # ---- metadata and assembly -------------------------------------------------------------------------------
 
 
@@ -559,7 +644,7 @@ def _metadata(ctx: dict) -> dict:
 
 
 def build_report(ctx: dict) -> dict:
-    """The report: the six sections plus metadata, strict-JSON-safe, every null beside a reason."""
+    """The report: the sections (keys.SECTIONS) plus metadata, strict-JSON-safe, every null beside a reason."""
     report = {
         "student_model_performance": _student_performance(ctx),
         "teacher_vs_student_comparison": _comparison(ctx),
@@ -567,6 +652,7 @@ def build_report(ctx: dict) -> dict:
         "pruning_analysis": _pruning_analysis(ctx),
         "efficiency_improvements": _efficiency(ctx),
         "learning_outcomes": _learning_outcomes(ctx),
+        "latency_target": _latency_target(ctx),
         "metadata": _metadata(ctx),
     }
     report["teacher_vs_student_comparison"]["table"] = _table(report)

@@ -184,3 +184,33 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
     std = float(x.std(ddof=1))
     half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
     return {"n": n, "mean": mean, "std": std, "ci": [mean - half, mean + half]}
+
+
+def paired_medians(a: Sequence[float], b: Sequence[float], **kwargs) -> dict:
+    """Medians of two series timed in the same rounds (a_i and b_i in round i), each with its interval, and
+    median(a) / median(b) with a percentile-bootstrap interval that resamples whole rounds, so the drift of the
+    machine, which a round's two timings share, stays paired."""
+    resamples = kwargs.get("resamples", BOOTSTRAP_RESAMPLES)
+    seed, confidence = kwargs.get("seed", BOOTSTRAP_SEED), kwargs.get("confidence", CONFIDENCE)
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size == 0 or x.size != y.size:
+        raise ValueError(f"paired_medians needs two non-empty series of one length, got {x.size} and {y.size}")
+    idx = _resample_indices(x.size, resamples, seed)
+    med_x, med_y = np.median(x[idx], axis=1), np.median(y[idx], axis=1)
+    tail = (1 - confidence) / 2 * 100
+
+    def interval(values: np.ndarray) -> list[float]:
+        return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+
+    positive = med_y > 0
+    return {
+        "median_a": float(np.median(x)),
+        "median_b": float(np.median(y)),
+        "median_a_ci": interval(med_x),
+        "median_b_ci": interval(med_y),
+        "ratio": float(np.median(x) / np.median(y)) if np.median(y) > 0 else None,
+        "ratio_ci": interval(med_x[positive] / med_y[positive]) if positive.any() else None,
+        "rounds": int(x.size),
+        "method": f"percentile bootstrap of the medians, {resamples} resamples of the paired rounds (seed {seed}), "
+        f"{confidence:.0%}",
+    }

@@ -171,6 +171,25 @@ def _pruning(ctx: dict) -> str:
     )
 
 
+def _latency_target(ctx: dict) -> str:
+    search, achieved = ctx.get("latency_target") or {}, ctx["measurements"].get("latency_target")
+    if not search or not achieved:
+        return ""
+    asked = search["asked"]
+    what = (
+        f"a median latency of at most {asked['target_latency_ms']:g} ms"
+        if asked.get("target_latency_ms") is not None
+        else f"a {asked['target_speedup']:g}x speedup"
+    )
+    low, high = achieved["speedup_ci"]
+    return (
+        f"Asked for {what} in {asked['runtime']} at batch size {asked['batch_size']}, the search timed "
+        f"{len(search['candidates'])} untrained candidates and chose {search['amount']} {search['chosen']:g}; the "
+        f"trained student ran in {achieved['student_ms']:.3g} ms, {achieved['speedup']:.2f}x the teacher's speed "
+        f"(95% CI {low:.2f} to {high:.2f}): the target was {'met' if achieved['met'] else 'not met'}."
+    )
+
+
 SENTENCES: tuple[Callable[[dict], str], ...] = (
     _accuracy,
     _parameters,
@@ -181,6 +200,7 @@ SENTENCES: tuple[Callable[[dict], str], ...] = (
     _controls,
     _agreement,
     _pruning,
+    _latency_target,
 )
 
 

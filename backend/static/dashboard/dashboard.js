@@ -900,6 +900,7 @@ function renderResults(jobId, report) {
   renderHistory(report);
   renderStages(report);
   renderControls(jobId, report);
+  renderLatencyTarget(report);
   renderPlots(jobId);
   $('results').dataset.jobId = jobId;
 }
@@ -1250,6 +1251,40 @@ function renderControls(jobId, report) {
     controls.note ? el('p', { class: 'hint note', text: controls.note }) : null,
     plotKinds().includes('controls') ? el('img', { id: 'controls-plot', class: 'plot', alt: 'control arms plot' }) : null);
   if ($('controls-plot')) showPlot($('controls-plot'), jobId, 'controls');
+}
+
+/** The latency target: what was asked, each candidate timed, the ratio chosen and what the trained student achieved. */
+function renderLatencyTarget(report) {
+  const lt = report.latency_target || {};
+  const box = $('latency-target-panel');
+  box.dataset.target = lt.asked ? 'present' : 'absent';
+  if (!lt.asked) {
+    box.replaceChildren(el('p', { class: 'hint' },
+      el('strong', { text: 'Latency target: ' }), lt.asked_reason || 'none in this report.'));
+    return;
+  }
+  const asked = lt.asked;
+  const what = isNum(asked.target_latency_ms) ? `at most ${fmtUnit(asked.target_latency_ms, 'ms')}`
+    : `at least ${fmtNumber(asked.target_speedup)}x faster than the teacher`;
+  const speed = (v, ci) => (isNum(v) ? `${fmtNumber(v, 2)}x ${ciText(ci, 'x')}` : '—');
+  const row = (r) => el('tr', { class: r.amount === lt.chosen ? 'chosen' : '' },
+    el('td', { class: 'num', text: fmtNumber(r.amount, 3) }),
+    el('td', { class: 'num', text: fmtUnit(r.flops_per_sample, 'FLOPs') }),
+    el('td', { class: 'num', text: fmtUnit(r.parameters, 'count') }),
+    el('td', { class: 'num', text: `${fmtUnit(r.latency_ms, 'ms')} ${ciText(r.latency_ms_ci, 'ms')}` }),
+    el('td', { class: 'num', text: speed(r.speedup, r.speedup_ci) }),
+    el('td', { text: r.meets_target ? 'yes' : 'no' }));
+  const a = lt.achieved || {};
+  box.replaceChildren(
+    el('h3', { text: 'Latency target' }),
+    el('p', { text: `Asked: ${what} in ${asked.runtime}, batch size ${asked.batch_size}. Chosen ${lt.amount}: ` +
+      `${fmtNumber(lt.chosen, 3)}. Trained student: ${fmtUnit(a.latency_ms, 'ms')}, ${speed(a.speedup, a.speedup_ci)}` +
+      ` — ${lt.met ? 'met' : 'not met'}.` }),
+    el('div', { class: 'table-wrap' }, el('table', { id: 'latency-target-table' },
+      el('thead', {}, el('tr', {}, ...[lt.amount, 'FLOPs / sample', 'parameters', 'median latency [95%]',
+        'speedup [95%]', 'meets'].map((h) => el('th', { text: h })))),
+      el('tbody', {}, (lt.candidates || []).map(row)))),
+    lt.note ? el('p', { class: 'hint note', text: lt.note }) : null);
 }
 
 /** The plot kinds a job draws: GET /models concepts.plot_kinds. */

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ import pytest
 from backend.jobconfig import ConfigError, JobConfig
 from backend.metrics.deployment import _block
 from backend.metrics.matlab import matlab_data, matlab_problems, metrics_csv
+from backend.models.onnx_export import OrtModel
 from tests.engine_helpers import tiny_job
 
 
@@ -160,3 +162,11 @@ def test_bundle_onnx_runs_with_onnxruntime_alone(t5_int8_job, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("ok")
+    # the snippet's cached loop answers as the job's own ONNX Runtime loop on the same files
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    tokens = ("decoder_start_token_id", "eos_token_id", "pad_token_id")
+    files = {"encoder": "model_encoder.onnx", "decoder": "model_decoder.onnx"}
+    exported = {"kind": "encoder_decoder", "files": files, "generation": {k: config[k] for k in tokens}}
+    steps = int(re.search(r"for _ in range\((\d+)\)", snippet).group(1))
+    ours = OrtModel.load(tmp_path / "onnx" / "student", exported, 1).generate(ids, (ids != 0).astype(np.int64), steps)
+    assert json.loads(done.stdout.split(" ", 1)[1]) == ours.tolist()

@@ -7,7 +7,7 @@ label word can need. Before timing, both runtimes must generate the same token i
 two do the same work. Each run times PyTorch and ONNX Runtime back to back (order flipped every run, after
 warm-up), so a run's two timings share the machine's load: the ratio per run (PyTorch / ONNX Runtime) is paired,
 and the report gives the ratio of medians and the geometric mean of the per-run ratios with a Student-t 95%
-interval on their logarithms. Writes benchmarks/t5_cache_results.json.
+interval on their logarithms. Writes benchmarks/t5_cache_results.json (one entry per thread count, `--threads`).
 """
 
 from __future__ import annotations
@@ -129,7 +129,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.t5_cache")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads (default torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     started_at, load = time.strftime("%Y-%m-%d %H:%M:%S %Z"), os.getloadavg()[0]
     result = measure(args.runs, (1, 32), args.seed)
     result |= {
@@ -139,8 +142,10 @@ def main() -> None:
         "onnxruntime": onnxruntime.__version__,
         "environment": environment_info(),
     }
-    path = ROOT / "benchmarks" / "t5_cache_results.json"
-    path.write_text(json.dumps(result, indent=2, default=str))
+    path = ROOT / "benchmarks" / "t5_cache_results.json"  # one entry per thread count, the latest run of each
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    saved[f"threads_{torch.get_num_threads()}"] = result
+    path.write_text(json.dumps(saved, indent=2, default=str))
     print(json.dumps(result["latency"], indent=2))
 
 

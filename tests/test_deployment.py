@@ -126,6 +126,12 @@ def test_t5_int8_job_reports_both_runtimes_and_three_columns(t5_int8_job):
     assert float(rows["onnxruntime.model_size_mb"][4]) == pytest.approx(sizes["student_int8"])
     saved = json.loads((t5_int8_job.out_dir / "report.json").read_text())
     assert saved["efficiency_improvements"]["runtimes"]["onnxruntime"]["quantize"] == "dynamic_int8"
+    # the memory probe's fresh process ran the cached ONNX Runtime loop too (no reason in place of figures)
+    memory = report["efficiency_improvements"].get("inference_memory")
+    assert memory is not None, report["efficiency_improvements"].get("inference_memory_reason")
+    for bs in (1, 32):
+        row = memory["onnxruntime"]["student"][f"batch_{bs}"]
+        assert "error" not in row and row["peak_rss_mb"] > 0, row
 
 
 @pytest.mark.slow

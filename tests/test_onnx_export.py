@@ -28,7 +28,7 @@ def _tiny_distilbert() -> torch.nn.Module:
     return DistilBertForSequenceClassification(config).eval()
 
 
-def _tiny_t5(decoder_layers: int = 1) -> torch.nn.Module:
+def _tiny_t5(decoder_layers: int = 1, tie: bool = False) -> torch.nn.Module:
     """Deep encoder, shallow decoder (2 + 1), weights wide enough (std 0.5) that greedy answers vary by input.
 
     EOS is token 22, which this seed generates early on some rows: the loop's pad-after-EOS path is exercised.
@@ -46,7 +46,7 @@ def _tiny_t5(decoder_layers: int = 1) -> torch.nn.Module:
         eos_token_id=22,
         decoder_start_token_id=0,
         feed_forward_proj="relu",
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie,  # tied: one weight for embeddings and LM head, as the quick preset builds T5
         dropout_rate=0.0,
     )
     model = T5ForConditionalGeneration(config).eval()
@@ -105,10 +105,10 @@ def test_bert_round_trip(tmp_path):
     np.testing.assert_allclose(OrtModel.load(tmp_path, exported, 1).logits(batch), expected, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("decoder_layers,steps", [(1, 4), (2, 8)])
-def test_t5_generation_with_past_matches_generate(tmp_path, decoder_layers, steps):
+@pytest.mark.parametrize("decoder_layers,steps,tie", [(1, 4, False), (2, 8, False), (1, 6, True)])
+def test_t5_generation_with_past_matches_generate(tmp_path, decoder_layers, steps, tie):
     """The cached greedy loop in ONNX Runtime gives generate's token ids, past lengths 0 to steps - 1."""
-    model = _tiny_t5(decoder_layers=decoder_layers)
+    model = _tiny_t5(decoder_layers=decoder_layers, tie=tie)
     exported = export_onnx("t5-small", model, _text_batch(2, 10, 40), tmp_path)
     assert set(exported["files"]) == {"encoder", "decoder"} and exported["generation"]["past_key_values"] is True
     torch.manual_seed(1)

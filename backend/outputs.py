@@ -75,11 +75,18 @@ ORT_TEXT2TEXT = (
     + """  encoder = ort.InferenceSession("onnx/student/model_encoder.onnx", options, providers=["CPUExecutionProvider"])
   decoder = ort.InferenceSession("onnx/student/model_decoder.onnx", options, providers=["CPUExecutionProvider"])
   # input_ids / attention_mask: int64 [batch, {max_length}] from model/'s tokenizer
-  hidden = encoder.run(None, {{"input_ids": input_ids, "attention_mask": attention_mask}})[0]
+  names = [o.name for o in encoder.get_outputs()]     # encoder_hidden_states, then per decoder layer
+  encoded = encoder.run(None, {{"input_ids": input_ids, "attention_mask": attention_mask}})
+  feed = {{n: v for n, v in zip(names, encoded) if n.startswith("past_")}}   # its cross-attention keys/values
+  for arg in decoder.get_inputs():                      # self-attention past [batch, heads, 0, d_kv] at first
+      if ".decoder." in arg.name:
+          feed[arg.name] = np.zeros((len(input_ids), arg.shape[1], 0, arg.shape[3]), dtype=np.float32)
+  present = [o.name for o in decoder.get_outputs()][1:]
   out = np.full((len(input_ids), 1), {start}, dtype=np.int64)   # decoder start token
-  for _ in range({steps}):                                       # greedy: the decoder re-reads the prefix
-      logits = decoder.run(None, {{"decoder_input_ids": out, "encoder_hidden_states": hidden,
-                                   "attention_mask": attention_mask}})[0]
+  for _ in range({steps}):                                       # greedy, one new token a step
+      logits, *kv = decoder.run(None, {{**feed, "decoder_input_ids": out[:, -1:],
+                                        "attention_mask": attention_mask}})
+      feed.update({{n.replace("present.", "past_key_values."): v for n, v in zip(present, kv)}})  # cache grows
       token = logits[:, -1].argmax(-1)
       token[(out == {eos}).any(axis=1)] = {pad}                     # a finished row gets padding
       out = np.concatenate([out, token[:, None]], axis=1)

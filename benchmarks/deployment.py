@@ -183,6 +183,22 @@ def render_latency(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _remeasured(rows: list[dict]) -> list[str]:
+    """A line naming the rows measured later than the table's run (`--latency-only --merge`)."""
+    later = [r for r in rows if "measured_at" in r]
+    if not later:
+        return []
+    return [
+        "",
+        "Re-measured with `--latency-only --merge`: "
+        + "; ".join(
+            f"{r['model']} at {r['measured_at']} (load average {r['load_average_at_start']:.1f} at its start)"
+            for r in later
+        )
+        + ".",
+    ]
+
+
 def _f(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -230,6 +246,7 @@ def render(results: dict, latency: dict | None = None, notes: list[str] | None =
             "step, a trained one stops at EOS), batch 1 and 32, 30 interleaved runs after 5 warm-up runs.",
             "",
             *render_latency(latency["rows"]),
+            *_remeasured(latency["rows"]),
             "",
         ]
     lines += [
@@ -289,6 +306,27 @@ def write_section(section: str) -> None:
     path.write_text(text)
 
 
+def _latency_only_run(models: list[str], merge: bool) -> None:
+    """The latency-only rows of `models`; with `merge`, the saved rows of the other models stay, in their place."""
+    path = ROOT / "benchmarks" / "deployment_latency_results.json"
+    old = json.loads(path.read_text()) if merge and path.exists() else {}
+    started, rows = time.perf_counter(), list(old.get("rows", []))
+    with tempfile.TemporaryDirectory(prefix="bench-lat-") as tmp:
+        for model in models:
+            load, when = os.getloadavg()[0], time.strftime("%Y-%m-%d %H:%M:%S %Z")
+            row = latency_only(model, Path(tmp)) | {"measured_at": when, "load_average_at_start": load}
+            at = [i for i, r in enumerate(rows) if r["model"] == model]
+            if at:
+                rows[at[0]] = row
+            else:
+                rows.append(row)
+            print(model, json.dumps(row["onnxruntime"]["batch_1"]), flush=True)
+            written = old.get("started_at") or time.strftime("%Y-%m-%d %H:%M:%S %Z")  # merged: the table's run
+            path.write_text(
+                json.dumps({"started_at": written, "rows": rows, "total_s": time.perf_counter() - started}, indent=2)
+            )
+
+
 def main() -> None:
     import onnxruntime
 
@@ -303,22 +341,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.latency_only:
-        path = ROOT / "benchmarks" / "deployment_latency_results.json"
-        started, rows = time.perf_counter(), []
-        with tempfile.TemporaryDirectory(prefix="bench-lat-") as tmp:
-            for model in args.models:
-                rows.append(latency_only(model, Path(tmp)))
-                print(model, json.dumps(rows[-1]["onnxruntime"]["batch_1"]), flush=True)
-                path.write_text(
-                    json.dumps(
-                        {
-                            "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                            "rows": rows,
-                            "total_s": time.perf_counter() - started,
-                        },
-                        indent=2,
-                    )
-                )
+        _latency_only_run(args.models, args.merge)
         return
     raw = ROOT / "benchmarks" / "deployment_results.json"
     if args.render_only:
@@ -361,6 +384,7 @@ def main() -> None:
             )
             if set(r["models"]) & {k["model"] for k in kept}
         ]
+        runs = [r | {"models": [m for m in r["models"] if m not in args.models]} for r in runs]  # re-run: not there
     results["rows"] = kept + run(
         args.models, lambda rows: raw.write_text(json.dumps({**results, "rows": kept + rows}, indent=2, default=str))
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ import pytest
 from backend.jobconfig import ConfigError, JobConfig
 from backend.metrics.deployment import _block
 from backend.metrics.matlab import matlab_data, matlab_problems, metrics_csv
+from backend.models.onnx_export import OrtModel
 from tests.engine_helpers import tiny_job
 
 
@@ -124,6 +126,12 @@ def test_t5_int8_job_reports_both_runtimes_and_three_columns(t5_int8_job):
     assert float(rows["onnxruntime.model_size_mb"][4]) == pytest.approx(sizes["student_int8"])
     saved = json.loads((t5_int8_job.out_dir / "report.json").read_text())
     assert saved["efficiency_improvements"]["runtimes"]["onnxruntime"]["quantize"] == "dynamic_int8"
+    # the memory probe's fresh process ran the cached ONNX Runtime loop too (no reason in place of figures)
+    memory = report["efficiency_improvements"].get("inference_memory")
+    assert memory is not None, report["efficiency_improvements"].get("inference_memory_reason")
+    for bs in (1, 32):
+        row = memory["onnxruntime"]["student"][f"batch_{bs}"]
+        assert "error" not in row and row["peak_rss_mb"] > 0, row
 
 
 @pytest.mark.slow
@@ -160,3 +168,11 @@ def test_bundle_onnx_runs_with_onnxruntime_alone(t5_int8_job, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("ok")
+    # the snippet's cached loop answers as the job's own ONNX Runtime loop on the same files
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    tokens = ("decoder_start_token_id", "eos_token_id", "pad_token_id")
+    files = {"encoder": "model_encoder.onnx", "decoder": "model_decoder.onnx"}
+    exported = {"kind": "encoder_decoder", "files": files, "generation": {k: config[k] for k in tokens}}
+    steps = int(re.search(r"for _ in range\((\d+)\)", snippet).group(1))
+    ours = OrtModel.load(tmp_path / "onnx" / "student", exported, 1).generate(ids, (ids != 0).astype(np.int64), steps)
+    assert json.loads(done.stdout.split(" ", 1)[1]) == ours.tolist()

@@ -67,8 +67,12 @@ def interleaved_latency(
     batch_sizes: Sequence[int],
     runs: int,
     warmup: int = 5,
+    raw_times: dict | None = None,
 ) -> dict:
-    """Per model and batch size: `runs` timings in alternation (order flipped every run), after warm-up."""
+    """Per model and batch size: `runs` timings in alternation (order flipped every run), after warm-up.
+
+    `raw_times`, when given, receives every timing in seconds ({model: {batch_N: [run 0, run 1, ...]}}): run i of
+    two models was taken back to back, so the pairs serve a paired comparison."""
     if runs < MIN_LATENCY_RUNS:
         raise ValueError(f"runs must be at least {MIN_LATENCY_RUNS} (got {runs})")
     names, out = list(models), {name: {} for name in models}
@@ -76,6 +80,8 @@ def interleaved_latency(
         times = _interleaved_times(models, predict, example_batch(bs), runs, warmup)  # the PyTorch timer's loop
         for name in names:
             out[name][f"batch_{bs}"] = _summary(times[name], bs)
+            if raw_times is not None:
+                raw_times.setdefault(name, {})[f"batch_{bs}"] = list(times[name])
     return out
 
 

@@ -3,12 +3,17 @@
 What each model exports as follows from its task in the registry (`ModelSpec.task`):
   "image_classifier"         one file: pixel_values -> logits
   "sequence_classifier"      one file: input_ids, attention_mask -> logits
-  "encoder_decoder"          two files (T5): an encoder (input_ids, attention_mask -> hidden states) and a
-                             decoder without past key values (decoder_input_ids, encoder_hidden_states,
-                             attention_mask -> logits), run by a greedy loop. The answers here are class words of
-                             2-3 tokens, so re-running the decoder over the short prefix costs little and keeps
-                             the file free of transformers' cache classes, which the exporters do not trace.
-The batch axis (and the text length / decoder length) is dynamic. Nothing here needs the network.
+  "encoder_decoder"          two files (T5), run by a greedy loop that reuses the decoder's cache:
+                             an encoder (input_ids, attention_mask -> encoder_hidden_states and, per decoder
+                             layer, the cross-attention keys/values `past_key_values.{i}.encoder.key/value`,
+                             computed once per input by the decoder's own projections) and one decoder with past
+                             (decoder_input_ids of the newest token, attention_mask, per layer the self-attention
+                             past `past_key_values.{i}.decoder.key/value` [batch, heads, past_length, d_kv] and the
+                             cross-attention keys/values -> logits and `present.{i}.decoder.key/value`, one position
+                             longer). The first step feeds a zero-length self-attention past, so one decoder graph
+                             serves every step; the decoder runs transformers' T5 stack on an EncoderDecoderCache
+                             built from those inputs, so what it computes is what `generate` computes with its cache.
+The batch axis (and the text length / past length) is dynamic. Nothing here needs the network.
 
 Exporter: the dynamo exporter works for the CNNs and DistilBERT (and matches PyTorch as closely), but took
 11-28 s per model on the 2-core machine against 0.3-1.2 s for the TorchScript exporter; a job exports two to
@@ -46,35 +51,69 @@ class _Logits(nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
+def _self_past(i: int) -> tuple[str, str]:
+    return f"past_key_values.{i}.decoder.key", f"past_key_values.{i}.decoder.value"
+
+
+def _cross_past(i: int) -> tuple[str, str]:
+    return f"past_key_values.{i}.encoder.key", f"past_key_values.{i}.encoder.value"
+
+
+def _present(i: int) -> tuple[str, str]:
+    return f"present.{i}.decoder.key", f"present.{i}.decoder.value"
+
+
 class _T5Encoder(nn.Module):
+    """The encoder stack, plus each decoder layer's cross-attention keys/values of its output (computed once)."""
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.encoder = model.encoder
+        self.cross = nn.ModuleList(block.layer[1].EncDecAttention for block in model.decoder.block)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        out = [hidden]
+        for attention in self.cross:  # as T5Attention projects key_value_states: [batch, heads, length, d_kv]
+            shape = (*hidden.shape[:-1], -1, attention.key_value_proj_dim)
+            out += [attention.k(hidden).view(shape).transpose(1, 2), attention.v(hidden).view(shape).transpose(1, 2)]
+        return tuple(out)
 
 
 class _T5Decoder(nn.Module):
-    """The decoder stack and LM head as T5ForConditionalGeneration.forward runs them, without a cache."""
+    """One decoder step as T5ForConditionalGeneration.forward runs it with its cache: the stack and LM head.
+
+    Inputs after decoder_input_ids and attention_mask: per layer self key, self value, cross key, cross value.
+    The cross-attention cache holds the encoder graph's keys/values, so transformers marks it updated and never
+    reads encoder_hidden_states; the stack still needs a tensor there for the cross-attention mask's batch and
+    length, and the first cross key's first head ([batch, length, d_kv]) is one.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.decoder, self.lm_head = model.decoder, model.lm_head
         self.scale = model.model_dim**-0.5 if getattr(model.config, "scale_decoder_outputs", False) else None
+        self.layers = len(model.decoder.block)
 
     def forward(
-        self, decoder_input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
+        self, decoder_input_ids: torch.Tensor, attention_mask: torch.Tensor, *past: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        from transformers import DynamicCache, EncoderDecoderCache  # only a T5 export loads transformers
+
+        own = DynamicCache([(past[4 * i], past[4 * i + 1]) for i in range(self.layers)])
+        cross = DynamicCache([(past[4 * i + 2], past[4 * i + 3]) for i in range(self.layers)])
+        cache = EncoderDecoderCache(own, cross)
         hidden = self.decoder(
             input_ids=decoder_input_ids,
-            encoder_hidden_states=encoder_hidden_states,
+            encoder_hidden_states=past[2][:, 0],
             encoder_attention_mask=attention_mask,
-            use_cache=False,
+            cache=cache,
+            use_cache=True,
         ).last_hidden_state
         if self.scale is not None:
             hidden = hidden * self.scale
-        return self.lm_head(hidden)
+        present = [t for layer in cache.self_attention_cache.layers for t in (layer.keys, layer.values)]
+        return (self.lm_head(hidden), *present)
 
 
 def onnx_kind(model_id: str) -> str:
@@ -184,42 +223,57 @@ def export_onnx(
         )
         return {"kind": kind, "files": {"model": name}, "exporter": {"model": how}}
     # T5: the dynamo exporter fails in its decomposition step on T5's attention, so TorchScript it is.
+    return {"kind": kind} | _export_t5(model, ids, mask, folder, stem, text_axes)
+
+
+def _export_t5(
+    model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, folder: Path, stem: str, text_axes: dict
+) -> dict:
+    """The encoder (with the cross-attention keys/values) and the decoder with past, traced at a past of 2."""
+    layers = len(model.decoder.block)
+    cross = [name for i in range(layers) for name in _cross_past(i)]
+    past = [name for i in range(layers) for name in (*_self_past(i), *_cross_past(i))]
+    present = [name for i in range(layers) for name in _present(i)]
     enc_name, dec_name = f"{stem}_encoder.onnx", f"{stem}_decoder.onnx"
+    encoder = _T5Encoder(model)
     enc_how = _export(
-        _T5Encoder(model),
+        encoder,
         (ids, mask),
         folder / enc_name,
         ["input_ids", "attention_mask"],
-        ["encoder_hidden_states"],
-        {**text_axes, "encoder_hidden_states": {0: "batch", 1: "length"}},
+        ["encoder_hidden_states", *cross],
+        {**text_axes, "encoder_hidden_states": {0: "batch", 1: "length"}}
+        | {n: {0: "batch", 2: "length"} for n in cross},
         dynamo=False,
     )
     with torch.no_grad():
-        hidden = _T5Encoder(model)(ids, mask)
-    start = torch.full((ids.shape[0], 1), model.config.decoder_start_token_id, dtype=torch.long)
+        cross_kv = encoder(ids, mask)[1:]
+    args: list[torch.Tensor] = [torch.full((ids.shape[0], 1), model.config.decoder_start_token_id), mask]
+    for i in range(layers):  # a past of 2 positions: the trace must not take a zero-length shortcut
+        attention = model.decoder.block[i].layer[0].SelfAttention
+        own = torch.zeros(ids.shape[0], attention.n_heads, 2, attention.key_value_proj_dim)
+        args += [own, own.clone(), cross_kv[2 * i], cross_kv[2 * i + 1]]
+    axes = {"decoder_input_ids": {0: "batch"}, "attention_mask": {0: "batch", 1: "length"}, "logits": {0: "batch"}}
+    axes |= {n: {0: "batch", 2: "past_length" if ".decoder." in n else "length"} for n in past}
+    axes |= {n: {0: "batch", 2: "present_length"} for n in present}
     dec_how = _export(
         _T5Decoder(model),
-        (start, hidden, mask),
+        tuple(args),
         folder / dec_name,
-        ["decoder_input_ids", "encoder_hidden_states", "attention_mask"],
-        ["logits"],
-        {
-            "decoder_input_ids": {0: "batch", 1: "decoder_length"},
-            "encoder_hidden_states": {0: "batch", 1: "length"},
-            "attention_mask": {0: "batch", 1: "length"},
-            "logits": {0: "batch", 1: "decoder_length"},
-        },
+        ["decoder_input_ids", "attention_mask", *past],
+        ["logits", *present],
+        axes,
         dynamo=False,
     )
     return {
-        "kind": kind,
         "files": {"encoder": enc_name, "decoder": dec_name},
         "exporter": {"encoder": enc_how, "decoder": dec_how},
         "generation": {
             "decoder_start_token_id": int(model.config.decoder_start_token_id),
             "eos_token_id": int(model.config.eos_token_id),
             "pad_token_id": int(model.config.pad_token_id),
-            "past_key_values": False,
+            "past_key_values": True,
+            "decoder_layers": layers,
         },
     }
 
@@ -261,16 +315,27 @@ class OrtModel:
         return self.sessions["model"].run(None, {n: _numpy(batch[n]) for n in names})[0]
 
     def generate(self, input_ids: Any, attention_mask: Any, max_new_tokens: int) -> np.ndarray:
-        """Greedy decoding as transformers' generate does it: start token, argmax, pad after EOS."""
+        """Greedy decoding as transformers' generate does it: start token, argmax, pad after EOS.
+
+        Each step feeds only the newest token; the decoder's present keys/values become the next step's past
+        (a zero-length past first), and the encoder's cross-attention keys/values are fed unchanged every step.
+        """
         ids, mask = _numpy(input_ids), _numpy(attention_mask)
-        gen = self.generation
-        hidden = self.sessions["encoder"].run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        gen, decoder = self.generation, self.sessions["decoder"]
+        encoded = self.sessions["encoder"].run(None, {"input_ids": ids, "attention_mask": mask})
+        names = [o.name for o in self.sessions["encoder"].get_outputs()]
+        feed = {name: value for name, value in zip(names, encoded, strict=True) if name.startswith("past_")}
+        for arg in decoder.get_inputs():  # [batch, heads, past_length, d_kv]: heads and d_kv are fixed in the graph
+            if ".decoder." in arg.name:
+                feed[arg.name] = np.zeros((ids.shape[0], arg.shape[1], 0, arg.shape[3]), dtype=np.float32)
+        present = [o.name for o in decoder.get_outputs()][1:]
         out = np.full((ids.shape[0], 1), gen["decoder_start_token_id"], dtype=np.int64)
         done = np.zeros(ids.shape[0], dtype=bool)
         for _ in range(max_new_tokens):
-            logits = self.sessions["decoder"].run(
-                None, {"decoder_input_ids": out, "encoder_hidden_states": hidden, "attention_mask": mask}
-            )[0]
+            logits, *kv = decoder.run(None, {**feed, "decoder_input_ids": out[:, -1:], "attention_mask": mask})
+            feed.update(
+                {name.replace("present.", "past_key_values."): value for name, value in zip(present, kv, strict=True)}
+            )
             token = np.where(done, gen["pad_token_id"], logits[:, -1].argmax(-1))
             out = np.concatenate([out, token[:, None].astype(np.int64)], axis=1)
             done |= token == gen["eos_token_id"]

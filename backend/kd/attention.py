@@ -37,7 +37,8 @@ def make_bridge(student, teacher, settings):
         heads[stack] = {"student_heads": h_s, "teacher_heads": h_t,
                         "matched": "per head" if h_s == h_t else "head-averaged: per-head KL is not defined "
                         "for different head counts (MiniLM's value-relation transfer is not implemented)"}  # fmt: skip
-    return None, {"layer_mapping": mapping, "projections": None, "heads": heads}
+    none = "none: attention distributions over the same keys need no projection"
+    return None, {"layer_mapping": mapping, "projections": none, "heads": heads}
 
 
 LOSS = KDLoss(

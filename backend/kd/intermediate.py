@@ -74,7 +74,7 @@ def hidden_bridge(student: Outputs, teacher: Outputs, settings: Any) -> tuple[nn
     for stack, s_states in student.hidden_states.items():
         d_s, d_t = s_states[-1].shape[-1], teacher.hidden_states[stack][-1].shape[-1]
         if d_s == d_t:
-            sizes[stack] = {"student_width": d_s, "teacher_width": d_t, "projection": None}
+            sizes[stack] = {"student_width": d_s, "teacher_width": d_t, "projection": "none: the widths are equal"}
             continue
         projections[stack] = nn.Linear(d_s, d_t)
         sizes[stack] = {"student_width": d_s, "teacher_width": d_t, "projection": f"Linear({d_s} -> {d_t})",
@@ -150,7 +150,7 @@ def feature_bridge(student: Outputs, teacher: Outputs, settings: Any) -> tuple[n
         c_s, c_t = s_f.shape[1], t_f.shape[1]
         key = _key(name)
         if c_s == c_t:
-            sizes[name] = {"student_channels": c_s, "teacher_channels": c_t, "projection": None}
+            sizes[name] = {"student_channels": c_s, "teacher_channels": c_t, "projection": "none: equal channels"}
             continue
         projections[key] = nn.Conv2d(c_s, c_t, kernel_size=1, bias=False)
         sizes[name] = {"student_channels": c_s, "teacher_channels": c_t,

@@ -309,3 +309,58 @@ def test_features_are_read_from_the_registered_stages_of_both_cnns():
                                                  ("features",))  # fmt: skip
         assert [out.features[n].shape[1] for n in spec.feature_layers] == channels
         assert all(not m._forward_hooks for m in model.modules())
+
+
+# ---- whole jobs -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_resnet18_job_distils_with_logits_and_features_and_exports_the_plain_student(tmp_path):
+    import json
+
+    from torchvision.models import resnet18
+
+    from tests.engine_helpers import tiny_job
+
+    result = tiny_job(tmp_path, "resnet18", kd_loss={"logits": 1, "features": 1}, pruning_steps=1, pretrained=False)
+    analysis = result.report["knowledge_distillation_analysis"]
+    assert analysis["loss_weights"] == {"logits": 1.0, "features": 1.0}
+    features = analysis["alignment"]["features"]
+    stages = ["layer1", "layer2", "layer3", "layer4"]
+    assert [s["student"] for s in features["layer_mapping"]["stages"]] == stages
+    for stage in stages:  # the channel-pruned student has fewer channels: a 1x1 projection per stage
+        size = features["projections"][stage]
+        assert size["student_channels"] < size["teacher_channels"] and size["projection"].startswith("Conv2d")
+    assert analysis["teacher_logits"]["teacher_logits"] == "computed at every step"
+    cost = analysis["extra_cost"]
+    assert cost["measured"] and cost["ratio"] > 0 and cost["steps_per_epoch"] >= 1
+    for phase in ("distill", "finetune"):
+        series = analysis["loss_history"][phase]
+        assert len(series["features_loss"]) == series["rows"] > 0 and all(v > 0 for v in series["features_loss"])
+    assert "hidden_cosine_loss" not in analysis["loss_history"]["distill"]  # only the job's own terms
+    matlab = json.loads((result.out_dir / "matlab_metrics.json").read_text())["matlab_data"]["training"]
+    assert len(matlab["distill"]["features_loss"]) == len(matlab["distill"]["loss"])
+    assert matlab["kd_extra_cost_ratio"] == pytest.approx(cost["ratio"])
+    # the exported program is a (narrower) torchvision ResNet-18: its own weights and buffers, no projection
+    program = torch.export.load(str(result.out_dir / "model" / "model.pt2"))
+    assert set(program.state_dict) == {k for k in resnet18().state_dict() if not k.endswith("num_batches_tracked")}
+
+
+@pytest.mark.slow
+def test_a_distilbert_job_distils_hidden_states_and_attentions_of_the_mapped_blocks(tmp_path):
+    from tests.engine_helpers import SERVER_JOB, tiny_job
+
+    options = {k: v for k, v in SERVER_JOB.items() if k != "model_name"}
+    result = tiny_job(tmp_path, "distilbert", **options, kd_loss={"logits": 1, "hidden_cosine": 1, "attention": 1})
+    report = result.report
+    analysis = report["knowledge_distillation_analysis"]
+    block_map = report["pruning_analysis"]["structural"]["details"]["block_map"]
+    assert block_map == {"encoder": keep_half_the_layers(4)} == {"encoder": [0, 3]}  # the quick teacher's 4 blocks
+    expected = [{"student_block": j, "teacher_block": t} for j, t in enumerate(block_map["encoder"])]
+    assert analysis["alignment"]["hidden_cosine"]["layer_mapping"]["encoder"] == expected
+    assert analysis["alignment"]["attention"]["heads"]["encoder"]["matched"] == "per head"
+    distill = analysis["loss_history"]["distill"]
+    assert all(v >= 0 for v in distill["hidden_cosine_loss"] + distill["attention_loss"])
+    assert analysis["extra_cost"]["measured"]
+    # the student went back to its own attention: it exports to ONNX and runs there like any student
+    assert report["efficiency_improvements"]["runtimes"]["onnxruntime"] is not None

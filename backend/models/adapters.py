@@ -47,12 +47,23 @@ class _Adapter:
 
 
 @contextlib.contextmanager
-def _eager_attention(model: nn.Module, needs: Sequence[str]) -> Iterator[None]:
-    """transformers' SDPA attention returns no attention weights: eager attention while they are needed, the
-    model's own implementation again afterwards (the exported student keeps it)."""
+def _transformer_outputs(model: nn.Module, needs: Sequence[str]) -> Iterator[None]:
+    """A transformers model set up to return hidden states and attentions while the block runs, and left as it was.
+
+    SDPA attention returns no attention weights: eager attention while they are needed, the model's own
+    implementation again afterwards. transformers installs forward hooks to record these outputs the first time
+    they are asked for and never removes them (closures: a model carrying them cannot be pickled, saved whole
+    or exported); every hook added inside the block is removed at its end, so the model leaves with exactly the
+    hooks it came with.
+    """
+    if not needs:
+        yield
+        return
     config = getattr(model, "config", None)
     before = getattr(config, "_attn_implementation", None)
     switch = "attentions" in needs and before not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    hooks = {id(m): set(m._forward_hooks) for m in model.modules()}
+    marked = {id(m) for m in model.modules() if "_output_capturing_hooks_installed" in vars(m)}
     if switch:
         model.set_attn_implementation("eager")
     try:
@@ -60,6 +71,11 @@ def _eager_attention(model: nn.Module, needs: Sequence[str]) -> Iterator[None]:
     finally:
         if switch:
             model.set_attn_implementation(before)
+        for module in model.modules():
+            for key in set(module._forward_hooks) - hooks.get(id(module), set()):
+                del module._forward_hooks[key]
+            if id(module) not in marked and "_output_capturing_hooks_installed" in vars(module):
+                delattr(module, "_output_capturing_hooks_installed")
 
 
 def _attentions(attentions: Any) -> tuple[torch.Tensor, ...]:
@@ -121,7 +137,7 @@ class SequenceClassificationAdapter(_Adapter):
         return result
 
     def prepared(self, model: nn.Module, needs: Sequence[str]) -> ContextManager:
-        return _eager_attention(model, needs)
+        return _transformer_outputs(model, needs)
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         with self.amp():
@@ -164,7 +180,7 @@ class Text2TextAdapter(_Adapter):
         return result
 
     def prepared(self, model: nn.Module, needs: Sequence[str]) -> ContextManager:
-        return _eager_attention(model, needs)
+        return _transformer_outputs(model, needs)
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         with self.amp():

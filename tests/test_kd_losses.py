@@ -368,3 +368,34 @@ def test_a_distilbert_job_distils_hidden_states_and_attentions_of_the_mapped_blo
     assert analysis["extra_cost"]["measured"]
     # the student went back to its own attention: it exports to ONNX and runs there like any student
     assert report["efficiency_improvements"]["runtimes"]["onnxruntime"] is not None
+
+
+def test_the_report_and_matlab_data_carry_weights_mapping_projections_and_extra_cost():
+    from backend.metrics.matlab import matlab_data
+    from backend.metrics.report import build_report
+    from tests.test_metrics_report import nulls_without_reason, realistic_ctx
+
+    ctx = realistic_ctx()
+    alignment = {"features": {"layer_mapping": {"stages": [{"student": "layer1", "teacher": "layer1"}]},
+                              "projections": {"layer1": {"student_channels": 4, "teacher_channels": 8,
+                                                         "projection": "Conv2d(4 -> 8, 1x1)", "parameters": 32}}}}  # fmt: skip
+    cost = {"measured": True, "ratio": 1.5, "logits_only_s_per_step": 0.2, "full_loss_s_per_step": 0.3,
+            "extra_s_per_epoch_estimate": 1.0, "steps_per_epoch": 10}  # fmt: skip
+    ctx["kd_loss"] = {**kd.describe_combination({"logits": 1.0, "features": 0.5}), "alignment": alignment,
+                      "projection_parameters": 32, "extra_cost": cost}  # fmt: skip
+    for row in ctx["history"]["distill"]:
+        row["features_loss"] = 0.25
+    report = build_report(ctx)
+    analysis = report["knowledge_distillation_analysis"]
+    assert analysis["loss"] == "1 x logits + 0.5 x features" and analysis["loss_weights"] == {"logits": 1.0,
+                                                                                              "features": 0.5}  # fmt: skip
+    assert analysis["alignment"] == alignment and analysis["extra_cost"] == cost
+    assert analysis["loss_history"]["distill"]["features_loss"] == [0.25] * analysis["loss_history"]["distill"]["rows"]
+    assert "features_loss" not in analysis["loss_history"]["teacher"]  # a term only where it was logged
+    assert nulls_without_reason(report) == []
+    training = matlab_data(report)["training"]
+    assert training["kd_extra_cost_ratio"] == 1.5 and training["distill"]["features_loss"][0] == 0.25
+    # the seed's loss: no alignment, no extra cost, each null with its reason
+    plain = build_report(realistic_ctx())["knowledge_distillation_analysis"]
+    assert plain["alignment"] is None and "only the logits" in plain["alignment_reason"]
+    assert plain["extra_cost"] is None and plain["extra_cost_reason"]

@@ -78,13 +78,19 @@ def train(
 
 
 def _build_bridge(objective: Objective, model, adapter, data: TensorSet, settings: TrainSettings, teacher) -> None:
-    """The objective's projections, sized from the outputs of one batch (not trained on: nothing is updated)."""
+    """The objective's projections, sized from the outputs of one batch (not trained on: nothing is updated, and
+    the model runs in eval mode so that batch-norm statistics and the dropout stream are untouched)."""
     if objective.built or teacher is None:
         return
     batch = data.head(min(settings.batch_size, len(data)))
-    with torch.no_grad():
-        student_out = adapter.outputs(model, batch, objective.needs)
-        teacher_out = adapter.outputs(teacher, batch, objective.needs)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            student_out = adapter.outputs(model, batch, objective.needs)
+            teacher_out = adapter.outputs(teacher, batch, objective.needs)
+    finally:
+        model.train(was_training)
     objective.build(student_out, teacher_out, settings)
 
 

@@ -58,6 +58,18 @@ def test_hidden_cosine_and_mse_by_hand_on_the_mapped_block_and_real_tokens_only(
         kd.get_loss("hidden_mse").compute(s, t, SETTINGS)
 
 
+def test_hidden_states_of_another_width_go_through_a_learnt_projection():
+    s, t = _text((torch.zeros(1, 1, 2), torch.tensor([[[1.0, 2.0]]])), (torch.zeros(1, 1, 3), torch.ones(1, 1, 3)))
+    bridge, info = kd.get_loss("hidden_mse").make_bridge(s, t, SETTINGS)
+    assert info["projections"]["encoder"]["projection"] == "Linear(2 -> 3)"
+    assert info["projections"]["encoder"]["parameters"] == 2 * 3 + 3
+    with torch.no_grad():
+        bridge["encoder"].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        bridge["encoder"].bias.zero_()
+    # W s = [1, 2, 3] against [1, 1, 1]: (0 + 1 + 4) / 3
+    assert kd.get_loss("hidden_mse").compute(s, t, SETTINGS, bridge)["loss"].item() == pytest.approx(5 / 3)
+
+
 def test_attention_kl_by_hand_per_head_and_head_averaged_when_heads_differ():
     t_att = torch.tensor([[0.5, 0.5], [1.0, 0.0]]).reshape(1, 1, 2, 2)  # 1 head, 2 queries, 2 keys
     s_att = torch.tensor([[0.25, 0.75], [0.0, 1.0]]).reshape(1, 1, 2, 2)
@@ -300,6 +312,7 @@ def test_the_teacher_runs_per_step_for_intermediate_losses_and_the_extra_cost_is
     assert all(torch.equal(v, student.state_dict()[k]) for k, v in weights.items())  # copies were trained
     assert cost["measured"] and cost["steps_timed"] == 3 and cost["steps_per_epoch"] == 4
     assert cost["ratio"] == pytest.approx(cost["full_loss_s_per_step"] / cost["logits_only_s_per_step"])
+    assert len(cost["ratio_per_batch"]) == len(cost["seconds_per_step"]["full"]) == 3
     assert not loop.extra_cost(student, adapter, data, TrainSettings(1, 1e-2, 4), teacher)["measured"]
 
 

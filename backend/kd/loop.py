@@ -299,6 +299,9 @@ def extra_cost(
         "logits_only_s_per_step": logits_s,
         "full_loss_s_per_step": full_s,
         "ratio": full_s / logits_s if logits_s > 0 else None,
+        # the same batch's pair, per batch: the spread a median of a few steps hides
+        "ratio_per_batch": [f / g for f, g in zip(times["full"], times["logits"], strict=True) if g > 0],
+        "seconds_per_step": times,
         "steps_per_epoch": per_epoch,
         "logits_only_s_per_epoch_estimate": logits_s * per_epoch,
         "full_loss_s_per_epoch_estimate": full_s * per_epoch,

@@ -154,8 +154,9 @@ def _method_options() -> tuple[Option, ...]:
                study_axis=True, group="pruning", label="Pruning method",
                help="how the student is pruned after distillation (GET /models lists pruning_methods)"),
         Option("kd_loss", "string", default=kd.DEFAULT_LOSS, choices=tuple(loss.name for loss in losses),
-               study_axis=True, group="distillation", label="Distillation loss",
-               help="the loss the student is distilled with (GET /models lists kd_losses)"),
+               weighted=True, study_axis=True, group="distillation", label="Distillation loss",
+               help="the loss the student is distilled with (GET /models lists kd_losses), or several combined "
+               'with weights >= 0, e.g. {"logits": 1.0, "features": 1.0}'),
     )  # fmt: skip
     declared = tuple(o for owner in (*losses, *methods) for o in owner.options)
     return chooser + declared
@@ -271,6 +272,12 @@ class JobConfig:
         self._check_target()
         if self.augment and spec.family != "vision":
             raise ConfigError("augment", "augment (random resized crop + flip) applies to vision models only.")
+        unfit = [loss.name for loss in kd.losses_of(self.kd_loss) if spec.family not in loss.families]
+        if unfit:
+            fit = [loss.name for loss in kd.list_losses() if spec.family in loss.families]
+            raise ConfigError(
+                "kd_loss", f"kd_loss {unfit} is not defined for {spec.id} ({spec.family}); valid for it: {fit}."
+            )
         self._check_device()
 
     def _check_target(self) -> None:

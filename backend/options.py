@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from backend.echo import clip
 
 TYPES = ("integer", "number", "boolean", "string", "array")
+WEIGHT_MAX = 1000.0  # the largest weight of a weighted option's choice
 
 
 class ConfigError(ValueError):
@@ -56,6 +57,8 @@ class Option:
     required: bool = False
     normalize: Callable[[Any], Any] | None = None
     owner: str | None = None  # e.g. "pruning_method:random_unstructured": the method that declared it
+    # strings with choices: also an object {choice: weight >= 0} (at least one weight > 0), e.g. losses combined
+    weighted: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -105,6 +108,14 @@ class Option:
         if self.may_be_null:
             kind = [self.type, "null"]
         schema["type"] = kind
+        if self.weighted:  # a choice, or {choice: weight}
+            weights = {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"enum": list(self.choices or ())},
+                "additionalProperties": {"type": "number", "minimum": 0, "maximum": WEIGHT_MAX},
+            }
+            schema = {"oneOf": [schema, weights]}
         if self.help:
             schema["description"] = self.help
         if self.default is not None:
@@ -130,6 +141,7 @@ class Option:
             "required": self.required,
             "cli_flag": self.flag,
             "owner": self.owner,
+            "weighted": self.weighted,
         }
 
     def range_text(self) -> str:
@@ -167,6 +179,8 @@ class Option:
             return value
         if self.type == "array":
             return self._check_array(value, field)
+        if self.weighted and isinstance(value, Mapping):
+            return self._check_weights(value, field)
         if not isinstance(value, str):
             raise ConfigError(field, f"{field} must be a string; {self._expected()}, got {clip(value)}.")
         if self.choices is not None and value not in self.choices:
@@ -195,6 +209,25 @@ class Option:
         if len(set(value)) != len(value):
             raise ConfigError(field, f"{field} lists an item twice: {clip(value)}.")
         return list(value)
+
+    def _check_weights(self, value: Mapping, field: str) -> str | dict[str, float]:
+        """{choice: weight}: known choices, finite weights >= 0, one of them > 0. Canonical form: a lone choice at
+        weight 1 is its name (the plain string form); otherwise the object in the order of `choices`."""
+        if not value:
+            raise ConfigError(field, f"{field} must name at least one of {list(self.choices or [])}.")
+        unknown = [k for k in value if not isinstance(k, str) or k not in (self.choices or ())]
+        if unknown:
+            raise ConfigError(field, f"{field} keys must be among {list(self.choices or [])}, got {clip(unknown)}.")
+        for key, weight in value.items():
+            number = isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
+            if not number or weight < 0 or weight > WEIGHT_MAX:
+                raise ConfigError(field, f"{field}.{key} must be a weight in [0, {WEIGHT_MAX:g}], got {clip(weight)}.")
+        if not any(w > 0 for w in value.values()):
+            raise ConfigError(field, f"{field} needs at least one weight above 0, got {clip(dict(value))}.")
+        weights = {k: float(value[k]) for k in self.choices or () if k in value}
+        if len(weights) == 1 and next(iter(weights.values())) == 1.0:
+            return next(iter(weights))
+        return weights
 
     def _expected(self) -> str:
         if self.choices is not None:
@@ -228,6 +261,24 @@ def _words(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _weighted(text: str) -> str | dict[str, float]:
+    """'logits' as it is; 'logits:1+features:0.5' -> {"logits": 1.0, "features": 0.5} (a name alone weighs 1)."""
+    if "+" not in text and ":" not in text:
+        return text.strip()
+    weights: dict[str, float] = {}
+    for part in text.split("+"):
+        name, _, weight = part.partition(":")
+        try:
+            weights[name.strip()] = float(weight) if weight.strip() else 1.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected NAME:WEIGHT+NAME:WEIGHT, got {text!r}") from None
+    return weights
+
+
+def _weighted_list(text: str) -> list[str | dict[str, float]]:
+    return [_weighted(v) for v in text.split(",") if v.strip()]
+
+
 def _cli_help(option: Option, sweep: bool) -> str:
     text = option.help or option.label or option.name
     if option.numeric and option.bounds():
@@ -236,6 +287,8 @@ def _cli_help(option: Option, sweep: bool) -> str:
         text += "; default: the preset's"
     elif option.default is not None and not sweep:
         text += f"; default: {option.default}"
+    if option.weighted:
+        text += f"; one of {list(option.choices or [])}, or several weighted as NAME:WEIGHT+NAME:WEIGHT"
     if sweep:
         text += " (comma-separated values to sweep)"
     return text.replace("%", "%%")
@@ -252,8 +305,11 @@ def add_arguments(parser: argparse.ArgumentParser, options: Sequence[Option], *,
             kwargs["required"] = True
         if option.name in sweep:
             kind = {"integer": int, "number": float}.get(option.type)
-            kwargs["type"] = _numbers(kind) if kind else _words
+            kwargs["type"] = _numbers(kind) if kind else _weighted_list if option.weighted else _words
             kwargs["metavar"] = "V1,V2,..."
+        elif option.weighted:  # checked with the option's own check, which names the choices
+            kwargs["type"] = _weighted
+            kwargs["metavar"] = "NAME | NAME:WEIGHT+NAME:WEIGHT"
         elif option.type == "boolean":
             kwargs["action"] = argparse.BooleanOptionalAction
         elif option.type == "array":

@@ -105,6 +105,7 @@ class JobState:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
     teacher_logits: dict = field(default_factory=dict)  # how KD got the teacher's logits (cached or per step)
+    kd: dict = field(default_factory=dict)  # the distillation loss as trained: weights, layer mapping, extra cost
     onnx_dir: Path | None = None  # where the student's ONNX files are written (the bundle ships them)
     student_template: nn.Module | None = None  # the structural student as built, before any training
     student_init: dict | None = None  # its initial weights: the control arms start from them
@@ -371,7 +372,7 @@ def _tokenise(state: JobState) -> None:
     state.adapter = _adapter(state, tok)
 
 
-def _settings(state: JobState, epochs: int, lr: float | None = None, kd_loss: str | None = None) -> loop.TrainSettings:
+def _settings(state: JobState, epochs: int, lr: float | None = None, kd_loss: Any = None) -> loop.TrainSettings:
     c, hp = state.config, state.hp
     return loop.TrainSettings(
         epochs=epochs,
@@ -384,6 +385,7 @@ def _settings(state: JobState, epochs: int, lr: float | None = None, kd_loss: st
         embedding_lr_scale=hp.get("embedding_lr_scale", 1.0),
         precision=state.precision,
         kd_loss=kd_loss or c.kd_loss,
+        block_map=state.structural.get("details", {}).get("block_map"),  # the recipe's: student block <- teacher's
     )
 
 
@@ -606,7 +608,9 @@ def build_student(state: JobState, cb: CallbackList) -> None:
 def distill(state: JobState, cb: CallbackList, cache_dir: Path | None = None) -> dict:
     """KD of the structural student from the frozen teacher, or the same student from the student cache."""
     seed_everything(state.config.seed + 1)
-    state.kd_train, info = loop.with_teacher_logits(state.teacher, state.adapter, state.train, check_stop=cb.check_stop)
+    state.kd_train, info = loop.with_teacher_logits(
+        state.teacher, state.adapter, state.train, check_stop=cb.check_stop, kd_loss=state.config.kd_loss
+    )
     state.teacher_logits = info
     key = _student_key(state)
     if cache_dir is None or key is None:
@@ -638,16 +642,21 @@ def distill(state: JobState, cb: CallbackList, cache_dir: Path | None = None) ->
 def _distill_here(state: JobState, cb: CallbackList) -> None:
     """Train the structural student by KD and record its validation."""
     validate = _epoch_validator(state, cb, "distill", state.student)
+    settings = _settings(state, state.hp["kd_epochs"], state.hp["kd_learning_rate"])
+    extra_cost = loop.extra_cost(state.student, state.adapter, state.kd_train, settings, state.teacher)
+    state.kd = {}
     state.history["distill"] = loop.train(
         state.student,
         state.adapter,
         state.kd_train,
-        _settings(state, state.hp["kd_epochs"], state.hp["kd_learning_rate"]),
+        settings,
         phase="distill",
         callbacks=cb,
         teacher=state.teacher,
         on_epoch_end=validate,
+        record=state.kd,
     )
+    state.kd["extra_cost"] = extra_cost
     last = [v for v in state.validation if v["phase"] == "distill"]
     _stage(state, "student_kd", state.student, last[-1]["accuracy"] if last else None)
 
@@ -688,6 +697,7 @@ def _save_student(state: JobState, path: Path) -> None:
             "history": state.history["distill"],
             "validation": [v for v in state.validation if v["phase"] == "distill"],
             "val_accuracy": kd_stage["val_accuracy"],
+            "kd": state.kd,
             "job_config": state.config.to_dict(),
             "dataset": state.config.dataset,
         }  # DELETE /uploads/<id> removes the students trained on it
@@ -711,6 +721,7 @@ def _load_cached_student(state: JobState, path: Path) -> bool:
     except (RuntimeError, OSError):
         return False
     state.history["distill"] = meta.get("history", [])
+    state.kd = meta.get("kd", {})
     state.validation += meta.get("validation", [])
     _stage(state, "student_kd", state.student, meta.get("val_accuracy"))
     state.student_source = {
@@ -723,7 +734,7 @@ def _load_cached_student(state: JobState, path: Path) -> bool:
 
 
 def _prune(
-    state: JobState, cb: CallbackList, model: nn.Module, *, kd_loss: str, phase_name: str, extra: dict | None = None
+    state: JobState, cb: CallbackList, model: nn.Module, *, kd_loss: Any, phase_name: str, extra: dict | None = None
 ) -> tuple[dict, list[dict], list[dict]]:
     """The job's pruning method on `model`, fine-tuned (with `kd_loss`) and validated after each of its steps.
 
@@ -733,7 +744,7 @@ def _prune(
     steps: list[dict] = []
     history: list[dict] = []
     lr = state.hp["kd_learning_rate"] / 3  # fine-tuning: gentler than distilling from the start
-    teacher = state.teacher if kd.get_loss(kd_loss).uses_teacher else None
+    teacher = state.teacher if kd.uses_teacher(kd_loss) else None
 
     def after_step(done: pruning.PruningStep) -> None:
         step = done.step
@@ -1132,7 +1143,7 @@ def build_context(state: JobState, job_id: str, measurements: dict, kl: float) -
         "pruning": state.pruning,
         "stages": state.stages,
         "teacher_logits": state.teacher_logits,
-        "kd_loss": {k: v for k, v in kd.get_loss(state.config.kd_loss).describe().items() if k != "options"},
+        "kd_loss": {**kd.describe_combination(state.config.kd_loss), **state.kd},
         "kd_agreement": {
             "mean_kl": kl,
             "mean_kl_reason": None,

@@ -12,6 +12,7 @@ from torch import nn
 from backend import kd, pruning
 from backend.jobconfig import JobConfig, job_options
 from backend.kd.loop import TrainSettings
+from backend.kd.outputs import Outputs
 from backend.pruning import progressive
 from tests.engine_helpers import SERVER_JOB, tiny_job
 
@@ -81,9 +82,10 @@ def test_ce_loss_is_plain_cross_entropy_and_ignores_the_teacher():
     torch.manual_seed(0)
     student, teacher, y = torch.randn(8, 5), torch.randn(8, 5), torch.randint(0, 5, (8,))
     settings = TrainSettings(epochs=1, learning_rate=0.1, batch_size=8, temperature=3.0, alpha=0.7)
-    terms = kd.get_loss("ce").compute(student, teacher, y, settings)
+    s_out, t_out = Outputs(student, y), Outputs(teacher, y)
+    terms = kd.get_loss("ce").compute(s_out, t_out, settings)
     assert torch.allclose(terms["loss"], F.cross_entropy(student, y)) and "kd_loss" not in terms
-    logits = kd.get_loss("logits").compute(student, teacher, y, settings)
+    logits = kd.get_loss("logits").compute(s_out, t_out, settings)
     kl = F.kl_div(
         F.log_softmax(student / 3, -1), F.log_softmax(teacher / 3, -1), reduction="batchmean", log_target=True
     )
@@ -114,12 +116,13 @@ def test_control_arms_train_without_the_teacher_from_the_students_initial_weight
     calls = []
     real_train = pipeline.loop.train
 
-    def spy(model, adapter, data, settings, *, phase, callbacks, teacher=None, row_extra=None, on_epoch_end=None):
+    def spy(model, adapter, data, settings, *, phase, callbacks, teacher=None, row_extra=None, on_epoch_end=None,
+            **more):  # fmt: skip
         start = {k: v.detach().clone() for k, v in model.state_dict().items()}
         calls.append({"phase": phase, "arm": (row_extra or {}).get("arm"), "loss": settings.kd_loss,
                       "teacher": teacher is not None, "start": start, "step": (row_extra or {}).get("pruning_step")})  # fmt: skip
         return real_train(model, adapter, data, settings, phase=phase, callbacks=callbacks, teacher=teacher,
-                          row_extra=row_extra, on_epoch_end=on_epoch_end)  # fmt: skip
+                          row_extra=row_extra, on_epoch_end=on_epoch_end, **more)  # fmt: skip
 
     monkeypatch.setattr(pipeline.loop, "train", spy)
     options = {k: v for k, v in SERVER_JOB.items() if k != "model_name"}

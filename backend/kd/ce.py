@@ -6,11 +6,11 @@ from __future__ import annotations
 from backend.kd import KDLoss
 
 
-def compute(student_logits, teacher_logits, targets, settings) -> dict:
-    """Plain cross-entropy; the teacher's logits are ignored (no KD term in the loss history)."""
+def compute(student, teacher, settings, bridge=None) -> dict:
+    """Plain cross-entropy; the teacher is ignored (no KD term in the loss history)."""
     from backend.kd.loss import distillation_loss  # torch: only where a job runs
 
-    return distillation_loss(student_logits, None, targets)
+    return distillation_loss(student.logits, None, student.targets)
 
 
 LOSS = KDLoss(

@@ -31,12 +31,16 @@ ALPHA = Option(
 )
 
 
-def compute(student_logits, teacher_logits, targets, settings) -> dict:
+def compute(student, teacher, settings, bridge=None) -> dict:
     """The seed's loss; plain cross-entropy when there is no teacher (teacher training)."""
     from backend.kd.loss import distillation_loss  # torch: only where a job runs
 
     return distillation_loss(
-        student_logits, teacher_logits, targets, temperature=settings.temperature, alpha=settings.alpha
+        student.logits,
+        None if teacher is None else teacher.logits,
+        student.targets,
+        temperature=settings.temperature,
+        alpha=settings.alpha,
     )
 
 

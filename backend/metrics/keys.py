@@ -25,8 +25,13 @@ EFFECTIVENESS_KEYS = (
     "recall_weighted",
     "f1_weighted",
 )
+# The terms of a distillation loss beyond the logits, one per loss (backend/kd/: each loss's `term`); a history
+# carries them only where the job's kd_loss has that loss.
+LOSS_SPECIFIC_TERMS = ("hidden_cosine_loss", "hidden_mse_loss", "attention_loss", "features_loss")
+# The loss values a history row may carry: the optimised total, the logits loss's two terms, then the others.
+LOSS_VALUES = ("loss", "kd_loss", "ce_loss", *LOSS_SPECIFIC_TERMS)
 # The columns of a loss-history row.
-LOSS_TERMS = ("epoch", "step", "loss", "kd_loss", "ce_loss", "lr", "pruning_step")
+LOSS_TERMS = ("epoch", "step", *LOSS_VALUES, "lr", "pruning_step")
 # The quantized students a job can ask for: dynamic_int8 is ONNX Runtime's quantize_dynamic of the exported student.
 QUANTIZE_OPTIONS = ("none", "dynamic_int8")
 # The runtimes a latency target (option target_runtime) is measured in.

@@ -330,6 +330,12 @@ def _training(report: dict, missing: dict) -> dict:
     outcomes = report["learning_outcomes"]
     out: dict[str, Any] = {}
     _copy_numbers(kd, ("temperature", "alpha"), "training", "not in the job config", out, missing)
+    cost = kd.get("extra_cost") or {}  # the job's loss against logits alone, seconds per step and per epoch
+    for key in ("ratio", "logits_only_s_per_step", "full_loss_s_per_step", "extra_s_per_epoch_estimate"):
+        if _number(cost.get(key)) is None:
+            missing[f"training_kd_extra_cost_{key}"] = kd.get("extra_cost_reason") or "not measured"
+        else:
+            out[f"kd_extra_cost_{key}"] = cost[key]
     for phase, series in kd["loss_history"].items():
         for term in LOSS_TERMS:
             if term in series and series[term] is None:

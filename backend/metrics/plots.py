@@ -9,6 +9,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .keys import LOSS_VALUES
 from .matlab import pair_rows
 
 PLOT_KINDS = (
@@ -227,7 +228,7 @@ def _plot_loss_curves(report: dict) -> bytes:
     for i, phase in enumerate(phases, start=1):
         ax, series = fig.add_subplot(1, len(phases), i), history[phase]
         x = series["step"] if _numeric(series.get("step")) else list(range(1, series["rows"] + 1))
-        for term in ("loss", "kd_loss", "ce_loss"):
+        for term in LOSS_VALUES:  # the total and every term the job's loss logged
             if _numeric(series.get(term)):
                 ax.plot(x, series[term], label=term, linewidth=1.2)
         ax.set_xlabel("training step")

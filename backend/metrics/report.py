@@ -8,7 +8,7 @@ from typing import Any
 from .common import MB_NOTE, finite, ratio
 from .complexity import DENSE_FLOPS_NOTE
 from .jsonsafe import REASON_SUFFIX, ensure_reasons, sanitize_json, to_strict_json
-from .keys import EFFECTIVENESS_KEYS, LOSS_TERMS, SECTIONS
+from .keys import EFFECTIVENESS_KEYS, LOSS_SPECIFIC_TERMS, LOSS_TERMS, SECTIONS
 from .matlab import pair_rows
 from .stats import METHODS
 from .summary import summary_sentences
@@ -180,7 +180,7 @@ def _series(rows: list[dict], phase: str) -> dict:
     """Loss history rows as parallel lists per term; a term that is never given is null with a reason."""
     out: dict[str, Any] = {"rows": len(rows)}
     for term in LOSS_TERMS:
-        if not any(term in row for row in rows) and term == "pruning_step":
+        if not any(term in row for row in rows) and term in ("pruning_step", *LOSS_SPECIFIC_TERMS):
             continue
         values = [finite(row.get(term)) for row in rows]
         if rows and all(v is None for v in values):
@@ -234,6 +234,31 @@ def _kd_analysis(ctx: dict) -> dict:
     loss = ctx.get("kd_loss") or {}
     _set(out, "loss", loss.get("name"), "the distillation loss is not named in this run's context")
     _set(out, "loss_formula", loss.get("formula"), "the distillation loss is not named in this run's context")
+    _set(out, "loss_weights", loss.get("weights"), "the distillation loss is not named in this run's context")
+    if loss.get("losses"):  # a combination: each loss it sums
+        out["losses"] = loss["losses"]
+    _set(
+        out,
+        "alignment",
+        loss.get("alignment"),
+        "the loss reads only the logits: no layer mapping and no projections",
+    )
+    if loss.get("alignment"):
+        out["alignment_note"] = (
+            "layer_mapping: the teacher block each student block was initialised from (the structural recipe's); "
+            "projections: learnt beside the student in each training run (distillation, and each pruning step's "
+            f"fine-tuning), {loss.get('projection_parameters', 0):,} parameters, dropped after training: the "
+            "exported student (bundle, ONNX, model.pt2) has none of them"
+        )
+    cost = loss.get("extra_cost") or {}
+    _set(
+        out,
+        "extra_cost",
+        cost if cost.get("measured") else None,
+        cost.get("reason") or "the extra training cost was not measured in this run",
+    )
+    if cost.get("measured") and (ctx.get("student_source") or {}).get("kind") == "cache":
+        out["extra_cost_note"] = "measured by the job that distilled the cached student (same options and seed)"
     out["loss_history"] = {
         phase: _series(history.get(phase, []), phase) for phase in ("teacher", "distill", "finetune")
     }

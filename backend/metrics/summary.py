@@ -107,11 +107,14 @@ def _distillation(ctx: dict) -> str:
     if before is None or after is None:
         return ""
     loss = (ctx.get("kd_loss") or {}).get("name", "logits")
-    how = (
-        f"Distillation (T = {config.get('temperature')}, alpha = {config.get('alpha')})"
-        if loss == "logits"
-        else f"Training with the '{loss}' loss"
-    )
+    weights = (ctx.get("kd_loss") or {}).get("weights") or {}
+    settings = f"T = {config.get('temperature')}, alpha = {config.get('alpha')}"
+    if loss == "logits":
+        how = f"Distillation ({settings})"
+    elif "logits" in weights:  # a combination with the logits loss
+        how = f"Distillation with {loss} ({settings})"
+    else:
+        how = f"Training with the '{loss}' loss"
     text = (
         f"{how} took the student's validation accuracy from {before:.1%} right after structural compression "
         f"to {after:.1%}"

@@ -41,6 +41,9 @@ class ModelSpec:
     hf_model_type: str | None = None  # config.json "model_type" of an uploaded model folder
     looks_like: Callable[[set[str]], bool] = _never  # state-dict key names -> is it this model's checkpoint?
     classifier: Callable[[Any], Any] | None = None  # vision: the final layer, kept at full width by pruning
+    # vision: the modules whose outputs the `features` distillation loss matches (stage ends; same names in the
+    # channel-pruned student, which keeps the teacher's module structure)
+    feature_layers: tuple[str, ...] = ()
     reference: Mapping[str, Any] | None = None  # published figures /test_metrics checks (factory, input, params)
 
     @property

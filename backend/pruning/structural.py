@@ -78,7 +78,18 @@ def slice_linear(layer: nn.Linear, idx: torch.Tensor, dim: int) -> nn.Linear:
     return new
 
 
-def text_summary(what: str, n_before: int, kept: list[int], ffn_before: int, ffn_after: int, ratio: float) -> dict:
+def text_summary(
+    what: str,
+    n_before: int,
+    kept: list[int],
+    ffn_before: int,
+    ffn_after: int,
+    ratio: float,
+    block_map: dict[str, list[int]] | None = None,
+) -> dict:
+    """What the transformer recipe removed; `block_map[stack][j]` is the teacher block student block j was
+    initialised from (the layer mapping of the distillation losses beyond the logits; default: one stack,
+    "encoder", with the kept blocks)."""
     return {
         "method": "layer selection (half the blocks, evenly spread, first and last kept, initialised from "
         "the teacher) + L1-magnitude FFN-unit pruning",
@@ -90,5 +101,6 @@ def text_summary(what: str, n_before: int, kept: list[int], ffn_before: int, ffn
             "kept_block_indices": kept,
             "ffn_units_teacher": ffn_before,
             "ffn_units_student": ffn_after,
+            "block_map": block_map if block_map is not None else {"encoder": list(kept)},
         },
     }

@@ -42,6 +42,8 @@ SPEC = ModelSpec(
     architecture=image_architecture,
     task="image_classifier",
     classifier=classifier,
+    # the last inverted-residual block at each resolution: strides 4, 8, 16 and 32 (24, 32, 96, 320 channels)
+    feature_layers=("features.3", "features.6", "features.13", "features.17"),
     looks_like=looks_like,
     reference={"factory": "torchvision.models:mobilenet_v2", "parameters": 3_504_872, "gmacs": 0.301},
 )

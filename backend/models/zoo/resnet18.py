@@ -44,6 +44,7 @@ SPEC = ModelSpec(
     architecture=image_architecture,
     task="image_classifier",
     classifier=classifier,
+    feature_layers=("layer1", "layer2", "layer3", "layer4"),  # the four stages (64, 128, 256, 512 channels)
     looks_like=looks_like,
     # torchvision's published figures at 224x224 with 1000 classes
     reference={"factory": "torchvision.models:resnet18", "parameters": 11_689_512, "gmacs": 1.814},

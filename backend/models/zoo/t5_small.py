@@ -115,7 +115,15 @@ def make_student(
     student.config.num_decoder_layers = len(student.decoder.block)
     student.config.d_ff = d_ff
     n_teacher = teacher.config.num_layers + teacher.config.num_decoder_layers
-    summary = text_summary("encoder + decoder blocks", n_teacher, kept_all, teacher.config.d_ff, d_ff, ffn_ratio)
+    summary = text_summary(
+        "encoder + decoder blocks",
+        n_teacher,
+        kept_all,
+        teacher.config.d_ff,
+        d_ff,
+        ffn_ratio,
+        block_map={"encoder": list(keeps[0]), "decoder": list(keeps[1])},
+    )
     summary["details"].update(encoder_blocks_kept=keeps[0], decoder_blocks_kept=keeps[1])
     return student, summary
 

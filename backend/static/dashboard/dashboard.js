@@ -681,7 +681,9 @@ function updateProgress(p) {
   if (isFinished(state.watchedState) && p.phase !== 'done') return;
   if (state.watchedState === 'queued' || !state.watchedState) setJobState('running');
   const step = p.total ? `step ${p.step} of ${p.total}` : '';
-  const loss = p.losses && isNum(p.losses.loss) ? ` · loss ${p.losses.loss.toFixed(4)}` : '';
+  // every loss term the job's loss logs (loss, kd_loss, ce_loss, hidden_cosine_loss, features_loss, ...)
+  const terms = Object.entries(p.losses || {}).filter(([, v]) => isNum(v));
+  const loss = terms.map(([name, v]) => ` · ${name} ${v.toFixed(4)}`).join('');
   setPhase(p.phase, step + loss);
   const parts = [];
   if (isNum(p.eta_s)) parts.push(`this phase: about ${fmtDuration(p.eta_s)} left`);

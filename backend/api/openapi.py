@@ -218,6 +218,18 @@ SCHEMAS: dict[str, Any] = {
             "summary": OBJ,
             "queue_position": {"type": ["integer", "null"]},
             "heartbeat_at": {"type": ["string", "null"], "description": "last heartbeat of the worker running it"},
+            "history": {
+                "type": "array",
+                "description": "GET /jobs/<id> only: every state the job entered, in order (note: error_type)",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "state": {"type": "string", "enum": STATES},
+                        "at": {"type": "string"},
+                        "note": {"type": ["string", "null"]},
+                    },
+                },
+            },
             "worker": {
                 "type": "object",
                 "description": "the worker process that ran the job (empty until one takes it)",

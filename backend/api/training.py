@@ -133,8 +133,10 @@ def list_jobs():
 
 @bp.get("/jobs/<job_id>")
 def job_detail(job_id: str):
-    """One job: state, phase, progress, timings, error, artifacts."""
-    return jsonify(_public(get_job(job_id)))
+    """One job: state, phase, progress, timings, error, artifacts, and the history of its states."""
+    data = _public(get_job(job_id))
+    data["history"] = manager().store.history(job_id)
+    return jsonify(data)
 
 
 @bp.delete("/jobs/<job_id>")

@@ -130,6 +130,7 @@ def _study_paths() -> dict[str, Any]:
                     "202": _json(STUDY, "Queued: study_id and the job_ids of its points"),
                     "400": _err(f"Bad option or grid value (named), or more than {MAX_POINTS} points"),
                     "429": _err("The queue is full (MAX_QUEUED_JOBS): the whole study is refused"),
+                    "503": _err("The job broker (--broker) does not answer: the whole study is refused"),
                 },
             },
             "get": {
@@ -295,6 +296,7 @@ def _paths() -> dict[str, Any]:
                     "400": _err("Bad option (the message names it and its range or valid choices)"),
                     "404": _err("An upload_id in the options is unknown"),
                     "429": {**_err("The queue is full (MAX_QUEUED_JOBS)"), "headers": RETRY_AFTER},
+                    "503": {**_err("The job broker (--broker) does not answer; retry later"), "headers": RETRY_AFTER},
                 },
             }
         },

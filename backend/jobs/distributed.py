@@ -160,8 +160,9 @@ class BrokerJobManager(JobManager):
         self.get(job_id)  # JobNotFound
         self.store.request_cancel(job_id, USER_CANCEL)  # set first: a worker claiming it now stops at once
         if self.store.cancel_queued(job_id, "cancelled before it started"):
-            try:
-                self.celery.control.revoke(job_id)
+            try:  # not while the broker is down (Celery would retry its connection): the store says enough
+                if self.broker_state() == "up":
+                    self.celery.control.revoke(job_id)
             except Exception:  # the store already says cancelled: a worker that gets it skips it
                 log.warning("revoke of %s failed", job_id, exc_info=True)
             announce(self._relay_emit, job_id, CANCELLED)

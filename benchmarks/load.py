@@ -12,8 +12,8 @@ job exists for /evaluate); then
   round (no clients, clients, clients, no clients, ...), so drift of a shared machine falls on both arms: the
   slowdown is each round's ratio of the job's own duration (started_at to finished_at in the store);
 - while the job trains with clients: REST latencies (p50/p99 over all pollers), and the events each Socket.IO
-  client received (joined to the job) against a reference client that joined nothing, with whether every
-  client's training_status sequence equals the reference's.
+  client received (listening from before the job was submitted, then joined to it) against a reference
+  client that joined nothing, with whether every client's training_status sequence equals the reference's.
 
 The Socket.IO clients run in a process of their own, so their threads do not slow the pollers' measurement.
 Writes benchmarks/load.json and the "Many clients" section of BENCHMARKS.md.
@@ -119,15 +119,22 @@ def _sockets_main(base: str, n: int, commands, results) -> None:
         record: list = []
         clients.append((make(record), record))
     results.put("connected")
+    joined: str | None = None
     while True:
         command, job_id = commands.get()
-        if command == "join":
+        if command == "listen":  # before a job is submitted: leave the last job (back to hearing every job)
+            for sio, _ in clients:
+                if joined:
+                    sio.call("leave", {"job_id": joined}, timeout=60)
             with lock:
                 reference.clear()
                 for _, record in clients:
                     record.clear()
+            results.put("listening")
+        elif command == "join":  # narrowed to the job; it stays joined (so hears no other job) until "listen"
             for sio, _ in clients:
                 sio.call("join", {"job_id": job_id}, timeout=60)
+            joined = job_id
             results.put("joined")
         elif command == "report":
             time.sleep(1.0)  # the last events reach every client
@@ -197,6 +204,10 @@ class Load:
             t.join()
         return latencies, errors
 
+    def listen(self) -> None:
+        self.commands.put(("listen", ""))
+        assert self.results.get(timeout=300) == "listening"
+
     def join(self, job_id: str) -> None:
         self.commands.put(("join", job_id))
         assert self.results.get(timeout=300) == "joined"
@@ -231,10 +242,11 @@ def measure_server(kind: str, rounds: int, seconds: float) -> dict:
                 order = ("alone", "clients") if r % 2 == 0 else ("clients", "alone")
                 pair = {}
                 for arm in order:
-                    job_id = server.submit()
-                    if arm == "alone":
-                        pair[arm] = server.wait(job_id)["duration_s"]
+                    if arm == "alone":  # the clients stay joined to a finished job: they hear nothing of this one
+                        pair[arm] = server.wait(server.submit())["duration_s"]
                         continue
+                    load.listen()  # every client hears the job from its "queued" on, then joins it
+                    job_id = server.submit()
                     load.join(job_id)
                     stop = threading.Event()
                     waiter = threading.Thread(target=lambda j=job_id, s=stop: (server.wait(j), s.set()))

@@ -34,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 from benchmarks.server import _free_port, _percentiles
@@ -216,11 +217,40 @@ class Load:
         self.commands.put(("report", job_id))
         return self.results.get(timeout=300)
 
+    def pids(self) -> list[int]:
+        """This process (the pollers) and the Socket.IO clients' process."""
+        return [os.getpid(), self.proc.pid]
+
     def close(self) -> None:
         self.commands.put(("stop", ""))
         self.proc.join(60)
         if self.proc.is_alive():
             self.proc.kill()
+
+
+def cpu_seconds(server_pid: int, load_pids: list[int]) -> dict[str, float]:
+    """CPU seconds used so far by the API process, its worker processes (its children: the job), and the load."""
+
+    def used(proc: psutil.Process) -> float:
+        try:
+            t = proc.cpu_times()
+            return t.user + t.system
+        except psutil.Error:
+            return 0.0
+
+    api = psutil.Process(server_pid)
+    if "gunicorn" in " ".join(api.cmdline()):  # the gunicorn master: the app runs in its one worker
+        api = next(iter(api.children()), api)
+    workers = api.children(recursive=True)
+    return {
+        "api": used(api),
+        "workers": sum(used(w) for w in workers),
+        "load": sum(used(psutil.Process(p)) for p in load_pids),
+    }
+
+
+def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after[k] - before[k], 2) for k in after}
 
 
 def measure_server(kind: str, rounds: int, seconds: float) -> dict:
@@ -238,14 +268,18 @@ def measure_server(kind: str, rounds: int, seconds: float) -> dict:
             threading.Timer(seconds, stop.set).start()
             idle, idle_errors = load.poll(idle_urls, stop)
             pairs, busy, busy_errors, deliveries = [], [], [], []
+            cpu: dict[str, list[dict]] = {"alone": [], "clients": []}
             for r in range(rounds):
                 order = ("alone", "clients") if r % 2 == 0 else ("clients", "alone")
                 pair = {}
                 for arm in order:
                     if arm == "alone":  # the clients stay joined to a finished job: they hear nothing of this one
+                        before = cpu_seconds(server.proc.pid, load.pids())
                         pair[arm] = server.wait(server.submit())["duration_s"]
+                        cpu["alone"].append(_delta(before, cpu_seconds(server.proc.pid, load.pids())))
                         continue
                     load.listen()  # every client hears the job from its "queued" on, then joins it
+                    before = cpu_seconds(server.proc.pid, load.pids())
                     job_id = server.submit()
                     load.join(job_id)
                     stop = threading.Event()
@@ -253,6 +287,7 @@ def measure_server(kind: str, rounds: int, seconds: float) -> dict:
                     waiter.start()
                     lat, errs = load.poll([f"/jobs/{job_id}", f"/evaluate?job_id={finished}"], stop)
                     waiter.join()
+                    cpu["clients"].append(_delta(before, cpu_seconds(server.proc.pid, load.pids())))
                     busy += lat
                     busy_errors += errs
                     job = requests.get(f"{server.base}/jobs/{job_id}", timeout=30).json()
@@ -270,6 +305,7 @@ def measure_server(kind: str, rounds: int, seconds: float) -> dict:
         "training": {**_percentiles(busy), "errors": len(busy_errors)},
         "pairs": pairs,
         "slowdown_ratio_mean": round(statistics.mean(ratios), 4),
+        "cpu_seconds_per_arm": cpu,
         "deliveries": [
             {
                 "job_state": d["job_state"],
@@ -322,6 +358,22 @@ def render(r: dict) -> str:
             f"{x['training']['p99_ms']:.1f} | {x['idle']['errors'] + x['training']['errors']} | mean "
             f"{x['slowdown_ratio_mean']:.3f} ({ratios}) | {delivered} / {expected} | {in_order} / {clients} |"
         )
+    lines += [
+        "",
+        "CPU seconds during each arm (summed over rounds): the API process, its worker process (the job), and "
+        "the load generator (pollers and Socket.IO clients, on the same machine):",
+        "",
+    ]
+    for kind in ("dev", "gunicorn"):
+        x = r.get(kind)
+        if not x or "cpu_seconds_per_arm" not in x:
+            continue
+        for arm, rows in x["cpu_seconds_per_arm"].items():
+            total = {k: sum(row[k] for row in rows) for k in ("api", "workers", "load")}
+            lines.append(
+                f"- {kind}, job {arm}: API {total['api']:.1f} s, worker {total['workers']:.1f} s, "
+                f"load generator {total['load']:.1f} s"
+            )
     lines += [
         "",
         f"Goals: REST p99 under {P99_GOAL_MS:g} ms while training, the job slowed by at most "

@@ -358,12 +358,13 @@ def render(r: dict) -> str:
             f"{x['training']['p99_ms']:.1f} | {x['idle']['errors'] + x['training']['errors']} | mean "
             f"{x['slowdown_ratio_mean']:.3f} ({ratios}) | {delivered} / {expected} | {in_order} / {clients} |"
         )
-    lines += [
-        "",
-        "CPU seconds during each arm (summed over rounds): the API process, its worker process (the job), and "
-        "the load generator (pollers and Socket.IO clients, on the same machine):",
-        "",
-    ]
+    if any("cpu_seconds_per_arm" in (r.get(k) or {}) for k in ("dev", "gunicorn")):
+        lines += [
+            "",
+            "CPU seconds during each arm (summed over rounds): the API process, its worker process (the job), and "
+            "the load generator (pollers and Socket.IO clients, on the same machine):",
+            "",
+        ]
     for kind in ("dev", "gunicorn"):
         x = r.get(kind)
         if not x or "cpu_seconds_per_arm" not in x:
@@ -376,9 +377,22 @@ def render(r: dict) -> str:
             )
     lines += [
         "",
-        f"Goals: REST p99 under {P99_GOAL_MS:g} ms while training, the job slowed by at most "
-        f"{SLOWDOWN_GOAL:.0%} (ratio ≤ {1 + SLOWDOWN_GOAL:.2f}); each is met or missed as the table shows, per "
-        "server. Events expected = what the reference client (joined nothing) received, times the clients.",
+        f"Goals: REST p99 under {P99_GOAL_MS:g} ms while training, the job slowed by at most {SLOWDOWN_GOAL:.0%}:",
+    ]
+    for kind in ("dev", "gunicorn"):
+        x = r.get(kind)
+        if x:
+            p99_met = x["training"]["p99_ms"] < P99_GOAL_MS
+            slow_met = x["slowdown_ratio_mean"] <= 1 + SLOWDOWN_GOAL
+            lines.append(
+                f"- {kind}: p99 {x['training']['p99_ms']:.0f} ms, {'met' if p99_met else '**missed**'}; slowdown "
+                f"{x['slowdown_ratio_mean'] - 1:+.0%}, {'met' if slow_met else '**missed**'}."
+            )
+    lines += [
+        "",
+        "Events expected = what the reference client (joined nothing) received, times the clients. On 2 shared "
+        "cores the job, the API and the load generator compete for the same CPUs, so the slowdown mixes the "
+        "server's cost with the load generator's (the CPU seconds above show each one's share).",
         "",
     ]
     return "\n".join(lines)

@@ -82,6 +82,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CANCEL_WAIT_S", 5.0, float, "seconds a cancelled job gets to stop before its worker is ended"),
     Setting("PROGRESS_INTERVAL_S", 0.1, float, "least seconds between two training_progress events of a job"),
     Setting("HEARTBEAT_S", 1.0, float, "seconds between a running job's heartbeats (and its idle progress events)"),
+    # The production server (gunicorn -c backend/gunicorn_conf.py, README "Operations"); the dev server ignores them.
+    Setting("SERVER_THREADS", 100, int,
+            "gunicorn threads: each serves one request, or one WebSocket client for its life"),
+    Setting("REQUEST_TIMEOUT_S", 10.0, float,
+            "gunicorn: seconds a client may stay silent while its request is read or answered before it is closed"),
 )  # fmt: skip
 
 

@@ -186,13 +186,13 @@ def render(r: dict) -> str:
     )
 
 
-def write_section(section: str) -> None:
-    """Replace (or append) the section under HEADING in BENCHMARKS.md, up to the next section or marker."""
+def write_section(section: str, heading: str = HEADING) -> None:
+    """Replace (or append) the section under `heading` in BENCHMARKS.md, up to the next section or marker."""
     import re
 
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile("^" + re.escape(HEADING) + r"\n.*?(?=^## |^<!-- |\Z)", re.S | re.M)
+    pattern = re.compile("^" + re.escape(heading) + r"\n.*?(?=^## |^<!-- |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
 

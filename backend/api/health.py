@@ -16,7 +16,7 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/test")
 def health():
-    """Status, library versions, device, threads and queue length."""
+    """Status, library versions, device, threads, broker and queue length."""
     info = {"status": "ok", "version": __version__, "python": platform.python_version()}
     info.update(environment_info())
     info["devices"] = available_devices()  # what exists: name and memory of each
@@ -26,6 +26,10 @@ def health():
     except DeviceError as exc:  # a server default this machine lacks: say so rather than fail the health check
         info["device"], info["device_reason"] = None, str(exc)
     manager = current_app.extensions.get("jobs")
+    # "up" / "down" with a broker (--broker), None with local workers; new jobs are refused while it is down.
+    info["broker"] = manager.broker_state() if manager is not None else None
+    if info["broker"] == "down":
+        info["status"] = "degraded"
     info["queue_length"] = manager.queue_length() if manager is not None else 0
     info["running_job_id"] = manager.running_job_id() if manager is not None else None
     info.update(disk_state())  # disk_free_bytes and min_free_disk_bytes: below the floor, new work gets 507

@@ -131,6 +131,7 @@ def _study_paths() -> dict[str, Any]:
                     "400": _err(f"Bad option or grid value (named), or more than {MAX_POINTS} points"),
                     "429": _err("The queue is full (MAX_QUEUED_JOBS): the whole study is refused"),
                     "507": _err(DISK_FLOOR),
+                    "503": _err("The job broker (--broker) does not answer: the whole study is refused"),
                 },
             },
             "get": {
@@ -219,6 +220,18 @@ SCHEMAS: dict[str, Any] = {
             "summary": OBJ,
             "queue_position": {"type": ["integer", "null"]},
             "heartbeat_at": {"type": ["string", "null"], "description": "last heartbeat of the worker running it"},
+            "history": {
+                "type": "array",
+                "description": "GET /jobs/<id> only: every state the job entered, in order (note: error_type)",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "state": {"type": "string", "enum": STATES},
+                        "at": {"type": "string"},
+                        "note": {"type": ["string", "null"]},
+                    },
+                },
+            },
             "worker": {
                 "type": "object",
                 "description": "the worker process that ran the job (empty until one takes it)",
@@ -285,6 +298,7 @@ def _paths() -> dict[str, Any]:
                     "404": _err("An upload_id in the options is unknown"),
                     "429": {**_err("The queue is full (MAX_QUEUED_JOBS)"), "headers": RETRY_AFTER},
                     "507": _err(DISK_FLOOR),
+                    "503": {**_err("The job broker (--broker) does not answer; retry later"), "headers": RETRY_AFTER},
                 },
             }
         },

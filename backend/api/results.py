@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+from functools import lru_cache
 from typing import Any
 
-from flask import Blueprint, jsonify, request, send_file
+from flask import Blueprint, current_app, jsonify, request, send_file
 
 from backend.api.common import TRUE_WORDS, altered, arg, artifact, finished_job, json_body, manager
 from backend.api.errors import ApiError
@@ -23,7 +24,22 @@ bp = Blueprint("results", __name__)
 @bp.get("/evaluate")
 def evaluate():
     """The full report of ?job_id= (default: the latest succeeded job)."""
-    return jsonify(_report(finished_job()))
+    record = finished_job()
+    try:
+        path = artifact(record, "report")
+        stat = path.stat()
+        body = _report_body(str(path), stat.st_mtime_ns, stat.st_size)
+    except (ApiError, OSError, ValueError):
+        raise ApiError(404, "artifact_missing", f"The report of job {record.id} is missing or unreadable.") from None
+    return current_app.response_class(body, mimetype="application/json")
+
+
+@lru_cache(maxsize=32)
+def _report_body(path: str, mtime_ns: int, size: int) -> str:
+    """The report file as the JSON answer, made once per file version: a succeeded job's report never changes,
+    and parsing and re-encoding it (tens of KB) was most of the API's work under clients polling /evaluate."""
+    with open(path, encoding="utf-8") as f:
+        return current_app.json.dumps(jsonable(json.load(f))) + "\n"
 
 
 @bp.get("/matlab_metrics")

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
 from backend.api.common import check_disk_room, json_body, manager
 from backend.api.errors import ApiError
-from backend.api.training import check_queue_room
+from backend.api.training import admit_jobs
 from backend.jobconfig import ConfigError, study_axes
 from backend.jobs import JobStateError, jsonable
 from backend.jobs.studies import MAX_POINTS, StudyNotFound, StudyRecord, StudyService
@@ -53,7 +53,7 @@ def create_study():
     body = json_body()
     check_disk_room()
     try:
-        study = service().create(body, admit=check_queue_room)
+        study = service().create(body, admit=admit_jobs)
     except ConfigError as exc:
         raise ApiError(400, "invalid_option", str(exc), field=exc.field) from None
     answer = {

@@ -15,13 +15,15 @@ from backend.models.registry import get_model_spec
 
 bp = Blueprint("training", __name__)
 QUEUE_RETRY_AFTER_S = 30
+BROKER_RETRY_AFTER_S = 10
 
 
 @bp.post("/train")
 def train():
-    """Validate the options and queue a job; 202 at once, 429 when the queue is full, 507 when the disk is."""
+    """Validate the options and queue a job; 202 at once, 503 while the broker is down, 429 when the queue is full,
+    507 when the disk is."""
     body = json_body()
-    check_queue_room()
+    admit_jobs()
     check_disk_room()
     if isinstance(body, dict) and body.get("device") is None:  # the server's default (--device, KD_DEVICE)
         body = {**body, "device": current_app.config.get("DEVICE", "auto")}
@@ -45,6 +47,24 @@ def train():
         },
     }
     return jsonify(answer), 202, {"Location": f"/jobs/{record.id}"}
+
+
+def admit_jobs(jobs: int = 1) -> None:
+    """Refuse new jobs while the broker is down (503) or the queue is full (429); nothing is stored either way."""
+    check_broker()
+    check_queue_room(jobs)
+
+
+def check_broker() -> None:
+    """503 with Retry-After while the job broker (--broker) does not answer: a job accepted now could not be sent."""
+    if manager().broker_state() == "down":
+        raise ApiError(
+            503,
+            "broker_unavailable",
+            "The job broker (Redis) does not answer; jobs already accepted are kept and run when it is back. "
+            "Retry later.",
+            headers={"Retry-After": str(BROKER_RETRY_AFTER_S)},
+        )
 
 
 def check_queue_room(jobs: int = 1) -> None:
@@ -134,8 +154,10 @@ def list_jobs():
 
 @bp.get("/jobs/<job_id>")
 def job_detail(job_id: str):
-    """One job: state, phase, progress, timings, error, artifacts."""
-    return jsonify(_public(get_job(job_id)))
+    """One job: state, phase, progress, timings, error, artifacts, and the history of its states."""
+    data = _public(get_job(job_id))
+    data["history"] = manager().store.history(job_id)
+    return jsonify(data)
 
 
 @bp.delete("/jobs/<job_id>")

@@ -5,6 +5,13 @@ before running it (so a job cancelled while it waited in the broker, or delivere
 heartbeat into its row while it runs, and polls the row's cancel column between steps. The API fails the jobs
 of workers whose heartbeat stops (SIGKILL, out of memory, a lost machine). Events reach clients through
 Flask-SocketIO's message queue on the same Redis. Nothing here imports torch.
+
+A lost broker: while Redis does not answer, `broker_state()` is "down" (the API refuses new jobs with 503).
+Redis holds only the messages, so a Redis that restarts comes back empty: the API's watch notices the new
+server (its `run_id` changed) and sends every job the store still calls queued again, in order. A message
+that was not lost after all is then delivered twice, which the claim in the store makes harmless. A job
+running meanwhile goes on in its worker (its events are dropped while Redis is away) and is recorded by it,
+or failed by the heartbeat watch if the worker went too.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery
 
 from backend.jobconfig import JobConfig
@@ -63,6 +71,9 @@ class BrokerJobManager(JobManager):
     ) -> None:
         self.broker_url, self.worker_timeout_s = broker_url, float(worker_timeout_s)
         self.celery = make_celery(broker_url)
+        # Short timeouts: a health check or an admission must not hang on a broker that went away.
+        self._redis = redis.Redis.from_url(broker_url, socket_connect_timeout=1.0, socket_timeout=1.0)
+        self._broker_run_id: str | None = None  # the Redis server last seen: a new one lost every message
         self._stop_reaper = threading.Event()
         self._reaper: threading.Thread | None = None
         super().__init__(data_dir, upload_dir, emit=emit, start=start, cancel_wait_s=cancel_wait_s, workers=1)
@@ -94,6 +105,13 @@ class BrokerJobManager(JobManager):
 
     # -- queries from the store -------------------------------------------------------------------
 
+    def broker_state(self) -> str:
+        """ "up" when Redis answers a PING now, else "down"."""
+        try:
+            return "up" if self._redis.ping() else "down"
+        except redis.RedisError:
+            return "down"
+
     def queue_length(self) -> int:
         """Jobs waiting for a worker."""
         return len(self.store.queued_ids())
@@ -111,7 +129,7 @@ class BrokerJobManager(JobManager):
     # -- commands -------------------------------------------------------------------------------
 
     def submit(self, config: JobConfig) -> JobRecord:
-        """Record the job, announce it, and send it to the broker."""
+        """Record the job, announce it, and send it to the broker (the API checks broker_state() first)."""
         job_id = "job_" + uuid.uuid4().hex[:16]
         record = self.store.create(job_id, config.to_dict(), out_dir=str(self.jobs_dir / job_id))
         self._emit(
@@ -127,10 +145,10 @@ class BrokerJobManager(JobManager):
         )
         try:
             self.celery.send_task(TASK_NAME, args=[job_id], task_id=job_id, queue=QUEUE_NAME)
-        except Exception as exc:  # the broker is down: say so on the job rather than leave it waiting forever
-            error = f"the job broker is unreachable ({type(exc).__name__}); try again when it is back"
-            if self.store.finish_if_unfinished(job_id, FAILED, error=error, error_type="broker_unavailable"):
-                announce(self._relay_emit, job_id, FAILED, error, "broker_unavailable")
+        except Exception:  # the broker went away since the API's admission check: the job stays queued, accepted,
+            # and is sent again when the broker is back (resend_if_broker_restarted)
+            log.warning("job %s accepted but not sent: the broker is unreachable; it is sent when it is back", job_id)
+            self._broker_run_id = None
         return self.get(record.id)
 
     def cancel(self, job_id: str | None = None) -> JobRecord:
@@ -142,8 +160,9 @@ class BrokerJobManager(JobManager):
         self.get(job_id)  # JobNotFound
         self.store.request_cancel(job_id, USER_CANCEL)  # set first: a worker claiming it now stops at once
         if self.store.cancel_queued(job_id, "cancelled before it started"):
-            try:
-                self.celery.control.revoke(job_id)
+            try:  # not while the broker is down (Celery would retry its connection): the store says enough
+                if self.broker_state() == "up":
+                    self.celery.control.revoke(job_id)
             except Exception:  # the store already says cancelled: a worker that gets it skips it
                 log.warning("revoke of %s failed", job_id, exc_info=True)
             announce(self._relay_emit, job_id, CANCELLED)
@@ -172,8 +191,26 @@ class BrokerJobManager(JobManager):
             try:
                 for record in self.store.stale_running(self.worker_timeout_s):
                     self._worker_lost(record)
+                self.resend_if_broker_restarted()
             except Exception:  # a busy or closed database: try again next round
                 log.exception("reaper round failed")
+
+    def resend_if_broker_restarted(self) -> list[str]:
+        """Send the queued jobs again when the Redis server is a new one (or seen for the first time since this API
+        started); returns their ids. Nothing while Redis is down."""
+        try:
+            run_id = self._redis.info("server").get("run_id")
+        except redis.RedisError:
+            return []
+        if run_id == self._broker_run_id:
+            return []
+        queued = self.store.queued_ids()  # oldest first: the broker's order stays the submission order
+        for job_id in queued:
+            self.celery.send_task(TASK_NAME, args=[job_id], task_id=job_id, queue=QUEUE_NAME)
+        self._broker_run_id = run_id
+        if queued:
+            log.warning("the broker is a new Redis server: sent %d queued job(s) again", len(queued))
+        return queued
 
     def _worker_lost(self, record: JobRecord) -> None:
         who = record.worker or {}

@@ -174,6 +174,10 @@ class JobManager:
         """model -> its most recent succeeded job."""
         return self.store.latest_per_model(SUCCEEDED)
 
+    def broker_state(self) -> str | None:
+        """ "up" or "down" for the job broker; None when jobs need none (local workers)."""
+        return None
+
     def queue_length(self) -> int:
         """Jobs waiting to run."""
         with self._cond:

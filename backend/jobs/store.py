@@ -6,6 +6,8 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +39,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     summary TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS jobs_state_seq ON jobs(state, seq);
+CREATE TABLE IF NOT EXISTS job_history (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    at REAL NOT NULL,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS job_history_job ON job_history(job_id, n);
 """
 # Columns added for worker processes; ALTER TABLE adds them to a data dir made by an older version.
 _ADDED_COLUMNS = {"worker": "TEXT NOT NULL DEFAULT '{}'", "heartbeat_at": "REAL", "cancel_reason": "TEXT"}
@@ -102,7 +112,12 @@ class JobStore:
     """Thread-safe access to the jobs table (one connection behind a lock).
 
     Several processes (the API and its workers) open the same file: WAL mode lets readers run beside the
-    one writer, and the busy timeout makes a writer wait for another instead of failing.
+    one writer, and the busy timeout makes a writer wait for another instead of failing. Every change of a
+    job's state is one `BEGIN IMMEDIATE` transaction that checks the state it comes from, writes the new
+    one and appends it to the job's history (`job_history`): a transition is either wholly recorded or not
+    at all, two writers cannot both move a job out of one state, and the history is the job's every state in
+    order. IMMEDIATE takes the write lock at the start, so a transaction never has to upgrade a read lock
+    (the case SQLite answers with "database is locked" whatever the busy timeout).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -129,12 +144,49 @@ class JobStore:
         with self._lock:
             self._db.close()
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (under the thread lock): committed when the block ends, rolled back on error."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @staticmethod
+    def _log(db: sqlite3.Connection, job_id: str, state: str, at: float, note: str | None = None) -> None:
+        db.execute("INSERT INTO job_history (job_id, state, at, note) VALUES (?, ?, ?, ?)", (job_id, state, at, note))
+
+    def _transition(self, job_id: str, to: str, sources: tuple[str, ...], values: dict[str, Any]) -> bool:
+        """Move a job from one of `sources` to `to`, setting `values`, and record it; False when it was in none."""
+        values = {"state": to, **values}
+        cols = ", ".join(f"{k} = ?" for k in values)
+        args = [json.dumps(v) if k in _JSON_FIELDS else v for k, v in values.items()]
+        marks = ", ".join("?" * len(sources))
+        with self._write() as db:
+            cur = db.execute(f"UPDATE jobs SET {cols} WHERE id = ? AND state IN ({marks})", (*args, job_id, *sources))
+            if cur.rowcount != 1:
+                return False
+            self._log(db, job_id, to, time.time(), values.get("error_type"))
+            return True
+
+    def history(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's states in the order they were entered: [{state, at (ISO time), note}]."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT state, at, note FROM job_history WHERE job_id = ? ORDER BY n", (job_id,)
+            ).fetchall()
+        return [{"state": r[0], "at": iso_time(r[1]), "note": r[2]} for r in rows]
+
     def create(self, job_id: str, config: dict[str, Any], *, out_dir: str) -> JobRecord:
         """Insert a queued job."""
         now = time.time()
-        with self._lock:
-            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
-            self._db.execute(
+        with self._write() as db:
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+            db.execute(
                 "INSERT INTO jobs (id, seq, model_name, dataset, config, state, phase, created_at, out_dir) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -149,16 +201,24 @@ class JobStore:
                     out_dir,
                 ),
             )
+            self._log(db, job_id, QUEUED, now)
         return self.get(job_id)
 
     def update(self, job_id: str, **values: Any) -> None:
-        """Set columns of one job; dict fields are stored as JSON."""
+        """Set columns of one job; dict fields are stored as JSON. The service changes states through the
+        checked transitions below (claim, finish_if_unfinished, cancel_queued); a state set here is recorded
+        in the history all the same."""
         if not values:
             return
         cols = ", ".join(f"{k} = ?" for k in values)
         args = [json.dumps(v) if k in _JSON_FIELDS else v for k, v in values.items()]
-        with self._lock:
-            self._db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*args, job_id))
+        if "state" not in values:
+            with self._lock:
+                self._db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*args, job_id))
+            return
+        with self._write() as db:
+            if db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*args, job_id)).rowcount == 1:
+                self._log(db, job_id, values["state"], time.time(), values.get("error_type"))
 
     def get(self, job_id: str) -> JobRecord | None:
         """One job, or None."""
@@ -201,39 +261,25 @@ class JobStore:
 
     def delete(self, job_id: str) -> bool:
         """Remove a job's row; True when there was one."""
-        with self._lock:
-            return self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+        with self._write() as db:
+            db.execute("DELETE FROM job_history WHERE job_id = ?", (job_id,))
+            return db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
 
     def claim(self, job_id: str, worker: dict[str, Any]) -> bool:
         """Queued -> running for this worker, atomically; False when the job is not queued any more."""
         now = time.time()
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE jobs SET state = ?, phase = 'starting', started_at = ?, heartbeat_at = ?, worker = ? "
-                "WHERE id = ? AND state = ?",
-                (RUNNING, now, now, json.dumps(worker), job_id, QUEUED),
-            )
-            return cur.rowcount == 1
+        values = {"phase": "starting", "started_at": now, "heartbeat_at": now, "worker": worker}
+        return self._transition(job_id, RUNNING, (QUEUED,), values)
 
     def finish_if_unfinished(self, job_id: str, state: str, **values: Any) -> bool:
         """Set a final state unless the job already has one (a worker and the API may race); True if set."""
-        values = {"state": state, "phase": state, "finished_at": time.time(), **values}
-        cols = ", ".join(f"{k} = ?" for k in values)
-        args = [json.dumps(v) if k in _JSON_FIELDS else v for k, v in values.items()]
-        with self._lock:
-            cur = self._db.execute(
-                f"UPDATE jobs SET {cols} WHERE id = ? AND state IN (?, ?)", (*args, job_id, QUEUED, RUNNING)
-            )
-            return cur.rowcount == 1
+        values = {"phase": state, "finished_at": time.time(), **values}
+        return self._transition(job_id, state, (QUEUED, RUNNING), values)
 
     def cancel_queued(self, job_id: str, error: str) -> bool:
         """Queued -> cancelled, atomically (a worker may be claiming it); False when it was not queued."""
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE jobs SET state = ?, phase = ?, error = ?, finished_at = ? WHERE id = ? AND state = ?",
-                (CANCELLED, CANCELLED, error, time.time(), job_id, QUEUED),
-            )
-            return cur.rowcount == 1
+        values = {"phase": CANCELLED, "error": error, "finished_at": time.time()}
+        return self._transition(job_id, CANCELLED, (QUEUED,), values)
 
     def request_cancel(self, job_id: str, reason: str) -> None:
         """Ask the process running the job to stop (it polls this column)."""
@@ -260,11 +306,11 @@ class JobStore:
 
     def recover(self) -> tuple[list[str], list[str]]:
         """At start: mark jobs left running as failed (interrupted); return (interrupted, queued) ids."""
-        interrupted = [r.id for r in self.list(state=RUNNING, limit=10**6)]
-        for job_id in interrupted:
-            self.update(
-                job_id, state=FAILED, phase=FAILED, error=INTERRUPTED, error_type="interrupted", finished_at=time.time()
-            )
+        interrupted = [
+            r.id
+            for r in self.list(state=RUNNING, limit=10**6)
+            if self.finish_if_unfinished(r.id, FAILED, error=INTERRUPTED, error_type="interrupted")
+        ]
         queued = [r.id for r in self.list(state=QUEUED, limit=10**6, newest_first=False)]
         return interrupted, queued
 

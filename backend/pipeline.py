@@ -272,15 +272,7 @@ def search_latency_target(state: JobState, cb: CallbackList, upload_dir: Path) -
     example = inputs.head(1)["pixel_values"] if state.spec.family == "vision" else None
     work = Path(tempfile.mkdtemp(prefix="kd-latency-target-"))
     try:
-        timer = RuntimeTimer(
-            config.target_runtime,
-            state.spec.id,
-            adapter,
-            inputs.head,
-            batch_size=config.target_batch_size,
-            runs=config.latency_runs,
-            work_dir=work,
-        )
+        timer = _target_timer(state, adapter, inputs.head, work)
         measure = CandidateTimer(
             timer, teacher, lambda ratio: make_student(state.spec, teacher, ratio, example)[0], inputs.head(1)
         )
@@ -324,6 +316,20 @@ def search_latency_target(state: JobState, cb: CallbackList, upload_dir: Path) -
 def _option_maximum(name: str) -> float:
     """The upper limit of a numeric job option (the search stays within what a request could ask for)."""
     return float(next(o.maximum for o in job_options() if o.name == name))
+
+
+def _target_timer(state: JobState, adapter, head, work: Path) -> RuntimeTimer:
+    """Times models as the job's latency target asks: its runtime, batch size and number of rounds."""
+    config = state.config
+    return RuntimeTimer(
+        config.target_runtime,
+        state.spec.id,
+        adapter,
+        head,
+        batch_size=config.target_batch_size,
+        runs=config.latency_runs,
+        work_dir=work,
+    )
 
 
 def _architecture_only(state: JobState, upload_dir: Path) -> tuple[nn.Module, Any, ds.TensorSet]:
@@ -986,15 +992,7 @@ def _achieved(state: JobState) -> dict:
     )
     work = Path(tempfile.mkdtemp(prefix="kd-latency-achieved-"))
     try:
-        timer = RuntimeTimer(
-            config.target_runtime,
-            state.spec.id,
-            adapter,
-            test.head,
-            batch_size=config.target_batch_size,
-            runs=config.latency_runs,
-            work_dir=work,
-        )
+        timer = _target_timer(state, adapter, test.head, work)
         timing = timer.time(timer.load("teacher", teacher), timer.load("student", student))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -145,8 +145,8 @@ def with_teacher_logits(
     return data.with_tensors(**{TEACHER_LOGITS: logits}), info
 
 
-def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher, scaler=None) -> dict[str, float | None]:
-    """One optimisation step; returns the loss terms as floats."""
+def loss_terms(model, adapter, batch, settings: TrainSettings, teacher=None) -> dict[str, torch.Tensor]:
+    """The loss terms of `settings.kd_loss` on one batch (teacher logits from the batch, or from `teacher`)."""
     logits, targets = adapter.logits_and_targets(model, batch)
     kd = get_loss(settings.kd_loss)
     teacher_logits = None
@@ -155,7 +155,12 @@ def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher, sc
     elif teacher is not None and kd.uses_teacher:
         with torch.no_grad():
             teacher_logits, _ = adapter.logits_and_targets(teacher, batch)
-    terms = kd.compute(logits, teacher_logits, targets, settings)
+    return kd.compute(logits, teacher_logits, targets, settings)
+
+
+def _step(model, adapter, batch, settings: TrainSettings, optimizer, teacher, scaler=None) -> dict[str, float | None]:
+    """One optimisation step; returns the loss terms as floats."""
+    terms = loss_terms(model, adapter, batch, settings, teacher)
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
         terms["loss"].backward()

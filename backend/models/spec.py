@@ -41,6 +41,8 @@ class ModelSpec:
     hf_model_type: str | None = None  # config.json "model_type" of an uploaded model folder
     looks_like: Callable[[set[str]], bool] = _never  # state-dict key names -> is it this model's checkpoint?
     classifier: Callable[[Any], Any] | None = None  # vision: the final layer, kept at full width by pruning
+    # text: the model's heads and FFN layers (backend.pruning.structured.TransformerParts), for structured pruning
+    transformer_parts: Callable[[Any], Any] | None = None
     reference: Mapping[str, Any] | None = None  # published figures /test_metrics checks (factory, input, params)
 
     @property

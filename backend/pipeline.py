@@ -35,7 +35,7 @@ from backend.metrics.deployment import measure_deployment
 from backend.metrics.effectiveness import classification_metrics, paired_differences
 from backend.metrics.efficiency import measure_latency, model_size
 from backend.metrics.inference_memory import BATCH_SIZES, measure_inference_memory, pickle_globals
-from backend.metrics.measure import measure_pair
+from backend.metrics.measure import measure_pair, measure_pruning_effect
 from backend.metrics.report import build_report
 from backend.metrics.stats import paired_accuracy_difference
 from backend.models import adapters, teachers, vision
@@ -738,6 +738,7 @@ def run_controls(state: JobState, cb: CallbackList) -> None:
 def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started: float) -> dict:
     """Measure teacher and student the same way on the test split, and build the report."""
     evaluate_started = time.perf_counter()
+    unpruned = next((row.get("_model") for row in state.stages if row["stage"] == "student_kd"), None)
     _stage_test_accuracies(state, cb)
     cb.check_stop()
     test_batches = _LabelledBatches(state.test)
@@ -751,6 +752,8 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
         latency_runs=state.config.latency_runs,
     )
     measurements["latency"]["device"] = _device_label(state)
+    measurements["pruning_effect"] = _pruning_effect(state, unpruned)
+    del unpruned
     if state.controls:
         measurements["controls"] = _measure_controls(state, measurements["predictions"], cb)
     if state.device.type != "cpu":
@@ -765,6 +768,19 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     state.timings["evaluate"], state.timings["total"] = now - evaluate_started, now - started
     ctx = build_context(state, job_id, measurements, kl)
     return build_report(ctx)
+
+
+def _pruning_effect(state: JobState, unpruned: nn.Module | None) -> dict:
+    """The distilled student before the pruning method against the pruned one (FLOPs, weights, PyTorch latency)."""
+    if unpruned is None or not (state.pruning.get("steps") or []):
+        return {"error": "not measured: no pruning step ran (sparsity 0) or no pre-pruning student was kept"}
+    return measure_pruning_effect(
+        unpruned,
+        state.student,
+        predict=state.adapter.predict,
+        example_batch=state.test.head,
+        latency_runs=state.config.latency_runs,
+    )
 
 
 def _predictions(model: nn.Module, state: JobState) -> tuple[list[int], list[int]]:

@@ -184,3 +184,25 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
     std = float(x.std(ddof=1))
     half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
     return {"n": n, "mean": mean, "std": std, "ci": [mean - half, mean + half]}
+
+
+def median_ratio_interval(
+    numerator: Sequence[float],
+    denominator: Sequence[float],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> list[float] | None:
+    """Percentile-bootstrap interval of median(numerator) / median(denominator) over paired runs (run i of
+    each was timed back to back, so runs are resampled together); None when fewer than 2 pairs or a median is 0."""
+    a, b = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
+    if len(a) != len(b) or len(a) < 2:
+        return None
+    idx = _resample_indices(len(a), resamples, seed)
+    den = np.median(b[idx], axis=1)
+    if np.any(den <= 0):
+        return None
+    draws = np.median(a[idx], axis=1) / den
+    tail = (1 - confidence) / 2 * 100
+    return [float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .common import finite
+from .realised import NO_SPEEDUP_BELOW, bought_nothing, flops_against_speed, speed_blocks
 
 SAME_BAND = 0.02  # ratios within 2% of 1 are reported as "about the same"
 
@@ -96,6 +97,57 @@ def _flops(ctx: dict) -> str:
     )
 
 
+RUNTIME_NAMES = {"pytorch": "PyTorch", "pytorch_cpu": "PyTorch on the CPU", "onnxruntime": "ONNX Runtime"}
+
+
+def _speeds(rows: dict) -> str:
+    """'1.52x at batch 1 and 2.10x at batch 32 (realised 40% and 55% of the FLOPs ratio)'."""
+    keys = list(rows)
+    speeds = " and ".join(f"{rows[k]['speedup']:.2f}x at {k.replace('_', ' ')}" for k in keys)
+    realised = " and ".join(f"{rows[k]['realised_fraction']:.0%}" for k in keys)
+    return f"{speeds} (realising {realised} of the FLOPs ratio)"
+
+
+def _flops_vs_speed(ctx: dict) -> str:
+    m = ctx["measurements"]
+    c = m["comparison"]
+    block = flops_against_speed(c["flops_ratio"], c["flops_ratio_if_zeros_skipped"], speed_blocks(m))
+    parts = [
+        f"{RUNTIME_NAMES.get(name, name)} {_speeds(rows)}"
+        for name, rows in block["runtimes"].items()
+        if isinstance(rows, dict) and rows
+    ]
+    text = (
+        f"The student needs {c['flops_ratio']:.2f}x fewer dense FLOPs than the teacher; measured speedup: "
+        + "; ".join(parts)
+        + "."
+    )
+    idle = bought_nothing(block)
+    if idle:
+        names = " and ".join(RUNTIME_NAMES.get(n, n) for n in idle)
+        text += f" In {names} those fewer FLOPs bought no measured speedup (below {NO_SPEEDUP_BELOW:g}x)."
+    return text
+
+
+def _pruning_speed(ctx: dict) -> str:
+    effect = ctx["measurements"].get("pruning_effect") or {}
+    if not effect or "error" in effect:
+        return ""
+    method = (ctx.get("pruning") or {}).get("method", "the pruning method")
+    speedups = effect["latency"]["speedup"]
+    keys = list(speedups)
+    speeds = " and ".join(f"{speedups[k]:.2f}x at {k.replace('_', ' ')}" for k in keys)
+    text = (
+        f"The pruning method '{method}' alone cut dense FLOPs {effect['flops_ratio']:.2f}x "
+        f"({effect['flops_ratio_if_zeros_skipped']:.2f}x if zero weights were skipped) and nonzero weights "
+        f"{effect['nonzero_parameter_ratio']:.2f}x; in PyTorch the pruned student ran {speeds} faster than "
+        f"before pruning (ratios of interleaved medians)"
+    )
+    if all(finite(v) is not None and v < NO_SPEEDUP_BELOW for v in speedups.values()):
+        return text + f": it bought no measured speedup (below {NO_SPEEDUP_BELOW:g}x)."
+    return text + "."
+
+
 def _stage(ctx: dict, stage: str) -> float | None:
     rows = [r for r in ctx.get("stages", []) if r.get("stage") == stage]
     return finite(rows[0].get("val_accuracy")) if rows else None
@@ -177,10 +229,12 @@ SENTENCES: tuple[Callable[[dict], str], ...] = (
     _size,
     _latency,
     _flops,
+    _flops_vs_speed,
     _distillation,
     _controls,
     _agreement,
     _pruning,
+    _pruning_speed,
 )
 
 

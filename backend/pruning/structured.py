@@ -239,6 +239,10 @@ def _prune_transformer(model, config, after_step, context, importance: str, roun
         None if a is None else getattr(*a[0]).out_features // head_dim
         for a in context.transformer_parts(model).attention
     ]
+    if any(h is None for h in heads0):
+        notes = {"heads_note": "heads are not pruned in this model (its registry entry names no attention): FFN only"}
+    else:
+        notes = {}
     return {
         "scope": "attention heads (whole heads: query/key/value rows and output columns together) and FFN units "
         "of every block, the same count in every block",
@@ -256,9 +260,7 @@ def _prune_transformer(model, config, after_step, context, importance: str, roun
             "ffn_units_before": ffn_before,
             "ffn_units_after": ffn,
             "removed_fraction": 1.0 - (att + ffn) / max(1, att_before + ffn_before),
-            "heads_note": None
-            if all(h is not None for h in heads0)
-            else "heads are not pruned in this model (its registry entry names no attention to prune): FFN units only",
+            **notes,
         },
         "sparsity_meaning": "fraction of each block's heads and FFN units removed (heads counted by their width); "
         "the weights that remain are dense: global_sparsity counts zeros, not removed structure",

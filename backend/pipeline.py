@@ -37,6 +37,7 @@ from backend.metrics.efficiency import measure_latency, model_size
 from backend.metrics.inference_memory import BATCH_SIZES, measure_inference_memory, pickle_globals
 from backend.metrics.measure import measure_pair, measure_pruning_effect
 from backend.metrics.report import build_report
+from backend.metrics.sparse_kernels import semi_structured_speed
 from backend.metrics.stats import paired_accuracy_difference
 from backend.models import adapters, teachers, vision
 from backend.models import text as text_models
@@ -753,6 +754,7 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     )
     measurements["latency"]["device"] = _device_label(state)
     measurements["pruning_effect"] = _pruning_effect(state, unpruned)
+    measurements["semi_structured"] = _semi_structured(state)
     del unpruned
     if state.controls:
         measurements["controls"] = _measure_controls(state, measurements["predictions"], cb)
@@ -781,6 +783,14 @@ def _pruning_effect(state: JobState, unpruned: nn.Module | None) -> dict:
         example_batch=state.test.head,
         latency_runs=state.config.latency_runs,
     )
+
+
+def _semi_structured(state: JobState) -> dict:
+    """The student's 2:4 Linear layers run by torch's semi-structured sparse kernel against dense (CUDA 8.0+ only:
+    null with the reason elsewhere); its own fp16, so the adapter runs without the job's autocast."""
+    adapter = copy.copy(state.adapter)
+    adapter.amp = contextlib.nullcontext
+    return semi_structured_speed(state.student, adapter.predict, state.test.head, runs=state.config.latency_runs)
 
 
 def _predictions(model: nn.Module, state: JobState) -> tuple[list[int], list[int]]:

@@ -20,6 +20,7 @@ from transformers import (
 
 from backend import pruning
 from backend.metrics.realised import bought_nothing, flops_against_speed
+from backend.metrics.sparse_kernels import eligible_layers, has_2_4_pattern, semi_structured_speed
 from backend.metrics.stats import median_ratio_interval
 from backend.metrics.summary import _pruning_speed
 from backend.models.onnx_export import export_onnx
@@ -338,7 +339,9 @@ def test_median_ratio_interval_brackets_the_ratio_of_medians():
 
 @pytest.mark.slow
 def test_structured_resnet18_job_runs_end_to_end(tmp_path):
-    result = tiny_job(tmp_path, "resnet18", pruning_method="structured", sparsity=0.5, pruning_steps=2)
+    result = tiny_job(
+        tmp_path, "resnet18", pruning_method="structured", sparsity=0.5, pruning_steps=2, pretrained=False
+    )
     report = result.report
     pruned = report["pruning_analysis"]
     structure = pruned["method_details"]["structure"]
@@ -352,5 +355,21 @@ def test_structured_resnet18_job_runs_end_to_end(tmp_path):
         assert row["speedup_ci"][0] <= row["speedup"] <= row["speedup_ci"][1]
     assert report["efficiency_improvements"]["runtimes"]["onnxruntime"] is not None
     assert (result.out_dir / "onnx" / "student").is_dir()
-    stages = {row["stage"]: row for row in report["knowledge_distillation_analysis"]["stages"]}
+    stages = {row["stage"]: row for row in report["learning_outcomes"]["accuracy_by_stage"]}
     assert stages["student_kd"]["test_accuracy"] is not None  # measured on the unpruned, wider student
+
+
+# ---- the 2:4 sparse kernel ------------------------------------------------------------------------------
+
+
+def test_2_4_layers_are_found_and_without_a_kernel_the_speedup_is_null_with_the_reason():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 3))
+    dense_eligible = eligible_layers(model)
+    with torch.no_grad():
+        model[0].weight.mul_(nm_mask(model[0].weight))
+    assert has_2_4_pattern(model[0].weight) and not has_2_4_pattern(model[2].weight)
+    assert dense_eligible == [] and [name for name, _ in eligible_layers(model)] == ["0"]
+    block = semi_structured_speed(model, lambda m, b: m(b["x"]).argmax(-1), lambda n: {"x": torch.randn(n, 128)})
+    assert block["eligible_layers"] == ["0"]
+    assert block["speedup"] is None and "no sparse kernel on this device (cpu)" in block["speedup_reason"]

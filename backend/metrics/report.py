@@ -348,6 +348,12 @@ def _pruning_analysis(ctx: dict) -> dict:
     listed = ("method", "description", "scope", "criterion", "target_sparsity", "steps", "masks_removed")
     out["method_details"] = {k: v for k, v in pruning.items() if k not in listed}
     out.update(_pruning_effect(ctx["measurements"].get("pruning_effect")))
+    _set(
+        out,
+        "semi_structured_kernel",
+        ctx["measurements"].get("semi_structured"),
+        "not measured in this run",
+    )
     return out
 
 

@@ -148,6 +148,17 @@ def _pruning_speed(ctx: dict) -> str:
     return text + "."
 
 
+def _sparse_kernel(ctx: dict) -> str:
+    block = ctx["measurements"].get("semi_structured") or {}
+    layers = block.get("eligible_layers") or []
+    if not layers:
+        return ""
+    if block.get("speedup") is None:
+        return f"{len(layers)} Linear layers have the 2:4 pattern, but no 2:4 speedup was measured: {block['speedup_reason']}."
+    speeds = " and ".join(f"{v:.2f}x at {k.replace('_', ' ')}" for k, v in block["speedup"].items())
+    return f"Run by the 2:4 semi-structured sparse kernel ({len(layers)} Linear layers, fp16), the student ran {speeds} faster than dense."
+
+
 def _stage(ctx: dict, stage: str) -> float | None:
     rows = [r for r in ctx.get("stages", []) if r.get("stage") == stage]
     return finite(rows[0].get("val_accuracy")) if rows else None
@@ -235,6 +246,7 @@ SENTENCES: tuple[Callable[[dict], str], ...] = (
     _agreement,
     _pruning,
     _pruning_speed,
+    _sparse_kernel,
 )
 
 

@@ -55,10 +55,14 @@ def _convs(model: nn.Module) -> list[nn.Conv2d]:
 # ---- structured: CNNs ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("importance", ["l1", "taylor"])
-def test_structured_cnn_removes_channels_in_multiples_of_8_and_exports(tmp_path, importance):
+@pytest.mark.parametrize(
+    ("model_id", "importance"), [("resnet18", "l1"), ("resnet18", "taylor"), ("mobilenetv2", "l1")]
+)
+def test_structured_cnn_removes_channels_in_multiples_of_8_and_exports(tmp_path, model_id, importance):
     torch.manual_seed(0)
-    model = torchvision.models.resnet18(num_classes=5).eval()
+    build = torchvision.models.resnet18 if model_id == "resnet18" else torchvision.models.mobilenet_v2
+    model = build(num_classes=5).eval()
+    classifier = model.fc if model_id == "resnet18" else model.classifier[-1]
     x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 5, (8,))
     before = [c.out_channels for c in _convs(model)]
     steps = []
@@ -68,10 +72,10 @@ def test_structured_cnn_removes_channels_in_multiples_of_8_and_exports(tmp_path,
     after = [c.out_channels for c in _convs(model)]
     assert sum(after) < 0.6 * sum(before)  # half the channels gone, physically
     assert all(c % 8 == 0 for c in after)
-    assert model.fc.out_features == 5 and model(x).shape == (8, 5)
+    assert classifier.out_features == 5 and model(x).shape == (8, 5)
     assert [s.step for s in steps] == [1, 2] and steps[-1].achieved_sparsity == pytest.approx(0.5, abs=0.05)
     assert info["structure"]["conv_channels_after"] == sum(after)
-    exported = export_onnx("resnet18", model, {"pixel_values": x[:2]}, tmp_path / "onnx")
+    exported = export_onnx(model_id, model, {"pixel_values": x[:2]}, tmp_path / "onnx")
     assert (tmp_path / "onnx" / exported["files"]["model"]).stat().st_size > 0
 
 

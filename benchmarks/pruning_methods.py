@@ -30,7 +30,7 @@ RUNTIMES = ("pytorch", "onnxruntime")
 BATCHES = ("batch_1", "batch_32")
 
 
-def _job(model: str, method: str, sparsity: float, seed: int, work: Path) -> dict:
+def _job(model: str, method: str, sparsity: float, seed: int, work: Path, max_samples: int | None = None) -> dict:
     """One quick job; the figures this section reports, read from its report."""
     from backend.jobconfig import JobConfig
     from backend.models.registry import get_model_spec
@@ -38,7 +38,9 @@ def _job(model: str, method: str, sparsity: float, seed: int, work: Path) -> dic
 
     dataset = TASKS[get_model_spec(model).family]
     options = {"model_name": model, "dataset": dataset, "seed": seed, "pruning_method": method, "sparsity": sparsity}
-    tag = f"{model}-{method}-s{sparsity}-seed{seed}"
+    if max_samples:
+        options["max_samples"] = max_samples
+    tag = f"{model}-{method}-s{sparsity}-seed{seed}" + (f"-n{max_samples}" if max_samples else "")
     started = time.perf_counter()
     report = run_job(JobConfig.from_dict(options), None, job_id=tag, out_dir=work / tag, cache_dir=work / "cache",
                      upload_dir=work / "uploads").report  # fmt: skip
@@ -62,6 +64,7 @@ def _job(model: str, method: str, sparsity: float, seed: int, work: Path) -> dic
         "dataset": dataset,
         "seed": seed,
         "sparsity": sparsity,
+        "max_samples": max_samples,
         "test_samples": perf["test_samples"],
         "teacher_accuracy": cmp["effectiveness"]["accuracy"]["teacher"],
         "student_accuracy": perf["accuracy"],
@@ -90,15 +93,17 @@ def _job(model: str, method: str, sparsity: float, seed: int, work: Path) -> dic
 
 
 def _key(row: dict) -> tuple:
-    return (row["model"], row["method"], row["sparsity"], row["seed"])
+    return (row["model"], row["method"], row["sparsity"], row["seed"], row.get("max_samples"))
 
 
-def run(models: list[str], methods: list[str], sparsity: float, seed: int, work: Path, out: Path) -> dict:
+def run(
+    models: list[str], methods: list[str], sparsity: float, seed: int, work: Path, out: Path, max_samples: int | None
+) -> dict:
     """Every (model, method) job in turn; the JSON is rewritten after each, keeping rows of other runs."""
     results = json.loads(out.read_text()) if out.exists() else {"rows": []}
     for model in models:
         for method in methods:
-            row = _job(model, method, sparsity, seed, work)
+            row = _job(model, method, sparsity, seed, work, max_samples)
             results["rows"] = [r for r in results["rows"] if _key(r) != _key(row)] + [row]
             results["environment"] = environment_info()
             out.write_text(json.dumps(results, indent=2, default=str))
@@ -136,17 +141,18 @@ def render(results: dict) -> str:
         "(teacher / student dense FLOPs, FlopCounterMode). 'Method alone' is the distilled student before "
         "against after the pruning method (PyTorch, interleaved).",
         "",
-        "| model | method | student accuracy | FLOPs ratio | PyTorch b1 | PyTorch b32 | ORT b1 | ORT b32 | "
+        "| model | method | examples | student accuracy | FLOPs ratio | PyTorch b1 | PyTorch b32 | ORT b1 | ORT b32 | "
         "realised (PT b1 / b32, ORT b1 / b32) | method alone: FLOPs ratio, PyTorch b1 / b32 | wall time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    rows = sorted(results["rows"], key=lambda r: (r["model"], r["method"]))
+    rows = sorted(results["rows"], key=lambda r: (r["model"], r.get("max_samples") or 0, r["method"]))
     for r in rows:
         cells = {(rt, k): _cell(r, rt, k) for rt in RUNTIMES for k in BATCHES}
         acc_ci = r["student_accuracy_ci"]
         method_speed = r.get("method_speedup_pytorch") or {}
         lines.append(
-            f"| {r['model']} | {r['method']} | {r['student_accuracy'] * 100:.1f}% [{acc_ci[0] * 100:.1f}, "
+            f"| {r['model']} | {r['method']} | {r.get('max_samples') or 'all'} ({r['test_samples']} test) | "
+            f"{r['student_accuracy'] * 100:.1f}% [{acc_ci[0] * 100:.1f}, "
             f"{acc_ci[1] * 100:.1f}] | {_x(r['flops_ratio'])} | "
             + " | ".join(
                 _x(cells[rt, k].get("speedup"), cells[rt, k].get("speedup_ci")) for rt in RUNTIMES for k in BATCHES
@@ -168,9 +174,9 @@ def _structured_against_l1(rows: list[dict]) -> list[str]:
     """structured against l1_unstructured per model: the ratio of their ONNX Runtime speedups over the same
     teacher (each measured against the teacher in its own job, so the machine's drift between jobs cancels)."""
     out = []
-    by = {(r["model"], r["method"]): r for r in rows}
-    for model in sorted({r["model"] for r in rows}):
-        s, u = by.get((model, "structured")), by.get((model, "l1_unstructured"))
+    by = {(r["model"], r.get("max_samples"), r["method"]): r for r in rows}
+    for model, n in sorted({(r["model"], r.get("max_samples") or 0) for r in rows}):
+        s, u = by.get((model, n or None, "structured")), by.get((model, n or None, "l1_unstructured"))
         if not s or not u:
             continue
         parts = []
@@ -180,7 +186,7 @@ def _structured_against_l1(rows: list[dict]) -> list[str]:
                 if a and b:
                     parts.append(f"{'ORT' if runtime == 'onnxruntime' else 'PyTorch'} {key.replace('_', ' ')} "
                                  f"{a / b:.2f}x")  # fmt: skip
-        out.append(f"- {model}: structured over l1_unstructured (ratio of their speedups over the teacher): "
+        out.append(f"- {model} ({n or 'all'} examples): structured over l1_unstructured (ratio of their speedups over the teacher): "
                    + ", ".join(parts) + ".")  # fmt: skip
     return out
 
@@ -198,6 +204,7 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="/tmp/kd-pruning-methods", help="keeps the teacher and student caches")
+    parser.add_argument("--max-samples", type=int, default=None, help="subsample the task (default: all of it)")
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--out", default=str(OUT), help="the JSON to write (and to render from)")
     args = parser.parse_args()
@@ -205,7 +212,7 @@ def main() -> None:
     if not args.render_only:
         work = Path(args.work)
         work.mkdir(parents=True, exist_ok=True)
-        run(args.models.split(","), args.methods.split(","), args.sparsity, args.seed, work, out)
+        run(args.models.split(","), args.methods.split(","), args.sparsity, args.seed, work, out, args.max_samples)
     results = json.loads(out.read_text())
     path = ROOT / "BENCHMARKS.md"
     path.write_text(splice(path.read_text(), render(results)))

@@ -137,11 +137,15 @@ def _pruning_speed(ctx: dict) -> str:
     speedups = effect["latency"]["speedup"]
     keys = list(speedups)
     speeds = " and ".join(f"{speedups[k]:.2f}x at {k.replace('_', ' ')}" for k in keys)
+    skipped = f"{effect['flops_ratio_if_zeros_skipped']:.2f}x fewer if zero weights were skipped"
+    dense = (
+        f"left dense FLOPs as they were ({effect['flops_ratio']:.2f}x; {skipped})"
+        if abs(effect["flops_ratio"] - 1.0) < SAME_BAND
+        else f"cut dense FLOPs {effect['flops_ratio']:.2f}x ({skipped})"
+    )
     text = (
-        f"The pruning method '{method}' alone cut dense FLOPs {effect['flops_ratio']:.2f}x "
-        f"({effect['flops_ratio_if_zeros_skipped']:.2f}x if zero weights were skipped) and nonzero weights "
-        f"{effect['nonzero_parameter_ratio']:.2f}x; in PyTorch the pruned student ran {speeds} faster than "
-        f"before pruning (ratios of interleaved medians)"
+        f"The pruning method '{method}' alone {dense} and cut nonzero weights {effect['nonzero_parameter_ratio']:.2f}x; in PyTorch "
+        f"the pruned student ran {speeds} faster than before pruning (ratios of interleaved medians)"
     )
     if all(finite(v) is not None and v < NO_SPEEDUP_BELOW for v in speedups.values()):
         return text + f": it bought no measured speedup (below {NO_SPEEDUP_BELOW:g}x)."

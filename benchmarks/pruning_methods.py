@@ -30,6 +30,11 @@ RUNTIMES = ("pytorch", "onnxruntime")
 BATCHES = ("batch_1", "batch_32")
 
 
+def _tag(model: str, method: str, sparsity: float, seed: int, max_samples: int | None) -> str:
+    """The job's id and its folder under --work."""
+    return f"{model}-{method}-s{sparsity}-seed{seed}" + (f"-n{max_samples}" if max_samples else "")
+
+
 def _job(model: str, method: str, sparsity: float, seed: int, work: Path, max_samples: int | None = None) -> dict:
     """One quick job; the figures this section reports, read from its report."""
     from backend.jobconfig import JobConfig
@@ -40,7 +45,7 @@ def _job(model: str, method: str, sparsity: float, seed: int, work: Path, max_sa
     options = {"model_name": model, "dataset": dataset, "seed": seed, "pruning_method": method, "sparsity": sparsity}
     if max_samples:
         options["max_samples"] = max_samples
-    tag = f"{model}-{method}-s{sparsity}-seed{seed}" + (f"-n{max_samples}" if max_samples else "")
+    tag = _tag(model, method, sparsity, seed, max_samples)
     started = time.perf_counter()
     report = run_job(JobConfig.from_dict(options), None, job_id=tag, out_dir=work / tag, cache_dir=work / "cache",
                      upload_dir=work / "uploads").report  # fmt: skip
@@ -88,8 +93,77 @@ def _job(model: str, method: str, sparsity: float, seed: int, work: Path, max_sa
         "student_compressed_mb": pruned["compressed_size_mb"],
         "summary": [s for s in report["learning_outcomes"]["summary_sentences"] if "speedup" in s or "FLOPs" in s],
         "device": report["metadata"]["environment"].get("device_name"),
+        "tag": tag,
+        "input_size": report["metadata"]["dataset"].get("image_size")
+        or report["metadata"]["dataset"].get("max_length_tokens"),
         "wall_s": wall,
     }
+
+
+def head_to_head(work: Path, row: dict, other: dict, runs: int = 60, warmup: int = 5) -> dict:
+    """Two jobs' exported students timed in ONNX Runtime in one process, interleaved (order flipped every run):
+    median latency of `other` / median of `row` at batch 1 and 32, with the bootstrap interval. Cancels the
+    machine's drift between the two jobs, which a ratio of their separate speedups over the teacher does not."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from backend.metrics.stats import median_ratio_interval
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    sessions = {
+        r["method"]: ort.InferenceSession(
+            str(work / r["tag"] / "onnx" / "student" / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        for r in (row, other)
+    }
+    rng = np.random.default_rng(0)
+    out = {}
+    for bs in (1, 32):
+        feed = {}
+        for spec in next(iter(sessions.values())).get_inputs():
+            if spec.name == "pixel_values":
+                feed[spec.name] = rng.standard_normal((bs, 3, row["input_size"], row["input_size"])).astype(np.float32)
+            elif spec.name == "attention_mask":
+                feed[spec.name] = np.ones((bs, row["input_size"]), dtype=np.int64)
+            else:
+                feed[spec.name] = rng.integers(0, 100, (bs, row["input_size"]), dtype=np.int64)
+        times: dict[str, list[float]] = {name: [] for name in sessions}
+        names = list(sessions)
+        for _ in range(warmup):
+            for name in names:
+                sessions[name].run(None, feed)
+        for i in range(runs):
+            for name in names if i % 2 == 0 else names[::-1]:
+                started = time.perf_counter()
+                sessions[name].run(None, feed)
+                times[name].append(time.perf_counter() - started)
+        slow, fast = times[other["method"]], times[row["method"]]
+        out[f"batch_{bs}"] = {
+            "speedup": float(np.median(slow) / np.median(fast)),
+            "speedup_ci": median_ratio_interval(slow, fast),
+            "median_ms": {name: float(np.median(t) * 1000) for name, t in times.items()},
+        }
+    return {"runs": runs, "faster": row["method"], "slower": other["method"], **out}
+
+
+def heads_to_heads(results: dict, work: Path) -> dict:
+    """structured against l1_unstructured of each model (same sparsity, seed and examples), head to head."""
+    rows = {(r["model"], r.get("max_samples"), r["sparsity"], r["seed"], r["method"]): r for r in results["rows"]}
+    out = dict(results.get("head_to_head") or {})
+    for (model, n, sparsity, seed, method), row in rows.items():
+        other = rows.get((model, n, sparsity, seed, "l1_unstructured"))
+        if method != "structured" or other is None:
+            continue
+        for r in (row, other):
+            r["tag"] = _tag(model, r["method"], sparsity, seed, n)
+            report = json.loads((work / r["tag"] / "report.json").read_text())
+            dataset = report["metadata"]["dataset"]
+            r["input_size"] = dataset.get("image_size") or dataset.get("max_length_tokens")
+        out[f"{model}-n{n or 'all'}"] = head_to_head(work, row, other)
+        print(json.dumps(out[f"{model}-n{n or 'all'}"])[:400], flush=True)
+    return out
 
 
 def _key(row: dict) -> tuple:
@@ -164,6 +238,14 @@ def render(results: dict) -> str:
             + f" | {r['wall_s']:.0f} s |"
         )
     lines += ["", *_structured_against_l1(rows)]
+    for name, h in (results.get("head_to_head") or {}).items():
+        parts = [
+            f"{key.replace('_', ' ')} {_x(h[key]['speedup'], h[key]['speedup_ci'])} "
+            f"({h[key]['median_ms'][h['slower']]:.2f} ms against {h[key]['median_ms'][h['faster']]:.2f} ms)"
+            for key in BATCHES
+        ]
+        lines.append(f"- {name}, head to head in ONNX Runtime ({h['runs']} interleaved runs in one process): "
+                     f"{h['faster']} over {h['slower']}: " + "; ".join(parts) + ".")  # fmt: skip
     if results.get("note"):
         lines += ["", results["note"]]
     lines += ["", END]
@@ -205,6 +287,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="/tmp/kd-pruning-methods", help="keeps the teacher and student caches")
     parser.add_argument("--max-samples", type=int, default=None, help="subsample the task (default: all of it)")
+    parser.add_argument("--head-to-head", action="store_true", help="time the structured and l1_unstructured "
+                        "students of the jobs already run against each other in ONNX Runtime (no training)")  # fmt: skip
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--out", default=str(OUT), help="the JSON to write (and to render from)")
     args = parser.parse_args()
@@ -214,6 +298,9 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         run(args.models.split(","), args.methods.split(","), args.sparsity, args.seed, work, out, args.max_samples)
     results = json.loads(out.read_text())
+    if args.head_to_head:
+        results["head_to_head"] = heads_to_heads(results, Path(args.work))
+        out.write_text(json.dumps(results, indent=2, default=str))
     path = ROOT / "BENCHMARKS.md"
     path.write_text(splice(path.read_text(), render(results)))
 

@@ -40,6 +40,9 @@ TEXT2TEXT_USAGE = """  enc = tok(["the movie was not good."], padding="max_lengt
             return_tensors="pt")
   word = tok.batch_decode(model.generate(**enc, max_new_tokens=8), skip_special_tokens=True)[0]
   # the answer is a class name: {classes}"""
+HEADS_REMOVED = """  Structured pruning removed attention heads from this student, and transformers' configs describe one head
+  count for every block: model/ holds its weights (safetensors) and config, but from_pretrained cannot rebuild
+  the narrower attention. Run the ONNX student below (the same weights, measured in the report)."""
 VISION_LOADING = """  import torch
   program = torch.export.load("model/model.pt2")      # architecture and weights, no project code
   logits = program.module()(images)                   # images: float32 [N, 3, {size}, {size}]
@@ -141,6 +144,8 @@ def _export_model(state: Any, folder: Path, report: dict) -> str:
         else:
             usage = CLASSIFIER_USAGE.format(max_length=state.max_length)
             loading = TEXT_LOADING.format(cls="AutoModelForSequenceClassification", usage=usage)
+        if _heads_removed(report):
+            loading = HEADS_REMOVED
     else:
         export_vision_model(state.student, folder, state.image_size, state.raw.class_names)
         loading = VISION_LOADING.format(size=state.image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
@@ -152,6 +157,12 @@ def _export_model(state: Any, folder: Path, report: dict) -> str:
         onnx_files=onnx_files,
         onnx_loading=onnx_loading,
     )
+
+
+def _heads_removed(report: dict) -> bool:
+    """Whether structured pruning left fewer attention heads than the model's config describes."""
+    structure = ((report.get("pruning_analysis") or {}).get("method_details") or {}).get("structure") or {}
+    return structure.get("heads_per_block_after", []) != structure.get("heads_per_block_before", [])
 
 
 def _onnx_readme(state: Any, onnx_dir: Path) -> tuple[str, str]:

@@ -47,8 +47,9 @@ from backend.metrics.latency_target import (
     meets,
     search_amount,
 )
-from backend.metrics.measure import measure_pair
+from backend.metrics.measure import measure_pair, measure_pruning_effect
 from backend.metrics.report import build_report
+from backend.metrics.sparse_kernels import semi_structured_speed
 from backend.metrics.stats import paired_accuracy_difference
 from backend.models import adapters, teachers, vision
 from backend.models import text as text_models
@@ -566,8 +567,9 @@ def _stage(state: JobState, stage: str, model: nn.Module, val_accuracy: float | 
     """Validation accuracy at one stage, and a snapshot of the weights to measure on the test split at the end."""
     if val_accuracy is None:
         val_accuracy = loop.evaluate(model, state.adapter, state.val)["accuracy"]
-    snapshot = None if stage == "teacher" else {k: v.detach().clone() for k, v in model.state_dict().items()}
-    state.stages.append({"stage": stage, "val_accuracy": val_accuracy, "test_accuracy": None, "_weights": snapshot})
+    # the whole module, not a state dict: structured pruning changes the student's shapes between stages
+    snapshot = None if stage == "teacher" else copy.deepcopy(model).eval()
+    state.stages.append({"stage": stage, "val_accuracy": val_accuracy, "test_accuracy": None, "_model": snapshot})
 
 
 def _test_correct(model: nn.Module, state: JobState) -> np.ndarray:
@@ -579,15 +581,12 @@ def _test_correct(model: nn.Module, state: JobState) -> np.ndarray:
 def _stage_test_accuracies(state: JobState, cb: CallbackList) -> None:
     """Test accuracy of every stage, measured only now, in the evaluate phase, and used for no choice; each stage
     against the one before it is a paired difference on the same test examples (McNemar, Newcombe interval)."""
-    probe = copy.deepcopy(state.student)
     previous: tuple[str, np.ndarray] | None = None
     for row in state.stages:
         cb.check_stop()
-        weights = row.pop("_weights", None)
-        model = state.teacher if row["stage"] == "teacher" else probe
-        if weights is not None:
-            probe.load_state_dict(weights)
-        correct = _test_correct(model, state)
+        snapshot = row.pop("_model", None)
+        correct = _test_correct(state.teacher if snapshot is None else snapshot, state)
+        del snapshot
         row["test_accuracy"] = float(correct.mean()) if correct.size else None
         if previous is not None and correct.size:
             row["test_difference_from_previous"] = {
@@ -755,18 +754,19 @@ def _prune(
     def after_step(done: pruning.PruningStep) -> None:
         step = done.step
         seed_everything(config.seed + 10 + step)
-        history.extend(
-            loop.train(
-                model,
-                state.adapter,
-                state.kd_train,
-                _settings(state, state.hp["finetune_epochs"], lr, kd_loss=kd_loss),
-                phase=phase_name,
-                callbacks=cb,
-                teacher=teacher,
-                row_extra={"pruning_step": step, **(extra or {})},
+        if method.fine_tunes:
+            history.extend(
+                loop.train(
+                    model,
+                    state.adapter,
+                    state.kd_train,
+                    _settings(state, state.hp["finetune_epochs"], lr, kd_loss=kd_loss),
+                    phase=phase_name,
+                    callbacks=cb,
+                    teacher=teacher,
+                    row_extra={"pruning_step": step, **(extra or {})},
+                )
             )
-        )
         val = loop.evaluate(model, state.adapter, state.val)
         size = model_size(model)
         row = {
@@ -785,9 +785,41 @@ def _prune(
     info: dict = {}
     if config.sparsity > 0:
         seed_everything(config.seed + 10)  # a random criterion draws from here: same seed, same weights
-        info = method.run(model, config, after_step)
+        info = method.run(model, config, after_step, _pruning_context(state, teacher, kd_loss))
     model.eval()
-    return {"method": method.name, "description": method.description, **info}, steps, history
+    fine_tuning = (
+        f"{state.hp['finetune_epochs']} epoch(s) with the '{kd_loss}' loss after each step"
+        if method.fine_tunes
+        else "none: the method is one-shot (the pipeline skipped fine-tuning; validated only)"
+    )
+    return (
+        {"method": method.name, "description": method.description, "fine_tuning": fine_tuning, **info},
+        steps,
+        history,
+    )
+
+
+def _pruning_context(state: JobState, teacher: nn.Module | None, kd_loss: str) -> pruning.PruningContext:
+    """What a pruning method may use of the job: train batches, the forward pass, the fine-tuning loss and where
+    the model's structure is (its registry entry)."""
+    spec, adapter = state.spec, state.adapter
+    settings = _settings(state, state.hp["finetune_epochs"], kd_loss=kd_loss)
+    data = state.kd_train if state.kd_train is not None else state.train
+
+    def forward(model: nn.Module, batch: dict) -> torch.Tensor:
+        return adapter.logits_and_targets(model, batch)[0]
+
+    def loss(model: nn.Module, batch: dict) -> torch.Tensor:
+        return loop.loss_terms(model, adapter, batch, settings, teacher)["loss"]
+
+    return pruning.PruningContext(
+        family=spec.family,
+        train_batch=lambda n: data.head(min(n, len(data))),
+        forward=forward,
+        loss=loss,
+        keep_layers=lambda model: [spec.classifier(model)] if spec.classifier is not None else [],
+        transformer_parts=spec.transformer_parts,
+    )
 
 
 def prune_progressively(state: JobState, cb: CallbackList) -> None:
@@ -866,6 +898,7 @@ def run_controls(state: JobState, cb: CallbackList) -> None:
 def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started: float) -> dict:
     """Measure teacher and student the same way on the test split, and build the report."""
     evaluate_started = time.perf_counter()
+    unpruned = next((row.get("_model") for row in state.stages if row["stage"] == "student_kd"), None)
     _stage_test_accuracies(state, cb)
     cb.check_stop()
     test_batches = _LabelledBatches(state.test)
@@ -879,6 +912,9 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
         latency_runs=state.config.latency_runs,
     )
     measurements["latency"]["device"] = _device_label(state)
+    measurements["pruning_effect"] = _pruning_effect(state, unpruned)
+    measurements["semi_structured"] = _semi_structured(state)
+    del unpruned
     if state.controls:
         measurements["controls"] = _measure_controls(state, measurements["predictions"], cb)
     if state.device.type != "cpu":
@@ -896,6 +932,27 @@ def evaluate_and_report(state: JobState, cb: CallbackList, job_id: str, started:
     state.timings["evaluate"], state.timings["total"] = now - evaluate_started, now - started
     ctx = build_context(state, job_id, measurements, kl)
     return build_report(ctx)
+
+
+def _pruning_effect(state: JobState, unpruned: nn.Module | None) -> dict:
+    """The distilled student before the pruning method against the pruned one (FLOPs, weights, PyTorch latency)."""
+    if unpruned is None or not (state.pruning.get("steps") or []):
+        return {"error": "not measured: no pruning step ran (sparsity 0) or no pre-pruning student was kept"}
+    return measure_pruning_effect(
+        unpruned,
+        state.student,
+        predict=state.adapter.predict,
+        example_batch=state.test.head,
+        latency_runs=state.config.latency_runs,
+    )
+
+
+def _semi_structured(state: JobState) -> dict:
+    """The student's 2:4 Linear layers run by torch's semi-structured sparse kernel against dense (CUDA 8.0+ only:
+    null with the reason elsewhere); its own fp16, so the adapter runs without the job's autocast."""
+    adapter = copy.copy(state.adapter)
+    adapter.amp = contextlib.nullcontext
+    return semi_structured_speed(state.student, adapter.predict, state.test.head, runs=state.config.latency_runs)
 
 
 def _predictions(model: nn.Module, state: JobState) -> tuple[list[int], list[int]]:

@@ -94,9 +94,8 @@ def measure(runs: int, batch_sizes: tuple[int, ...], seed: int) -> dict:
             steps[f"batch_{bs}"] = int(ours.shape[1] - 1)
             if not same[f"batch_{bs}"]:
                 raise SystemExit(f"the runtimes generated different token ids at batch {bs}: no timing")
-        raw: dict[str, dict[str, list[float]]] = {}
         with measuring(student), torch.inference_mode():
-            per_model = interleaved_latency(models, predict, tensors.head, batch_sizes, runs, raw_times=raw)
+            per_model, raw = interleaved_latency(models, predict, tensors.head, batch_sizes, runs)
     rows = {}
     for bs in batch_sizes:
         key = f"batch_{bs}"

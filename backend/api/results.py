@@ -25,11 +25,11 @@ bp = Blueprint("results", __name__)
 def evaluate():
     """The full report of ?job_id= (default: the latest succeeded job)."""
     record = finished_job()
+    path = artifact(record, "report")  # 404 missing, 409 altered (its digest checked)
     try:
-        path = artifact(record, "report")
         stat = path.stat()
         body = _report_body(str(path), stat.st_mtime_ns, stat.st_size)
-    except (ApiError, OSError, ValueError):
+    except (OSError, ValueError):
         raise ApiError(404, "artifact_missing", f"The report of job {record.id} is missing or unreadable.") from None
     return current_app.response_class(body, mimetype="application/json")
 

@@ -202,10 +202,10 @@ def with_teacher_logits(
     return data.with_tensors(**{TEACHER_LOGITS: logits}), info
 
 
-def _step(
-    model, adapter, batch, settings: TrainSettings, optimizer, teacher, scaler=None, objective: Objective | None = None
-) -> dict[str, float | None]:
-    """One optimisation step; returns the loss terms as floats."""
+def loss_terms(
+    model, adapter, batch, settings: TrainSettings, teacher=None, objective: Objective | None = None
+) -> dict[str, torch.Tensor]:
+    """The loss terms of the job's objective on one batch (teacher logits from the batch, or from `teacher`)."""
     objective = objective or Objective(settings.kd_loss if teacher is not None else "ce")
     student = adapter.outputs(model, batch, objective.needs)
     teacher_out = None
@@ -214,7 +214,15 @@ def _step(
     elif teacher is not None and objective.uses_teacher:
         with torch.no_grad():  # the teacher gets no gradient
             teacher_out = adapter.outputs(teacher, batch, objective.needs)
-    terms = objective.compute(student, teacher_out, settings)
+    return objective.compute(student, teacher_out, settings)
+
+
+def _step(
+    model, adapter, batch, settings: TrainSettings, optimizer, teacher, scaler=None, objective: Objective | None = None
+) -> dict[str, float | None]:
+    """One optimisation step; returns the loss terms as floats."""
+    objective = objective or Objective(settings.kd_loss if teacher is not None else "ce")
+    terms = loss_terms(model, adapter, batch, settings, teacher, objective)
     trained = [*model.parameters(), *objective.parameters()]
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:

@@ -25,7 +25,7 @@ from backend.models.registry import get_model_spec
 
 from .common import MB, MB_NOTE, ratio
 from .effectiveness import classification_metrics
-from .efficiency import MIN_LATENCY_RUNS, _interleaved_times, _summary
+from .efficiency import MIN_LATENCY_RUNS, SPEEDUP_CI_NOTE, _interleaved_times, _summary, speedup_intervals
 from .keys import QUANTIZE_OPTIONS
 
 LABELS = ("teacher", "student", "student_int8")
@@ -67,22 +67,19 @@ def interleaved_latency(
     batch_sizes: Sequence[int],
     runs: int,
     warmup: int = 5,
-    raw_times: dict | None = None,
-) -> dict:
-    """Per model and batch size: `runs` timings in alternation (order flipped every run), after warm-up.
-
-    `raw_times`, when given, receives every timing in seconds ({model: {batch_N: [run 0, run 1, ...]}}): run i of
-    two models was taken back to back, so the pairs serve a paired comparison."""
+) -> tuple[dict, dict]:
+    """Per model and batch size: the summary of `runs` timings in alternation (order flipped every run), after
+    warm-up; and the per-run seconds (model -> batch key -> list), for the speedup intervals."""
     if runs < MIN_LATENCY_RUNS:
         raise ValueError(f"runs must be at least {MIN_LATENCY_RUNS} (got {runs})")
     names, out = list(models), {name: {} for name in models}
+    raw: dict[str, dict[str, list[float]]] = {name: {} for name in models}
     for bs in batch_sizes:
         times = _interleaved_times(models, predict, example_batch(bs), runs, warmup)  # the PyTorch timer's loop
         for name in names:
             out[name][f"batch_{bs}"] = _summary(times[name], bs)
-            if raw_times is not None:
-                raw_times.setdefault(name, {})[f"batch_{bs}"] = list(times[name])
-    return out
+            raw[name][f"batch_{bs}"] = times[name]
+    return out, raw
 
 
 def _speedup(per_model: dict, fast: str) -> dict | None:
@@ -134,7 +131,7 @@ def measure_deployment(
         models = {name: OrtModel.load(folders[name], exported[name], threads) for name in exported}
         predict = ort_predictor(adapter)
         accuracy = {name: _accuracy(predict, models[name], test_batches, class_names) for name in models}
-        per_model = interleaved_latency(models, predict, example_batch, batch_sizes, runs)
+        per_model, times = interleaved_latency(models, predict, example_batch, batch_sizes, runs)
         sizes = {name: onnx_bytes(folders[name], exported[name]) for name in models}
     finally:
         if not keep_teacher:
@@ -142,6 +139,11 @@ def measure_deployment(
     block = _block(
         exported, accuracy, per_model, sizes, pytorch_accuracy, quantize, threads, runs, batch_sizes, ort.__version__
     )
+    block["latency"]["speedup_ci"] = speedup_intervals(times)
+    block["latency"]["speedup_int8_ci"] = speedup_intervals(times, "student_int8")
+    block["latency"]["speedup_ci_note"] = SPEEDUP_CI_NOTE
+    if block["latency"]["speedup_int8_ci"] is None:
+        block["latency"]["speedup_int8_ci_reason"] = block["latency"].get("speedup_int8_reason", "not measured")
     block["measure_s"] = time.perf_counter() - started  # export + quantization + accuracy + latency, wall time
     return block
 

@@ -16,6 +16,7 @@ from safetensors.torch import save as safetensors_save
 from torch import nn
 
 from .common import MB, MB_NOTE, Batch, Predict, batch_size_of, measuring, ratio
+from .stats import median_ratio_interval
 
 ZLIB_LEVEL = 6
 MIN_LATENCY_RUNS = 30
@@ -161,11 +162,29 @@ def _interleaved_times(
     return times
 
 
-def _speedups(per_model: dict[str, dict], keys: list[str]) -> dict | None:
-    """teacher median / student median per batch size, when both a teacher and a student were timed."""
-    if not {"teacher", "student"} <= set(per_model):
+def _speedups(
+    per_model: dict[str, dict], keys: list[str], pair: tuple[str, str] = ("teacher", "student")
+) -> dict | None:
+    """slow median / fast median per batch size (teacher / student by default), when both were timed."""
+    slow, fast = pair
+    if not {slow, fast} <= set(per_model):
         return None
-    return {key: ratio(per_model["teacher"][key]["median_ms"], per_model["student"][key]["median_ms"]) for key in keys}
+    return {key: ratio(per_model[slow][key]["median_ms"], per_model[fast][key]["median_ms"]) for key in keys}
+
+
+SPEEDUP_CI_NOTE = (
+    "95% percentile-bootstrap interval (1,000 resamples, seed 0) of the ratio of medians, resampling the "
+    "interleaved runs in pairs"
+)
+
+
+def speedup_intervals(
+    times: dict[str, dict[str, list[float]]], fast: str = "student", slow: str = "teacher"
+) -> dict | None:
+    """Per batch key, the interval of `slow` median / `fast` median from the paired run times."""
+    if slow not in times or fast not in times:
+        return None
+    return {key: median_ratio_interval(times[slow][key], times[fast][key]) for key in times[slow]}
 
 
 @contextlib.contextmanager
@@ -184,18 +203,22 @@ def measure_latency(
     batch_sizes: Sequence[int] = (1, 32),
     runs: int = 30,
     warmup: int = 5,
+    pair: tuple[str, str] = ("teacher", "student"),
 ) -> dict:
-    """Interleaved latency per model and batch size (eval, inference_mode, same threads), with speedups."""
+    """Interleaved latency per model and batch size (eval, inference_mode, same threads), with the speedup of
+    `pair` (slow, fast: teacher / student by default) and its interval."""
     if runs < MIN_LATENCY_RUNS:
         raise ValueError(f"runs must be at least {MIN_LATENCY_RUNS} (got {runs}): fewer gives unstable medians")
     threads = torch.get_num_threads()
     per_model: dict[str, dict] = {name: {} for name in models}
+    raw: dict[str, dict[str, list[float]]] = {name: {} for name in models}
     keys = [f"batch_{bs}" for bs in batch_sizes]
     with _all_measuring(models), torch.inference_mode():
         for bs, key in zip(batch_sizes, keys, strict=True):
             batch = example_batch(bs)  # one batch per size, shared by every model
             for name, times in _interleaved_times(models, predict, batch, runs, warmup).items():
                 per_model[name][key] = _summary(times, bs)
+                raw[name][key] = times
     out = {
         "batch_sizes": list(batch_sizes),
         "runs": runs,
@@ -203,10 +226,12 @@ def measure_latency(
         "torch_threads": threads,
         "schedule": "interleaved: models alternate every run and the order flips each run",
         "per_model": per_model,
-        "speedup": _speedups(per_model, keys),
+        "speedup": _speedups(per_model, keys, pair),
+        "speedup_ci": speedup_intervals(raw, fast=pair[1], slow=pair[0]),
+        "speedup_ci_note": SPEEDUP_CI_NOTE,
     }
     if out["speedup"] is None:
-        out["speedup_reason"] = "speedup needs models named 'teacher' and 'student'"
+        out["speedup_reason"] = out["speedup_ci_reason"] = f"speedup needs models named {pair[0]!r} and {pair[1]!r}"
     return out
 
 

@@ -135,3 +135,37 @@ def measure_pair(
             "passes and latency runs alternate between them",
         },
     }
+
+
+def measure_pruning_effect(
+    before: nn.Module,
+    after: nn.Module,
+    *,
+    predict: Predict,
+    example_batch: Callable[[int], Batch],
+    latency_runs: int = 30,
+    batch_sizes: Sequence[int] = (1, 32),
+) -> dict:
+    """What the pruning method alone changed: the student before pruning against the pruned student, FLOPs and
+    nonzero weights, and latency timed interleaved in the same run (PyTorch, this process's device)."""
+    flops = {
+        name: count_flops(model, predict, example_batch(1)) for name, model in (("before", before), ("after", after))
+    }
+    params = {name: count_parameters(model) for name, model in (("before", before), ("after", after))}
+    models = {"before_pruning": before, "after_pruning": after}
+    latency = measure_latency(
+        models, predict, example_batch, batch_sizes=batch_sizes, runs=latency_runs, pair=tuple(models)
+    )
+    return {
+        "flops_per_sample": {k: v["flops_per_sample"] for k, v in flops.items()},
+        "flops_if_zeros_skipped": {k: v["flops_if_zeros_skipped"] for k, v in flops.items()},
+        "nonzero_parameters": {k: v["nonzero"] for k, v in params.items()},
+        "total_parameters": {k: v["total"] for k, v in params.items()},
+        "flops_ratio": ratio(flops["before"]["flops_per_sample"], flops["after"]["flops_per_sample"]),
+        "flops_ratio_if_zeros_skipped": ratio(
+            flops["before"]["flops_if_zeros_skipped"], flops["after"]["flops_if_zeros_skipped"]
+        ),
+        "nonzero_parameter_ratio": ratio(params["before"]["nonzero"], params["after"]["nonzero"]),
+        "latency": latency,
+        "note": "the distilled student before the pruning method against the pruned student; ratios before / after",
+    }

@@ -10,6 +10,7 @@ from .complexity import DENSE_FLOPS_NOTE
 from .jsonsafe import REASON_SUFFIX, ensure_reasons, sanitize_json, to_strict_json
 from .keys import EFFECTIVENESS_KEYS, LOSS_SPECIFIC_TERMS, LOSS_TERMS, SECTIONS
 from .matlab import pair_rows
+from .realised import flops_against_speed, speed_blocks
 from .stats import METHODS
 from .summary import summary_sentences
 
@@ -167,6 +168,9 @@ def _comparison(ctx: dict) -> dict:
             "note": DENSE_FLOPS_NOTE,
         },
         "derived": m["comparison"],
+        "flops_vs_speed": flops_against_speed(
+            m["comparison"]["flops_ratio"], m["comparison"]["flops_ratio_if_zeros_skipped"], speed_blocks(m)
+        ),
         "teacher": m["teacher"],
         "student": m["student"],
         "conditions": m.get("conditions", {}),
@@ -366,7 +370,40 @@ def _pruning_analysis(ctx: dict) -> dict:
     out["dense_flops_note"] = DENSE_FLOPS_NOTE
     out["model_size_mb"] = s["efficiency"]["size"]["model_size_mb"]
     out["compressed_size_mb"] = s["efficiency"]["size"]["compressed_size_mb"]
+    listed = ("method", "description", "scope", "criterion", "target_sparsity", "steps", "masks_removed")
+    out["method_details"] = {k: v for k, v in pruning.items() if k not in listed}
+    out.update(_pruning_effect(ctx["measurements"].get("pruning_effect")))
+    _set(
+        out,
+        "semi_structured_kernel",
+        ctx["measurements"].get("semi_structured"),
+        "not measured in this run",
+    )
     return out
+
+
+def _pruning_effect(effect: dict | None) -> dict:
+    """The pruning method alone: the student before it against after it (FLOPs, weights, PyTorch latency)."""
+    if not effect or "error" in effect:
+        return {"pruning_effect": None, "pruning_effect_reason": (effect or {}).get("error", "not measured")}
+    runtimes = {
+        "pytorch": effect["latency"],
+        "onnxruntime": "not measured: only the pruned student is exported to ONNX (see teacher_vs_student_"
+        "comparison.flops_vs_speed for ONNX Runtime)",
+    }
+    return {
+        "pruning_effect": {
+            **{k: effect[k] for k in effect if k != "latency"},
+            "latency_ms": {
+                name: {key: row["median_ms"] for key, row in rows.items()}
+                for name, rows in effect["latency"]["per_model"].items()
+            },
+            "latency_conditions": {k: effect["latency"].get(k) for k in ("batch_sizes", "runs", "torch_threads")},
+            "flops_vs_speed": flops_against_speed(
+                effect["flops_ratio"], effect["flops_ratio_if_zeros_skipped"], runtimes
+            ),
+        }
+    }
 
 
 # ---- efficiency_improvements -----------------------------------------------------------------------------

@@ -214,3 +214,11 @@ def paired_medians(a: Sequence[float], b: Sequence[float], **kwargs) -> dict:
         "method": f"percentile bootstrap of the medians, {resamples} resamples of the paired rounds (seed {seed}), "
         f"{confidence:.0%}",
     }
+
+
+def median_ratio_interval(numerator: Sequence[float], denominator: Sequence[float], **kwargs) -> list[float] | None:
+    """Percentile-bootstrap interval of median(numerator) / median(denominator) over paired runs (run i of each
+    was timed back to back, so runs are resampled together; paired_medians); None when fewer than 2 pairs."""
+    if len(numerator) != len(denominator) or len(numerator) < 2:
+        return None
+    return paired_medians(numerator, denominator, **kwargs)["ratio_ci"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .common import finite
+from .realised import NO_SPEEDUP_BELOW, bought_nothing, flops_against_speed, speed_blocks
 
 SAME_BAND = 0.02  # ratios within 2% of 1 are reported as "about the same"
 
@@ -94,6 +95,72 @@ def _flops(ctx: dict) -> str:
         f"its {sparsity:.1%} weight sparsity does not lower these dense FLOPs, but skipping zero weights would "
         f"save {_num(s['sparse_flops_per_sample'] / 1e6)} MFLOPs per sample."
     )
+
+
+RUNTIME_NAMES = {"pytorch": "PyTorch", "pytorch_cpu": "PyTorch on the CPU", "onnxruntime": "ONNX Runtime"}
+
+
+def _speeds(rows: dict) -> str:
+    """'1.52x at batch 1 and 2.10x at batch 32 (realised 40% and 55% of the FLOPs ratio)'."""
+    keys = list(rows)
+    speeds = " and ".join(f"{rows[k]['speedup']:.2f}x at {k.replace('_', ' ')}" for k in keys)
+    realised = " and ".join(f"{rows[k]['realised_fraction']:.0%}" for k in keys)
+    return f"{speeds} (realising {realised} of the FLOPs ratio)"
+
+
+def _flops_vs_speed(ctx: dict) -> str:
+    m = ctx["measurements"]
+    c = m["comparison"]
+    block = flops_against_speed(c["flops_ratio"], c["flops_ratio_if_zeros_skipped"], speed_blocks(m))
+    parts = [
+        f"{RUNTIME_NAMES.get(name, name)} {_speeds(rows)}"
+        for name, rows in block["runtimes"].items()
+        if isinstance(rows, dict) and rows
+    ]
+    text = (
+        f"The student needs {c['flops_ratio']:.2f}x fewer dense FLOPs than the teacher; measured speedup: "
+        + "; ".join(parts)
+        + "."
+    )
+    idle = bought_nothing(block)
+    if idle:
+        names = " and ".join(RUNTIME_NAMES.get(n, n) for n in idle)
+        text += f" In {names} those fewer FLOPs bought no measured speedup (below {NO_SPEEDUP_BELOW:g}x)."
+    return text
+
+
+def _pruning_speed(ctx: dict) -> str:
+    effect = ctx["measurements"].get("pruning_effect") or {}
+    if not effect or "error" in effect:
+        return ""
+    method = (ctx.get("pruning") or {}).get("method", "the pruning method")
+    speedups = effect["latency"]["speedup"]
+    keys = list(speedups)
+    speeds = " and ".join(f"{speedups[k]:.2f}x at {k.replace('_', ' ')}" for k in keys)
+    skipped = f"{effect['flops_ratio_if_zeros_skipped']:.2f}x fewer if zero weights were skipped"
+    dense = (
+        f"left dense FLOPs as they were ({effect['flops_ratio']:.2f}x; {skipped})"
+        if abs(effect["flops_ratio"] - 1.0) < SAME_BAND
+        else f"cut dense FLOPs {effect['flops_ratio']:.2f}x ({skipped})"
+    )
+    text = (
+        f"The pruning method '{method}' alone {dense} and cut nonzero weights {effect['nonzero_parameter_ratio']:.2f}x; in PyTorch "
+        f"the pruned student ran {speeds} faster than before pruning (ratios of interleaved medians)"
+    )
+    if all(finite(v) is not None and v < NO_SPEEDUP_BELOW for v in speedups.values()):
+        return text + f": it bought no measured speedup (below {NO_SPEEDUP_BELOW:g}x)."
+    return text + "."
+
+
+def _sparse_kernel(ctx: dict) -> str:
+    block = ctx["measurements"].get("semi_structured") or {}
+    layers = block.get("eligible_layers") or []
+    if not layers:
+        return ""
+    if block.get("speedup") is None:
+        return f"{len(layers)} Linear layers have the 2:4 pattern, but no 2:4 speedup was measured: {block['speedup_reason']}."
+    speeds = " and ".join(f"{v:.2f}x at {k.replace('_', ' ')}" for k, v in block["speedup"].items())
+    return f"Run by the 2:4 semi-structured sparse kernel ({len(layers)} Linear layers, fp16), the student ran {speeds} faster than dense."
 
 
 def _stage(ctx: dict, stage: str) -> float | None:
@@ -199,11 +266,14 @@ SENTENCES: tuple[Callable[[dict], str], ...] = (
     _size,
     _latency,
     _flops,
+    _flops_vs_speed,
     _distillation,
     _controls,
     _agreement,
     _pruning,
     _latency_target,
+    _pruning_speed,
+    _sparse_kernel,
 )
 
 

@@ -44,6 +44,8 @@ class ModelSpec:
     # vision: the modules whose outputs the `features` distillation loss matches (stage ends; same names in the
     # channel-pruned student, which keeps the teacher's module structure)
     feature_layers: tuple[str, ...] = ()
+    # text: the model's heads and FFN layers (backend.pruning.structured.TransformerParts), for structured pruning
+    transformer_parts: Callable[[Any], Any] | None = None
     reference: Mapping[str, Any] | None = None  # published figures /test_metrics checks (factory, input, params)
 
     @property

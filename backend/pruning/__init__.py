@@ -21,6 +21,9 @@ from backend.plugins import Registry
 METHOD_MODULES = (
     "l1_unstructured",
     "random_unstructured",
+    "structured",
+    "nm_2_4",
+    "wanda",
 )
 DEFAULT_METHOD = "l1_unstructured"
 
@@ -35,23 +38,49 @@ class PruningStep:
 
 
 @dataclass(frozen=True)
+class PruningContext:
+    """What a method may need of the job beyond the model and its options, handed down by the pipeline.
+
+    `family`: "vision" or "text". `train_batch(n)`: the first `n` examples of the (shuffled) train split, on the
+    job's device. `forward(model, batch)`: the model's logits on a batch. `loss(model, batch)`: the job's
+    fine-tuning loss on a batch (the distillation loss where the job distils), for gradient-based importance.
+    `keep_layers(model)`: the layers whose outputs must keep their width (a classifier). `transformer_parts(model)`:
+    a transformer's blocks, heads and FFN layers (`structured.TransformerParts`), or None where the model has none.
+    """
+
+    family: str
+    train_batch: Callable[[int], Any]
+    forward: Callable[[Any, Any], Any]
+    loss: Callable[[Any, Any], Any]
+    keep_layers: Callable[[Any], list] = lambda _model: []
+    transformer_parts: Callable[[Any], Any] | None = None
+
+
+@dataclass(frozen=True)
 class PruningMethod:
     """One pruning method.
 
-    `run(model, config, after_step)` prunes `model` in place to the job's target (`config` is the JobConfig:
-    a method reads its own options from it), calls `after_step(PruningStep)` after each step (the pipeline
-    fine-tunes and validates there) and leaves the model with plain weights; it returns what the report says of
-    the method (scope, schedule, ...), beside the steps the pipeline records.
+    `run(model, config, after_step, context)` prunes `model` in place to the job's target (`config` is the
+    JobConfig: a method reads its own options from it; `context` a PruningContext, or None outside a job), calls
+    `after_step(PruningStep)` after each step (the pipeline fine-tunes, unless `fine_tunes` is False, and
+    validates there) and leaves the model with plain weights; it returns what the report says of the method
+    (scope, schedule, ...), beside the steps the pipeline records.
     """
 
     name: str
     description: str
-    run: Callable[[Any, Any, Callable[[PruningStep], None]], dict[str, Any]]
+    run: Callable[..., dict[str, Any]]
     options: tuple[Option, ...] = ()
+    fine_tunes: bool = True  # False: a one-shot method; the pipeline only validates after its step
 
     def describe(self) -> dict[str, Any]:
         """What GET /models lists of the method."""
-        return {"name": self.name, "description": self.description, "options": [o.name for o in self.options]}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "options": [o.name for o in self.options],
+            "fine_tunes": self.fine_tunes,
+        }
 
 
 _REGISTRY: Registry[PruningMethod] = Registry("pruning method", __name__, METHOD_MODULES, "METHOD")

@@ -19,7 +19,7 @@ SCOPE = Option(
 )
 
 
-def run(model, config, after_step) -> dict:
+def run(model, config, after_step, context=None) -> dict:
     """Prune to config.sparsity in config.pruning_steps steps by |weight|."""
     from backend.pruning import progressive  # torch: only where a job runs
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from backend.pruning import PruningMethod
 
 
-def run(model, config, after_step) -> dict:
+def run(model, config, after_step, context=None) -> dict:
     """Prune to config.sparsity in config.pruning_steps steps, weights drawn at random (torch's seeded RNG)."""
     from backend.pruning import progressive  # torch: only where a job runs
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from backend.models.spec import ModelSpec
 from backend.models.text import sequence_classifier_builder, shrink_encoder, sizes_of
+from backend.pruning.structured import TransformerParts
 
 SOURCE_ENV, SOURCE = "KD_PRETRAINED_BERT", "bert-base-uncased"
 SIZES = {
@@ -49,6 +50,35 @@ def make_student(teacher: Any, ratio: float, example_inputs: Any = None) -> tupl
     return student, summary
 
 
+def transformer_parts(model: Any) -> TransformerParts:
+    """Each block's attention (query, key, value, output dense) and FFN (intermediate, output) layers."""
+    blocks = list(model.bert.encoder.layer)
+
+    def set_heads(index: int, n: int) -> None:
+        attention = blocks[index].attention.self
+        attention.num_attention_heads = n
+        attention.all_head_size = n * attention.attention_head_size
+
+    def set_ffn_width(n: int) -> None:
+        model.config.intermediate_size = n
+
+    return TransformerParts(
+        attention=[
+            (
+                (b.attention.self, "query"),
+                (b.attention.self, "key"),
+                (b.attention.self, "value"),
+                (b.attention.output, "dense"),
+            )
+            for b in blocks
+        ],  # fmt: skip
+        ffn=[((b.intermediate, "dense"), (b.output, "dense")) for b in blocks],
+        head_dim=model.config.hidden_size // model.config.num_attention_heads,
+        set_heads=set_heads,
+        set_ffn_width=set_ffn_width,
+    )
+
+
 def looks_like(keys: set[str]) -> bool:
     return any(k.startswith("bert.") for k in keys) or (
         "embeddings.word_embeddings.weight" in keys and any(k.startswith("encoder.layer.") for k in keys)
@@ -73,6 +103,7 @@ SPEC = ModelSpec(
     build=build,
     make_student=make_student,
     architecture=sizes_of(SIZES),
+    transformer_parts=transformer_parts,
     task="sequence_classifier",
     int8_op_types=("MatMul", "Gemm", "Gather"),
     hf_model_type="bert",

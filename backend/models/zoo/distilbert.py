@@ -6,6 +6,7 @@ from typing import Any
 
 from backend.models.spec import ModelSpec
 from backend.models.text import sequence_classifier_builder, shrink_encoder, sizes_of
+from backend.pruning.structured import TransformerParts
 
 SOURCE_ENV, SOURCE = "KD_PRETRAINED_DISTILBERT", "distilbert-base-uncased"
 # quick: small enough to train in about a minute on 2 CPU cores; standard: the published size.
@@ -40,6 +41,25 @@ def make_student(teacher: Any, ratio: float, example_inputs: Any = None) -> tupl
     return student, summary
 
 
+def transformer_parts(model: Any) -> TransformerParts:
+    """Each block's attention (q, k, v, out) and FFN (lin1, lin2) layers, for structured pruning."""
+    blocks = list(model.distilbert.transformer.layer)
+
+    def set_heads(index: int, n: int) -> None:
+        blocks[index].attention.n_heads = n
+
+    def set_ffn_width(n: int) -> None:
+        model.config.hidden_dim = n
+
+    return TransformerParts(
+        attention=[tuple((b.attention, a) for a in ("q_lin", "k_lin", "v_lin", "out_lin")) for b in blocks],
+        ffn=[((b.ffn, "lin1"), (b.ffn, "lin2")) for b in blocks],
+        head_dim=model.config.dim // model.config.n_heads,
+        set_heads=set_heads,
+        set_ffn_width=set_ffn_width,
+    )
+
+
 def looks_like(keys: set[str]) -> bool:
     return any(k.startswith(("distilbert.", "transformer.layer.")) for k in keys)
 
@@ -66,4 +86,5 @@ SPEC = ModelSpec(
     int8_op_types=("MatMul", "Gemm", "Gather"),
     hf_model_type="distilbert",
     looks_like=looks_like,
+    transformer_parts=transformer_parts,
 )

@@ -11,6 +11,7 @@ from typing import Any
 
 from backend.models.spec import ModelSpec
 from backend.models.text import from_pretrained, pretrained_source, sizes_of
+from backend.pruning.structured import TransformerParts
 
 SOURCE_ENV, SOURCE = "KD_PRETRAINED_T5", "t5-small"
 SIZES = {
@@ -128,6 +129,24 @@ def make_student(
     return student, summary
 
 
+def transformer_parts(model: Any) -> TransformerParts:
+    """The FFN (wi, wo) of every encoder and decoder block. Heads are not named: a stack's relative position bias
+    lives in its first block and is shared by all, so every block must keep the same heads."""
+    blocks = [*model.encoder.block, *model.decoder.block]
+
+    def set_ffn_width(n: int) -> None:
+        for config in (model.config, model.encoder.config, model.decoder.config):
+            config.d_ff = n
+
+    return TransformerParts(
+        attention=[None] * len(blocks),
+        ffn=[((b.layer[-1].DenseReluDense, "wi"), (b.layer[-1].DenseReluDense, "wo")) for b in blocks],
+        head_dim=model.config.d_kv,
+        set_heads=lambda _index, _n: None,
+        set_ffn_width=set_ffn_width,
+    )
+
+
 def looks_like(keys: set[str]) -> bool:
     return any(k.startswith(("encoder.block.", "decoder.block.")) for k in keys) or "shared.weight" in keys
 
@@ -153,4 +172,5 @@ SPEC = ModelSpec(
     int8_op_types=("MatMul", "Gemm", "Gather"),
     hf_model_type="t5",
     looks_like=looks_like,
+    transformer_parts=transformer_parts,
 )

@@ -113,12 +113,12 @@ CORE_OPTIONS: tuple[Option, ...] = (
            help="dynamic_int8: the exported student quantized by ONNX Runtime's quantize_dynamic and measured "
            "(size, accuracy, latency) as a third column, student_int8"),
     Option("target_latency_ms", "number", nullable=True, exclusive_minimum=0, maximum=60_000, group="target",
-           label="Target latency (ms)",
+           label="Target latency (ms)", study_axis=True,
            help="ask for a latency instead of a structural ratio: before any training the least structural ratio "
            "whose student's median latency (target_runtime, target_batch_size) is at most this is searched and "
            "trained; null: off. Not with target_speedup or structural_ratio"),
     Option("target_speedup", "number", nullable=True, exclusive_minimum=1, maximum=10_000, group="target",
-           label="Target speedup",
+           label="Target speedup", study_axis=True,
            help="ask for a speedup over the teacher instead of a structural ratio: the least structural ratio whose "
            "student runs at least this many times faster than the teacher (medians of the same rounds) is "
            "searched and trained; null: off. Not with target_latency_ms or structural_ratio"),

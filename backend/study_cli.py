@@ -18,7 +18,7 @@ from typing import Any
 from backend.config import BACKEND_DIR
 from backend.jobconfig import ConfigError, add_cli_arguments, model_help, options_from_args, study_axes
 from backend.jobs import disk
-from backend.jobs.studies import MAX_SEEDS, REQUIRED_AXES, expand_grid, grid_points
+from backend.jobs.studies import CHOSEN_BY_TARGET, MAX_SEEDS, REQUIRED_AXES, expand_grid, grid_points, missing_axes
 from backend.progress import ProgressBar
 
 
@@ -27,8 +27,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m backend.cli study",
         description="Sweep a grid of job options (every point is a full measured job). The swept options take "
-        f"comma-separated values ({', '.join(axes)}; {' and '.join(REQUIRED_AXES)} are required); every other "
-        "option of POST /studies is an argument too.",
+        f"comma-separated values ({', '.join(axes)}; {' and '.join(REQUIRED_AXES)} are required, "
+        f"{' and '.join(CHOSEN_BY_TARGET)} not with a latency target); every other option of POST /studies is an "
+        "argument too.",
         epilog=f"models: {model_help()}",
     )
     add_cli_arguments(parser, sweep=axes)
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--upload-dir", default=str(BACKEND_DIR / "uploads"))
     add_debug_argument(parser)
     args = parser.parse_args(argv)
-    missing = [n for n in REQUIRED_AXES if getattr(args, n) is None]
+    missing = missing_axes(vars(args))
     if missing:
         parser.error(f"the following arguments are required: {', '.join('--' + n.replace('_', '-') for n in missing)}")
     return args

@@ -203,3 +203,32 @@ def test_an_unreachable_target_fails_fast_naming_the_fastest_candidate(tmp_path)
     assert "1000x" in message and "fastest candidate" in message and " ms" in message
     assert phases == ["data", "latency_target"]  # failed before any training
     assert elapsed < 120  # the issue asks for under 60 s; loose here because the test machine is shared
+
+
+# ---------------------------------------------------------------- studies
+
+
+def test_a_study_with_a_latency_target_sweeps_no_structural_ratio():
+    from backend.jobs.studies import expand_grid
+    from backend.study_cli import parse_args
+
+    # the target as a shared option: every point searches its own ratio
+    grid, _, configs = expand_grid({"model_name": "resnet18", "target_speedup": 2.5, "grid": {"sparsity": [0.3, 0.5]}})
+    assert [c.target_speedup for c in configs] == [2.5, 2.5] and all(c.structural_ratio is None for c in configs)
+    # the target as an axis
+    grid, _, configs = expand_grid({"model_name": "resnet18", "grid": {"sparsity": [0.3], "target_speedup": [2, 3]}})
+    assert grid["target_speedup"] == [2, 3] and [c.target_speedup for c in configs] == [2, 3]
+    # no target: the ratio stays required, and the error names the alternative
+    with pytest.raises(ConfigError) as err:
+        expand_grid({"model_name": "resnet18", "grid": {"sparsity": [0.3]}})
+    assert err.value.field == "grid.structural_ratio" and "target_speedup" in str(err.value)
+    # a target beside a swept ratio is refused at the point (the target chooses the ratio)
+    with pytest.raises(ConfigError):
+        expand_grid(
+            {"model_name": "resnet18", "target_speedup": 2.5, "grid": {"sparsity": [0.3], "structural_ratio": [0.5]}}
+        )
+    # the study command line: a target stands in for --structural-ratio
+    args = parse_args(["--model", "resnet18", "--sparsity", "0.3", "--target-speedup", "2.5"])
+    assert args.target_speedup == [2.5]
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "resnet18", "--sparsity", "0.3"])

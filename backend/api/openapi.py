@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request
 from backend import __version__
 from backend.jobconfig import Option, job_options, model_help
 from backend.jobs import STATES as JOB_STATES
-from backend.jobs.studies import MAX_POINTS, MAX_SEEDS, REQUIRED_AXES
+from backend.jobs.studies import CHOSEN_BY_TARGET, MAX_POINTS, MAX_SEEDS, REQUIRED_AXES
 
 bp = Blueprint("openapi", __name__)
 
@@ -79,9 +79,10 @@ def study_options() -> dict[str, Any]:
     axes = [o for o in job_options() if o.study_axis]
     grid = {
         "type": "object",
-        "required": list(REQUIRED_AXES),
+        "required": [a for a in REQUIRED_AXES if a not in CHOSEN_BY_TARGET],
         "additionalProperties": False,
-        "description": f"values to sweep; every combination is a point (a job); at most {MAX_POINTS} points",
+        "description": f"values to sweep; every combination is a point (a job); at most {MAX_POINTS} points; "
+        f"{' and '.join(REQUIRED_AXES)} are required, {' and '.join(CHOSEN_BY_TARGET)} not with a latency target",
         "properties": {o.name: _axis(o) for o in axes},
     }
     train = train_options()

@@ -18,13 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from backend.echo import clip
-from backend.jobconfig import ConfigError, JobConfig, Option, job_options, option, study_axes
+from backend.jobconfig import TARGET_OPTIONS, ConfigError, JobConfig, Option, job_options, option, study_axes
 from backend.jobs.manager import JobStateError
 from backend.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, iso_time
 from backend.metrics.study import aggregate_seeds, point_metrics, with_pareto
 
 MAX_POINTS = 24
 REQUIRED_AXES = ("sparsity", "structural_ratio")
+# A latency target (an option of the study, or an axis) chooses the structural ratio of each point, so a study that
+# sets one sweeps no ratio.
+CHOSEN_BY_TARGET = {"structural_ratio": TARGET_OPTIONS}
+
+
+def missing_axes(given: Mapping[str, Any]) -> list[str]:
+    """The required axes that `given` (the grid's axes and the study's options, name -> value) leaves out."""
+    targeted = any(given.get(t) is not None for t in TARGET_OPTIONS)
+    return [n for n in REQUIRED_AXES if given.get(n) is None and not (targeted and n in CHOSEN_BY_TARGET)]
+
+
 MAX_SEEDS = (
     5  # `seeds`: every grid point runs once per seed  # a study is a compression trade-off: both amounts are swept
 )
@@ -162,9 +173,12 @@ def expand_grid(body: Mapping[str, Any]) -> tuple[dict[str, list[Any]], dict[str
     unknown = sorted(set(grid) - set(declared))
     if unknown:
         raise ConfigError(f"grid.{clip(unknown[0])}", f"grid axes can be {list(declared)}, got {clip(unknown)}.")
-    for name in REQUIRED_AXES:
-        if name not in grid:
-            raise ConfigError(f"grid.{name}", f"grid.{name} is required: a list of values to sweep.")
+    for name in missing_axes({**body, **grid}):
+        alternative = f" (or a latency target, {' or '.join(TARGET_OPTIONS)}, which chooses it)"
+        raise ConfigError(
+            f"grid.{name}",
+            f"grid.{name} is required: a list of values to sweep{alternative if name in CHOSEN_BY_TARGET else ''}.",
+        )
     seeds = _seeds(body)
     options = {k: v for k, v in body.items() if k not in ("grid", "seeds")}
     if seeds is not None and "seed" in options:

@@ -102,9 +102,27 @@ class Server:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def load_cpus() -> set[int] | None:
+    """The core the load generator runs on: the last one, where the machine has two or more. The pollers and the
+    Socket.IO clients stand in for clients on other machines, so they are kept off the other cores, which the
+    server and its worker share as they would in production; None (not pinned) on one core."""
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        return None
+    return {max(os.sched_getaffinity(0))}
+
+
+def _pin_to_load_cpus() -> None:
+    """Pin the calling thread (and the threads it starts) to load_cpus()."""
+    cpus = load_cpus()
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+
+
 def _sockets_main(base: str, n: int, commands, results) -> None:
     """A process holding n joined clients and a reference client: 'join <job>' and 'report <job>' commands."""
     import socketio
+
+    _pin_to_load_cpus()  # before any client thread starts: they inherit it
 
     clients, lock = [], threading.Lock()
 
@@ -167,6 +185,7 @@ def _keep(lock: threading.Lock, record: list, event: str, data) -> None:
 
 def _poll(base: str, urls: list[str], stop: threading.Event, out: list[float], errors: list[str]) -> None:
     """One poller: a request every 1/POLL_HZ s, cycling through urls; latencies (ms) into out."""
+    _pin_to_load_cpus()  # this thread only (Linux affinity is per thread): the server it polls is not pinned
     session, period, i = requests.Session(), 1.0 / POLL_HZ, 0
     next_at = time.monotonic()
     while not stop.is_set():
@@ -328,9 +347,17 @@ def render(r: dict) -> str:
         HEADING,
         "",
         f"Measured by `python -m benchmarks.load` (raw: `benchmarks/load.json`), started {r['started_at']}, "
-        f"{r['cpu_count']} cores, load average {r['load_average_at_start']:.1f} at the start. **The machine was "
-        "shared with other agents' jobs while this ran**: absolute times are noisy, and the slowdown is a ratio of "
-        "runs interleaved in the same session (ABBA). The job: "
+        f"{r['cpu_count']} cores, load average {r['load_average_at_start']:.1f} at the start and "
+        f"{r.get('load_average_at_end', float('nan')):.1f} at the end (the benchmark's own processes included). "
+        "The slowdown is a ratio of runs interleaved in the same session (ABBA), so drift falls on both arms. "
+        + (
+            f"The load generator (pollers and Socket.IO clients, standing in for clients on other machines) is "
+            f"pinned to core {sorted(r['load_cpus'])} so that it does not take the cores the server and its worker "
+            "share; the server and the worker are not pinned. "
+            if r.get("load_cpus")
+            else "The load generator shares the cores with the server and its worker (not pinned). "
+        )
+        + "The job: "
         f"`{json.dumps(r['job'])}`, one local worker at one torch thread, teacher cached by an untimed warm-up job. "
         f"Load: {POLLERS} pollers at {POLL_HZ:g} requests/s each (GET /jobs/<id> and GET /evaluate alternately) and "
         f"{SOCKETS} Socket.IO clients (WebSocket) joined to the job, in a process of their own. In the job-alone "
@@ -390,9 +417,10 @@ def render(r: dict) -> str:
             )
     lines += [
         "",
-        "Events expected = what the reference client (joined nothing) received, times the clients. On 2 shared "
-        "cores the job, the API and the load generator compete for the same CPUs, so the slowdown mixes the "
-        "server's cost with the load generator's (the CPU seconds above show each one's share).",
+        "Events expected = what the reference client (joined nothing) received, times the clients. The job's "
+        "slowdown is the server's cost (its CPU seconds above) taken from the cores the job runs on, plus whatever "
+        "of the load generator's work the pinning does not keep off them; with a few rounds a ratio moves by "
+        "several points from run to run, so compare runs, not one figure.",
         "",
     ]
     return "\n".join(lines)
@@ -412,6 +440,7 @@ def main() -> None:
         return
     results: dict = {
         "cpu_count": os.cpu_count(),
+        "load_cpus": sorted(load_cpus() or []),
         "load_average_at_start": os.getloadavg()[0],
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "job": JOB,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import socket
 import threading
@@ -85,6 +86,7 @@ class LocalWorker:
         """Run a job in the worker; (final state or None, None) or (None, why the worker died)."""
         self.ensure_started()
         assert self._conn is not None
+        relay = _Relay(emit)
         try:
             self._conn.send(("run", job_id))
             while True:
@@ -94,11 +96,13 @@ class LocalWorker:
                     continue
                 message = self._conn.recv()
                 if message[0] == "emit":
-                    _safe_emit(emit, *message[1:])
+                    relay.put(message[1:])
                 elif message[0] == "done" and message[1] == job_id:
                     return message[2], None
         except (EOFError, OSError, BrokenPipeError):
             return None, self._death_reason()
+        finally:
+            relay.close()  # every event the job sent is emitted before its end is
 
     def _death_reason(self) -> str:
         proc = self._proc
@@ -141,6 +145,30 @@ class LocalWorker:
             except OSError:
                 pass
         self._proc, self._conn = None, None
+
+
+class _Relay:
+    """Emits a job's events, in the order the job sent them, from a thread of its own.
+
+    The pipe from the worker is read at once and emitting (to every client that follows the job, under load
+    from pollers too) happens beside it: a full pipe would block the job's `send`, so slow emitting would slow
+    training. close() waits until every event queued has been emitted."""
+
+    def __init__(self, emit: Emit) -> None:
+        self._emit, self._queue = emit, queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="job-event-relay", daemon=True)
+        self._thread.start()
+
+    def put(self, event: tuple) -> None:
+        self._queue.put(event)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (event := self._queue.get()) is not None:
+            _safe_emit(self._emit, *event)
 
 
 def _safe_emit(emit: Emit, event: str, payload: dict, room: str | None) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 import time
 from pathlib import Path
 
 from backend.runtime import environment_info
+from benchmarks.report import splice_marked
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "evidence.json"
@@ -180,8 +180,7 @@ def render(results: dict) -> str:
 
 def splice(text: str, section: str) -> str:
     """BENCHMARKS.md with the section replaced (or appended)."""
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    return pattern.sub(lambda _m: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    return splice_marked(text, section, BEGIN, END)
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from benchmarks.compression import TARGETS
 
 
@@ -138,3 +140,10 @@ def render(results: dict) -> str:
     lines += ["", "## Server responsiveness", ""]
     lines += _server_rows(results.get("server"))
     return "\n".join(lines) + "\n"
+
+
+def splice_marked(text: str, section: str, begin: str, end: str) -> str:
+    """`text` (BENCHMARKS.md) with the part between the markers `begin` and `end` replaced by `section` (which
+    carries both markers), or `section` appended when the markers are absent."""
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    return pattern.sub(lambda _m: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"

@@ -173,7 +173,7 @@ def expand_grid(body: Mapping[str, Any]) -> tuple[dict[str, list[Any]], dict[str
     unknown = sorted(set(grid) - set(declared))
     if unknown:
         raise ConfigError(f"grid.{clip(unknown[0])}", f"grid axes can be {list(declared)}, got {clip(unknown)}.")
-    for name in missing_axes({**body, **grid}):
+    for name in missing_axes({**{t: body.get(t) for t in TARGET_OPTIONS}, **grid}):  # amounts: grid axes only
         alternative = f" (or a latency target, {' or '.join(TARGET_OPTIONS)}, which chooses it)"
         raise ConfigError(
             f"grid.{name}",

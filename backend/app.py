@@ -134,8 +134,9 @@ def main(argv: list[str] | None = None) -> None:
 class KeepAliveHandler(WSGIRequestHandler):
     """The development server's handler, speaking HTTP/1.1: a client that polls keeps its connection (and its
     thread) instead of opening a connection and starting a thread for every request. Under benchmarks/load.py's
-    pollers this cut the server's CPU from 11.0 to 7.4 s and the training job's slowdown from +24% to +2%
-    (consecutive runs). Werkzeug's default is HTTP/1.0, one request a connection."""
+    pollers this cut the server's CPU from 11.0 to 7.4 s in consecutive 3-round runs (the job's slowdown, +24%
+    before, measured +2% and then +15% over 5 rounds after: it moves with the rounds). Werkzeug's default is
+    HTTP/1.0, one request a connection."""
 
     protocol_version = "HTTP/1.1"
 

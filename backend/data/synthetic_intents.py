@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import random
 
+from backend.data.synthetic_text import distinct_balanced
+
 GENERATION_SEED = 20_22  # fixed: the texts never depend on a job's seed
 N_MESSAGES = 10_000
 # Shares of the messages (tuned only toward the quick preset's teacher accuracy band): only vague complaints;
@@ -385,16 +387,4 @@ def _message(rng: random.Random, label: int) -> str:
 
 def generate(n: int = N_MESSAGES, seed: int = GENERATION_SEED) -> tuple[list[str], list[int]]:
     """`n` distinct messages with labels (index into CLASS_NAMES), balanced (label i % 8), in a fixed order."""
-    rng = random.Random(seed)
-    texts: list[str] = []
-    labels: list[int] = []
-    seen: set[str] = set()
-    while len(texts) < n:
-        label = len(texts) % len(CLASS_NAMES)
-        text = _message(rng, label)
-        if text in seen:
-            continue
-        seen.add(text)
-        texts.append(text)
-        labels.append(label)
-    return texts, labels
+    return distinct_balanced(random.Random(seed), n, len(CLASS_NAMES), _message)

@@ -10,6 +10,7 @@ exactly one correct label under these rules, and the classes are balanced.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 CLASS_NAMES = ["negative", "positive"]
 
@@ -263,13 +264,20 @@ def _sentence(rng: random.Random, label: int) -> str:
 
 def generate(n: int = 6000, seed: int = 0) -> tuple[list[str], list[int]]:
     """`n` balanced, deduplicated sentences with labels (0 negative, 1 positive)."""
-    rng = random.Random(seed)
+    return distinct_balanced(random.Random(seed), n, 2, _sentence)
+
+
+def distinct_balanced(
+    rng: random.Random, n: int, n_classes: int, draw: Callable[[random.Random, int], str]
+) -> tuple[list[str], list[int]]:
+    """`n` distinct texts with labels cycling through the classes (label i % n_classes), each drawn by
+    `draw(rng, label)` until it is one not drawn before; the built-in text tasks are made this way."""
     texts: list[str] = []
     labels: list[int] = []
     seen: set[str] = set()
     while len(texts) < n:
-        label = len(texts) % 2
-        text = _sentence(rng, label)
+        label = len(texts) % n_classes
+        text = draw(rng, label)
         if text in seen:
             continue
         seen.add(text)

@@ -64,7 +64,7 @@ def train(
     """
     if settings.epochs == 0 or len(data) == 0:
         return []
-    objective = Objective(settings.kd_loss if teacher is not None else "ce")
+    objective = run_objective(settings, teacher)
     needs = objective.needs
     if teacher is not None:
         teacher.eval()  # frozen: its dropout off, its weights never updated
@@ -202,11 +202,16 @@ def with_teacher_logits(
     return data.with_tensors(**{TEACHER_LOGITS: logits}), info
 
 
+def run_objective(settings: TrainSettings, teacher) -> Objective:
+    """What a training run optimises: the job's distillation loss with a teacher, cross-entropy without one."""
+    return Objective(settings.kd_loss if teacher is not None else "ce")
+
+
 def loss_terms(
     model, adapter, batch, settings: TrainSettings, teacher=None, objective: Objective | None = None
 ) -> dict[str, torch.Tensor]:
     """The loss terms of the job's objective on one batch (teacher logits from the batch, or from `teacher`)."""
-    objective = objective or Objective(settings.kd_loss if teacher is not None else "ce")
+    objective = objective or run_objective(settings, teacher)
     student = adapter.outputs(model, batch, objective.needs)
     teacher_out = None
     if TEACHER_LOGITS in batch and not objective.needs:
@@ -221,7 +226,7 @@ def _step(
     model, adapter, batch, settings: TrainSettings, optimizer, teacher, scaler=None, objective: Objective | None = None
 ) -> dict[str, float | None]:
     """One optimisation step; returns the loss terms as floats."""
-    objective = objective or Objective(settings.kd_loss if teacher is not None else "ce")
+    objective = objective or run_objective(settings, teacher)
     terms = loss_terms(model, adapter, batch, settings, teacher, objective)
     trained = [*model.parameters(), *objective.parameters()]
     optimizer.zero_grad(set_to_none=True)

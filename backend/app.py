@@ -15,9 +15,9 @@ if __package__ in (None, ""):  # run as a script (python backend/app.py, or pyth
 from flask import Flask
 from flask_cors import CORS
 from flask_socketio import SocketIO
-from werkzeug.serving import WSGIRequestHandler
 
 from backend.config import add_setting_arguments, load_config, settings_from_args
+from backend.devserver import KeepAliveHandler
 
 socketio = SocketIO()
 
@@ -129,16 +129,6 @@ def main(argv: list[str] | None = None) -> None:
     app = serve_prepare(overrides)
     print(f"KD-Pruning Simulator on http://{host}:{port}", flush=True)
     socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, request_handler=KeepAliveHandler)
-
-
-class KeepAliveHandler(WSGIRequestHandler):
-    """The development server's handler, speaking HTTP/1.1: a client that polls keeps its connection (and its
-    thread) instead of opening a connection and starting a thread for every request. Under benchmarks/load.py's
-    pollers this cut the server's CPU from 11.0 to 7.4 s in consecutive 3-round runs (the job's slowdown, +24%
-    before, measured +2% and then +15% over 5 rounds after: it moves with the rounds). Werkzeug's default is
-    HTTP/1.0, one request a connection."""
-
-    protocol_version = "HTTP/1.1"
 
 
 if __name__ == "__main__":

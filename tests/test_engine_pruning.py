@@ -90,6 +90,23 @@ def test_cnn_student_is_smaller_and_runs(builder, model_id, ratio):
     assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())  # teacher untouched
 
 
+@pytest.mark.parametrize("builder,model_id", [(resnet18.build, "resnet18"), (mobilenetv2.build, "mobilenetv2")])
+def test_cnn_student_shrinks_with_every_step_of_the_ratio_to_the_limit(builder, model_id):
+    """A larger ratio never gives a larger student. torch-pruning skips a whole layer group whose rounded kept
+    width would be 0, which left ResNet-18's 64-channel stage whole at 0.95 (more FLOPs than at 0.5); the floor
+    keeps 4 channels there instead."""
+    teacher = builder(class_names=[str(i) for i in range(10)])[0].eval().requires_grad_(False)
+    convs = lambda m: [c.out_channels for c in m.modules() if isinstance(c, nn.Conv2d)]  # noqa: E731
+    widths = []
+    for ratio in (0.5, 0.7, 0.9, 0.95):
+        student, _ = make_student(model_id, teacher, ratio, torch.randn(1, 3, 32, 32))
+        widths.append(convs(student))
+        assert all(w >= 4 and w % 4 == 0 for w in widths[-1])
+    totals = [sum(w) for w in widths]
+    assert totals == sorted(totals, reverse=True) and len(set(totals)) == len(totals), totals
+    assert all(s < t for s, t in zip(widths[-1], convs(teacher), strict=True))  # no layer left whole at 0.95
+
+
 @pytest.mark.parametrize(
     "builder,model_id", [(build_distilbert, "distilbert"), (build_t5, "t5-small"), (bert.build, "bert")]
 )

@@ -79,6 +79,23 @@ def test_structured_cnn_removes_channels_in_multiples_of_8_and_exports(tmp_path,
     assert (tmp_path / "onnx" / exported["files"]["model"]).stat().st_size > 0
 
 
+def test_structured_cnn_at_high_sparsity_leaves_no_layer_whole():
+    """At sparsity 0.9 in one step a 64-channel layer would round to 0 kept channels (multiples of 8), which
+    torch-pruning answers by skipping the layer's group; the floor keeps 8 there and every convolution loses
+    channels."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=5).eval()
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 5, (8,))
+    before = [c.out_channels for c in _convs(model)]
+    pruning.get_method("structured").run(
+        model, _config(sparsity=0.9, pruning_steps=1), lambda _step: None, _vision_context(x, y)
+    )
+    after = [c.out_channels for c in _convs(model)]
+    assert all(8 <= a < b and a % 8 == 0 for a, b in zip(after, before, strict=True)), after
+    assert sum(after) < 0.15 * sum(before)
+    assert model(x).shape == (8, 5)
+
+
 def test_taylor_and_l1_rank_channels_differently():
     torch.manual_seed(0)
     base = torchvision.models.resnet18(num_classes=5).eval()

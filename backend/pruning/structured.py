@@ -100,6 +100,7 @@ def _prune_cnn(model, config, after_step, context, importance: str, round_to: in
     import torch_pruning as tp
 
     from backend.pruning.progressive import schedule
+    from backend.pruning.structural import channel_floor_ratios
 
     keep = context.keep_layers(model)
     batch = context.train_batch(TAYLOR_BATCH)
@@ -112,8 +113,10 @@ def _prune_cnn(model, config, after_step, context, importance: str, round_to: in
         if importance == "taylor"
         else tp.importance.MagnitudeImportance(p=1),
         pruning_ratio=config.sparsity,
+        pruning_ratio_dict=channel_floor_ratios(model, config.sparsity, round_to, keep),
         iterative_steps=config.pruning_steps,
-        iterative_pruning_ratio_scheduler=lambda _ratio, _steps: [0.0, *targets],
+        # the schedule's targets, each capped by the layer's ratio (channel_floor_ratios lowers a few layers')
+        iterative_pruning_ratio_scheduler=lambda ratio, _steps: [0.0, *(min(t, ratio) for t in targets)],
         ignored_layers=keep,
         round_to=round_to,
     )

@@ -5,6 +5,7 @@ ratio (teacher / student, dense), the measured speedup over the teacher in PyTor
 
 python -m benchmarks.pruning_methods [--models resnet18,mobilenetv2,distilbert]
     [--methods l1_unstructured,structured,nm_2_4,wanda] [--sparsity 0.5] [--seed 0] [--work DIR]
+    [--vision-task shapes]
 (writes benchmarks/pruning_methods.json after every job, merging with the rows already there, and the pruning
 methods section of BENCHMARKS.md; --render-only rewrites the section from the JSON). Every job is a real
 quick-preset job at the defaults except `pruning_method` and `sparsity`; `--work` keeps the teacher and student
@@ -35,13 +36,21 @@ def _tag(model: str, method: str, sparsity: float, seed: int, max_samples: int |
     return f"{model}-{method}-s{sparsity}-seed{seed}" + (f"-n{max_samples}" if max_samples else "")
 
 
-def _job(model: str, method: str, sparsity: float, seed: int, work: Path, max_samples: int | None = None) -> dict:
+def _job(
+    model: str,
+    method: str,
+    sparsity: float,
+    seed: int,
+    work: Path,
+    max_samples: int | None = None,
+    tasks: dict[str, str] | None = None,
+) -> dict:
     """One quick job; the figures this section reports, read from its report."""
     from backend.jobconfig import JobConfig
     from backend.models.registry import get_model_spec
     from backend.pipeline import run_job
 
-    dataset = TASKS[get_model_spec(model).family]
+    dataset = (tasks or TASKS)[get_model_spec(model).family]
     options = {"model_name": model, "dataset": dataset, "seed": seed, "pruning_method": method, "sparsity": sparsity}
     if max_samples:
         options["max_samples"] = max_samples
@@ -156,6 +165,9 @@ def heads_to_heads(results: dict, work: Path) -> dict:
         other = rows.get((model, n, sparsity, seed, "l1_unstructured"))
         if method != "structured" or other is None:
             continue
+        tags = [_tag(model, r["method"], sparsity, seed, n) for r in (row, other)]
+        if not all((work / tag / "report.json").exists() for tag in tags):
+            continue  # run elsewhere: its earlier head-to-head stays
         for r in (row, other):
             r["tag"] = _tag(model, r["method"], sparsity, seed, n)
             report = json.loads((work / r["tag"] / "report.json").read_text())
@@ -171,13 +183,20 @@ def _key(row: dict) -> tuple:
 
 
 def run(
-    models: list[str], methods: list[str], sparsity: float, seed: int, work: Path, out: Path, max_samples: int | None
+    models: list[str],
+    methods: list[str],
+    sparsity: float,
+    seed: int,
+    work: Path,
+    out: Path,
+    max_samples: int | None,
+    tasks: dict[str, str] | None = None,
 ) -> dict:
     """Every (model, method) job in turn; the JSON is rewritten after each, keeping rows of other runs."""
     results = json.loads(out.read_text()) if out.exists() else {"rows": []}
     for model in models:
         for method in methods:
-            row = _job(model, method, sparsity, seed, work, max_samples)
+            row = _job(model, method, sparsity, seed, work, max_samples, tasks)
             results["rows"] = [r for r in results["rows"] if _key(r) != _key(row)] + [row]
             results["environment"] = environment_info()
             out.write_text(json.dumps(results, indent=2, default=str))
@@ -215,7 +234,7 @@ def render(results: dict) -> str:
         "(teacher / student dense FLOPs, FlopCounterMode). 'Method alone' is the distilled student before "
         "against after the pruning method (PyTorch, interleaved).",
         "",
-        "| model | method | examples | student accuracy | FLOPs ratio | PyTorch b1 | PyTorch b32 | ORT b1 | ORT b32 | "
+        "| model | method | task, examples | student accuracy | FLOPs ratio | PyTorch b1 | PyTorch b32 | ORT b1 | ORT b32 | "
         "realised (PT b1 / b32, ORT b1 / b32) | method alone: FLOPs ratio, PyTorch b1 / b32 | wall time |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -225,7 +244,7 @@ def render(results: dict) -> str:
         acc_ci = r["student_accuracy_ci"]
         method_speed = r.get("method_speedup_pytorch") or {}
         lines.append(
-            f"| {r['model']} | {r['method']} | {r.get('max_samples') or 'all'} ({r['test_samples']} test) | "
+            f"| {r['model']} | {r['method']} | {r['dataset']}, {r.get('max_samples') or 'all'} ({r['test_samples']} test) | "
             f"{r['student_accuracy'] * 100:.1f}% [{acc_ci[0] * 100:.1f}, "
             f"{acc_ci[1] * 100:.1f}] | {_x(r['flops_ratio'])} | "
             + " | ".join(
@@ -286,6 +305,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="/tmp/kd-pruning-methods", help="keeps the teacher and student caches")
     parser.add_argument("--max-samples", type=int, default=None, help="subsample the task (default: all of it)")
+    parser.add_argument("--vision-task", default=TASKS["vision"], help="the CNNs' built-in task")
     parser.add_argument("--head-to-head", action="store_true", help="time the structured and l1_unstructured "
                         "students of the jobs already run against each other in ONNX Runtime (no training)")  # fmt: skip
     parser.add_argument("--render-only", action="store_true")
@@ -295,7 +315,17 @@ def main() -> None:
     if not args.render_only:
         work = Path(args.work)
         work.mkdir(parents=True, exist_ok=True)
-        run(args.models.split(","), args.methods.split(","), args.sparsity, args.seed, work, out, args.max_samples)
+        tasks = {**TASKS, "vision": args.vision_task}
+        run(
+            args.models.split(","),
+            args.methods.split(","),
+            args.sparsity,
+            args.seed,
+            work,
+            out,
+            args.max_samples,
+            tasks,
+        )
     results = json.loads(out.read_text())
     if args.head_to_head:
         results["head_to_head"] = heads_to_heads(results, Path(args.work))

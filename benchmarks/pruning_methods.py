@@ -118,9 +118,9 @@ def head_to_head(work: Path, row: dict, other: dict, runs: int = 60, warmup: int
     import torch
 
     from backend.metrics.stats import median_ratio_interval
+    from backend.models.onnx_export import session_options
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options = session_options(torch.get_num_threads())  # as the jobs time ONNX Runtime
     sessions = {
         r["method"]: ort.InferenceSession(
             str(work / r["tag"] / "onnx" / "student" / "model.onnx"), options, providers=["CPUExecutionProvider"]

@@ -139,3 +139,12 @@ def test_t5_decoder_graph_takes_past_key_values(tmp_path):
     assert outputs == ["logits"] + [f"present.{i}.decoder.{kv}" for i in (0, 1) for kv in ("key", "value")]
     encoder = ort.InferenceSession(str(tmp_path / exported["files"]["encoder"]), providers=["CPUExecutionProvider"])
     assert {o.name for o in encoder.get_outputs()} == {"encoder_hidden_states"} | {p for p in past if "encoder." in p}
+
+
+def test_timing_sessions_stop_spinning_after_each_run():
+    """Timings alternate sessions on few cores: an idle session's spinning pool must not take the next one's."""
+    from backend.models.onnx_export import session_options
+
+    options = session_options(2)
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1

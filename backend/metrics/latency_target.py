@@ -212,6 +212,14 @@ class RuntimeTimer:
             "runs": self.runs,
             "warmup_runs": WARMUP_RUNS,
             "threads": torch.get_num_threads(),
+            **(
+                {
+                    "onnxruntime_sessions": "one intra-op pool per model; each run stops its pool's spinning when it "
+                    "ends, so an idle model's threads do not take the cores of the model timed next"
+                }
+                if self.runtime == "onnxruntime"
+                else {}
+            ),
             "schedule": "teacher and candidate alternate every round and the order flips each round; the speedup "
             "is median(teacher) / median(candidate) over the same rounds",
             "interval": f"percentile bootstrap of the medians, {BOOTSTRAP_RESAMPLES} resamples of the paired rounds "

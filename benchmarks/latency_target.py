@@ -48,8 +48,7 @@ def measure(model: str, dataset: str, speedup: float, runtime: str, seed: int, w
     section = report["latency_target"]
     cmp = report["teacher_vs_student_comparison"]
     perf = report["student_model_performance"]
-    teacher_perf = report.get("teacher_model_performance") or {}
-    phases = {p["phase"]: p.get("duration_s") for p in report["metadata"].get("phases", []) if isinstance(p, dict)}
+    phases = {k: v for k, v in (report["metadata"].get("timings_s") or {}).items() if k != "total"}
     _, unreachable_error, unreachable_wall = _run(
         {**base, "target_speedup": UNREACHABLE}, work, f"{model}-target-{UNREACHABLE:g}-seed{seed}"
     )
@@ -65,7 +64,7 @@ def measure(model: str, dataset: str, speedup: float, runtime: str, seed: int, w
         "met": section["met"],
         "search": section["search"],
         "teacher_accuracy": cmp["effectiveness"]["accuracy"]["teacher"],
-        "teacher_accuracy_ci": teacher_perf.get("accuracy_ci"),
+        "teacher_accuracy_ci": cmp["effectiveness"]["accuracy"]["ci"]["teacher"],
         "student_accuracy": perf["accuracy"],
         "student_accuracy_ci": perf["accuracy_ci"],
         "drop_points": cmp["derived"]["accuracy_drop_points"],
@@ -150,7 +149,11 @@ def _phase_text(phases: dict) -> str:
 
 def _teacher_text(source) -> str:
     if isinstance(source, dict):
-        return source.get("description") or source.get("kind") or json.dumps(source)
+        return (
+            "from the cache (trained from scratch by an earlier job)"
+            if source.get("kind") == "cache"
+            else (source.get("kind") or json.dumps(source))
+        )
     return str(source)
 
 

@@ -43,10 +43,11 @@ def measure(model: str, losses: list[str], ratios: list[float], seeds: list[int]
         "controls": ["ce_only"],
     }
     started = time.perf_counter()
-    run_study(body, work / "study", work / "cache", work / "uploads")
+    study = work / f"kd-losses-{model}"
+    run_study(body, study, work / "cache", work / "uploads")
     wall = time.perf_counter() - started
     points = []
-    for folder in sorted((work / "study" / "points").iterdir()):
+    for folder in sorted((study / "points").iterdir()):
         report = json.loads((folder / "report.json").read_text())
         kd = report["knowledge_distillation_analysis"]
         controls = kd.get("controls") or {}
@@ -185,7 +186,7 @@ def main() -> None:
     parser.add_argument("--losses", default=None, help="default: logits and every loss defined for the model")
     parser.add_argument("--ratios", default="default,0.9")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--work", default=None, help="default: a fresh folder under /tmp")
+    parser.add_argument("--work", default=None, help="the caches (teachers trained there are reused) and the study")
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()

@@ -3,6 +3,8 @@
 
 python -m benchmarks.kd_losses [--model resnet18] [--losses logits,features] [--ratios default,0.9]
     [--seeds 0,1,2] [--work DIR] [--render-only]
+python -m benchmarks.kd_losses --job --model t5-small --kd-loss logits:1+hidden_cosine:1 [--dataset D]
+    (one quick job with a combined loss: each term, its weight and the layer mapping the report shows)
 
 Per loss and ratio: the distilled student's test accuracy (mean over seeds with a 95% t-interval), its
 kd_gain_points over the ce_only arm (the same student from the same initial weights, cross-entropy alone, same
@@ -83,6 +85,73 @@ def measure(model: str, losses: list[str], ratios: list[float], seeds: list[int]
         "environment": environment_info(),
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
+
+
+def one_job(model: str, kd_loss: dict, dataset: str | None, work: Path) -> dict:
+    """One quick job at the defaults but for `kd_loss` (and `dataset`): what its report shows of the loss."""
+    from backend.jobconfig import JobConfig
+    from backend.pipeline import run_job
+
+    options = {"model_name": model, "kd_loss": kd_loss, **({"dataset": dataset} if dataset else {})}
+    tag = f"{model}-" + "+".join(f"{k}{v:g}" for k, v in kd_loss.items())
+    started = time.perf_counter()
+    report = run_job(JobConfig.from_dict(options), None, job_id=tag, out_dir=work / tag, cache_dir=work / "cache",
+                     upload_dir=work / "uploads").report  # fmt: skip
+    kd, perf = report["knowledge_distillation_analysis"], report["student_model_performance"]
+    cost = kd.get("extra_cost") or {}
+    history = (kd.get("loss_history") or {}).get("distill") or {}
+    return {
+        "model": model,
+        "dataset": report["metadata"]["dataset"].get("name") or dataset,
+        "kd_loss": kd_loss,
+        "formula": kd.get("loss_formula"),
+        "weights": kd.get("loss_weights"),
+        "terms": sorted(k for k in history if k not in ("rows", "epoch", "step", "loss", "lr")) or None,
+        "alignment": kd.get("alignment"),
+        "teacher_accuracy": report["teacher_vs_student_comparison"]["effectiveness"]["accuracy"]["teacher"],
+        "student_accuracy": perf["accuracy"],
+        "student_accuracy_ci": perf["accuracy_ci"],
+        "test_samples": perf["test_samples"],
+        "extra_cost_ratio": cost.get("ratio") if isinstance(cost, dict) else None,
+        "wall_s": time.perf_counter() - started,
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def _mapping_text(alignment: dict | None) -> str:
+    if not alignment:
+        return "none (logits only)"
+    parts = []
+    for name, block in alignment.items():
+        if isinstance(block, dict) and block.get("layer_mapping") is not None:
+            parts.append(f"{name}: student -> teacher {block['layer_mapping']}")
+        else:
+            parts.append(f"{name}: {json.dumps(block)[:120]}")
+    return "; ".join(parts)
+
+
+def render_jobs(jobs: list[dict]) -> list[str]:
+    lines = [
+        "### Quick jobs with combined losses",
+        "",
+        "`python -m benchmarks.kd_losses --job`: one quick job each, defaults but for `kd_loss`. The report shows "
+        "each term with its weight, and where a loss reads inside the networks, the layer mapping taken from the "
+        "structural recipe.",
+        "",
+        "| model | task | kd_loss | loss terms recorded | layer mapping | student accuracy | loss cost per step vs logits "
+        "| wall time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for j in jobs:
+        ci = j["student_accuracy_ci"]
+        cost = "n/a" if j["extra_cost_ratio"] is None else f"{j['extra_cost_ratio']:.2f}x"
+        lines.append(
+            f"| {j['model']} | {j['dataset']} | {' + '.join(f'{v:g} {k}' for k, v in j['kd_loss'].items())} | "
+            f"{', '.join(j['terms'] or []) or 'n/a'} | {_mapping_text(j['alignment'])} | "
+            f"{j['student_accuracy'] * 100:.1f}% [{ci[0] * 100:.1f}, {ci[1] * 100:.1f}] ({j['test_samples']} test) | "
+            f"{cost} | {j['wall_s']:.0f} s |"
+        )
+    return [*lines, ""]
 
 
 def _default(model: str, name: str) -> float:
@@ -174,8 +243,10 @@ def render(results: dict) -> str:
         "(mean across seeds).",
         "",
     ]
-    for model in sorted(results):
+    for model in sorted(k for k in results if k != "jobs"):
         lines += render_model(results[model])
+    if results.get("jobs"):
+        lines += render_jobs(results["jobs"])
     lines.append(END)
     return "\n".join(lines)
 
@@ -188,11 +259,22 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--work", default=None, help="the caches (teachers trained there are reused) and the study")
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--job", action="store_true", help="one quick job with --kd-loss instead of the study")
+    parser.add_argument("--kd-loss", default=None, help="with --job: name:weight+name:weight")
+    parser.add_argument("--dataset", default=None, help="with --job: the task (default: the model's default)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
-    if not args.render_only:
+    if args.job:
+        kd_loss = {k: float(v) for k, v in (part.split(":") for part in args.kd_loss.split("+"))}
+        work = Path(args.work or f"/tmp/kd-losses-{args.model}")
+        row = one_job(args.model, kd_loss, args.dataset, work)
+        results["jobs"] = [
+            j for j in results.get("jobs", []) if (j["model"], j["kd_loss"]) != (row["model"], row["kd_loss"])
+        ] + [row]
+        out.write_text(json.dumps(results, indent=2, default=str))
+    elif not args.render_only:
         losses = args.losses.split(",") if args.losses else _losses_for(args.model)
         ratios = [
             _default(args.model, "structural_ratio") if x == "default" else float(x) for x in args.ratios.split(",")

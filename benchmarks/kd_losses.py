@@ -1,7 +1,7 @@
 """Distillation losses against each other: a real study per model on its built-in task, `kd_loss` x
 `structural_ratio` (the quick preset's default and 0.9), 3 seeds, each point with its `ce_only` control arm.
 
-python -m benchmarks.kd_losses [--model resnet18] [--losses logits,features] [--ratios default,0.9]
+python -m benchmarks.kd_losses [--model resnet18] [--losses logits,logits:1+features:1] [--ratios default,0.9]
     [--seeds 0,1,2] [--work DIR] [--render-only]
 python -m benchmarks.kd_losses --job --model t5-small --kd-loss logits:1+hidden_cosine:1 [--dataset D]
     (one quick job with a combined loss: each term, its weight and the layer mapping the report shows)
@@ -146,7 +146,7 @@ def render_jobs(jobs: list[dict]) -> list[str]:
         ci = j["student_accuracy_ci"]
         cost = "n/a" if j["extra_cost_ratio"] is None else f"{j['extra_cost_ratio']:.2f}x"
         lines.append(
-            f"| {j['model']} | {j['dataset']} | {' + '.join(f'{v:g} {k}' for k, v in j['kd_loss'].items())} | "
+            f"| {j['model']} | {j['dataset']} | {_label(j['kd_loss'])} | "
             f"{', '.join(j['terms'] or []) or 'n/a'} | {_mapping_text(j['alignment'])} | "
             f"{j['student_accuracy'] * 100:.1f}% [{ci[0] * 100:.1f}, {ci[1] * 100:.1f}] ({j['test_samples']} test) | "
             f"{cost} | {j['wall_s']:.0f} s |"
@@ -168,11 +168,16 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:.1f}%"
 
 
-def _interval(values: list[float], scale: float = 1.0, fmt: str = "{:+.1f}") -> str:
+def _interval(
+    values: list[float], scale: float = 1.0, fmt: str = "{:+.1f}", bounds: tuple[float, float] | None = None
+) -> str:
+    """mean [95% t-interval] across seeds; `bounds` clips the interval to what the quantity can be."""
     spread = t_interval([v * scale for v in values])
     if spread["mean"] is None:
         return "n/a"
     ci = spread["ci"]
+    if ci and bounds:
+        ci = [max(bounds[0], ci[0]), min(bounds[1], ci[1])]
     text = fmt.format(spread["mean"])
     return text + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
 
@@ -216,8 +221,8 @@ def render_model(r: dict) -> list[str]:
             costs = [p["extra_cost_ratio"] for p in rows if p.get("extra_cost_ratio")]
             cost = "1 (logits only)" if loss == "logits" else (_interval(costs, fmt="{:.2f}x") if costs else "n/a")
             lines.append(
-                f"| {loss} | {ratio:g} | {_interval([p['student_accuracy'] for p in rows], 100, '{:.1f}')} | "
-                f"{_interval([p['ce_only_accuracy'] for p in rows if p['ce_only_accuracy'] is not None], 100, '{:.1f}')}"
+                f"| {_label(loss)} | {ratio:g} | {_interval([p['student_accuracy'] for p in rows], 100, '{:.1f}', (0, 100))} | "
+                f"{_interval([p['ce_only_accuracy'] for p in rows if p['ce_only_accuracy'] is not None], 100, '{:.1f}', (0, 100))}"
                 f" | {per_seed} | {_interval([g['points'] for g in gains])} | {_verdict([g['points'] for g in gains])} "
                 f"| {cost} |"
             )
@@ -243,8 +248,10 @@ def render(results: dict) -> str:
         "(mean across seeds).",
         "",
     ]
-    for model in sorted(k for k in results if k != "jobs"):
+    for model in sorted(k for k in results if k not in ("jobs", "notes")):
         lines += render_model(results[model])
+    for note in results.get("notes") or []:
+        lines += [note, ""]
     if results.get("jobs"):
         lines += render_jobs(results["jobs"])
     lines.append(END)
@@ -267,7 +274,8 @@ def main() -> None:
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     if args.job:
-        kd_loss = {k: float(v) for k, v in (part.split(":") for part in args.kd_loss.split("+"))}
+        kd_loss = _parse_loss(args.kd_loss)
+        kd_loss = kd_loss if isinstance(kd_loss, dict) else {kd_loss: 1.0}
         work = Path(args.work or f"/tmp/kd-losses-{args.model}")
         row = one_job(args.model, kd_loss, args.dataset, work)
         results["jobs"] = [
@@ -275,7 +283,7 @@ def main() -> None:
         ] + [row]
         out.write_text(json.dumps(results, indent=2, default=str))
     elif not args.render_only:
-        losses = args.losses.split(",") if args.losses else _losses_for(args.model)
+        losses = [_parse_loss(x) for x in args.losses.split(",")] if args.losses else _losses_for(args.model)
         ratios = [
             _default(args.model, "structural_ratio") if x == "default" else float(x) for x in args.ratios.split(",")
         ]
@@ -288,15 +296,28 @@ def main() -> None:
     path.write_text(splice_marked(path.read_text(), render(results), BEGIN, END))
 
 
-def _losses_for(model: str) -> list[str]:
-    """logits, then every other registered loss defined for the model's family (ce is the control's, not a KD
-    loss)."""
+def _losses_for(model: str) -> list:
+    """logits, then logits combined (weight 1 each) with every other registered loss defined for the model's
+    family. The richer losses read inside the networks and carry no label term, so each is compared as it is
+    meant to be used, beside logits (ce is the control's, not a KD loss)."""
     from backend import kd
     from backend.models.registry import get_model_spec
 
     family = get_model_spec(model).family
     others = [x.name for x in kd.list_losses() if family in x.families and x.name not in (kd.DEFAULT_LOSS, "ce")]
-    return [kd.DEFAULT_LOSS, *others]
+    return [kd.DEFAULT_LOSS, *({kd.DEFAULT_LOSS: 1.0, name: 1.0} for name in others)]
+
+
+def _parse_loss(text: str):
+    """'logits' -> 'logits'; 'logits:1+features:1' -> {'logits': 1.0, 'features': 1.0}."""
+    if ":" not in text:
+        return text
+    return {k: float(v) for k, v in (part.split(":") for part in text.split("+"))}
+
+
+def _label(loss) -> str:
+    """'logits', or '1 logits + 1 features'."""
+    return loss if isinstance(loss, str) else " + ".join(f"{v:g} {k}" for k, v in loss.items())
 
 
 if __name__ == "__main__":

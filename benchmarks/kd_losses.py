@@ -23,12 +23,12 @@ from pathlib import Path
 
 from backend.metrics.stats import t_interval
 from backend.runtime import environment_info
+from benchmarks.pruning_methods import TASKS
 from benchmarks.report import splice_marked
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "kd_losses.json"
 BEGIN, END = "<!-- kd losses benchmark: begin -->", "<!-- kd losses benchmark: end -->"
-TASKS = {"vision": "shapes", "text": "intents"}
 
 
 def measure(model: str, losses: list[str], ratios: list[float], seeds: list[int], work: Path) -> dict:
@@ -68,8 +68,8 @@ def measure(model: str, losses: list[str], ratios: list[float], seeds: list[int]
                 "student_accuracy_ci": perf["accuracy_ci"],
                 "ce_only_accuracy": ((controls.get("arms") or {}).get("ce_only") or {}).get("accuracy"),
                 "kd_gain": controls.get("kd_gain_points"),
-                "extra_cost_ratio": cost.get("ratio") if isinstance(cost, dict) else None,
-                "extra_s_per_epoch": cost.get("extra_s_per_epoch_estimate") if isinstance(cost, dict) else None,
+                "extra_cost_ratio": cost.get("ratio"),
+                "extra_s_per_epoch": cost.get("extra_s_per_epoch_estimate"),
                 "alignment": kd.get("alignment"),
                 "student_source": (report["metadata"].get("student_source") or {}).get("kind"),
             }
@@ -112,7 +112,7 @@ def one_job(model: str, kd_loss: dict, dataset: str | None, work: Path) -> dict:
         "student_accuracy": perf["accuracy"],
         "student_accuracy_ci": perf["accuracy_ci"],
         "test_samples": perf["test_samples"],
-        "extra_cost_ratio": cost.get("ratio") if isinstance(cost, dict) else None,
+        "extra_cost_ratio": cost.get("ratio"),
         "wall_s": time.perf_counter() - started,
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }

@@ -342,10 +342,9 @@ def measure_server(kind: str, rounds: int, seconds: float) -> dict:
     }
 
 
-def _slowdown_interval(x: dict) -> str:
-    """'[1.031, 1.093]': the 95% t-interval of the mean per-round ratio (with clients / alone), or '' for one round."""
-    ci = t_interval([p["ratio"] for p in x["pairs"]])["ci"]
-    return "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+def _slowdown_ci(x: dict) -> list[float] | None:
+    """The 95% t-interval of the mean per-round ratio (job with clients / alone); None for one round."""
+    return t_interval([p["ratio"] for p in x["pairs"]])["ci"]
 
 
 def render(r: dict) -> str:
@@ -383,7 +382,8 @@ def render(r: dict) -> str:
         if not x:
             continue
         ratios = ", ".join(f"{p['ratio']:.3f}" for p in x["pairs"])
-        interval = _slowdown_interval(x)
+        ci = _slowdown_ci(x)
+        interval = "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
         delivered = sum(d["events_delivered"] for d in x["deliveries"])
         expected = sum(d["events_expected"] for d in x["deliveries"])
         in_order = sum(d["clients_with_every_status_in_order"] for d in x["deliveries"])
@@ -420,7 +420,7 @@ def render(r: dict) -> str:
         if x:
             p99_met = x["training"]["p99_ms"] < P99_GOAL_MS
             slow_met = x["slowdown_ratio_mean"] <= 1 + SLOWDOWN_GOAL
-            ci = t_interval([p["ratio"] for p in x["pairs"]])["ci"]
+            ci = _slowdown_ci(x)
             within = (
                 ""
                 if ci is None

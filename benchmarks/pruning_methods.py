@@ -165,11 +165,11 @@ def heads_to_heads(results: dict, work: Path) -> dict:
         other = rows.get((model, n, sparsity, seed, "l1_unstructured"))
         if method != "structured" or other is None:
             continue
-        tags = [_tag(model, r["method"], sparsity, seed, n) for r in (row, other)]
-        if not all((work / tag / "report.json").exists() for tag in tags):
-            continue  # run elsewhere: its earlier head-to-head stays
         for r in (row, other):
             r["tag"] = _tag(model, r["method"], sparsity, seed, n)
+        if not all((work / r["tag"] / "report.json").exists() for r in (row, other)):
+            continue  # run elsewhere: its earlier head-to-head stays
+        for r in (row, other):
             report = json.loads((work / r["tag"] / "report.json").read_text())
             dataset = report["metadata"]["dataset"]
             r["input_size"] = dataset.get("image_size") or dataset.get("max_length_tokens")

@@ -222,7 +222,8 @@ def _to_cpu(state: JobState) -> None:
 def load_data(state: JobState, upload_dir: Path, cache_dir: Path) -> None:
     """Load and split the dataset; vision tensors now, text tensors once the tokenizer is known."""
     config, spec = state.config, state.spec
-    state.image_size = vision.IMAGE_SIZE[config.preset]
+    if spec.family == "vision":
+        state.image_size = vision.input_size(spec, config.preset)
     if config.dataset_is_upload:
         path, meta = resolve_upload(upload_dir, config.dataset)
         if meta.get("kind") not in DATASET_KINDS[spec.family]:

@@ -114,7 +114,7 @@ def latency_only(model: str, work: Path) -> dict:
     )
     teacher.eval()
     if spec.family == "vision":
-        tensors, adapter = ds.vision_tensors(raw, idx, vision.IMAGE_SIZE["quick"]), adapters.adapter_for(model)
+        tensors, adapter = ds.vision_tensors(raw, idx, vision.input_size(spec, "quick")), adapters.adapter_for(model)
         student, _ = make_student(model, teacher, spec.default_structural_ratio, tensors.head(1)["pixel_values"])
     else:
         length = adapters.fitted_length(tok, texts, text_models.MAX_LENGTH["quick"])

@@ -200,3 +200,21 @@ def test_student_learning_rate_is_the_presets_unless_the_request_sets_one():
     assert asked["learning_rate"] == asked["kd_learning_rate"] == 1e-4
     vision = resolved_hyperparameters(JobConfig.from_dict({"model_name": "resnet18"}), get_model_spec("resnet18"))
     assert vision["kd_learning_rate"] == vision["learning_rate"]
+
+
+@pytest.mark.parametrize(("model", "quick", "standard"), [("resnet18", 32, 224), ("mobilenetv2", 64, 224)])
+def test_each_cnn_is_fed_its_own_input_size(tmp_path, model, quick, standard):
+    """MobileNetV2 sees 64x64 at the quick preset (at 32x32 it stayed at chance on `shapes`), ResNet-18 32x32:
+    every batch a job trains and measures on is resized to the model's size, and the report says which."""
+    from backend.jobconfig import JobConfig
+    from backend.models.registry import get_model_spec
+    from backend.pipeline import JobState, load_data, resolved_hyperparameters
+
+    spec = get_model_spec(model)
+    for preset, size in (("quick", quick), ("standard", standard)):
+        config = JobConfig.from_dict({"model_name": model, "preset": preset, "max_samples": 100, "augment": False})
+        state = JobState(config=config, spec=spec, hp=resolved_hyperparameters(config, spec))
+        load_data(state, tmp_path / "uploads", tmp_path / "cache")
+        assert state.image_size == size
+        for split in (state.train, state.test):
+            assert tuple(next(split.batches(4))["pixel_values"].shape) == (4, 3, size, size)

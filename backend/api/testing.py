@@ -109,7 +109,7 @@ def _build_for_test(spec, preset: str):
         model, _ = teachers.build_fresh(
             spec, preset=preset, class_names=[str(i) for i in range(10)], train_texts=None, pretrained=False, seed=0
         )
-        size = vision.IMAGE_SIZE[preset]
+        size = vision.input_size(spec, preset)
         return model, {"pixel_values": torch.rand(1, 3, size, size)}, lambda m, b: m(b["pixel_values"])
     from backend.data import synthetic_text
 

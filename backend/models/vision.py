@@ -30,9 +30,19 @@ def torchvision_classifier(factory: Callable[..., Any], weights: Any, pretrained
     return model
 
 
-def image_architecture(preset: str) -> dict:
-    """What shapes a from-scratch CNN teacher beyond its own code: the input size."""
-    return {"image_size": IMAGE_SIZE[preset]}
+def image_sizes(**overrides: int) -> Callable[[str], dict]:
+    """A spec's `architecture`: what shapes a CNN beyond its own code, the input size per preset (`IMAGE_SIZE`
+    unless the model names its own for a preset). Every batch is resized to it (datasets.model_inputs)."""
+    sizes = {**IMAGE_SIZE, **overrides}
+    return lambda preset: {"image_size": sizes[preset]}
+
+
+image_architecture = image_sizes()
+
+
+def input_size(spec: Any, preset: str) -> int:
+    """The side, in pixels, a vision model's inputs are resized to at `preset`."""
+    return int(spec.architecture(preset)["image_size"])
 
 
 def prune_channels(classifier: Callable[[Any], Any]) -> Callable[..., tuple[Any, dict]]:

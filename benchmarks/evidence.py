@@ -62,20 +62,36 @@ def _job(model: str, dataset: str, seed: int, work: Path, **options) -> dict:
     }
 
 
-def run(models: list[str], seeds: list[int], work: Path) -> dict:
+def run(models: list[str], seeds: list[int], work: Path, extra_seeds: bool = False) -> dict:
+    """The first seed's default job with both control arms (init_gain too) and its extreme job, then the other
+    seeds' default jobs with ce_only (kd_gain per seed); with `extra_seeds`, every seed is one of the others."""
     from backend.models.registry import get_model_spec
 
     tasks = {"vision": "shapes", "text": "intents"}
     rows = []
     for model in models:
         dataset = tasks[get_model_spec(model).family]
-        for seed in seeds:  # seed 0 with both arms (init_gain too), the others with ce_only (kd_gain per seed)
-            controls = ["ce_only", "scratch"] if seed == seeds[0] else ["ce_only"]
-            rows.append(_job(model, dataset, seed, work, controls=controls))
+        for seed in seeds:
+            first = seed == seeds[0] and not extra_seeds
+            rows.append(_job(model, dataset, seed, work, controls=["ce_only", "scratch"] if first else ["ce_only"]))
             print(json.dumps(rows[-1], default=str)[:300], flush=True)
-        rows.append(_job(model, dataset, seeds[0], work, **EXTREME))
-        print(json.dumps(rows[-1], default=str)[:300], flush=True)
+        if not extra_seeds:
+            rows.append(_job(model, dataset, seeds[0], work, **EXTREME))
+            print(json.dumps(rows[-1], default=str)[:300], flush=True)
     return {"environment": environment_info(), "seeds": seeds, "rows": rows}
+
+
+def merge(old: dict, new: dict) -> dict:
+    """`old` with `new`'s rows added, replacing any row of the same model, seed and options; the environment of
+    each run is kept beside its rows."""
+    key = lambda r: (r["model"], r["seed"], json.dumps(r["options"], sort_keys=True))  # noqa: E731
+    for row in new["rows"]:
+        row.setdefault("environment", new["environment"])
+    fresh = {key(r) for r in new["rows"]}
+    rows = [r for r in old.get("rows", []) if key(r) not in fresh] + new["rows"]
+    order = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in rows))}
+    rows.sort(key=lambda r: (order[r["model"]], "structural_ratio" in r["options"], r["seed"]))
+    return {**old, "rows": rows, "seeds": sorted({r["seed"] for r in rows})}
 
 
 def _pct(x: float | None) -> str:
@@ -188,11 +204,19 @@ def main() -> None:
     parser.add_argument("--models", default="resnet18,mobilenetv2,distilbert")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--merge", action="store_true", help="add this run's rows to the JSON instead of replacing it")
+    parser.add_argument(
+        "--extra-seeds",
+        action="store_true",
+        help="every seed runs only its default job with ce_only (more kd_gain rows; with --merge)",
+    )
     parser.add_argument("--out", default=str(OUT), help="the JSON to write (and to render from)")
     args = parser.parse_args()
     if not args.render_only:
         with tempfile.TemporaryDirectory(prefix="kd-evidence-") as tmp:
-            results = run(args.models.split(","), [int(s) for s in args.seeds.split(",")], Path(tmp))
+            results = run(args.models.split(","), [int(s) for s in args.seeds.split(",")], Path(tmp), args.extra_seeds)
+        if args.merge and Path(args.out).exists():
+            results = merge(json.loads(Path(args.out).read_text()), results)
         Path(args.out).write_text(json.dumps(results, indent=2, default=str))
     results = json.loads(Path(args.out).read_text())
     path = ROOT / "BENCHMARKS.md"

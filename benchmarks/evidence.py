@@ -2,10 +2,11 @@
 at the default and at the extreme compression (with paired intervals), and distillation's measured gain over the
 ce_only control across seeds, whatever its sign.
 
-python -m benchmarks.evidence [--models resnet18,mobilenetv2,distilbert] [--seeds 0,1,2]   (writes
+python -m benchmarks.evidence [--models resnet18,...] [--seeds 0,1,2] [--merge] [--extra-seeds]   (writes
 benchmarks/evidence.json and the evidence section of BENCHMARKS.md; --render-only rewrites the section from the
-JSON). Every job is a real quick-preset job at the defaults except the settings named; teachers are cached by seed
-and reused between the default and the extreme job of the same seed.
+JSON; every model by default, most of an hour each on 2 cores). Every job is a real quick-preset job at the
+defaults except the settings named; teachers are cached by seed and reused between the default and the extreme job
+of the same seed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from backend.runtime import environment_info
+from benchmarks.compression import MODELS
 from benchmarks.report import splice_marked
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +91,7 @@ def merge(old: dict, new: dict) -> dict:
         row.setdefault("environment", new["environment"])
     fresh = {key(r) for r in new["rows"]}
     rows = [r for r in old.get("rows", []) if key(r) not in fresh] + new["rows"]
-    order = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in rows))}
+    order = {m: i for i, m in enumerate(dict.fromkeys([*MODELS, *(r["model"] for r in rows)]))}
     rows.sort(key=lambda r: (order[r["model"]], "structural_ratio" in r["options"], r["seed"]))
     return {**old, "rows": rows, "seeds": sorted({r["seed"] for r in rows})}
 
@@ -201,7 +203,7 @@ def splice(text: str, section: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="resnet18,mobilenetv2,distilbert")
+    parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--merge", action="store_true", help="add this run's rows to the JSON instead of replacing it")

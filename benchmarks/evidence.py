@@ -114,11 +114,13 @@ def render(results: dict) -> str:
     from backend.metrics.stats import t_interval
 
     env = results["environment"]
+    runs = [env, *(r["environment"] for r in results["rows"] if r.get("environment"))]  # merged runs keep theirs
+    cpus = " / ".join(dict.fromkeys(e.get("cpu_model", "?") for e in runs))
     lines = [
         BEGIN,
         "## Evidence on the built-in tasks: intervals, drops and distillation's gain over its control",
         "",
-        f"`python -m benchmarks.evidence`, quick preset, {env.get('cpu_model', '?')}, torch {env.get('torch_version')}"
+        f"`python -m benchmarks.evidence`, quick preset, {cpus}, torch {env.get('torch_version')}"
         f" on {env.get('torch_threads')} thread(s). Accuracy on the held-out test split with its 95% Wilson "
         "interval; drops and gains are paired on the same test examples (points, 95% Newcombe interval, exact "
         "McNemar p). Default = the quick preset's structural ratio and sparsity 0.3; extreme = structural ratio "
@@ -181,7 +183,15 @@ def render(results: dict) -> str:
         spread = t_interval(gains)
         if spread.get("ci"):
             low, high = spread["ci"]
-            if low <= 0 <= high:
+            per_seed = [r["kd_gain"]["ci_points"] for r in rows if r.get("kd_gain")]
+            same_way = all(h < 0 for _, h in per_seed) or all(lo > 0 for lo, _ in per_seed)
+            if low <= 0 <= high and same_way:
+                way = "lower" if per_seed[0][1] < 0 else "higher"
+                verdicts.append(f"{model}: on every one of {spread['n']} seeds the distilled student scored {way} than "
+                                f"the same student trained without the teacher, beyond that seed's noise (mean "
+                                f"{spread['mean']:+.1f} points), though with {spread['n']} seeds the interval across "
+                                f"seeds is wide ([{low:+.1f}, {high:+.1f}]).")  # fmt: skip
+            elif low <= 0 <= high:
                 verdicts.append(f"{model}: distillation's gain over the same student trained without the teacher is "
                                 f"within noise across {spread['n']} seeds (mean {spread['mean']:+.1f} points).")  # fmt: skip
             else:

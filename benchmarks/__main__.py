@@ -10,8 +10,14 @@ import time
 from pathlib import Path
 
 from backend.runtime import environment_info
-from benchmarks import compression, deployment, server, study, training_loop
-from benchmarks.report import render
+from benchmarks import compression, server, training_loop
+from benchmarks.report import render, splice_marked
+
+# a section another benchmark script owns, between its markers
+MARKED = re.compile(
+    r"(?P<begin><!-- (?P<name>[a-z0-9 ]+?)(?P<sep> benchmark: |:)begin -->).*?(?P<end><!-- (?P=name)(?P=sep)end -->)",
+    re.S,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,14 +86,14 @@ def write_markdown(results: dict) -> None:
 def keep_other_sections(old: str, new: str) -> str:
     """`new` with the sections other benchmark scripts wrote into `old` kept: this script rewrites the file.
 
-    The study and deployment sections sit between their scripts' markers; the memory, smoke-scale and GPU
-    sections are the `## ` sections that `new` does not have.
+    Every section between a script's markers (`<!-- NAME benchmark: begin -->` ... `end -->`: study, deployment,
+    evidence, pruning methods, ...) is kept whole, markers included, in the order of `old`; the memory,
+    smoke-scale and GPU sections are the `## ` sections outside markers that `new` does not have.
     """
-    text = study.keep_section(old, new)
-    if deployment.BEGIN in old and deployment.END in old and deployment.BEGIN not in text:
-        start, end = old.index(deployment.BEGIN), old.index(deployment.END) + len(deployment.END)
-        text = text.rstrip("\n") + "\n\n" + old[start:end] + "\n"
-    for found in re.finditer(r"^(## [^\n]*)\n.*?(?=^## |^<!-- |\Z)", old, re.S | re.M):
+    text = new
+    for found in MARKED.finditer(old):
+        text = splice_marked(text, found.group(0), found.group("begin"), found.group("end"))
+    for found in re.finditer(r"^(## [^\n]*)\n.*?(?=^## |^<!-- |\Z)", MARKED.sub("", old), re.S | re.M):
         if found.group(1) not in text:
             text = text.rstrip("\n") + "\n\n" + found.group(0).rstrip("\n") + "\n"
     return text

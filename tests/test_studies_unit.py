@@ -235,6 +235,26 @@ def test_benchmark_section_is_spliced_and_kept():
     assert keep_section(doc, "# Benchmarks\n\nnew text\n").count("**30%**") == 1
 
 
+def test_rewriting_benchmarks_md_keeps_every_other_scripts_section_with_its_markers():
+    """python -m benchmarks rewrites the file: every marked section (study, deployment, evidence, ...) survives
+    whole, markers included, and so do the unmarked `## ` sections it does not render."""
+    from benchmarks.__main__ import keep_other_sections
+
+    marked = {
+        "evidence": "<!-- evidence benchmark: begin -->\n## Evidence\n\nkd_gain +0.1\n<!-- evidence benchmark: end -->",
+        "deployment": "<!-- deployment:begin -->\n## Deployment\n\n2.1x\n<!-- deployment:end -->",
+        "pruning": "<!-- pruning methods benchmark: begin -->\n## Pruning\n\n1.5x\n<!-- pruning methods benchmark: end -->",
+    }
+    old = "# Benchmarks\n\n## Compression results\n\nold row\n\n" + "\n\n".join(marked.values())
+    old += "\n\n## Memory\n\n44 MB\n"
+    out = keep_other_sections(old, "# Benchmarks\n\n## Compression results\n\nnew row\n")
+    assert "new row" in out and "old row" not in out
+    for section in marked.values():
+        assert out.count(section) == 1
+    assert out.count("## Memory") == 1 and "44 MB" in out
+    assert out.index(marked["evidence"]) < out.index(marked["deployment"]) < out.index(marked["pruning"])
+
+
 def test_a_full_queue_refuses_the_whole_study(idle_app):
     idle_app.config["MAX_QUEUED_JOBS"] = 1
     http = idle_app.test_client()

@@ -205,7 +205,7 @@ def test_student_learning_rate_is_the_presets_unless_the_request_sets_one():
 @pytest.mark.parametrize(("model", "quick", "standard"), [("resnet18", 32, 224), ("mobilenetv2", 64, 224)])
 def test_each_cnn_is_fed_its_own_input_size(tmp_path, model, quick, standard):
     """MobileNetV2 sees 64x64 at the quick preset (at 32x32 it stayed at chance on `shapes`), ResNet-18 32x32:
-    every batch a job trains and measures on is resized to the model's size, and the report says which."""
+    every batch a job trains and measures on is resized to the model's size, at both presets."""
     from backend.jobconfig import JobConfig
     from backend.models.registry import get_model_spec
     from backend.pipeline import JobState, load_data, resolved_hyperparameters

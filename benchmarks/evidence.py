@@ -19,6 +19,7 @@ from pathlib import Path
 
 from backend.runtime import environment_info
 from benchmarks.compression import MODELS
+from benchmarks.pruning_methods import TASKS
 from benchmarks.report import splice_marked
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,10 +70,9 @@ def run(models: list[str], seeds: list[int], work: Path, extra_seeds: bool = Fal
     seeds' default jobs with ce_only (kd_gain per seed); with `extra_seeds`, every seed is one of the others."""
     from backend.models.registry import get_model_spec
 
-    tasks = {"vision": "shapes", "text": "intents"}
     rows = []
     for model in models:
-        dataset = tasks[get_model_spec(model).family]
+        dataset = TASKS[get_model_spec(model).family]
         for seed in seeds:
             first = seed == seeds[0] and not extra_seeds
             rows.append(_job(model, dataset, seed, work, controls=["ce_only", "scratch"] if first else ["ce_only"]))
